@@ -1,0 +1,144 @@
+"""Measurements from a label map: liver volume, tumour burden, and each lesion.
+
+Lesions are 3D 26-connected tumour components. The longest axial diameter follows RECIST
+1.1: on each slice the lesion crosses, the longest in-plane diameter (the maximum Feret
+diameter of the pixel squares, in mm with the pixel spacing), the longest over the slices.
+The perpendicular diameter is the lesion's extent at right angles to it on that slice.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from liverhealth.imaging.geometry import index_to_ras
+from liverhealth.types import LABEL_LIVER, LABEL_TUMOUR, CtVolume, Lesion, Measurements
+
+FULL_3D = ndimage.generate_binary_structure(3, 3)
+_CORNERS = np.array([[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]])
+
+
+def feret_diameters(mask_2d: np.ndarray, pixel_yx: tuple[float, float] = (1.0, 1.0)) -> tuple[float, float]:
+    """Longest diameter of a 2D mask and its extent perpendicular to it, in the units of ``pixel_yx``.
+
+    Measured on the convex hull of the pixel squares (corners), so a single pixel measures
+    its diagonal and a disc of diameter d pixels measures about d.
+    """
+    mask = np.ascontiguousarray(mask_2d, dtype=np.uint8)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return 0.0, 0.0
+    centres = np.concatenate([c.reshape(-1, 2) for c in contours]).astype(np.float64)  # (x, y)
+    corners = (centres[:, None, :] + _CORNERS[None, :, :]).reshape(-1, 2)
+    points = corners * np.array([pixel_yx[1], pixel_yx[0]])
+    hull = cv2.convexHull(points.astype(np.float32)).reshape(-1, 2).astype(np.float64)
+    deltas = hull[:, None, :] - hull[None, :, :]
+    lengths = np.hypot(deltas[..., 0], deltas[..., 1])
+    i, j = np.unravel_index(int(np.argmax(lengths)), lengths.shape)
+    longest = float(lengths[i, j])
+    if longest == 0:
+        return 0.0, 0.0
+    axis = deltas[i, j] / longest
+    normal = np.array([-axis[1], axis[0]])
+    projection = hull @ normal
+    return longest, float(projection.max() - projection.min())
+
+
+def _lesion_diameters(component: np.ndarray, pixel_yx: tuple[float, float]) -> tuple[int, float, float, int, float]:
+    """Over the slices of one lesion: (slice, longest, perpendicular) in ``pixel_yx`` units,
+    plus (largest-area slice, longest diameter in pixels)."""
+    best = (0, 0.0, 0.0)
+    best_px = 0.0
+    areas = component.reshape(component.shape[0], -1).sum(axis=1)
+    for z in np.flatnonzero(areas):
+        longest, perpendicular = feret_diameters(component[z], pixel_yx)
+        if longest > best[1]:
+            best = (int(z), longest, perpendicular)
+        if pixel_yx != (1.0, 1.0):
+            best_px = max(best_px, feret_diameters(component[z])[0])
+        else:
+            best_px = max(best_px, longest)
+    return best[0], best[1], best[2], int(np.argmax(areas)), best_px
+
+
+def measure_lesion(volume: CtVolume, lesion_id: int, component: np.ndarray,
+                   offset: tuple[int, int, int]) -> Lesion:
+    """Measure one lesion given its boolean mask cropped to its bounding box at ``offset``."""
+    spacing = volume.spacing
+    voxel_count = int(component.sum())
+    pixel_yx = (spacing[1], spacing[2]) if spacing else (1.0, 1.0)
+    _, longest, perpendicular, largest_z, longest_px = _lesion_diameters(component, pixel_yx)
+    zs, ys, xs = np.nonzero(component)
+    centroid = (float(zs.mean() + offset[0]), float(ys.mean() + offset[1]), float(xs.mean() + offset[2]))
+    areas = component.reshape(component.shape[0], -1).sum(axis=1)
+    largest_area = int(areas.max())
+    box = tuple(slice(o, o + n) for o, n in zip(offset, component.shape, strict=True))
+    mean_hu = float(volume.voxels[box][component].mean()) if volume.is_hu else None
+    has_volume = spacing is not None and volume.voxels.shape[0] > 1
+    return Lesion(
+        lesion_id=lesion_id,
+        voxel_count=voxel_count,
+        volume_ml=voxel_count * float(np.prod(spacing)) / 1000.0 if has_volume else None,
+        largest_slice=int(largest_z + offset[0]),
+        slice_range=(int(zs.min() + offset[0]), int(zs.max() + offset[0])),
+        largest_area_px=largest_area,
+        largest_area_mm2=largest_area * spacing[1] * spacing[2] if spacing else None,
+        longest_diameter_px=round(longest_px, 3),
+        longest_diameter_mm=round(longest, 3) if spacing else None,
+        perpendicular_diameter_mm=round(perpendicular, 3) if spacing else None,
+        centroid_index=centroid,
+        centroid_mm=index_to_ras(volume.affine, centroid) if spacing else None,
+        mean_hu=mean_hu,
+    )
+
+
+def find_lesions(tumour: np.ndarray) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
+    """26-connected tumour components as (cropped mask, offset), largest first."""
+    components, count = ndimage.label(tumour, structure=FULL_3D)
+    if count == 0:
+        return []
+    boxes = ndimage.find_objects(components)
+    found = []
+    for index, box in enumerate(boxes, start=1):
+        crop = components[box] == index
+        found.append((crop, tuple(int(s.start) for s in box)))
+    found.sort(key=lambda item: -int(item[0].sum()))
+    return found  # type: ignore[return-value]
+
+
+def measure(volume: CtVolume, labels: np.ndarray) -> Measurements:
+    """All measurements for a label map on ``volume``'s grid."""
+    if labels.shape != volume.voxels.shape:
+        raise ValueError(f"labels {labels.shape} do not match the volume {volume.voxels.shape}")
+    spacing = volume.spacing
+    is_2d = volume.voxels.shape[0] == 1
+    tumour = labels == LABEL_TUMOUR
+    liver_voxels = int(np.count_nonzero((labels == LABEL_LIVER) | tumour))
+    tumour_voxels = int(np.count_nonzero(tumour))
+    voxel_ml = float(np.prod(spacing)) / 1000.0 if spacing and not is_2d else None
+    pixel_mm2 = spacing[1] * spacing[2] if spacing and is_2d else None
+    lesions = tuple(measure_lesion(volume, i, crop, offset)
+                    for i, (crop, offset) in enumerate(find_lesions(tumour), start=1))
+    return Measurements(
+        is_2d=is_2d,
+        spacing=spacing,
+        liver_voxels=liver_voxels,
+        tumour_voxels=tumour_voxels,
+        liver_volume_ml=liver_voxels * voxel_ml if voxel_ml else None,
+        tumour_volume_ml=tumour_voxels * voxel_ml if voxel_ml else None,
+        liver_area_mm2=liver_voxels * pixel_mm2 if pixel_mm2 else None,
+        tumour_area_mm2=tumour_voxels * pixel_mm2 if pixel_mm2 else None,
+        tumour_burden_pct=100.0 * tumour_voxels / liver_voxels if liver_voxels else 0.0,
+        lesions=lesions,
+    )
+
+
+def key_slice(labels: np.ndarray) -> int:
+    """The slice with the largest tumour area, else the largest liver area, else the middle."""
+    flat = labels.reshape(labels.shape[0], -1)
+    tumour_area = np.count_nonzero(flat == LABEL_TUMOUR, axis=1)
+    if tumour_area.any():
+        return int(np.argmax(tumour_area))
+    liver_area = np.count_nonzero(flat > 0, axis=1)
+    return int(np.argmax(liver_area)) if liver_area.any() else labels.shape[0] // 2

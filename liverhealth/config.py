@@ -1,0 +1,54 @@
+"""Settings: defaults < config file (TOML in the user config dir) < environment < flags.
+
+Only the settings the current modules need live here; each is read when asked for, so a
+test or the GUI can change the environment and see it take effect.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from liverhealth.errors import LiverHealthError
+
+APP_NAME = "liverhealth"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def config_path() -> Path:
+    """The TOML config file (it need not exist)."""
+    override = os.environ.get("LIVERHEALTH_CONFIG")
+    return Path(override) if override else Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def read_config_file() -> dict[str, Any]:
+    """The config file's contents, or {} when there is none."""
+    path = config_path()
+    if not path.is_file():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise LiverHealthError(f"The config file {path} cannot be read ({exc}); fix or delete it.") from exc
+
+
+def setting(key: str, env: str, default: str | None = None) -> str | None:
+    """One setting: the environment wins over the config file, which wins over the default."""
+    if os.environ.get(env):
+        return os.environ[env]
+    value = read_config_file().get(key)
+    return str(value) if value not in (None, "") else default
+
+
+def models_dir() -> Path:
+    """Folder holding ``manifest.json`` and the ONNX files."""
+    return Path(setting("models_dir", "LIVERHEALTH_MODELS_DIR", str(REPO_ROOT / "models")))
+
+
+def data_dir() -> Path:
+    """Real CT test data (``../shared/data`` beside the repository by default)."""
+    return Path(os.environ.get("LIVERHEALTH_DATA", str(REPO_ROOT.parent / "shared" / "data")))

@@ -1,0 +1,158 @@
+"""Display operations for the "Image Processing" menu: plain functions over 2D arrays.
+
+Inputs are one slice: HU (int16) for CT, or grey levels for a raster. Outputs are uint8 grey
+or uint8 RGB images ready to show; nothing here changes the CT itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from liverhealth.types import LABEL_LIVER, LABEL_TUMOUR
+
+
+@dataclass(frozen=True)
+class Window:
+    """A display window: HU centre (level) and width."""
+
+    name: str
+    center: float
+    width: float
+
+    @property
+    def low(self) -> float:
+        return self.center - self.width / 2
+
+    @property
+    def high(self) -> float:
+        return self.center + self.width / 2
+
+
+WINDOW_PRESETS: dict[str, Window] = {
+    "abdomen": Window("Abdomen", 40, 400),
+    "liver": Window("Liver", 90, 150),
+    "training": Window("Training clip (-200..200)", 0, 400),
+    "bone": Window("Bone", 400, 1800),
+    "lung": Window("Lung", -600, 1500),
+}
+
+# Approximate HU ranges of the tissue classes a radiologist reads off a CT, with colours (RGB).
+TISSUE_CLASSES: tuple[tuple[str, float, float, tuple[int, int, int]], ...] = (
+    ("air / lung", -np.inf, -190, (0, 0, 0)),
+    ("fat", -190, -30, (230, 200, 40)),
+    ("soft tissue", -30, 150, (200, 80, 70)),
+    ("contrast-enhanced vessels", 150, 400, (230, 60, 220)),
+    ("bone", 400, np.inf, (245, 245, 245)),
+)
+
+LABEL_COLOURS: dict[int, tuple[int, int, int]] = {LABEL_LIVER: (40, 200, 60), LABEL_TUMOUR: (230, 40, 40)}
+
+
+def grey_to_unit(grey: np.ndarray) -> np.ndarray:
+    """Raster grey levels to [0, 1]: 8-bit by /255, 16-bit stretched over its own range.
+
+    16-bit exports from CT viewers use arbitrary ranges (0..4095, HU+1024...), so a fixed
+    /65535 would show them nearly black.
+    """
+    grey = np.asarray(grey, dtype=np.float32)
+    if grey.size and grey.max() > 255:
+        low, high = float(grey.min()), float(grey.max())
+        return (grey - low) / max(high - low, 1.0)
+    return grey / 255.0
+
+
+def apply_window(hu: np.ndarray, center: float, width: float) -> np.ndarray:
+    """Map HU to uint8 grey: ``center - width/2`` is black, ``center + width/2`` white."""
+    if width <= 0:
+        raise ValueError("window width must be positive")
+    low = center - width / 2
+    scaled = (np.asarray(hu, dtype=np.float32) - low) * (255.0 / width)
+    return np.clip(scaled, 0, 255).astype(np.uint8)
+
+
+def apply_preset(hu: np.ndarray, preset: str) -> np.ndarray:
+    """Apply a named window preset (see ``WINDOW_PRESETS``)."""
+    window = WINDOW_PRESETS[preset]
+    return apply_window(hu, window.center, window.width)
+
+
+def to_display(image: np.ndarray, is_hu: bool, window: Window = WINDOW_PRESETS["abdomen"]) -> np.ndarray:
+    """A slice as uint8 grey: windowed when it is HU, scaled when it is a raster."""
+    if is_hu:
+        return apply_window(image, window.center, window.width)
+    return np.clip(grey_to_unit(image) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def clahe(grey: np.ndarray, clip_limit: float = 2.0, tile_grid: int = 8) -> np.ndarray:
+    """Contrast-limited adaptive histogram equalisation of a uint8 image."""
+    op = cv2.createCLAHE(clipLimit=clip_limit, tileGridSize=(tile_grid, tile_grid))
+    return op.apply(np.ascontiguousarray(grey, dtype=np.uint8))
+
+
+def denoise_gaussian(grey: np.ndarray, sigma: float = 1.0) -> np.ndarray:
+    """Gaussian smoothing (kernel size from sigma)."""
+    return cv2.GaussianBlur(np.ascontiguousarray(grey), (0, 0), sigmaX=sigma)
+
+
+def denoise_median(grey: np.ndarray, size: int = 3) -> np.ndarray:
+    """Median filter; ``size`` is odd. Removes speckle while keeping edges."""
+    if size % 2 == 0:
+        size += 1
+    return cv2.medianBlur(np.ascontiguousarray(grey, dtype=np.uint8), size)
+
+
+def denoise_bilateral(grey: np.ndarray, diameter: int = 7, sigma_color: float = 40.0,
+                      sigma_space: float = 5.0) -> np.ndarray:
+    """Edge-preserving bilateral filter of a uint8 image."""
+    return cv2.bilateralFilter(np.ascontiguousarray(grey, dtype=np.uint8), diameter, sigma_color, sigma_space)
+
+
+def edges_canny(grey: np.ndarray, low: float = 50, high: float = 150) -> np.ndarray:
+    """Canny edge map (uint8, 0 or 255)."""
+    return cv2.Canny(np.ascontiguousarray(grey, dtype=np.uint8), low, high)
+
+
+def edges_sobel(grey: np.ndarray) -> np.ndarray:
+    """Sobel gradient magnitude scaled to uint8."""
+    image = np.asarray(grey, dtype=np.float32)
+    magnitude = cv2.magnitude(cv2.Sobel(image, cv2.CV_32F, 1, 0), cv2.Sobel(image, cv2.CV_32F, 0, 1))
+    peak = float(magnitude.max())
+    return (magnitude * (255.0 / peak)).astype(np.uint8) if peak > 0 else np.zeros_like(grey, np.uint8)
+
+
+def tissue_colour_map(hu: np.ndarray) -> np.ndarray:
+    """Colour each pixel by its HU tissue class (``TISSUE_CLASSES``) as uint8 RGB."""
+    hu = np.asarray(hu, dtype=np.float32)
+    rgb = np.zeros((*hu.shape, 3), dtype=np.uint8)
+    for _, low, high, colour in TISSUE_CLASSES:
+        rgb[(hu >= low) & (hu < high)] = colour
+    return rgb
+
+
+def tissue_fractions(hu: np.ndarray) -> dict[str, float]:
+    """Share of pixels (0..1) in each HU tissue class, for the legend."""
+    hu = np.asarray(hu, dtype=np.float32)
+    total = max(hu.size, 1)
+    return {name: float(np.count_nonzero((hu >= low) & (hu < high))) / total
+            for name, low, high, _ in TISSUE_CLASSES}
+
+
+def overlay_labels(grey: np.ndarray, labels: np.ndarray, alpha: float = 0.4,
+                   outline: bool = True) -> np.ndarray:
+    """Blend liver and tumour colours over a uint8 grey slice; returns uint8 RGB."""
+    rgb = cv2.cvtColor(np.ascontiguousarray(grey, dtype=np.uint8), cv2.COLOR_GRAY2RGB).astype(np.float32)
+    for label, colour in LABEL_COLOURS.items():
+        mask = labels == label
+        if not mask.any():
+            continue
+        rgb[mask] = (1 - alpha) * rgb[mask] + alpha * np.array(colour, dtype=np.float32)
+    out = np.clip(rgb, 0, 255).astype(np.uint8)
+    if outline:
+        for label, colour in LABEL_COLOURS.items():
+            mask = (labels == label).astype(np.uint8)
+            contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+            cv2.drawContours(out, contours, -1, colour, 1)
+    return out

@@ -1,0 +1,46 @@
+"""Affines between voxel indices and patient space.
+
+Affines follow the NIfTI convention: a 4x4 matrix mapping (column, row, slice) indices to
+RAS millimetres. DICOM and NRRD describe geometry in LPS; ``LPS_TO_RAS`` converts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def dicom_affine(
+    first_position: np.ndarray,
+    orientation: np.ndarray,
+    pixel_spacing: tuple[float, float],
+    slice_step: np.ndarray,
+) -> np.ndarray:
+    """RAS affine of a DICOM series from its first slice's geometry.
+
+    ``orientation`` is ImageOrientationPatient (row direction, then column direction),
+    ``pixel_spacing`` is PixelSpacing (between rows, between columns) and ``slice_step``
+    the LPS vector from one slice's position to the next.
+    """
+    row_dir = np.asarray(orientation[:3], dtype=float)
+    col_dir = np.asarray(orientation[3:6], dtype=float)
+    lps = np.eye(4)
+    lps[:3, 0] = row_dir * float(pixel_spacing[1])
+    lps[:3, 1] = col_dir * float(pixel_spacing[0])
+    lps[:3, 2] = np.asarray(slice_step, dtype=float)
+    lps[:3, 3] = np.asarray(first_position, dtype=float)
+    return LPS_TO_RAS @ lps
+
+
+def spacing_from_affine(affine: np.ndarray) -> tuple[float, float, float]:
+    """Voxel spacing (z, y, x) in mm from the lengths of the affine's columns."""
+    lengths = np.linalg.norm(np.asarray(affine)[:3, :3], axis=0)
+    return (float(lengths[2]), float(lengths[1]), float(lengths[0]))
+
+
+def index_to_ras(affine: np.ndarray, zyx: tuple[float, float, float]) -> tuple[float, float, float]:
+    """Patient RAS position (mm) of a fractional voxel index given as (z, y, x)."""
+    z, y, x = zyx
+    point = np.asarray(affine) @ np.array([x, y, z, 1.0])
+    return (float(point[0]), float(point[1]), float(point[2]))

@@ -1,0 +1,65 @@
+"""Plain image slices (PNG, JPG, BMP, TIFF): 8-bit, 16-bit, grey or colour.
+
+A raster is a picture of a CT, not the CT: its grey levels are kept as they are and the
+volume is marked ``is_hu=False``. Without a pixel size, measurements are in pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from liverhealth.errors import InputError
+from liverhealth.imaging.geometry import LPS_TO_RAS
+from liverhealth.types import CtVolume, SourceInfo
+
+RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def _to_grey(image: np.ndarray, path: Path) -> np.ndarray:
+    if image.ndim == 2:
+        return image
+    if image.ndim == 3 and image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+    if image.ndim == 3 and image.shape[2] == 1:
+        return image[:, :, 0]
+    raise InputError(f"{path} has an unsupported pixel layout {image.shape}.")
+
+
+def load_raster(path: Path) -> CtVolume:
+    """Load an image file as a one-slice volume of grey levels (uint8 or uint16)."""
+    try:
+        buffer = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as exc:
+        raise InputError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+    image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
+    if image is None:
+        raise InputError(f"{path} is not a readable image (damaged or not really "
+                         f"{path.suffix.lstrip('.').upper()}). Export the slice again.")
+    grey = _to_grey(image, path)
+    if grey.dtype not in (np.uint8, np.uint16):
+        grey = np.clip(grey, 0, 65535).astype(np.uint16)
+    height, width = grey.shape
+    depth = "16-bit" if grey.dtype == np.uint16 else "8-bit"
+    colour = "colour" if image.ndim == 3 else "grey"
+    source = SourceInfo(format="raster", path=str(path),
+                        description=f"{path.suffix.lstrip('.').upper()} image, {width}×{height}, "
+                                    f"{depth} {colour}",
+                        slice_count=1, notes=("grey levels, not Hounsfield units",))
+    return CtVolume(voxels=grey[np.newaxis].copy(), spacing=None, affine=LPS_TO_RAS.copy(),
+                    is_hu=False, source=source)
+
+
+def with_pixel_size(volume: CtVolume, pixel_mm: float) -> CtVolume:
+    """The same raster with a user-given pixel size, so areas come out in mm²."""
+    if pixel_mm <= 0:
+        raise InputError(f"The pixel size must be positive (got {pixel_mm} mm).")
+    affine = LPS_TO_RAS @ np.diag([pixel_mm, pixel_mm, 1.0, 1.0])
+    notes = (*volume.source.notes, f"pixel size {pixel_mm} mm given by the user")
+    return replace(volume, spacing=(1.0, pixel_mm, pixel_mm), affine=affine,
+                   source=replace(volume.source, notes=notes))

@@ -1,0 +1,106 @@
+"""NIfTI (.nii, .nii.gz) and NRRD input, reoriented to the same layout as DICOM.
+
+Whatever the file's orientation, arrays come out as [z, y, x] with x running to the patient's
+left, y to posterior and z feet -> head (DICOM's usual axial layout, so a slice looks the same
+whichever format it came from). The affine is updated to match, in RAS.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from pathlib import Path
+
+import nibabel as nib
+import nrrd
+import numpy as np
+from nibabel import orientations
+
+from liverhealth.errors import InputError
+from liverhealth.imaging.geometry import LPS_TO_RAS, spacing_from_affine
+from liverhealth.types import CtVolume, SourceInfo
+
+TARGET_AXCODES = ("L", "P", "S")
+_READ_ERRORS = (OSError, EOFError, ValueError, TypeError, KeyError, IndexError,
+                zlib.error, gzip.BadGzipFile, nib.filebasedimages.ImageFileError,
+                nrrd.NRRDError)
+
+
+def reorient(data_xyz: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reorient an [x, y, z] array and its RAS affine to L, P, S; return [z, y, x] and affine."""
+    current = orientations.io_orientation(affine)
+    transform = orientations.ornt_transform(current, orientations.axcodes2ornt(TARGET_AXCODES))
+    data = orientations.apply_orientation(data_xyz, transform)
+    new_affine = affine @ orientations.inv_ornt_aff(transform, data_xyz.shape[:3])
+    return np.ascontiguousarray(data.transpose(2, 1, 0)), new_affine
+
+
+def _read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        image = nib.load(str(path))
+        data = np.asanyarray(image.dataobj)
+        affine = np.asarray(image.affine, dtype=float)
+    except _READ_ERRORS as exc:
+        raise InputError(f"{path} is not a readable NIfTI file ({exc}). The file may be "
+                         "truncated; export it again.") from exc
+    return data, affine
+
+
+def _nrrd_affine(header: dict) -> np.ndarray:
+    directions = np.asarray(header.get("space directions"), dtype=float)
+    origin = np.asarray(header.get("space origin", np.zeros(3)), dtype=float)
+    affine = np.eye(4)
+    affine[:3, :3] = directions.T  # one row per axis in NRRD, one column per axis here
+    affine[:3, 3] = origin
+    space = str(header.get("space", "left-posterior-superior")).lower()
+    if space in ("left-posterior-superior", "lps"):
+        return LPS_TO_RAS @ affine
+    if space in ("right-anterior-superior", "ras"):
+        return affine
+    raise InputError(f"NRRD space '{space}' is not supported; save the volume in LPS or RAS.")
+
+
+def _read_nrrd(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        data, header = nrrd.read(str(path))
+    except _READ_ERRORS as exc:
+        raise InputError(f"{path} is not a readable NRRD file ({exc}).") from exc
+    if "space directions" not in header:
+        raise InputError(f"{path} has no 'space directions': its geometry is unknown.")
+    return data, _nrrd_affine(header)
+
+
+def _read_oriented(path: Path) -> tuple[np.ndarray, np.ndarray, str]:
+    name = path.name.lower()
+    if name.endswith((".nrrd", ".nhdr")):
+        data, affine, fmt = *_read_nrrd(path), "NRRD"
+    else:
+        data, affine, fmt = *_read_nifti(path), "NIfTI"
+    data = np.squeeze(data) if data.ndim > 3 else data
+    if data.ndim == 2:
+        data = data[:, :, np.newaxis]
+    if data.ndim != 3:
+        raise InputError(f"{path} has {data.ndim} dimensions; LiverHealth reads 3D volumes.")
+    zyx, affine = reorient(data, affine)
+    return zyx, affine, fmt
+
+
+def read_label_volume(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read a label map (NIfTI or NRRD) as uint8/int [z, y, x] and its RAS affine."""
+    data, affine, _ = _read_oriented(path)
+    return np.rint(data).astype(np.int32) if data.dtype.kind == "f" else data, affine
+
+
+def load_volume(path: Path) -> CtVolume:
+    """Load a NIfTI or NRRD CT volume in HU."""
+    data, affine, fmt = _read_oriented(path)
+    low, high = float(np.min(data)), float(np.max(data))
+    if data.dtype == np.uint8 or (high - low) < 50 or low > -200:
+        raise InputError(f"{path} does not look like a CT in Hounsfield units (values {low:g} to "
+                         f"{high:g}); it may be a label map. Open the CT volume instead.")
+    voxels = np.clip(np.rint(data), -32768, 32767).astype(np.int16)
+    z, y, x = voxels.shape
+    source = SourceInfo(format=fmt, path=str(path), description=f"{fmt} volume, {z} slices of {y}×{x}",
+                        slice_count=z, modality="CT")
+    return CtVolume(voxels=voxels, spacing=spacing_from_affine(affine), affine=affine,
+                    is_hu=True, source=source)

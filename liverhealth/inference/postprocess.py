@@ -1,0 +1,108 @@
+"""Clean a raw label map: one liver, no holes, tumour only in the liver, no specks.
+
+Rules (each a plain, testable step):
+1. the liver (liver + tumour labels) keeps only its largest 3D component;
+2. holes in the liver are filled slice by slice (vessels and lesions can look like holes);
+3. tumour is kept only inside the liver dilated by ``liver_margin_mm`` in-plane;
+4. tumour components smaller than ``min_lesion_mm3`` (``min_lesion_mm2`` on a single slice,
+   ``min_lesion_px`` without spacing) become liver.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from liverhealth.types import LABEL_LIVER, LABEL_TUMOUR
+
+FACE_3D = ndimage.generate_binary_structure(3, 1)
+FULL_3D = ndimage.generate_binary_structure(3, 3)
+
+
+@dataclass(frozen=True)
+class PostprocessOptions:
+    """Thresholds of the clean-up; the defaults are tuned for 0.5–1 mm in-plane CT."""
+
+    liver_margin_mm: float = 3.0
+    min_lesion_mm3: float = 20.0
+    min_lesion_mm2: float = 10.0
+    min_lesion_px: int = 10
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest face-connected component of a boolean mask (empty stays empty)."""
+    components, count = ndimage.label(mask, structure=FACE_3D if mask.ndim == 3 else None)
+    if count <= 1:
+        return mask.copy()
+    sizes = np.bincount(components.ravel())
+    sizes[0] = 0
+    return components == int(np.argmax(sizes))
+
+
+def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
+    """Fill enclosed holes in every axial slice of a [z, y, x] boolean mask."""
+    filled = mask.copy()
+    for z in np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1)):
+        filled[z] = ndimage.binary_fill_holes(mask[z])
+    return filled
+
+
+def dilate_in_plane(mask: np.ndarray, radius_px: int) -> np.ndarray:
+    """Dilate each axial slice with a disc of ``radius_px`` pixels."""
+    if radius_px <= 0:
+        return mask.copy()
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius_px + 1, 2 * radius_px + 1))
+    out = np.zeros_like(mask)
+    for z in np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1)):
+        out[z] = cv2.dilate(mask[z].astype(np.uint8), kernel).astype(bool)
+    return out
+
+
+def drop_small_components(mask: np.ndarray, min_voxels: int) -> np.ndarray:
+    """Remove 26-connected components with fewer than ``min_voxels`` voxels."""
+    components, count = ndimage.label(mask, structure=FULL_3D)
+    if count == 0:
+        return mask.copy()
+    sizes = np.bincount(components.ravel())
+    keep = sizes >= min_voxels
+    keep[0] = False
+    return keep[components]
+
+
+def _bounding_box(mask: np.ndarray, pad: tuple[int, int, int]) -> tuple[slice, ...]:
+    coords = [np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+    return tuple(slice(max(int(c[0]) - p, 0), min(int(c[-1]) + p + 1, n))
+                 for c, p, n in zip(coords, pad, mask.shape, strict=True))
+
+
+def _min_lesion_voxels(single_slice: bool, spacing: tuple[float, float, float] | None,
+                       options: PostprocessOptions) -> int:
+    if spacing is None:
+        return options.min_lesion_px
+    if single_slice:
+        return max(int(np.ceil(options.min_lesion_mm2 / (spacing[1] * spacing[2]))), 1)
+    return max(int(np.ceil(options.min_lesion_mm3 / (spacing[0] * spacing[1] * spacing[2]))), 1)
+
+
+def postprocess(labels: np.ndarray, spacing: tuple[float, float, float] | None,
+                options: PostprocessOptions = PostprocessOptions()) -> np.ndarray:
+    """Apply the clean-up rules to a uint8 [z, y, x] label map; returns a new map."""
+    out = np.zeros_like(labels, dtype=np.uint8)
+    organ_raw = labels > 0
+    if not organ_raw.any():
+        return out
+    pixel_mm = min(spacing[1], spacing[2]) if spacing else None
+    margin_px = int(round(options.liver_margin_mm / pixel_mm)) if pixel_mm else 3
+    box = _bounding_box(organ_raw, (0, margin_px + 1, margin_px + 1))
+    crop = labels[box]
+    organ = fill_holes_per_slice(largest_component(crop > 0))
+    tumour = (crop == LABEL_TUMOUR) & dilate_in_plane(organ, margin_px)
+    min_voxels = _min_lesion_voxels(labels.shape[0] == 1, spacing, options)
+    tumour = drop_small_components(tumour, min_voxels)
+    region = out[box]
+    region[organ] = LABEL_LIVER
+    region[tumour] = LABEL_TUMOUR
+    return out

@@ -1,0 +1,133 @@
+"""The domain types every module passes along (see DESIGN.md, "Core types").
+
+They are frozen dataclasses so a value handed to a worker thread or a report cannot change
+under it. Arrays inside are not copied; treat them as read-only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+LABEL_BACKGROUND = 0
+LABEL_LIVER = 1
+LABEL_TUMOUR = 2
+
+
+@dataclass(frozen=True)
+class PatientInfo:
+    """Patient identifiers, kept apart so they can be dropped from anything that leaves."""
+
+    name: str = ""
+    patient_id: str = ""
+    sex: str = ""
+    birth_date: str = ""
+
+    def is_empty(self) -> bool:
+        return not (self.name or self.patient_id or self.sex or self.birth_date)
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """Where a volume came from, without patient identifiers."""
+
+    format: str
+    path: str
+    description: str
+    slice_count: int
+    series_uid: str = ""
+    modality: str = ""
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["notes"] = list(self.notes)
+        return data
+
+
+@dataclass(frozen=True)
+class CtVolume:
+    """A CT volume (or a raster slice) with its geometry.
+
+    ``voxels`` has axes [z, y, x] with z running feet -> head; int16 HU when ``is_hu``,
+    otherwise the raster's grey levels. ``spacing`` is (z, y, x) in mm, or None for a raster
+    without a known pixel size. ``affine`` maps (column, row, slice) indices to RAS mm.
+    """
+
+    voxels: np.ndarray
+    spacing: tuple[float, float, float] | None
+    affine: np.ndarray
+    is_hu: bool
+    source: SourceInfo
+    patient: PatientInfo = field(default_factory=PatientInfo)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.voxels.shape)  # type: ignore[return-value]
+
+    @property
+    def is_2d(self) -> bool:
+        return self.voxels.shape[0] == 1
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """A label map (0 background, 1 liver, 2 tumour) on a CtVolume's grid."""
+
+    labels: np.ndarray
+    model_id: str
+    model_sha256: str
+    timings: dict[str, float]
+    probabilities: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Lesion:
+    """One 3D connected tumour component, measured.
+
+    Physical quantities are None when the spacing is unknown; the pixel counterparts are
+    always given. Diameters follow RECIST 1.1: the longest in-plane diameter over the
+    lesion's slices, and the longest extent perpendicular to it on that slice.
+    """
+
+    lesion_id: int
+    voxel_count: int
+    volume_ml: float | None
+    largest_slice: int
+    slice_range: tuple[int, int]
+    largest_area_px: int
+    largest_area_mm2: float | None
+    longest_diameter_px: float
+    longest_diameter_mm: float | None
+    perpendicular_diameter_mm: float | None
+    centroid_index: tuple[float, float, float]
+    centroid_mm: tuple[float, float, float] | None
+    mean_hu: float | None
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """Liver and tumour quantities measured from a Segmentation.
+
+    For a volume with spacing, volumes are in mL. For a 2D raster, areas are in pixels and,
+    when the user gave a pixel size, in mm².
+    """
+
+    is_2d: bool
+    spacing: tuple[float, float, float] | None
+    liver_voxels: int
+    tumour_voxels: int
+    liver_volume_ml: float | None
+    tumour_volume_ml: float | None
+    liver_area_mm2: float | None
+    tumour_area_mm2: float | None
+    tumour_burden_pct: float
+    lesions: tuple[Lesion, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["lesions"] = [asdict(lesion) for lesion in self.lesions]
+        data["lesion_count"] = len(self.lesions)
+        return data

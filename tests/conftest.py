@@ -1,0 +1,81 @@
+"""Shared fixtures: the real CT data in ../shared/data and small ONNX models built here."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from liverhealth import config
+from liverhealth.imaging import load
+from liverhealth.imaging.dicom import read_mask_series
+from liverhealth.types import CtVolume
+from tests.onnx_models import make_conv_model, manifest_entry
+
+
+def _data_root() -> Path:
+    root = config.data_dir()
+    if not (root / "3Dircadb1.1" / "PATIENT_DICOM.zip").is_file():
+        pytest.fail(f"Real CT test data not found at {root}. Put the shared data folder beside the "
+                    "repository (../shared/data) or set LIVERHEALTH_DATA.", pytrace=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    return _data_root()
+
+
+@pytest.fixture(scope="session")
+def ircadb1(data_root: Path) -> CtVolume:
+    return load(data_root / "3Dircadb1.1" / "PATIENT_DICOM.zip")
+
+
+@pytest.fixture(scope="session")
+def ircadb1_masks(data_root: Path) -> dict[str, np.ndarray]:
+    """Liver and tumour masks of 3Dircadb1.1 (bool [z, y, x])."""
+    masks = data_root / "3Dircadb1.1" / "MASKS_DICOM.zip"
+    liver = read_mask_series(masks, "MASKS_DICOM/liver/")
+    tumours = [read_mask_series(masks, f"MASKS_DICOM/livertumor0{i}/") for i in range(1, 8)]
+    return {"liver": liver, "tumours": tumours, "tumour": np.logical_or.reduce(tumours)}
+
+
+@pytest.fixture()
+def models_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A models folder with one tiny HU-threshold ONNX model, set as LIVERHEALTH_MODELS_DIR.
+
+    The model labels HU in [20, 90) tumour and HU >= 90 liver on the centre slice: not a
+    real segmenter, but a deterministic one the engine cannot tell apart from a trained model.
+    """
+    folder = tmp_path / "models"
+    folder.mkdir()
+    make_threshold_model(folder / "threshold.onnx", size=(128, 128))
+    manifest = {"schema": 1, "default": "threshold",
+                "models": [manifest_entry("threshold", folder / "threshold.onnx", size=(128, 128))]}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setenv("LIVERHEALTH_MODELS_DIR", str(folder))
+    monkeypatch.setenv("LIVERHEALTH_LOG_DIR", str(tmp_path / "logs"))
+    return folder
+
+
+def make_threshold_model(path: Path, size: tuple[int, int] | None, context: int = 0) -> None:
+    """A 1x1-conv model whose arg-max is background / tumour / liver by HU of the centre slice.
+
+    With the window [-200, 200], mean 0.5 and std 0.5 the input is s = HU / 200. Logits are
+    0 (background), 20 s - 2 (tumour: wins from HU 20), 40 s - 9 (liver: wins from HU 90).
+    """
+    channels = 2 * context + 1
+    weights = np.zeros((3, channels), dtype=np.float32)
+    weights[1, context] = 40.0
+    weights[2, context] = 20.0
+    bias = np.array([0.0, -9.0, -2.0], dtype=np.float32)
+    make_conv_model(path, weights, bias, size)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("LIVERHEALTH_CONFIG", str(tmp_path / "no-config.toml"))
+    os.environ.setdefault("LIVERHEALTH_THREADS", "2")
