@@ -66,8 +66,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     if not manifest.models:
         print(f"No models in {manifest.path}.")
         return 0
-    header = f"{'':1} {'id':<12} {'name':<14} {'input':<11} {'liver Dice':>10} {'tumour Dice':>11} {'ms/slice':>8}  status"
-    print(header)
+    print(f"{'':1} {'id':<12} {'name':<14} {'input':<11} {'liver Dice':>10} {'tumour Dice':>11} "
+          f"{'ms/slice':>8}  status")
     for spec in manifest.models:
         try:
             verify_model_file(spec)

@@ -47,8 +47,8 @@ def ircadb1_masks(data_root: Path) -> dict[str, np.ndarray]:
 def models_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A models folder with one tiny HU-threshold ONNX model, set as LIVERHEALTH_MODELS_DIR.
 
-    The model labels HU in [20, 90) tumour and HU >= 90 liver on the centre slice: not a
-    real segmenter, but a deterministic one the engine cannot tell apart from a trained model.
+    The model labels HU in (20.5, 69.5) tumour and HU above 69.5 liver on the centre slice:
+    not a real segmenter, but a deterministic one the engine cannot tell from a trained model.
     """
     folder = tmp_path / "models"
     folder.mkdir()
@@ -71,7 +71,7 @@ def make_threshold_model(path: Path, size: tuple[int, int] | None, context: int 
     weights = np.zeros((3, channels), dtype=np.float32)
     weights[1, context] = 40.0
     weights[2, context] = 20.0
-    bias = np.array([0.0, -9.0, -2.0], dtype=np.float32)
+    bias = np.array([0.0, -9.0, -2.05], dtype=np.float32)
     make_conv_model(path, weights, bias, size)
 
 

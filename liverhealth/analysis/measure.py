@@ -45,21 +45,16 @@ def feret_diameters(mask_2d: np.ndarray, pixel_yx: tuple[float, float] = (1.0, 1
     return longest, float(projection.max() - projection.min())
 
 
-def _lesion_diameters(component: np.ndarray, pixel_yx: tuple[float, float]) -> tuple[int, float, float, int, float]:
-    """Over the slices of one lesion: (slice, longest, perpendicular) in ``pixel_yx`` units,
-    plus (largest-area slice, longest diameter in pixels)."""
-    best = (0, 0.0, 0.0)
-    best_px = 0.0
-    areas = component.reshape(component.shape[0], -1).sum(axis=1)
-    for z in np.flatnonzero(areas):
-        longest, perpendicular = feret_diameters(component[z], pixel_yx)
-        if longest > best[1]:
-            best = (int(z), longest, perpendicular)
-        if pixel_yx != (1.0, 1.0):
-            best_px = max(best_px, feret_diameters(component[z])[0])
-        else:
-            best_px = max(best_px, longest)
-    return best[0], best[1], best[2], int(np.argmax(areas)), best_px
+def _lesion_diameters(component: np.ndarray, pixel_yx: tuple[float, float]) -> tuple[float, float, float]:
+    """Longest in-plane diameter over a lesion's slices and the perpendicular extent on that
+    slice (in ``pixel_yx`` units), plus the longest diameter in pixels."""
+    longest, perpendicular, longest_px = 0.0, 0.0, 0.0
+    for z in np.flatnonzero(component.reshape(component.shape[0], -1).any(axis=1)):
+        slice_longest, slice_perpendicular = feret_diameters(component[z], pixel_yx)
+        if slice_longest > longest:
+            longest, perpendicular = slice_longest, slice_perpendicular
+        longest_px = max(longest_px, feret_diameters(component[z])[0])
+    return longest, perpendicular, longest_px
 
 
 def measure_lesion(volume: CtVolume, lesion_id: int, component: np.ndarray,
@@ -68,11 +63,12 @@ def measure_lesion(volume: CtVolume, lesion_id: int, component: np.ndarray,
     spacing = volume.spacing
     voxel_count = int(component.sum())
     pixel_yx = (spacing[1], spacing[2]) if spacing else (1.0, 1.0)
-    _, longest, perpendicular, largest_z, longest_px = _lesion_diameters(component, pixel_yx)
+    longest, perpendicular, longest_px = _lesion_diameters(component, pixel_yx)
     zs, ys, xs = np.nonzero(component)
     centroid = (float(zs.mean() + offset[0]), float(ys.mean() + offset[1]), float(xs.mean() + offset[2]))
     areas = component.reshape(component.shape[0], -1).sum(axis=1)
-    largest_area = int(areas.max())
+    largest_z = int(np.argmax(areas))
+    largest_area = int(areas[largest_z])
     box = tuple(slice(o, o + n) for o, n in zip(offset, component.shape, strict=True))
     mean_hu = float(volume.voxels[box][component].mean()) if volume.is_hu else None
     has_volume = spacing is not None and volume.voxels.shape[0] > 1

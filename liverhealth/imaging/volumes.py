@@ -85,9 +85,9 @@ def _read_oriented(path: Path) -> tuple[np.ndarray, np.ndarray, str]:
     return zyx, affine, fmt
 
 
-def read_label_volume(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_label_volume(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Read a label map (NIfTI or NRRD) as uint8/int [z, y, x] and its RAS affine."""
-    data, affine, _ = _read_oriented(path)
+    data, affine, _ = _read_oriented(Path(path))
     return np.rint(data).astype(np.int32) if data.dtype.kind == "f" else data, affine
 
 

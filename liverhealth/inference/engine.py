@@ -74,10 +74,10 @@ class Segmenter:
     """Runs manifest models on CtVolumes."""
 
     def __init__(self, manifest: Manifest, batch_size: int = 8,
-                 options: PostprocessOptions = PostprocessOptions()) -> None:
+                 options: PostprocessOptions | None = None) -> None:
         self.manifest = manifest
         self.batch_size = batch_size
-        self.options = options
+        self.options = options or PostprocessOptions()
 
     def _scores(self, session: ort.InferenceSession, batch: np.ndarray, spec: ModelSpec) -> np.ndarray:
         name = session.get_inputs()[0].name

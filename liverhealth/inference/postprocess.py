@@ -88,14 +88,15 @@ def _min_lesion_voxels(single_slice: bool, spacing: tuple[float, float, float] |
 
 
 def postprocess(labels: np.ndarray, spacing: tuple[float, float, float] | None,
-                options: PostprocessOptions = PostprocessOptions()) -> np.ndarray:
+                options: PostprocessOptions | None = None) -> np.ndarray:
     """Apply the clean-up rules to a uint8 [z, y, x] label map; returns a new map."""
+    options = options or PostprocessOptions()
     out = np.zeros_like(labels, dtype=np.uint8)
     organ_raw = labels > 0
     if not organ_raw.any():
         return out
     pixel_mm = min(spacing[1], spacing[2]) if spacing else None
-    margin_px = int(round(options.liver_margin_mm / pixel_mm)) if pixel_mm else 3
+    margin_px = round(options.liver_margin_mm / pixel_mm) if pixel_mm else 3
     box = _bounding_box(organ_raw, (0, margin_px + 1, margin_px + 1))
     crop = labels[box]
     organ = fill_holes_per_slice(largest_component(crop > 0))

@@ -1,0 +1,66 @@
+"""NIfTI and NRRD input: any stored orientation comes out as the same [z, y, x] volume."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import nrrd
+import numpy as np
+import pytest
+
+from liverhealth.errors import InputError
+from liverhealth.imaging import load
+from liverhealth.imaging.geometry import LPS_TO_RAS
+from liverhealth.imaging.volumes import read_label_volume
+
+TS = "totalsegmentator"
+
+
+def test_nifti_ct_and_its_segmentation(data_root):
+    volume = load(data_root / TS / "example_ct_sm.nii.gz")
+    assert volume.shape == (30, 101, 122)
+    assert volume.spacing == pytest.approx((3.0, 3.0, 3.0))
+    assert volume.affine[2, 2] > 0  # z runs feet -> head
+    seg, affine = read_label_volume(data_root / TS / "example_seg.nii.gz")
+    np.testing.assert_allclose(affine, volume.affine, atol=1e-4)
+    liver = seg == 5
+    assert int(liver.sum()) == 38_634
+    assert 30 < float(np.median(volume.voxels[liver])) < 200
+
+
+@pytest.mark.parametrize("axcodes", [("R", "A", "S"), ("L", "A", "I"), ("S", "P", "R")])
+def test_nifti_orientation_is_normalised(data_root, tmp_path, axcodes):
+    reference = load(data_root / TS / "example_ct_sm.nii.gz")
+    image = nib.load(str(data_root / TS / "example_ct_sm.nii.gz"))
+    ornt = nib.orientations.ornt_transform(nib.orientations.io_orientation(image.affine),
+                                           nib.orientations.axcodes2ornt(axcodes))
+    moved = image.as_reoriented(ornt)
+    assert nib.aff2axcodes(moved.affine) == axcodes
+    nib.save(moved, str(tmp_path / "moved.nii.gz"))
+    volume = load(tmp_path / "moved.nii.gz")
+    np.testing.assert_array_equal(volume.voxels, reference.voxels)
+    np.testing.assert_allclose(volume.affine, reference.affine, atol=1e-4)
+
+
+def test_nrrd_ct_matches_nifti(data_root, tmp_path):
+    reference = load(data_root / TS / "example_ct_sm.nii.gz")
+    xyz = reference.voxels.transpose(2, 1, 0)
+    lps = LPS_TO_RAS @ reference.affine  # RAS -> LPS (the matrix is its own inverse)
+    header = {"space": "left-posterior-superior", "space directions": lps[:3, :3].T,
+              "space origin": lps[:3, 3], "kinds": ["domain"] * 3}
+    nrrd.write(str(tmp_path / "ct.nrrd"), xyz, header)
+    volume = load(tmp_path / "ct.nrrd")
+    np.testing.assert_array_equal(volume.voxels, reference.voxels)
+    np.testing.assert_allclose(volume.affine, reference.affine, atol=1e-4)
+    assert volume.source.format == "NRRD"
+
+
+def test_label_map_is_not_a_ct(data_root):
+    with pytest.raises(InputError, match="label map"):
+        load(data_root / TS / "example_seg.nii.gz")
+
+
+def test_truncated_nifti(data_root, tmp_path):
+    data = (data_root / TS / "example_ct_sm.nii.gz").read_bytes()
+    (tmp_path / "cut.nii.gz").write_bytes(data[: len(data) // 3])
+    with pytest.raises(InputError, match="NIfTI"):
+        load(tmp_path / "cut.nii.gz")

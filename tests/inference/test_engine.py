@@ -1,0 +1,108 @@
+"""The engine on real CT with models built here: resizing, 2.5D context, batching, progress."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from liverhealth.errors import Cancelled, ModelError
+from liverhealth.imaging import load
+from liverhealth.inference import Segmenter, load_manifest
+from tests.conftest import make_threshold_model
+from tests.onnx_models import make_conv_model, manifest_entry
+
+
+def _threshold_reference(hu: np.ndarray) -> np.ndarray:
+    """What the threshold model computes, written directly on HU (see make_threshold_model)."""
+    s = np.clip(hu.astype(np.float64), -200, 200) / 200.0
+    logits = np.stack([np.zeros_like(s), 40 * s - 9, 20 * s - 2.05])
+    return np.argmax(logits, axis=0).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def ts_volume(data_root):
+    return load(data_root / "totalsegmentator" / "example_ct_dicom")
+
+
+def _manifest(folder, entry):
+    (folder / "manifest.json").write_text(json.dumps({"schema": 1, "default": entry["id"], "models": [entry]}))
+    return load_manifest(folder)
+
+
+def test_full_resolution_matches_reference(tmp_path, ts_volume):
+    make_threshold_model(tmp_path / "t.onnx", size=None)
+    manifest = _manifest(tmp_path, manifest_entry("t", tmp_path / "t.onnx", size=(512, 512)))
+    seen = []
+    result = Segmenter(manifest, batch_size=6).segment(ts_volume, progress=lambda d, t: seen.append((d, t)),
+                                                       clean=False)
+    reference = _threshold_reference(ts_volume.voxels)
+    agreement = float((result.labels == reference).mean())
+    assert agreement > 0.9999, agreement
+    assert seen == [(6, 20), (12, 20), (18, 20), (20, 20)]
+    assert result.labels.dtype == np.uint8 and result.labels.shape == ts_volume.shape
+    assert {"inference_s", "model_s", "preprocess_s"} <= set(result.timings)
+
+
+def test_resized_input_agrees_with_reference(tmp_path, ts_volume):
+    make_threshold_model(tmp_path / "t.onnx", size=(128, 128))
+    manifest = _manifest(tmp_path, manifest_entry("t", tmp_path / "t.onnx", size=(128, 128)))
+    labels = Segmenter(manifest).segment(ts_volume, clean=False).labels
+    assert float((labels == _threshold_reference(ts_volume.voxels)).mean()) > 0.9  # edges blur
+
+
+def test_context_slices_in_order_with_edges_repeated(tmp_path, ts_volume):
+    rng = np.random.default_rng(3)
+    weights = rng.normal(0, 1, (3, 5)).astype(np.float32)
+    bias = rng.normal(0, 0.1, 3).astype(np.float32)
+    make_conv_model(tmp_path / "c.onnx", weights, bias, size=None)
+    manifest = _manifest(tmp_path, manifest_entry("c", tmp_path / "c.onnx", size=(512, 512), context=2))
+    labels = Segmenter(manifest, batch_size=7).segment(ts_volume, clean=False).labels
+    x = np.clip(ts_volume.voxels.astype(np.float64), -200, 200) / 200.0
+    padded = np.concatenate([x[:1], x[:1], x, x[-1:], x[-1:]])  # edges repeated
+    channels = np.stack([padded[k:k + x.shape[0]] for k in range(5)], axis=1)  # [z, 5, y, x]
+    logits = np.einsum("kc,zcyx->zkyx", weights, channels) + bias[None, :, None, None]
+    reference = np.argmax(logits, axis=1)
+    assert float((labels == reference).mean()) > 0.9999
+
+
+def test_raster_grey_maps_onto_the_window(tmp_path, models_dir):
+    grey = np.zeros((1, 64, 64), np.uint8)
+    grey[0, :, 32:] = 255  # white = top of the window = +200 HU -> liver
+    grey[0, :, 16:32] = 150  # 150/255 of the window = +35 HU -> tumour
+    volume = replace(load_raster_like(grey), voxels=grey)
+    labels = Segmenter(load_manifest(models_dir)).segment(volume, clean=False).labels[0]
+    assert (labels[:, 40:] == 1).all() and (labels[:, 20:28] == 2).all() and (labels[:, :10] == 0).all()
+
+
+def load_raster_like(grey):
+    from liverhealth.imaging.geometry import LPS_TO_RAS
+    from liverhealth.types import CtVolume, SourceInfo
+
+    return CtVolume(voxels=grey, spacing=None, affine=LPS_TO_RAS, is_hu=False,
+                    source=SourceInfo("raster", "memory", "test", 1))
+
+
+def test_cancel_and_bad_output(tmp_path, ts_volume, models_dir):
+    with pytest.raises(Cancelled):
+        Segmenter(load_manifest(models_dir)).segment(ts_volume, cancel=lambda: True)
+    make_conv_model(tmp_path / "two.onnx", np.ones((2, 1), np.float32), np.zeros(2, np.float32), size=(64, 64))
+    manifest = _manifest(tmp_path, manifest_entry("two", tmp_path / "two.onnx", size=(64, 64)))
+    with pytest.raises(ModelError, match=r"returned shape .* expected \[N, 3"):
+        Segmenter(manifest).segment(ts_volume)
+
+
+def test_cleaned_output_is_one_liver(models_dir, ts_volume):
+    """One liver component; anything apart from it is tumour kept within the liver margin."""
+    from scipy import ndimage
+
+    raw = Segmenter(load_manifest(models_dir)).segment(ts_volume, clean=False).labels
+    labels = Segmenter(load_manifest(models_dir)).segment(ts_volume).labels
+    components, count = ndimage.label(labels > 0)
+    sizes = np.bincount(components.ravel())[1:]
+    main = int(np.argmax(sizes)) + 1
+    assert np.all(labels[(components != main) & (components > 0)] == 2)
+    _, raw_count = ndimage.label(raw > 0)
+    assert raw_count > 10 * count  # the threshold model's raw output is fragmented

@@ -1,0 +1,79 @@
+"""The manifest refuses missing, altered or unsupported models with a message naming them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from liverhealth.errors import ModelError
+from liverhealth.inference import get_session, load_manifest
+from tests.conftest import make_threshold_model
+from tests.onnx_models import make_conv_model, manifest_entry
+
+
+def _write(folder: Path, *entries: dict, default: str = "m") -> Path:
+    (folder / "manifest.json").write_text(json.dumps({"schema": 1, "default": default, "models": list(entries)}))
+    return folder
+
+
+def test_valid_manifest(models_dir):
+    manifest = load_manifest(models_dir)
+    spec = manifest.get()
+    assert spec.model_id == "threshold" and spec.input.channels == 1
+    assert get_session(spec) is get_session(spec)  # cached
+
+
+def test_missing_manifest(tmp_path):
+    with pytest.raises(ModelError, match="No model manifest"):
+        load_manifest(tmp_path)
+
+
+def test_unknown_model_id(models_dir):
+    with pytest.raises(ModelError, match="No model 'unet'.*threshold"):
+        load_manifest(models_dir).get("unet")
+
+
+def test_missing_file_and_wrong_sha(tmp_path):
+    make_threshold_model(tmp_path / "m.onnx", (64, 64))
+    entry = manifest_entry("m", tmp_path / "m.onnx", size=(64, 64))
+    _write(tmp_path, {**entry, "file": "gone.onnx"})
+    with pytest.raises(ModelError, match="'m'.*missing"):
+        get_session(load_manifest(tmp_path).get("m"))
+    _write(tmp_path, {**entry, "sha256": "0" * 64})
+    with pytest.raises(ModelError, match="'m'.*does not match the manifest"):
+        get_session(load_manifest(tmp_path).get("m"))
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"classes": ["background", "liver"]}, "classes"),
+    ({"output": "softmax"}, "output"),
+    ({"input": {"context_slices": 9, "size": [64, 64], "hu_window": [-200, 200]}}, "context_slices"),
+    ({"input": {"size": [64], "hu_window": [-200, 200]}}, "not supported"),
+    ({"input": {"size": [64, 64], "hu_window": [200, -200]}}, "invalid"),
+    ({"input": {"size": [64, 64]}}, "incomplete"),
+])
+def test_unsupported_specs(tmp_path, change, message):
+    make_threshold_model(tmp_path / "m.onnx", (64, 64))
+    _write(tmp_path, {**manifest_entry("m", tmp_path / "m.onnx", size=(64, 64)), **change})
+    with pytest.raises(ModelError, match=message):
+        load_manifest(tmp_path)
+
+
+def test_graph_disagreeing_with_manifest(tmp_path):
+    make_conv_model(tmp_path / "m.onnx", np.ones((3, 3), np.float32), np.zeros(3, np.float32), (64, 64))
+    _write(tmp_path, manifest_entry("m", tmp_path / "m.onnx", size=(64, 64), context=0))
+    with pytest.raises(ModelError, match="takes 3 channels"):
+        get_session(load_manifest(tmp_path).get("m"))
+    _write(tmp_path, manifest_entry("m", tmp_path / "m.onnx", size=(96, 96), context=1))
+    with pytest.raises(ModelError, match="height 64"):
+        get_session(load_manifest(tmp_path).get("m"))
+
+
+def test_not_an_onnx_file(tmp_path):
+    (tmp_path / "m.onnx").write_bytes(b"this is not a model")
+    _write(tmp_path, manifest_entry("m", tmp_path / "m.onnx"))
+    with pytest.raises(ModelError, match="not a loadable ONNX"):
+        get_session(load_manifest(tmp_path).get("m"))
