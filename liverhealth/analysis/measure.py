@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from liverhealth.imaging.geometry import index_to_ras
+from liverhealth.imaging.geometry import bounding_box, index_to_ras
 from liverhealth.types import LABEL_LIVER, LABEL_TUMOUR, CtVolume, Lesion, Measurements
 
 FULL_3D = ndimage.generate_binary_structure(3, 3)
@@ -91,14 +91,14 @@ def measure_lesion(volume: CtVolume, lesion_id: int, component: np.ndarray,
 
 def find_lesions(tumour: np.ndarray) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
     """26-connected tumour components as (cropped mask, offset), largest first."""
-    components, count = ndimage.label(tumour, structure=FULL_3D)
-    if count == 0:
+    if not tumour.any():
         return []
-    boxes = ndimage.find_objects(components)
+    box = bounding_box(tumour)
+    components, _ = ndimage.label(tumour[box], structure=FULL_3D)
     found = []
-    for index, box in enumerate(boxes, start=1):
-        crop = components[box] == index
-        found.append((crop, tuple(int(s.start) for s in box)))
+    for index, sub in enumerate(ndimage.find_objects(components), start=1):
+        crop = components[sub] == index
+        found.append((crop, tuple(int(s.start) + int(b.start) for s, b in zip(sub, box, strict=True))))
     found.sort(key=lambda item: -int(item[0].sum()))
     return found  # type: ignore[return-value]
 

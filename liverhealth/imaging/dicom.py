@@ -150,8 +150,9 @@ def _pixels(inst: _Instance) -> np.ndarray:
         array = ds.pixel_array
     except Exception as exc:  # pydicom raises many types for damaged or undecodable data
         syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "unknown")
+        reason = str(exc).split(" - ")[0][:160]
         raise InputError(f"Cannot decode the pixels of {inst.name} (transfer syntax {syntax}): "
-                         f"{exc}. The file may be truncated; export the series again.") from exc
+                         f"{reason}. The file may be truncated; export the series again.") from exc
     if array.ndim != 2:
         raise InputError(f"{inst.name} is a multi-frame or colour image; LiverHealth reads "
                          "single-frame greyscale CT slices.")

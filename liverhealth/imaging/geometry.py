@@ -44,3 +44,15 @@ def index_to_ras(affine: np.ndarray, zyx: tuple[float, float, float]) -> tuple[f
     z, y, x = zyx
     point = np.asarray(affine) @ np.array([x, y, z, 1.0])
     return (float(point[0]), float(point[1]), float(point[2]))
+
+
+def bounding_box(mask: np.ndarray, pad: tuple[int, ...] | None = None) -> tuple[slice, ...]:
+    """Slices of the smallest box holding every True voxel of a non-empty mask, padded and
+    clipped to the array."""
+    pad = pad or (0,) * mask.ndim
+    box = []
+    for axis, (margin, length) in enumerate(zip(pad, mask.shape, strict=True)):
+        others = tuple(a for a in range(mask.ndim) if a != axis)
+        present = np.flatnonzero(mask.any(axis=others))
+        box.append(slice(max(int(present[0]) - margin, 0), min(int(present[-1]) + margin + 1, length)))
+    return tuple(box)

@@ -103,7 +103,7 @@ class Segmenter:
         preprocess_s = time.perf_counter() - started - session_s
         depth, height, width = volume.voxels.shape
         labels = np.empty((depth, height, width), dtype=np.uint8)
-        run_s = 0.0
+        run_s = resize_s = 0.0
         for start in range(0, depth, self.batch_size):
             if cancel is not None and cancel():
                 raise Cancelled("Segmentation cancelled; nothing was changed.")
@@ -112,7 +112,9 @@ class Segmenter:
             tick = time.perf_counter()
             scores = self._scores(session, batch, spec)
             run_s += time.perf_counter() - tick
+            tick = time.perf_counter()
             labels[indices] = scores_to_labels(scores, (height, width))
+            resize_s += time.perf_counter() - tick
             if progress is not None:
                 progress(int(indices[-1]) + 1, depth)
         tick = time.perf_counter()
@@ -122,6 +124,7 @@ class Segmenter:
             "session_s": round(session_s, 4),
             "preprocess_s": round(preprocess_s, 4),
             "model_s": round(run_s, 4),
+            "resize_back_s": round(resize_s, 4),
             "postprocess_s": round(time.perf_counter() - tick, 4),
             "inference_s": round(time.perf_counter() - started, 4),
         }

@@ -62,6 +62,9 @@ class Manifest:
 
     def get(self, model_id: str | None = None) -> ModelSpec:
         """The model with this id (the default when None)."""
+        if not self.models:
+            raise ModelError(f"No segmentation models are installed ({self.path} lists none). Trained "
+                             "models ship with LiverHealth releases; see models/MODEL_CARD.md.")
         wanted = model_id or self.default
         for spec in self.models:
             if spec.model_id == wanted:

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from liverhealth.imaging.geometry import bounding_box
 from liverhealth.types import LABEL_LIVER, LABEL_TUMOUR
 
 FACE_3D = ndimage.generate_binary_structure(3, 1)
@@ -72,12 +73,6 @@ def drop_small_components(mask: np.ndarray, min_voxels: int) -> np.ndarray:
     return keep[components]
 
 
-def _bounding_box(mask: np.ndarray, pad: tuple[int, int, int]) -> tuple[slice, ...]:
-    coords = [np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
-    return tuple(slice(max(int(c[0]) - p, 0), min(int(c[-1]) + p + 1, n))
-                 for c, p, n in zip(coords, pad, mask.shape, strict=True))
-
-
 def _min_lesion_voxels(single_slice: bool, spacing: tuple[float, float, float] | None,
                        options: PostprocessOptions) -> int:
     if spacing is None:
@@ -97,7 +92,7 @@ def postprocess(labels: np.ndarray, spacing: tuple[float, float, float] | None,
         return out
     pixel_mm = min(spacing[1], spacing[2]) if spacing else None
     margin_px = round(options.liver_margin_mm / pixel_mm) if pixel_mm else 3
-    box = _bounding_box(organ_raw, (0, margin_px + 1, margin_px + 1))
+    box = bounding_box(organ_raw, (0, margin_px + 1, margin_px + 1))
     crop = labels[box]
     organ = fill_holes_per_slice(largest_component(crop > 0))
     tumour = (crop == LABEL_TUMOUR) & dilate_in_plane(organ, margin_px)

@@ -32,7 +32,7 @@ def test_missing_manifest(tmp_path):
 
 
 def test_unknown_model_id(models_dir):
-    with pytest.raises(ModelError, match="No model 'unet'.*threshold"):
+    with pytest.raises(ModelError, match=r"No model 'unet'.*threshold"):
         load_manifest(models_dir).get("unet")
 
 
@@ -40,10 +40,10 @@ def test_missing_file_and_wrong_sha(tmp_path):
     make_threshold_model(tmp_path / "m.onnx", (64, 64))
     entry = manifest_entry("m", tmp_path / "m.onnx", size=(64, 64))
     _write(tmp_path, {**entry, "file": "gone.onnx"})
-    with pytest.raises(ModelError, match="'m'.*missing"):
+    with pytest.raises(ModelError, match=r"'m'.*missing"):
         get_session(load_manifest(tmp_path).get("m"))
     _write(tmp_path, {**entry, "sha256": "0" * 64})
-    with pytest.raises(ModelError, match="'m'.*does not match the manifest"):
+    with pytest.raises(ModelError, match=r"'m'.*does not match the manifest"):
         get_session(load_manifest(tmp_path).get("m"))
 
 
