@@ -27,6 +27,15 @@ def test_nifti_ct_and_its_segmentation(data_root):
     assert 30 < float(np.median(volume.voxels[liver])) < 200
 
 
+def test_full_totalsegmentator_nifti(data_root):
+    volume = load(data_root / TS / "example_ct.nii.gz")
+    assert volume.shape == (112, 101, 122)
+    assert volume.voxels.dtype == np.int16
+    assert (int(volume.voxels.min()), int(volume.voxels.max())) == (-1207, 3382)
+    assert volume.spacing == pytest.approx((3.0, 3.0, 3.0))
+    assert volume.affine[2, 2] > 0
+
+
 @pytest.mark.parametrize("axcodes", [("R", "A", "S"), ("L", "A", "I"), ("S", "P", "R")])
 def test_nifti_orientation_is_normalised(data_root, tmp_path, axcodes):
     reference = load(data_root / TS / "example_ct_sm.nii.gz")
