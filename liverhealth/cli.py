@@ -12,8 +12,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import platformdirs
-
 from liverhealth import __version__, config
 from liverhealth.errors import Cancelled, LiverHealthError
 
@@ -112,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _log_file() -> Path:
-    folder = Path(platformdirs.user_log_dir("liverhealth"))
+    folder = config.log_dir()
     folder.mkdir(parents=True, exist_ok=True)
     return folder / "liverhealth.log"
 

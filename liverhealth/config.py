@@ -52,3 +52,8 @@ def models_dir() -> Path:
 def data_dir() -> Path:
     """Real CT test data (``../shared/data`` beside the repository by default)."""
     return Path(os.environ.get("LIVERHEALTH_DATA", str(REPO_ROOT.parent / "shared" / "data")))
+
+
+def log_dir() -> Path:
+    """Where unexpected errors are logged with their traceback."""
+    return Path(os.environ.get("LIVERHEALTH_LOG_DIR") or platformdirs.user_log_dir(APP_NAME))
