@@ -118,3 +118,22 @@ def test_overlap_metrics():
     assert dice(a, b) == pytest.approx(0.5)
     assert iou(a, b) == pytest.approx(2 / 6)
     assert dice(np.zeros(3, bool), np.zeros(3, bool)) == 1.0
+
+
+def test_confusion_metrics_by_hand():
+    from liverhealth.analysis.metrics import class_metrics, cohen_kappa, confusion_matrix, segmentation_report
+
+    reference = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2])
+    prediction = np.array([0, 0, 0, 1, 1, 1, 1, 2, 2, 0])
+    confusion = confusion_matrix(prediction, reference)
+    assert confusion.tolist() == [[3, 1, 0], [0, 3, 1], [1, 0, 1]]
+    per_class = class_metrics(confusion)
+    assert per_class["dice"] == pytest.approx([6 / 8, 6 / 8, 2 / 4])
+    assert per_class["iou"] == pytest.approx([3 / 5, 3 / 5, 1 / 3])
+    assert per_class["accuracy"] == pytest.approx([3 / 4, 3 / 4, 1 / 2])
+    # p_o = 7/10; p_e = (4*4 + 4*4 + 2*2) / 100 = 0.36; kappa = 0.34 / 0.64
+    assert cohen_kappa(confusion) == pytest.approx(0.34 / 0.64)
+    report = segmentation_report(prediction, reference)
+    assert report["accuracy"] == pytest.approx(0.7)
+    assert report["liver_dice"] == pytest.approx(2 * 5 / (6 + 6))  # organ = labels 1 or 2
+    assert report["miou"] == pytest.approx((3 / 5 + 3 / 5 + 1 / 3) / 3)

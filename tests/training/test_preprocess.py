@@ -1,0 +1,80 @@
+"""Training samples from a real IRCADb case, and the LiTS layout read the same way."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import nibabel as nib
+import numpy as np
+import pytest
+
+from liverhealth.imaging.display import apply_window
+from liverhealth.imaging.ircadb import load_ircadb_case
+from training import preprocess
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory, data_root) -> Path:
+    out = tmp_path_factory.mktemp("samples")
+    assert preprocess.main(["--out", str(out), "--ircadb", str(data_root / "3Dircadb1.1"), "--size", str(SIZE),
+                            "--synthetic-copies", "1", "--lesions", "2-2"]) == 0
+    return out
+
+
+def _lines(out: Path, case: str) -> list[list[str]]:
+    return [line.split() for line in (out / "cases" / f"{case}.txt").read_text().splitlines()]
+
+
+def test_kept_slices_and_labels(samples, ircadb1_masks):
+    lines = _lines(samples, "3Dircadb1.1")
+    stems = [int(Path(image).stem.rsplit("_", 1)[1]) for image, _ in lines]
+    # liver on slices 27..124, a margin of 5, and every 4th slice elsewhere as negatives
+    assert stems == sorted(set(range(22, 129)) | set(range(0, 22, 4)))
+    label = cv2.imread(str(samples / lines[stems.index(70)][1]), cv2.IMREAD_UNCHANGED)
+    assert label.shape == (SIZE, SIZE) and set(np.unique(label)) <= {0, 1, 2} and (label == 1).any()
+    liver_fraction = float(ircadb1_masks["liver"][70].mean())
+    assert float((label > 0).mean()) == pytest.approx(liver_fraction, abs=0.02)
+    meta = json.loads((samples / "meta.json").read_text())
+    assert meta["context"] == 1 and meta["split"].startswith("fewer than ten")
+
+
+def test_channels_are_neighbouring_slices_in_the_training_window(samples, ircadb1):
+    lines = _lines(samples, "3Dircadb1.1")
+    image = cv2.imread(str(samples / lines[50][0]), cv2.IMREAD_UNCHANGED)
+    z = int(Path(lines[50][0]).stem.rsplit("_", 1)[1])
+    assert image.shape == (SIZE, SIZE, 3)
+    for channel, offset in enumerate((-1, 0, 1)):
+        expected = cv2.resize(apply_window(ircadb1.voxels[z + offset], 0, 400).astype(np.float32),
+                              (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+        assert float(np.abs(image[:, :, channel] - expected).mean()) < 1.5
+
+
+def test_synthetic_copy_adds_tumour(samples):
+    real = sum(int((cv2.imread(str(samples / lab), cv2.IMREAD_UNCHANGED) == 2).sum())
+               for _, lab in _lines(samples, "3Dircadb1.1"))
+    synthetic = sum(int((cv2.imread(str(samples / lab), cv2.IMREAD_UNCHANGED) == 2).sum())
+                    for _, lab in _lines(samples, "3Dircadb1.1+synth0"))
+    assert synthetic > real
+    meta = json.loads((samples / "meta.json").read_text())
+    assert len(meta["cases"]["3Dircadb1.1"]["synthetic"][0]["lesions"]) >= 1
+
+
+def test_lits_layout_gives_the_same_samples(samples, data_root, tmp_path):
+    volume, labels = load_ircadb_case(data_root / "3Dircadb1.1")
+    lits = tmp_path / "lits"
+    lits.mkdir()
+    nib.save(nib.Nifti1Image(volume.voxels.transpose(2, 1, 0), volume.affine), str(lits / "volume-7.nii"))
+    nib.save(nib.Nifti1Image(labels.transpose(2, 1, 0), volume.affine), str(lits / "segmentation-7.nii"))
+    out = tmp_path / "out"
+    assert preprocess.main(["--out", str(out), "--lits", str(lits), "--size", str(SIZE),
+                            "--synthetic-copies", "0"]) == 0
+    ours = _lines(out, "lits007")
+    theirs = _lines(samples, "3Dircadb1.1")
+    assert len(ours) == len(theirs)
+    for (image_a, label_a), (image_b, label_b) in zip(ours[::20], theirs[::20], strict=True):
+        assert np.array_equal(cv2.imread(str(out / image_a)), cv2.imread(str(samples / image_b)))
+        assert np.array_equal(cv2.imread(str(out / label_a)), cv2.imread(str(samples / label_b)))

@@ -1,0 +1,49 @@
+"""Train two steps of a tiny model on real slices, export it, check parity, run it in the app."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from liverhealth.imaging import load
+from liverhealth.inference import Segmenter, load_manifest
+from training import preprocess
+
+REPO = Path(__file__).resolve().parents[2]
+TRAIN_PYTHON = REPO / ".venv-train" / "bin" / "python"
+
+
+def test_train_export_parity_round_trip(data_root, tmp_path):
+    if not TRAIN_PYTHON.exists():
+        pytest.fail("The training stack is not installed: run `bash training/setup.sh` (CI does).", pytrace=False)
+    data = tmp_path / "data"
+    assert preprocess.main(["--out", str(data), "--ircadb", str(data_root / "3Dircadb1.1"), "--size", "64",
+                            "--synthetic-copies", "0", "--negatives-every", "0", "--margin", "0"]) == 0
+    run = tmp_path / "run"
+    train = subprocess.run(
+        [str(TRAIN_PYTHON), "-m", "training.train", "training/configs/unet_w16.yaml", "--out", str(run),
+         "--data", str(data), "--iters", "2", "--train-cases", "3Dircadb1.1",
+         "--set", "model.base_channels=4", "model.depth=2", "train.batch_size=2", "data.size=64",
+         "data.limit=12", "data.val_limit=4", "train.val_every=2", "train.log_every=1"],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert train.returncode == 0, train.stderr[-2000:]
+    assert (run / "final.pdparams").is_file() and (run / "curve.png").is_file()
+    log = [json.loads(line) for line in (run / "train.log.jsonl").read_text().splitlines()]
+    assert [entry["iter"] for entry in log if "loss" in entry] == [1, 2]
+    models = tmp_path / "models"
+    export = subprocess.run([str(TRAIN_PYTHON), "-m", "training.export", str(run), "--id", "tiny",
+                             "--models-dir", str(models)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert export.returncode == 0, export.stderr[-2000:]
+    parity = json.loads((run / "parity.json").read_text())
+    assert parity["max_abs_diff"] <= 1e-3 and parity["argmax_agreement"] >= 0.999
+    manifest = load_manifest(models)
+    spec = manifest.get("tiny")
+    assert spec.input.size == (64, 64) and spec.input.context_slices == 1
+    assert spec.trained["fold"] == "custom" and spec.trained["iterations"] == 2
+    volume = load(data_root / "dcmqi" / "ct-3slice")
+    labels = Segmenter(manifest).segment(volume, "tiny").labels
+    assert labels.shape == volume.shape and set(np.unique(labels)) <= {0, 1, 2}

@@ -1,0 +1,153 @@
+"""Turn labelled CT cases into 2D / 2.5D training samples and PaddleSeg-style file lists.
+
+    python -m training.preprocess --out training/work/data \
+        --ircadb ../shared/data/3Dircadb1.1 --ircadb ../shared/data/3Dircadb1.7 [--lits DIR]
+
+Runs in the application environment: cases are read through ``liverhealth.imaging`` and
+turned into model input with ``liverhealth.inference.preprocess`` (HU clipped to the window,
+scaled, resized with the same interpolation), so the models train on exactly what the app
+will feed them. Each sample is a PNG whose channels are slices z-k..z+k (uint8 over the
+window) and a label PNG (0/1/2). Kept slices: those with liver, a margin around them, and
+every n-th slice further away as negatives.
+
+Lists: ``cases/<case>.txt`` per case (and ``cases/<case>+synth<i>.txt`` for each copy with
+synthetic tumours); with ten or more cases also ``train.txt``/``val.txt``/``test.txt`` split
+8:1:1 by case. With fewer cases the training config names the cases of each fold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from liverhealth.imaging import load
+from liverhealth.imaging.ircadb import load_ircadb_case
+from liverhealth.imaging.volumes import read_label_volume
+from liverhealth.inference.preprocess import gather_context, resize_stack, to_unit
+from training.synthetic import paint_lesions
+
+HU_WINDOW = (-200.0, 200.0)
+
+
+def lits_cases(folder: Path) -> list[tuple[str, Path, Path]]:
+    """(name, volume, segmentation) of a LiTS-layout folder (volume-N.nii + segmentation-N.nii)."""
+    cases = []
+    for volume in sorted(folder.glob("volume-*.nii*")):
+        number = re.search(r"volume-(\d+)", volume.name).group(1)  # type: ignore[union-attr]
+        matches = list(folder.glob(f"segmentation-{number}.nii*"))
+        if matches:
+            cases.append((f"lits{int(number):03d}", volume, matches[0]))
+    return cases
+
+
+def load_case(kind: str, path: Path, segmentation: Path | None = None) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """HU [z, y, x], labels [z, y, x] (0/1/2) and spacing of one case."""
+    if kind == "ircadb":
+        volume, labels = load_ircadb_case(path)
+    else:
+        volume = load(path)
+        labels, _ = read_label_volume(segmentation)  # type: ignore[arg-type]
+        labels = np.clip(labels, 0, 2).astype(np.uint8)
+    if labels.shape != volume.voxels.shape:
+        raise SystemExit(f"{path}: labels {labels.shape} do not match the CT {volume.voxels.shape}")
+    return volume.voxels, labels, volume.spacing
+
+
+def kept_slices(labels: np.ndarray, margin: int, negatives_every: int) -> np.ndarray:
+    """Liver slices plus ``margin`` on each side, plus every n-th slice elsewhere."""
+    has_liver = labels.reshape(labels.shape[0], -1).any(axis=1)
+    if not has_liver.any():
+        return np.arange(0, labels.shape[0], max(negatives_every, 1))
+    first, last = np.flatnonzero(has_liver)[[0, -1]]
+    keep = np.zeros(labels.shape[0], bool)
+    keep[max(first - margin, 0):last + margin + 1] = True
+    if negatives_every > 0:
+        keep[::negatives_every] = True
+    return np.flatnonzero(keep)
+
+
+def write_samples(name: str, hu: np.ndarray, labels: np.ndarray, out: Path, size: int, context: int,
+                  slices: np.ndarray) -> list[str]:
+    """Write the samples of one case; returns their list lines."""
+    stack = resize_stack(to_unit(hu, True, HU_WINDOW), (size, size))
+    grey = np.clip(np.rint(stack * 255.0), 0, 255).astype(np.uint8)
+    small_labels = np.stack([cv2.resize(s, (size, size), interpolation=cv2.INTER_NEAREST) for s in labels])
+    lines = []
+    for z in slices:
+        channels = gather_context(grey, np.array([z]), context)[0]  # [2k+1, h, w]
+        image = channels[0] if context == 0 else np.ascontiguousarray(channels.transpose(1, 2, 0))
+        stem = f"{name}_{z:03d}"
+        cv2.imwrite(str(out / "images" / f"{stem}.png"), image)
+        cv2.imwrite(str(out / "labels" / f"{stem}.png"), small_labels[z])
+        lines.append(f"images/{stem}.png labels/{stem}.png")
+    return lines
+
+
+def split_by_case(names: list[str], seed: int) -> dict[str, list[str]] | None:
+    """8:1:1 split of case names (None when there are fewer than ten cases)."""
+    if len(names) < 10:
+        return None
+    order = list(np.random.default_rng(seed).permutation(names))
+    n_val = n_test = max(len(order) // 10, 1)
+    return {"test": order[:n_test], "val": order[n_test:n_test + n_val], "train": order[n_test + n_val:]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Make 2D/2.5D training samples from labelled CT.")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--ircadb", type=Path, action="append", default=[], help="an IRCADb case folder")
+    parser.add_argument("--lits", type=Path, action="append", default=[], help="a LiTS-layout folder")
+    parser.add_argument("--size", type=int, default=256, help="sample size in pixels (the model's input)")
+    parser.add_argument("--context", type=int, default=1, help="neighbouring slices on each side (2.5D)")
+    parser.add_argument("--margin", type=int, default=5, help="slices kept beyond the liver")
+    parser.add_argument("--negatives-every", type=int, default=4, help="keep every n-th slice elsewhere")
+    parser.add_argument("--synthetic-copies", type=int, default=3, help="copies with synthetic tumours per case")
+    parser.add_argument("--lesions", default="2-6", help="synthetic lesions per copy, as MIN-MAX")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    sources = [(path.name, "ircadb", path, None) for path in args.ircadb]
+    for folder in args.lits:
+        sources += [(name, "lits", volume, seg) for name, volume, seg in lits_cases(folder)]
+    if not sources:
+        parser.error("give at least one --ircadb case or --lits folder")
+    for sub in ("images", "labels", "cases"):
+        (args.out / sub).mkdir(parents=True, exist_ok=True)
+    low, high = (int(v) for v in args.lesions.split("-"))
+    meta: dict = {"size": args.size, "context": args.context, "hu_window": HU_WINDOW, "cases": {}}
+    for index, (name, kind, path, seg) in enumerate(sources):
+        hu, labels, spacing = load_case(kind, path, seg)
+        slices = kept_slices(labels, args.margin, args.negatives_every)
+        lines = write_samples(name, hu, labels, args.out, args.size, args.context, slices)
+        (args.out / "cases" / f"{name}.txt").write_text("\n".join(lines) + "\n")
+        case_meta = {"source": str(path), "slices": len(slices), "spacing": spacing, "synthetic": []}
+        for copy in range(args.synthetic_copies):
+            rng = np.random.default_rng([args.seed, index, copy])
+            count = int(rng.integers(low, high + 1))
+            painted_hu, painted_labels, lesions = paint_lesions(hu, labels, spacing, count,
+                                                                seed=int(rng.integers(1 << 31)))
+            variant = f"{name}+synth{copy}"
+            lines = write_samples(variant, painted_hu, painted_labels, args.out, args.size, args.context, slices)
+            (args.out / "cases" / f"{variant}.txt").write_text("\n".join(lines) + "\n")
+            case_meta["synthetic"].append({"variant": variant, "lesions": [asdict(x) for x in lesions]})
+        meta["cases"][name] = case_meta
+        print(f"{name}: {len(slices)} slices (+{args.synthetic_copies} synthetic copies)", file=sys.stderr)
+    split = split_by_case([name for name, *_ in sources], args.seed)
+    if split:
+        for part, names in split.items():
+            lines = [line for n in names for line in (args.out / "cases" / f"{n}.txt").read_text().splitlines()]
+            (args.out / f"{part}.txt").write_text("\n".join(lines) + "\n")
+    meta["split"] = split or "fewer than ten cases: folds are named in the training config"
+    (args.out / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

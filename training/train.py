@@ -1,0 +1,254 @@
+"""Train one model of one fold: ``python -m training.train CONFIG --fold A|B|all``.
+
+Our own loop (paddleseg 2.8's trainer, evaluator and losses do not work on every Paddle
+version): CE with class weights + soft Dice, AdamW with warm-up and cosine decay,
+augmentation, checkpoints every ``save_every`` iterations and at the time limit, resume
+from the latest checkpoint, a JSON-lines log and a loss/Dice curve PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from training.paddle_env import ensure_system_zlib, set_threads
+
+ensure_system_zlib()
+set_threads()
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import paddle  # noqa: E402
+import paddle.nn.functional as F  # noqa: E402
+import yaml  # noqa: E402
+
+from training.augment import AugmentConfig, geometric, photometric  # noqa: E402
+from training.models import build_model  # noqa: E402
+from training.protocol import FOLDS  # noqa: E402
+
+MEAN, STD = 0.5, 0.5
+
+
+def load_config(path: Path) -> dict:
+    """A YAML config (see training/configs/)."""
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def run_dir(config: dict, fold: str, override: Path | None = None) -> Path:
+    return override or Path(config.get("output", "training/work/runs")) / f"{config['name']}_fold{fold}"
+
+
+def read_samples(root: Path, cases: list[str], limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """All samples of the given case lists as uint8 images [n, h, w, c] and labels [n, h, w]."""
+    images, labels = [], []
+    for case in cases:
+        lines = (root / "cases" / f"{case}.txt").read_text().split("\n")
+        for line in filter(None, lines):
+            image_path, label_path = line.split()
+            image = cv2.imread(str(root / image_path), cv2.IMREAD_UNCHANGED)
+            images.append(image[:, :, None] if image.ndim == 2 else image)
+            labels.append(cv2.imread(str(root / label_path), cv2.IMREAD_UNCHANGED))
+    if limit:
+        pick = np.linspace(0, len(images) - 1, min(limit, len(images))).astype(int)
+        images, labels = [images[i] for i in pick], [labels[i] for i in pick]
+    return np.stack(images), np.stack(labels)
+
+
+def to_tensor(units: np.ndarray) -> paddle.Tensor:
+    """[n, h, w, c] in [0, 1] to normalised NCHW float32, as the app feeds the ONNX model."""
+    return paddle.to_tensor(((units - MEAN) / STD).transpose(0, 3, 1, 2).astype(np.float32))
+
+
+def make_batch(images: np.ndarray, labels: np.ndarray, size: int, aug: AugmentConfig,
+               rng: np.random.Generator) -> tuple[paddle.Tensor, paddle.Tensor]:
+    picks = rng.integers(0, len(images), size)
+    batch_images, batch_labels = [], []
+    for i in picks:
+        image, label = geometric(images[i], labels[i], aug, rng)
+        image = image[:, :, None] if image.ndim == 2 else image
+        batch_images.append(photometric(image.astype(np.float32) / 255.0, aug, rng))
+        batch_labels.append(label)
+    return to_tensor(np.stack(batch_images)), paddle.to_tensor(np.stack(batch_labels).astype(np.int64))
+
+
+def loss_fn(logits: paddle.Tensor, labels: paddle.Tensor, class_weights: list[float],
+            dice_weight: float) -> tuple[paddle.Tensor, float, float]:
+    """Weighted cross-entropy plus soft Dice over the foreground classes."""
+    weight = paddle.to_tensor(np.array(class_weights, np.float32))
+    ce = F.cross_entropy(logits, labels, weight=weight, axis=1)
+    probs = F.softmax(logits, axis=1)
+    onehot = F.one_hot(labels, logits.shape[1]).transpose([0, 3, 1, 2])
+    dims = [0, 2, 3]
+    intersection = paddle.sum(probs * onehot, axis=dims)
+    total = paddle.sum(probs, axis=dims) + paddle.sum(onehot, axis=dims)
+    dice = (2 * intersection + 1.0) / (total + 1.0)
+    dice_loss = 1.0 - paddle.mean(dice[1:])
+    return ce + dice_weight * dice_loss, float(ce), float(dice_loss)
+
+
+def evaluate(model: paddle.nn.Layer, images: np.ndarray, labels: np.ndarray, batch: int = 16) -> dict[str, float]:
+    """Pooled 2D Dice of liver (1 or 2) and tumour (2) over the validation samples."""
+    model.eval()
+    sums = {"liver": [0, 0], "tumour": [0, 0]}
+    with paddle.no_grad():
+        for start in range(0, len(images), batch):
+            units = images[start:start + batch].astype(np.float32) / 255.0
+            pred = paddle.argmax(model(to_tensor(units))[0], axis=1).numpy()
+            truth = labels[start:start + batch]
+            for name, p, t in (("liver", pred > 0, truth > 0), ("tumour", pred == 2, truth == 2)):
+                sums[name][0] += 2 * int(np.count_nonzero(p & t))
+                sums[name][1] += int(p.sum() + t.sum())
+    model.train()
+    return {f"val_{name}_dice": (a / b if b else 1.0) for name, (a, b) in sums.items()}
+
+
+def save_curve(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [h for h in history if "loss" in h]
+    val = [h for h in history if "val_liver_dice" in h]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    left.plot([h["iter"] for h in train], [h["loss"] for h in train], label="total")
+    left.plot([h["iter"] for h in train], [h["ce"] for h in train], label="CE")
+    left.plot([h["iter"] for h in train], [h["dice_loss"] for h in train], label="1 - Dice")
+    left.set_xlabel("iteration")
+    left.set_title("training loss")
+    left.legend()
+    for key, name in (("val_liver_dice", "liver"), ("val_tumour_dice", "tumour")):
+        right.plot([h["iter"] for h in val], [h[key] for h in val], marker="o", label=name)
+    right.set_ylim(0, 1)
+    right.set_xlabel("iteration")
+    right.set_title("validation Dice (held-out synthetic copy, 2D)")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def save_checkpoint(out: Path, model, optimizer, state: dict) -> None:
+    ckpt = out / "checkpoint"
+    ckpt.mkdir(parents=True, exist_ok=True)
+    paddle.save(model.state_dict(), str(ckpt / "model.pdparams.tmp"))
+    paddle.save(optimizer.state_dict(), str(ckpt / "model.pdopt.tmp"))
+    (ckpt / "model.pdparams.tmp").replace(ckpt / "model.pdparams")
+    (ckpt / "model.pdopt.tmp").replace(ckpt / "model.pdopt")
+    (ckpt / "state.json").write_text(json.dumps(state))
+
+
+def fold_cases(fold: str, train_cases: list[str] | None = None, val_cases: list[str] | None = None) -> dict:
+    """The protocol fold, or a custom one when case lists are given (tests, new data)."""
+    if train_cases:
+        return {"train": train_cases, "val": val_cases or train_cases[:1], "test_case": None,
+                "protocol": f"custom: trained on {', '.join(train_cases)}; no held-out case"}
+    return FOLDS[fold]
+
+
+def train(config: dict, fold: str, out: Path, max_minutes: float | None = None,
+          train_cases: list[str] | None = None, val_cases: list[str] | None = None) -> dict:
+    """Train (or resume) one run; returns the final state."""
+    data_cfg, train_cfg = config["data"], config["train"]
+    folds = fold_cases(fold, train_cases, val_cases)
+    fold = fold if not train_cases else "custom"
+    root = Path(data_cfg["root"])
+    images, labels = read_samples(root, folds["train"], data_cfg.get("limit"))
+    val_images, val_labels = read_samples(root, folds["val"], data_cfg.get("val_limit"))
+    in_channels = images.shape[-1]
+    paddle.seed(int(train_cfg.get("seed", 0)))
+    model = build_model(config["model"], num_classes=3, in_channels=in_channels)
+    iters = int(train_cfg["iters"])
+    warmup = int(train_cfg.get("warmup", min(50, iters // 10)))
+    schedule = paddle.optimizer.lr.CosineAnnealingDecay(float(train_cfg["lr"]), T_max=max(iters - warmup, 1),
+                                                        eta_min=float(train_cfg.get("min_lr", 1e-5)))
+    if warmup:
+        schedule = paddle.optimizer.lr.LinearWarmup(schedule, warmup, 0.0, float(train_cfg["lr"]))
+    optimizer = paddle.optimizer.AdamW(schedule, parameters=model.parameters(),
+                                       weight_decay=float(train_cfg.get("weight_decay", 1e-4)))
+    out.mkdir(parents=True, exist_ok=True)
+    state = {"iter": 0, "history": [], "fold": fold, "protocol": folds["protocol"], "config": config,
+             "in_channels": int(in_channels), "train_seconds": 0.0, "val_cases": folds["val"]}
+    ckpt = out / "checkpoint"
+    if (ckpt / "state.json").is_file():
+        state = json.loads((ckpt / "state.json").read_text())
+        model.set_state_dict(paddle.load(str(ckpt / "model.pdparams")))
+        optimizer.set_state_dict(paddle.load(str(ckpt / "model.pdopt")))
+        print(f"resumed from iteration {state['iter']}", file=sys.stderr)
+    rng = np.random.default_rng([int(train_cfg.get("seed", 0)), state["iter"]])
+    aug = AugmentConfig(**config.get("augment", {}))
+    log = (out / "train.log.jsonl").open("a")
+    started = time.perf_counter()
+    base_seconds = state["train_seconds"]
+    model.train()
+    while state["iter"] < iters:
+        x, y = make_batch(images, labels, int(train_cfg["batch_size"]), aug, rng)
+        loss, ce, dice_loss = loss_fn(model(x)[0], y, train_cfg["class_weights"],
+                                      float(train_cfg.get("dice_weight", 1.0)))
+        loss.backward()
+        optimizer.step()
+        optimizer.clear_grad()
+        schedule.step()
+        state["iter"] += 1
+        state["train_seconds"] = base_seconds + time.perf_counter() - started
+        it = state["iter"]
+        if it % int(train_cfg.get("log_every", 10)) == 0 or it == 1:
+            entry = {"iter": it, "loss": float(loss), "ce": ce, "dice_loss": dice_loss,
+                     "lr": float(optimizer.get_lr()), "seconds": round(state["train_seconds"], 1)}
+            state["history"].append(entry)
+            log.write(json.dumps(entry) + "\n")
+            log.flush()
+        if it % int(train_cfg.get("val_every", 100)) == 0 or it == iters:
+            entry = {"iter": it, **evaluate(model, val_images, val_labels)}
+            state["history"].append(entry)
+            log.write(json.dumps(entry) + "\n")
+            log.flush()
+            save_curve(state["history"], out / "curve.png")
+            print(json.dumps(entry), file=sys.stderr)
+        out_of_time = max_minutes is not None and (time.perf_counter() - started) > 60 * max_minutes
+        if it % int(train_cfg.get("save_every", 100)) == 0 or it == iters or out_of_time:
+            save_checkpoint(out, model, optimizer, state)
+        if out_of_time and it < iters:
+            print(f"time limit reached at iteration {it}/{iters}; run again to resume", file=sys.stderr)
+            return state
+    paddle.save(model.state_dict(), str(out / "final.pdparams"))
+    (out / "final.json").write_text(json.dumps({k: v for k, v in state.items() if k != "history"}, indent=2))
+    return state
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Train a segmentation model on one protocol fold.")
+    parser.add_argument("config", type=Path)
+    parser.add_argument("--fold", choices=sorted(FOLDS), default="A")
+    parser.add_argument("--out", type=Path, default=None, help="run folder (default: output/NAME_foldF)")
+    parser.add_argument("--iters", type=int, default=None, help="override the config's iterations")
+    parser.add_argument("--data", type=Path, default=None, help="override the config's data root")
+    parser.add_argument("--max-minutes", type=float, default=None, help="stop (and checkpoint) after this long")
+    parser.add_argument("--train-cases", nargs="+", default=None, help="case lists instead of the fold's")
+    parser.add_argument("--val-cases", nargs="+", default=None)
+    parser.add_argument("--set", nargs="+", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override config values, e.g. model.base_channels=4 train.batch_size=2")
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    if args.iters:
+        config["train"]["iters"] = args.iters
+    if args.data:
+        config["data"]["root"] = str(args.data)
+    for item in args.set:
+        key, value = item.split("=", 1)
+        section, name = key.split(".", 1)
+        config[section][name] = yaml.safe_load(value)
+    paddle.set_device("cpu" if not paddle.is_compiled_with_cuda() else "gpu")
+    state = train(config, args.fold, run_dir(config, args.fold, args.out), args.max_minutes,
+                  args.train_cases, args.val_cases)
+    print(f"{config['name']} fold {args.fold}: iteration {state['iter']}/{config['train']['iters']}, "
+          f"{state['train_seconds'] / 60:.1f} min", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
