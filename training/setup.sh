@@ -5,10 +5,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
-if [ ! -x .venv-train/bin/python ] || ! .venv-train/bin/python -c "import paddle, paddleseg, paddle2onnx, onnxruntime, yaml, matplotlib" 2>/dev/null; then
+# Check by package metadata: importing paddleseg and paddle2onnx together needs the zlib
+# preload that training/paddle_env.py sets up.
+installed() {
+    .venv-train/bin/python - <<'PY' 2>/dev/null
+from importlib.metadata import version
+assert version("paddlepaddle") == "2.6.2" and version("paddleseg") == "2.8.0"
+assert version("paddle2onnx") == "1.3.1" and version("numpy").startswith("1.")
+for name in ("onnxruntime", "matplotlib", "PyYAML"):
+    version(name)
+PY
+}
+if [ ! -x .venv-train/bin/python ] || ! installed; then
     [ -x .venv-train/bin/python ] || "$PYTHON" -m venv .venv-train
     .venv-train/bin/python -m pip install --quiet --upgrade pip
     .venv-train/bin/python -m pip install --quiet "paddlepaddle==2.6.2" "numpy<2"
     .venv-train/bin/python -m pip install --quiet "paddleseg==2.8.0" "paddle2onnx==1.3.1" onnxruntime "numpy<2" "pandas<3" matplotlib pyyaml
 fi
-echo "training stack ready in .venv-train ($(.venv-train/bin/python -c 'import paddle; print("paddle", paddle.__version__)' 2>/dev/null | tail -1))"
+installed || { echo "training/setup.sh: the training stack did not install" >&2; exit 1; }
+echo "training stack ready in .venv-train (paddlepaddle 2.6.2, paddleseg 2.8.0, paddle2onnx 1.3.1)"
