@@ -44,6 +44,14 @@ def cmd_segment(args: argparse.Namespace) -> int:
                                    pixel_size_mm=args.pixel_size, progress=_progress_bar("segmenting"))
     out_dir = Path(args.out) if args.out else Path.cwd() / "liverhealth_out"
     written = pipeline.write_outputs(result, out_dir)
+    saved = ""
+    if args.save_db:
+        try:
+            result_id, where = pipeline.save_result(result, args.db_url, store_patient=args.store_patient)
+        except LiverHealthError as exc:
+            raise LiverHealthError(f"{exc} The outputs are in {out_dir}; retry with "
+                                   f"`liverhealth db save {out_dir}`.") from exc
+        saved = f" Saved as result {result_id} in the {where}."
     m = result.measurements
     if m.liver_volume_ml is not None:
         size = f"liver {m.liver_volume_ml:.1f} mL, tumour {m.tumour_volume_ml:.1f} mL ({m.tumour_burden_pct:.1f} %)"
@@ -53,7 +61,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         size = f"liver {m.liver_voxels} px, tumour {m.tumour_voxels} px"
     print(f"{result.model['id']}: {size}, {len(m.lesions)} lesion(s); "
           f"{result.timings['total_s']:.2f} s. Wrote {', '.join(p.name for p in written.values())} "
-          f"to {out_dir}")
+          f"to {out_dir}.{saved}")
     return 0
 
 
@@ -89,6 +97,115 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _repository(args: argparse.Namespace):
+    from liverhealth.storage import Repository
+
+    return Repository(args.db_url)
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    return f"{value:.1f} {unit}" if value is not None else "n/a"
+
+
+def cmd_db_init(args: argparse.Namespace) -> int:
+    repository = _repository(args)
+    revision = repository.init()
+    print(f"Database ready ({repository.where}), schema revision {revision}.")
+    return 0
+
+
+def cmd_db_list(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    repository = _repository(args)
+    since = date.fromisoformat(args.since) if args.since else None
+    until = date.fromisoformat(args.until) if args.until else None
+    rows = repository.list_results(patient=args.patient, model_id=args.model, since=since, until=until)
+    if not rows:
+        print(f"No saved results in the {repository.where}.")
+        return 0
+    print(f"{'id':>5} {'saved':<19} {'model':<14} {'liver':>11} {'tumour':>10} {'lesions':>7}  study")
+    for r in rows:
+        names = " ".join(filter(None, (r.patient_name, r.patient_id)))
+        who = f" [{names}]" if names else ""
+        print(f"{r.result_id:>5} {r.created_at:%Y-%m-%d %H:%M:%S} {r.model_id:<14} {_fmt(r.liver_volume_ml, 'mL'):>11} "
+              f"{_fmt(r.tumour_volume_ml, 'mL'):>10} {r.lesion_count:>7}  {r.description}{who}")
+    return 0
+
+
+def cmd_db_show(args: argparse.Namespace) -> int:
+    stored = _repository(args).get(args.id)
+    s = stored.summary
+    print(f"Result {s.result_id} (study {s.study_id}), saved {s.created_at:%Y-%m-%d %H:%M:%S} by "
+          f"{stored.user_name or '?'} on {stored.workstation or '?'}")
+    print(f"  study: {stored.study['description']} ({stored.study['format']}), shape {stored.study['shape']}")
+    print(f"  model: {s.model_id} (sha256 {stored.model_sha256[:12]}…)")
+    print(f"  liver {_fmt(s.liver_volume_ml, 'mL')}, tumour {_fmt(s.tumour_volume_ml, 'mL')}, "
+          f"{s.lesion_count} lesion(s); reports: {len(stored.reports)}")
+    for lesion in stored.measurements.get("lesions", []):
+        diameter = lesion.get("longest_diameter_mm")
+        print(f"    lesion {lesion['lesion_id']}: {_fmt(lesion.get('volume_ml'), 'mL')}, longest axial "
+              f"{_fmt(diameter, 'mm')}, slices {lesion['slice_range'][0]}–{lesion['slice_range'][1]}")
+    return 0
+
+
+def cmd_db_delete(args: argparse.Namespace) -> int:
+    repository = _repository(args)
+    if args.study:
+        repository.delete_study(args.id)
+        print(f"Deleted study {args.id} with its results and reports from the {repository.where}.")
+    else:
+        repository.delete_result(args.id)
+        print(f"Deleted result {args.id} and its reports from the {repository.where}.")
+    return 0
+
+
+def cmd_db_export(args: argparse.Namespace) -> int:
+    from liverhealth.storage.export import export_result
+
+    written = export_result(_repository(args).get(args.id), Path(args.out))
+    print(f"Wrote {', '.join(p.name for p in written)} to {args.out}")
+    return 0
+
+
+def cmd_db_save(args: argparse.Namespace) -> int:
+    from liverhealth import pipeline
+
+    repository = _repository(args)
+    repository.init()
+    result_id = repository.save(pipeline.record_from_outputs(args.folder))
+    print(f"Saved {args.folder} as result {result_id} in the {repository.where}.")
+    return 0
+
+
+def _add_db_parser(sub: argparse._SubParsersAction) -> None:
+    db = sub.add_parser("db", help="the results database (SQLite by default, or MySQL)")
+    db.add_argument("--db-url", default=None, help="database URL (default: $LIVERHEALTH_DB_URL, the config file, "
+                                                   "or an SQLite file in the user data folder)")
+    actions = db.add_subparsers(dest="db_command", required=True)
+    actions.add_parser("init", help="create or upgrade the tables").set_defaults(func=cmd_db_init)
+    listing = actions.add_parser("list", help="list saved results, newest first")
+    listing.add_argument("--patient", help="patient name or ID contains this")
+    listing.add_argument("--model", help="only this model id")
+    listing.add_argument("--since", help="saved on or after YYYY-MM-DD")
+    listing.add_argument("--until", help="saved on or before YYYY-MM-DD")
+    listing.set_defaults(func=cmd_db_list)
+    show = actions.add_parser("show", help="show one saved result")
+    show.add_argument("id", type=int)
+    show.set_defaults(func=cmd_db_show)
+    delete = actions.add_parser("delete", help="delete a saved result (or --study: a study and all its results)")
+    delete.add_argument("id", type=int)
+    delete.add_argument("--study", action="store_true", help="ID is a study id")
+    delete.set_defaults(func=cmd_db_delete)
+    export = actions.add_parser("export", help="write a saved result's labels, measurements and reports")
+    export.add_argument("id", type=int)
+    export.add_argument("--out", required=True)
+    export.set_defaults(func=cmd_db_export)
+    save = actions.add_parser("save", help="save a `liverhealth segment` output folder (retry a failed save)")
+    save.add_argument("folder", type=Path)
+    save.set_defaults(func=cmd_db_save)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="liverhealth", description="Liver and liver-tumour CT workstation.")
     parser.add_argument("--version", action="version", version=f"liverhealth {__version__}")
@@ -102,10 +219,15 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--out", default=None, help="output folder (default: ./liverhealth_out)")
     seg.add_argument("--pixel-size", type=float, default=None,
                      help="pixel size in mm for a PNG/JPG slice, so areas come out in mm²")
+    seg.add_argument("--save-db", action="store_true", help="also save the result in the results database")
+    seg.add_argument("--db-url", default=None, help="database URL for --save-db (see `liverhealth db --help`)")
+    seg.add_argument("--store-patient", action="store_true",
+                     help="with --save-db: keep the patient's name, ID, sex and birth year (left out by default)")
     seg.set_defaults(func=cmd_segment)
 
     models = sub.add_parser("models", help="list the installed models and their metrics")
     models.set_defaults(func=cmd_models)
+    _add_db_parser(sub)
     return parser
 
 

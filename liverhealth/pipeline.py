@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import cv2
+import nibabel as nib
 import numpy as np
 
 from liverhealth import config, imaging
@@ -21,7 +24,8 @@ from liverhealth.imaging.display import WINDOW_PRESETS, overlay_labels, to_displ
 from liverhealth.imaging.writers import save_labels_nifti, save_labels_png, save_png
 from liverhealth.inference import Manifest, Segmenter, load_manifest
 from liverhealth.inference.engine import CancelCheck, Progress
-from liverhealth.types import CtVolume, Measurements, Segmentation
+from liverhealth.storage import ReportRecord, Repository, ResultRecord, content_hash
+from liverhealth.types import CtVolume, Measurements, Segmentation, SourceInfo
 
 DISCLAIMER = ("Draft for radiologist review. LiverHealth is not a medical device; measurements "
               "come from an automatic segmentation and must be checked.")
@@ -37,6 +41,11 @@ class SegmentResult:
     key_slice: int
     timings: dict[str, float]
     model: dict[str, Any]
+
+    @cached_property
+    def content_sha256(self) -> str:
+        """Hash of the scan, so the database recognises the same scan again."""
+        return content_hash(self.volume.voxels, self.volume.spacing)
 
 
 def load_input(path: str | Path, pixel_size_mm: float | None = None) -> CtVolume:
@@ -93,11 +102,39 @@ def measurements_document(result: SegmentResult) -> dict[str, Any]:
         "model": result.model,
         "input": {**volume.source.to_dict(), "shape_zyx": list(volume.shape),
                   "spacing_zyx_mm": list(volume.spacing) if volume.spacing else None,
-                  "is_hu": volume.is_hu},
+                  "is_hu": volume.is_hu, "affine": np.asarray(volume.affine).tolist(),
+                  "content_sha256": result.content_sha256},
         "key_slice": result.key_slice,
         "measurements": result.measurements.to_dict(),
         "timings": result.timings,
     }
+
+
+def overlay_png(result: SegmentResult) -> bytes:
+    """The overlay picture as PNG bytes (for the database and reports)."""
+    ok, buffer = cv2.imencode(".png", cv2.cvtColor(overlay_image(result), cv2.COLOR_RGB2BGR))
+    return buffer.tobytes() if ok else b""
+
+
+def result_record(result: SegmentResult) -> ResultRecord:
+    """What the database keeps of a segmentation run."""
+    volume = result.volume
+    return ResultRecord(
+        labels=result.segmentation.labels, model_id=result.model["id"], model_sha256=result.model["sha256"],
+        measurements=result.measurements.to_dict(), timings=result.timings, source=volume.source,
+        spacing=volume.spacing, content_sha256=result.content_sha256,
+        affine=volume.affine, overlay_png=overlay_png(result), patient=volume.patient)
+
+
+def save_result(result: SegmentResult, db_url: str | None = None, store_patient: bool = False,
+                report: ReportRecord | None = None) -> tuple[int, str]:
+    """Save a result to the database (created on first use); returns (result id, where)."""
+    repository = Repository(db_url)
+    try:
+        repository.init()
+        return repository.save(result_record(result), report, store_patient), repository.where
+    finally:
+        repository.close()
 
 
 def write_outputs(result: SegmentResult, out_dir: str | Path) -> dict[str, Path]:
@@ -122,3 +159,26 @@ def write_outputs(result: SegmentResult, out_dir: str | Path) -> dict[str, Path]
     except OSError as exc:
         raise InputError(f"Could not write {written['measurements']}: {exc.strerror or exc}.") from exc
     return written
+
+
+def record_from_outputs(out_dir: str | Path) -> ResultRecord:
+    """Rebuild a database record from a `segment` output folder (to retry a failed save)."""
+    out = Path(out_dir)
+    try:
+        doc = json.loads((out / "measurements.json").read_text(encoding="utf-8"))
+        if (out / "labels.nii.gz").is_file():
+            labels = np.asarray(nib.load(str(out / "labels.nii.gz")).dataobj, dtype=np.uint8).transpose(2, 1, 0)
+        else:
+            labels = cv2.imread(str(out / "labels.png"), cv2.IMREAD_UNCHANGED)[np.newaxis]
+        overlay = (out / "overlay.png").read_bytes() if (out / "overlay.png").is_file() else None
+        source_fields = {k: doc["input"][k] for k in ("format", "path", "description", "slice_count",
+                                                      "series_uid", "modality")}
+        spacing = doc["input"]["spacing_zyx_mm"]
+        return ResultRecord(
+            labels=np.ascontiguousarray(labels), model_id=doc["model"]["id"], model_sha256=doc["model"]["sha256"],
+            measurements=doc["measurements"], timings=doc["timings"],
+            source=SourceInfo(**source_fields, notes=tuple(doc["input"].get("notes", ()))),
+            spacing=tuple(spacing) if spacing else None, content_sha256=doc["input"]["content_sha256"],
+            affine=np.asarray(doc["input"]["affine"]), overlay_png=overlay)
+    except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"{out} is not a complete `liverhealth segment` output folder ({exc}).") from exc

@@ -1,0 +1,12 @@
+"""Results database: SQLAlchemy models, the repository API and Alembic migrations."""
+
+from liverhealth.storage.repository import (
+    ReportRecord,
+    Repository,
+    ResultRecord,
+    ResultSummary,
+    StoredResult,
+    content_hash,
+)
+
+__all__ = ["ReportRecord", "Repository", "ResultRecord", "ResultSummary", "StoredResult", "content_hash"]

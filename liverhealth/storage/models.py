@@ -1,0 +1,121 @@
+"""The results database schema (SQLAlchemy 2 declarative models).
+
+patient 1—n study 1—n segmentation_result 1—n report. Patient identifiers live only in the
+patient table (all optional), so a study can be saved without them. Deleting a study deletes
+its results and their reports (ON DELETE CASCADE in the database, and in the ORM).
+``sql/schema.sql`` is the same schema as MySQL DDL; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+)
+from sqlalchemy.dialects.mysql import LONGBLOB, LONGTEXT
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+Blob = LargeBinary().with_variant(LONGBLOB, "mysql", "mariadb")
+LongText = Text().with_variant(LONGTEXT, "mysql", "mariadb")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Patient(Base):
+    """Optional patient identifiers; a study may have none."""
+
+    __tablename__ = "patient"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    patient_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    sex: Mapped[str | None] = mapped_column(String(16))
+    birth_year: Mapped[int | None] = mapped_column(SmallInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+    studies: Mapped[list[Study]] = relationship(back_populates="patient")
+
+
+class Study(Base):
+    """One scan, recognised again by its content hash."""
+
+    __tablename__ = "study"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    patient_ref: Mapped[int | None] = mapped_column(ForeignKey("patient.id", ondelete="SET NULL"), index=True)
+    content_sha256: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    source_format: Mapped[str] = mapped_column(String(32), nullable=False)
+    description: Mapped[str] = mapped_column(String(512), nullable=False)
+    modality: Mapped[str | None] = mapped_column(String(16))
+    series_uid: Mapped[str | None] = mapped_column(String(128))
+    slice_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    row_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    column_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    spacing_z_mm: Mapped[float | None] = mapped_column(Float)
+    spacing_y_mm: Mapped[float | None] = mapped_column(Float)
+    spacing_x_mm: Mapped[float | None] = mapped_column(Float)
+    affine: Mapped[list | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+    patient: Mapped[Patient | None] = relationship(back_populates="studies")
+    results: Mapped[list[SegmentationResult]] = relationship(
+        back_populates="study", cascade="all, delete-orphan", passive_deletes=True)
+
+
+class SegmentationResult(Base):
+    """A segmentation of a study by one model, with its measurements."""
+
+    __tablename__ = "segmentation_result"
+    __table_args__ = (Index("ix_result_model_created", "model_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id", ondelete="CASCADE"), nullable=False, index=True)
+    model_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    model_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    labels_zlib: Mapped[bytes] = mapped_column(Blob, nullable=False)
+    labels_shape: Mapped[str] = mapped_column(String(64), nullable=False)
+    labels_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    overlay_png: Mapped[bytes | None] = mapped_column(Blob)
+    measurements: Mapped[dict] = mapped_column(JSON, nullable=False)
+    timings: Mapped[dict] = mapped_column(JSON, nullable=False)
+    liver_volume_ml: Mapped[float | None] = mapped_column(Float)
+    tumour_volume_ml: Mapped[float | None] = mapped_column(Float)
+    lesion_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    workstation: Mapped[str | None] = mapped_column(String(255))
+    user_name: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
+
+    study: Mapped[Study] = relationship(back_populates="results")
+    reports: Mapped[list[Report]] = relationship(
+        back_populates="result", cascade="all, delete-orphan", passive_deletes=True)
+
+
+class Report(Base):
+    """A diagnostic report for a result: measured findings, the LLM draft, the PDF."""
+
+    __tablename__ = "report"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("segmentation_result.id", ondelete="CASCADE"),
+                                           nullable=False, index=True)
+    findings_text: Mapped[str] = mapped_column(LongText, nullable=False)
+    draft_text: Mapped[str | None] = mapped_column(LongText)
+    draft_notice: Mapped[str | None] = mapped_column(String(512))
+    llm_endpoint: Mapped[str | None] = mapped_column(String(255))
+    llm_model: Mapped[str | None] = mapped_column(String(128))
+    pdf: Mapped[bytes | None] = mapped_column(Blob)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+    result: Mapped[SegmentationResult] = relationship(back_populates="reports")

@@ -1,0 +1,340 @@
+"""Save, find, load and delete results: the one API the GUI and the CLI use for storage.
+
+Every write is one transaction: a failure rolls back everything it wrote, so a database never
+holds half a result. Label maps are stored zlib-compressed with their shape and a sha256 of
+the raw bytes, and come back bit for bit.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import socket
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, TypeVar
+
+import numpy as np
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from liverhealth.errors import StorageError
+from liverhealth.storage.database import database_url, describe, make_engine, parse_url, translate
+from liverhealth.storage.models import Patient, Report, SegmentationResult, Study
+from liverhealth.types import PatientInfo, SourceInfo
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    """What is saved for one segmentation (built by ``pipeline.result_record``)."""
+
+    labels: np.ndarray
+    model_id: str
+    model_sha256: str
+    measurements: dict[str, Any]
+    timings: dict[str, float]
+    source: SourceInfo
+    spacing: tuple[float, float, float] | None
+    content_sha256: str
+    affine: np.ndarray | None = None
+    overlay_png: bytes | None = None
+    patient: PatientInfo | None = None
+
+
+@dataclass(frozen=True)
+class ReportRecord:
+    """A report to save with a result."""
+
+    findings_text: str
+    draft_text: str | None = None
+    draft_notice: str | None = None
+    llm_endpoint: str | None = None
+    llm_model: str | None = None
+    pdf: bytes | None = None
+
+
+@dataclass(frozen=True)
+class ResultSummary:
+    """One row of the results list."""
+
+    result_id: int
+    study_id: int
+    created_at: datetime
+    model_id: str
+    description: str
+    patient_name: str | None
+    patient_id: str | None
+    liver_volume_ml: float | None
+    tumour_volume_ml: float | None
+    lesion_count: int
+    report_count: int
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """A result loaded back in full."""
+
+    summary: ResultSummary
+    labels: np.ndarray
+    measurements: dict[str, Any]
+    timings: dict[str, float]
+    overlay_png: bytes | None
+    study: dict[str, Any]
+    model_sha256: str
+    workstation: str | None
+    user_name: str | None
+    reports: list[dict[str, Any]] = field(default_factory=list)
+
+
+def content_hash(voxels: np.ndarray, spacing: tuple[float, float, float] | None) -> str:
+    """sha256 of a scan's voxels, shape and spacing: the same scan gets the same hash."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([list(voxels.shape), str(voxels.dtype),
+                              [round(s, 5) for s in spacing] if spacing else None]).encode())
+    digest.update(np.ascontiguousarray(voxels).tobytes())
+    return digest.hexdigest()
+
+
+def _birth_year(birth_date: str) -> int | None:
+    digits = birth_date[:4]
+    return int(digits) if digits.isdigit() and 1850 < int(digits) < 2200 else None
+
+
+def _summary(result: SegmentationResult) -> ResultSummary:
+    patient = result.study.patient
+    return ResultSummary(
+        result_id=result.id, study_id=result.study_id, created_at=result.created_at, model_id=result.model_id,
+        description=result.study.description, patient_name=patient.name if patient else None,
+        patient_id=patient.patient_id if patient else None, liver_volume_ml=result.liver_volume_ml,
+        tumour_volume_ml=result.tumour_volume_ml, lesion_count=result.lesion_count,
+        report_count=len(result.reports))
+
+
+class Repository:
+    """Results storage on one database URL (see ``database.database_url``)."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = database_url(url)
+        self._parsed = parse_url(self.url)
+        self.engine = make_engine(self.url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def where(self) -> str:
+        """Human description of the database, without the password."""
+        return describe(self._parsed)
+
+    def _run(self, action: str, work: Callable[[Session], T], writing: bool = False) -> T:
+        """Run ``work`` in one transaction; roll back and translate any database failure."""
+        try:
+            with self._sessions.begin() as session:
+                return work(session)
+        except StorageError:
+            raise
+        except (DBAPIError, SQLAlchemyError, OSError) as exc:
+            raise translate(exc, self._parsed, action, writing) from exc
+
+    @contextmanager
+    def _connection(self, action: str) -> Iterator[Any]:
+        try:
+            with self.engine.begin() as connection:
+                yield connection
+        except StorageError:
+            raise
+        except (DBAPIError, SQLAlchemyError, OSError) as exc:
+            raise translate(exc, self._parsed, action) from exc
+
+    def init(self) -> str:
+        """Create or upgrade the schema (Alembic) and return the revision now in place.
+
+        On MySQL a missing database is created first, when the user may create it.
+        """
+        from liverhealth.storage.migrations_runner import upgrade_to_head
+
+        try:
+            with self._connection("create the tables") as connection:
+                return upgrade_to_head(connection)
+        except StorageError as exc:
+            if getattr(exc, "code", None) != 1049:
+                raise
+        self._create_mysql_database_if_missing()
+        with self._connection("create the tables") as connection:
+            return upgrade_to_head(connection)
+
+    def _create_mysql_database_if_missing(self) -> None:
+        name = self._parsed.database
+        if not name:
+            raise StorageError(f"The database URL names no database ({self.where}).")
+        server = make_engine(self._parsed.set(database="").render_as_string(hide_password=False))
+        try:
+            with server.begin() as connection:
+                quoted = "`" + name.replace("`", "``") + "`"
+                connection.execute(text(f"CREATE DATABASE IF NOT EXISTS {quoted} CHARACTER SET utf8mb4"))
+        except (DBAPIError, SQLAlchemyError) as exc:
+            raise translate(exc, self._parsed, "create the database") from exc
+        finally:
+            server.dispose()
+
+    def save(self, record: ResultRecord, report: ReportRecord | None = None, store_patient: bool = False) -> int:
+        """Save a result (and a report) in one transaction; returns the result id."""
+        now = datetime.now().replace(microsecond=0)
+        raw = np.ascontiguousarray(record.labels, dtype=np.uint8).tobytes()
+
+        def work(session: Session) -> int:
+            study = self._study(session, record, now, store_patient)
+            m = record.measurements
+            result = SegmentationResult(
+                study=study, model_id=record.model_id, model_sha256=record.model_sha256,
+                labels_zlib=zlib.compress(raw, 6), labels_shape=json.dumps(list(record.labels.shape)),
+                labels_sha256=hashlib.sha256(raw).hexdigest(), overlay_png=record.overlay_png,
+                measurements=record.measurements, timings=record.timings,
+                liver_volume_ml=m.get("liver_volume_ml"), tumour_volume_ml=m.get("tumour_volume_ml"),
+                lesion_count=len(m.get("lesions", [])), workstation=socket.gethostname()[:255],
+                user_name=getpass.getuser()[:255], created_at=now)
+            session.add(result)
+            if report is not None:
+                session.add(self._report(result, report, now))
+            session.flush()
+            return result.id
+
+        return self._run("save the result", work, writing=True)
+
+    def _study(self, session: Session, record: ResultRecord, now: datetime, store_patient: bool) -> Study:
+        patient = None
+        info = record.patient
+        if store_patient and info is not None and not info.is_empty():
+            if info.patient_id:
+                patient = session.scalars(select(Patient).where(Patient.patient_id == info.patient_id)).first()
+            if patient is None:
+                patient = Patient(name=info.name or None, patient_id=info.patient_id or None, sex=info.sex or None,
+                                  birth_year=_birth_year(info.birth_date), created_at=now)
+        study = session.scalars(select(Study).where(Study.content_sha256 == record.content_sha256)
+                                .order_by(Study.id)).first()
+        if study is None:
+            shape = record.labels.shape
+            spacing = record.spacing or (None, None, None)
+            study = Study(content_sha256=record.content_sha256, source_format=record.source.format[:32],
+                          description=record.source.description[:512], modality=record.source.modality or None,
+                          series_uid=record.source.series_uid or None, slice_count=shape[0], row_count=shape[1],
+                          column_count=shape[2], spacing_z_mm=spacing[0], spacing_y_mm=spacing[1],
+                          spacing_x_mm=spacing[2],
+                          affine=np.asarray(record.affine).tolist() if record.affine is not None else None,
+                          created_at=now)
+            session.add(study)
+        if patient is not None and study.patient is None:
+            study.patient = patient
+        return study
+
+    @staticmethod
+    def _report(result: SegmentationResult, report: ReportRecord, now: datetime) -> Report:
+        return Report(result=result, findings_text=report.findings_text, draft_text=report.draft_text,
+                      draft_notice=report.draft_notice, llm_endpoint=report.llm_endpoint,
+                      llm_model=report.llm_model, pdf=report.pdf, created_at=now)
+
+    def add_report(self, result_id: int, report: ReportRecord) -> int:
+        """Attach a report to a saved result; returns the report id."""
+        def work(session: Session) -> int:
+            result = session.get(SegmentationResult, result_id)
+            if result is None:
+                raise StorageError(f"No saved result {result_id} in {self.where}.")
+            row = self._report(result, report, datetime.now().replace(microsecond=0))
+            session.add(row)
+            session.flush()
+            return row.id
+
+        return self._run("save the report", work, writing=True)
+
+    def list_results(self, patient: str | None = None, model_id: str | None = None,
+                     since: date | None = None, until: date | None = None, limit: int = 500) -> list[ResultSummary]:
+        """Saved results, newest first; ``patient`` matches name or ID (substring)."""
+        def work(session: Session) -> list[ResultSummary]:
+            query = (select(SegmentationResult).join(Study).outerjoin(Patient)
+                     .options(selectinload(SegmentationResult.study).selectinload(Study.patient),
+                              selectinload(SegmentationResult.reports).load_only(Report.id))
+                     .order_by(SegmentationResult.created_at.desc(), SegmentationResult.id.desc()).limit(limit))
+            if patient:
+                pattern = f"%{patient}%"
+                query = query.where(Patient.name.like(pattern) | Patient.patient_id.like(pattern))
+            if model_id:
+                query = query.where(SegmentationResult.model_id == model_id)
+            if since:
+                query = query.where(SegmentationResult.created_at >= datetime.combine(since, datetime.min.time()))
+            if until:
+                end = datetime.combine(until, datetime.min.time()) + timedelta(days=1)
+                query = query.where(SegmentationResult.created_at < end)
+            return [_summary(r) for r in session.scalars(query).unique()]
+
+        return self._run("list the saved results", work)
+
+    def get(self, result_id: int) -> StoredResult:
+        """Load one result in full (labels decompressed and checked against their sha256)."""
+        def work(session: Session) -> StoredResult:
+            result = session.get(SegmentationResult, result_id,
+                                 options=[selectinload(SegmentationResult.reports),
+                                          selectinload(SegmentationResult.study).selectinload(Study.patient)])
+            if result is None:
+                raise StorageError(f"No saved result {result_id} in {self.where}. `liverhealth db list` shows them.")
+            raw = zlib.decompress(result.labels_zlib)
+            if hashlib.sha256(raw).hexdigest() != result.labels_sha256:
+                raise StorageError(f"Saved result {result_id} is damaged (its label map does not match its "
+                                   "checksum).")
+            labels = np.frombuffer(raw, dtype=np.uint8).reshape(json.loads(result.labels_shape)).copy()
+            study = result.study
+            return StoredResult(
+                summary=_summary(result), labels=labels, measurements=result.measurements, timings=result.timings,
+                overlay_png=result.overlay_png, model_sha256=result.model_sha256, workstation=result.workstation,
+                user_name=result.user_name,
+                study={"id": study.id, "description": study.description, "format": study.source_format,
+                       "modality": study.modality, "series_uid": study.series_uid,
+                       "shape": [study.slice_count, study.row_count, study.column_count],
+                       "spacing_mm": [study.spacing_z_mm, study.spacing_y_mm, study.spacing_x_mm],
+                       "content_sha256": study.content_sha256, "affine": study.affine},
+                reports=[{"id": r.id, "findings_text": r.findings_text, "draft_text": r.draft_text,
+                          "draft_notice": r.draft_notice, "llm_endpoint": r.llm_endpoint, "llm_model": r.llm_model,
+                          "pdf": r.pdf, "created_at": r.created_at} for r in result.reports])
+
+        return self._run("load the result", work)
+
+    def delete_result(self, result_id: int) -> None:
+        """Delete a result and its reports; its study goes too when nothing else uses it."""
+        def work(session: Session) -> None:
+            result = session.get(SegmentationResult, result_id)
+            if result is None:
+                raise StorageError(f"No saved result {result_id} in {self.where}.")
+            study_id = result.study_id
+            session.delete(result)
+            session.flush()
+            remaining = session.scalar(select(func.count()).select_from(SegmentationResult)
+                                       .where(SegmentationResult.study_id == study_id))
+            if not remaining:
+                session.delete(session.get(Study, study_id))
+
+        self._run("delete the result", work, writing=True)
+
+    def delete_study(self, study_id: int) -> None:
+        """Delete a study with all its results and reports."""
+        def work(session: Session) -> None:
+            study = session.get(Study, study_id)
+            if study is None:
+                raise StorageError(f"No saved study {study_id} in {self.where}.")
+            session.delete(study)
+
+        self._run("delete the study", work, writing=True)
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table (for checks and the status bar)."""
+        def work(session: Session) -> dict[str, int]:
+            return {model.__tablename__: int(session.scalar(select(func.count()).select_from(model)) or 0)
+                    for model in (Patient, Study, SegmentationResult, Report)}
+
+        return self._run("count the saved results", work)
+
+    def close(self) -> None:
+        self.engine.dispose()
