@@ -1,0 +1,64 @@
+"""`liverhealth segment --save-db` and `liverhealth db ...` as real processes."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import nibabel as nib
+import numpy as np
+
+from tests.cli.test_cli import run_cli
+from tests.storage.conftest import MYSQL_HOST, MYSQL_PORT, free_port, mysql_root
+
+
+def test_save_list_show_export_delete_sqlite(data_root, models_dir, tmp_path):
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    series = str(data_root / "totalsegmentator" / "example_ct_dicom")
+    result = run_cli("segment", series, "--out", str(tmp_path / "out"), "--save-db", "--db-url", url)
+    assert result.returncode == 0, result.stderr
+    assert "Saved as result 1" in result.stdout
+    listing = run_cli("db", "--db-url", url, "list")
+    assert listing.returncode == 0 and "threshold" in listing.stdout and "20 slices" in listing.stdout
+    show = run_cli("db", "--db-url", url, "show", "1")
+    assert show.returncode == 0 and "Result 1" in show.stdout
+    export = run_cli("db", "--db-url", url, "export", "1", "--out", str(tmp_path / "exported"))
+    assert export.returncode == 0, export.stderr
+    original = nib.load(str(tmp_path / "out" / "labels.nii.gz"))
+    exported = nib.load(str(tmp_path / "exported" / "labels.nii.gz"))
+    assert np.array_equal(np.asarray(original.dataobj), np.asarray(exported.dataobj))
+    np.testing.assert_allclose(original.affine, exported.affine)
+    doc = json.loads((tmp_path / "exported" / "measurements.json").read_text())
+    assert doc["measurements"] == json.loads((tmp_path / "out" / "measurements.json").read_text())["measurements"]
+    assert run_cli("db", "--db-url", url, "delete", "1").returncode == 0
+    assert "No saved results" in run_cli("db", "--db-url", url, "list").stdout
+    missing = run_cli("db", "--db-url", url, "show", "1")
+    assert missing.returncode == 2 and "No saved result 1" in missing.stderr
+
+
+def test_failed_save_keeps_outputs_and_retry_works(data_root, models_dir, tmp_path):
+    password = f"Pw-{uuid.uuid4().hex[:10]}"
+    dead = f"mysql+pymysql://root:{password}@127.0.0.1:{free_port()}/liverhealth"
+    out = tmp_path / "out"
+    result = run_cli("segment", str(data_root / "dcmqi" / "ct-3slice"), "--out", str(out), "--save-db",
+                     "--db-url", dead, env_extra={"LIVERHEALTH_DB_TIMEOUT": "2"})
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.startswith("liverhealth:")]
+    assert len(lines) == 1 and "cannot reach the server" in lines[0] and "db save" in lines[0]
+    assert password not in result.stderr + result.stdout and "Traceback" not in result.stderr
+    assert (out / "labels.nii.gz").is_file() and (out / "measurements.json").is_file()
+    name = f"lh_retry_{uuid.uuid4().hex[:8]}"
+    good = f"mysql+pymysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{name}"
+    try:
+        retry = run_cli("db", "--db-url", good, "save", str(out))
+        assert retry.returncode == 0, retry.stderr
+        listing = run_cli("db", "--db-url", good, "list")
+        assert "3 slices" in listing.stdout
+        with mysql_root(name) as connection, connection.cursor() as cursor:
+            for table in ("patient", "study", "segmentation_result", "report"):
+                cursor.execute(f"SELECT * FROM {table}")
+                for row in cursor.fetchall():
+                    assert password not in repr(row)
+    finally:
+        with mysql_root() as connection, connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name}")
