@@ -44,10 +44,19 @@ def cmd_segment(args: argparse.Namespace) -> int:
                                    pixel_size_mm=args.pixel_size, progress=_progress_bar("segmenting"))
     out_dir = Path(args.out) if args.out else Path.cwd() / "liverhealth_out"
     written = pipeline.write_outputs(result, out_dir)
+    report_note = ""
+    report = None
+    if args.report:
+        content = pipeline.make_report(result, include_patient=args.store_patient)
+        written.update(pipeline.write_report(content, out_dir))
+        report = pipeline.report_record(content)
+        draft = content.report.draft_notice or f"with an LLM draft by {content.report.draft_model}"
+        report_note = f" Report: {draft}"
     saved = ""
     if args.save_db:
         try:
-            result_id, where = pipeline.save_result(result, args.db_url, store_patient=args.store_patient)
+            result_id, where = pipeline.save_result(result, args.db_url, store_patient=args.store_patient,
+                                                    report=report)
         except LiverHealthError as exc:
             raise LiverHealthError(f"{exc} The outputs are in {out_dir}; retry with "
                                    f"`liverhealth db save {out_dir}`.") from exc
@@ -61,7 +70,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         size = f"liver {m.liver_voxels} px, tumour {m.tumour_voxels} px"
     print(f"{result.model['id']}: {size}, {len(m.lesions)} lesion(s); "
           f"{result.timings['total_s']:.2f} s. Wrote {', '.join(p.name for p in written.values())} "
-          f"to {out_dir}.{saved}")
+          f"to {out_dir}.{saved}{report_note}")
     return 0
 
 
@@ -219,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--out", default=None, help="output folder (default: ./liverhealth_out)")
     seg.add_argument("--pixel-size", type=float, default=None,
                      help="pixel size in mm for a PNG/JPG slice, so areas come out in mm²")
+    seg.add_argument("--report", action="store_true",
+                     help="also write report.pdf and report.md (measured findings + an LLM draft when one answers)")
     seg.add_argument("--save-db", action="store_true", help="also save the result in the results database")
     seg.add_argument("--db-url", default=None, help="database URL for --save-db (see `liverhealth db --help`)")
     seg.add_argument("--store-patient", action="store_true",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -19,11 +20,12 @@ import numpy as np
 
 from liverhealth import config, imaging
 from liverhealth.analysis import key_slice, measure
-from liverhealth.errors import InputError
+from liverhealth.errors import InputError, ReportError
 from liverhealth.imaging.display import WINDOW_PRESETS, overlay_labels, to_display
 from liverhealth.imaging.writers import save_labels_nifti, save_labels_png, save_png
 from liverhealth.inference import Manifest, Segmenter, load_manifest
 from liverhealth.inference.engine import CancelCheck, Progress
+from liverhealth.reporting import LlmSettings, ReportContent, build_report, report_markdown, write_pdf
 from liverhealth.storage import ReportRecord, Repository, ResultRecord, content_hash
 from liverhealth.types import CtVolume, Measurements, Segmentation, SourceInfo
 
@@ -112,8 +114,7 @@ def measurements_document(result: SegmentResult) -> dict[str, Any]:
 
 def overlay_png(result: SegmentResult) -> bytes:
     """The overlay picture as PNG bytes (for the database and reports)."""
-    ok, buffer = cv2.imencode(".png", cv2.cvtColor(overlay_image(result), cv2.COLOR_RGB2BGR))
-    return buffer.tobytes() if ok else b""
+    return _png(overlay_image(result))
 
 
 def result_record(result: SegmentResult) -> ResultRecord:
@@ -182,3 +183,58 @@ def record_from_outputs(out_dir: str | Path) -> ResultRecord:
             affine=np.asarray(doc["input"]["affine"]), overlay_png=overlay)
     except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InputError(f"{out} is not a complete `liverhealth segment` output folder ({exc}).") from exc
+
+
+def _png(image: np.ndarray) -> bytes:
+    array = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
+    ok, buffer = cv2.imencode(".png", array)
+    return buffer.tobytes() if ok else b""
+
+
+def key_slice_strip(result: SegmentResult, count: int = 5, width: int = 160) -> list[tuple[int, bytes]]:
+    """Small overlay pictures of slices spread over the liver (for the report's strip)."""
+    labels = result.segmentation.labels
+    present = np.flatnonzero(labels.reshape(labels.shape[0], -1).any(axis=1))
+    if labels.shape[0] < 2 or present.size == 0:
+        return []
+    picks = np.unique(np.linspace(present[0], present[-1], min(count, present.size)).round().astype(int))
+    strip = []
+    for z in picks:
+        image = overlay_image(result, int(z))
+        height = round(image.shape[0] * width / image.shape[1])
+        strip.append((int(z), _png(cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA))))
+    return strip
+
+
+def make_report(result: SegmentResult, settings: LlmSettings | None = None, use_llm: bool = True,
+                on_text: Callable[[str], None] | None = None, cancel: Callable[[], bool] | None = None,
+                include_patient: bool = False) -> ReportContent:
+    """Findings + LLM draft for a result, with everything the PDF shows."""
+    volume = result.volume
+    slice_png = _png(to_display(volume.voxels[result.key_slice], volume.is_hu, WINDOW_PRESETS["abdomen"]))
+    overlay = overlay_png(result)
+    measurements = result.measurements.to_dict()
+    study = f"{volume.source.description} ({volume.source.format}); key slice {result.key_slice}."
+    report = build_report(measurements, result.model, study, slice_png, overlay, settings, use_llm, on_text, cancel)
+    return ReportContent(report=report, measurements=measurements, model=result.model, study=study,
+                         slice_png=slice_png, overlay_png=overlay, key_slices=key_slice_strip(result),
+                         patient=volume.patient if include_patient else None)
+
+
+def write_report(content: ReportContent, out_dir: str | Path) -> dict[str, Path]:
+    """Write report.pdf and report.md into ``out_dir``."""
+    out = Path(out_dir)
+    paths = {"pdf": out / "report.pdf", "markdown": out / "report.md"}
+    try:
+        paths["pdf"].write_bytes(write_pdf(content))
+        paths["markdown"].write_text(report_markdown(content.report, content.model), encoding="utf-8")
+    except OSError as exc:
+        raise ReportError(f"Could not write the report into {out}: {exc.strerror or exc}.") from exc
+    return paths
+
+
+def report_record(content: ReportContent) -> ReportRecord:
+    """What the database keeps of a report."""
+    report = content.report
+    return ReportRecord(findings_text=report.findings, draft_text=report.draft, draft_notice=report.draft_notice,
+                        llm_endpoint=report.draft_endpoint, llm_model=report.draft_model, pdf=write_pdf(content))

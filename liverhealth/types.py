@@ -131,3 +131,15 @@ class Measurements:
         data["lesions"] = [asdict(lesion) for lesion in self.lesions]
         data["lesion_count"] = len(self.lesions)
         return data
+
+
+@dataclass(frozen=True)
+class Report:
+    """A diagnostic report: measured findings (always), and an LLM draft or why there is none."""
+
+    findings: str
+    draft: str | None
+    draft_notice: str | None
+    draft_model: str | None
+    draft_endpoint: str | None
+    created_at: str
