@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from liverhealth.analysis.lesions import lesion_detection
 from liverhealth.analysis.metrics import dice, segmentation_report
 from liverhealth.imaging.ircadb import load_ircadb_case
 from liverhealth.inference import Segmenter, load_manifest
@@ -46,6 +47,7 @@ def evaluate_model(models_dir: Path, model_id: str, data: Path) -> dict:
     volume, reference = load_ircadb_case(data / case)
     result = Segmenter(manifest).segment(volume, model_id)
     report = segmentation_report(result.labels, reference)
+    report["lesions"] = lesion_detection(result.labels, reference).to_dict()
     report.update({
         "liver_dice_per_slice": per_slice(result.labels, reference, lambda a: a > 0),
         "tumour_dice_per_slice": per_slice(result.labels, reference, lambda a: a == 2),
