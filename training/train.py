@@ -64,8 +64,13 @@ def to_tensor(units: np.ndarray) -> paddle.Tensor:
 
 
 def make_batch(images: np.ndarray, labels: np.ndarray, size: int, aug: AugmentConfig,
-               rng: np.random.Generator) -> tuple[paddle.Tensor, paddle.Tensor]:
+               rng: np.random.Generator, tumour_indices: np.ndarray | None = None,
+               tumour_fraction: float = 0.0) -> tuple[paddle.Tensor, paddle.Tensor]:
+    """A random batch; ``tumour_fraction`` of it drawn from slices that contain tumour."""
     picks = rng.integers(0, len(images), size)
+    if tumour_indices is not None and len(tumour_indices) and tumour_fraction > 0:
+        chosen = rng.random(size) < tumour_fraction
+        picks[chosen] = rng.choice(tumour_indices, int(chosen.sum()))
     batch_images, batch_labels = [], []
     for i in picks:
         image, label = geometric(images[i], labels[i], aug, rng)
@@ -178,6 +183,10 @@ def train(config: dict, fold: str, out: Path, max_minutes: float | None = None,
         state = json.loads((ckpt / "state.json").read_text())
         model.set_state_dict(paddle.load(str(ckpt / "model.pdparams")))
         optimizer.set_state_dict(paddle.load(str(ckpt / "model.pdopt")))
+        if state["config"] != config:  # keep an honest record of mid-run changes
+            state.setdefault("config_changes", []).append({"iter": state["iter"], "previous": state["config"]})
+            state["config"] = config
+        state.setdefault("val_cases", folds["val"])
         print(f"resumed from iteration {state['iter']}", file=sys.stderr)
     rng = np.random.default_rng([int(train_cfg.get("seed", 0)), state["iter"]])
     aug = AugmentConfig(**config.get("augment", {}))
@@ -185,8 +194,10 @@ def train(config: dict, fold: str, out: Path, max_minutes: float | None = None,
     started = time.perf_counter()
     base_seconds = state["train_seconds"]
     model.train()
+    tumour_indices = np.flatnonzero((labels == 2).reshape(len(labels), -1).any(axis=1))
+    tumour_fraction = float(train_cfg.get("tumour_fraction", 0.0))
     while state["iter"] < iters:
-        x, y = make_batch(images, labels, int(train_cfg["batch_size"]), aug, rng)
+        x, y = make_batch(images, labels, int(train_cfg["batch_size"]), aug, rng, tumour_indices, tumour_fraction)
         loss, ce, dice_loss = loss_fn(model(x)[0], y, train_cfg["class_weights"],
                                       float(train_cfg.get("dice_weight", 1.0)))
         loss.backward()
