@@ -187,6 +187,14 @@ def cmd_db_save(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gui(args: argparse.Namespace) -> int:
+    try:
+        from liverhealth.gui.app import run
+    except ImportError as exc:
+        raise LiverHealthError(f"The window needs PyQt5 ({exc}): pip install 'liverhealth[gui]'.") from exc
+    return run(args.open, args.segment, args.report, Path(args.screenshot) if args.screenshot else None)
+
+
 def _add_db_parser(sub: argparse._SubParsersAction) -> None:
     db = sub.add_parser("db", help="the results database (SQLite by default, or MySQL)")
     db.add_argument("--db-url", default=None, help="database URL (default: $LIVERHEALTH_DB_URL, the config file, "
@@ -239,6 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list the installed models and their metrics")
     models.set_defaults(func=cmd_models)
     _add_db_parser(sub)
+    gui = sub.add_parser("gui", help="start the workstation window")
+    gui.add_argument("--open", default=None, help="open this CT or image at start")
+    gui.add_argument("--segment", action="store_true", help="segment it once loaded")
+    gui.add_argument("--report", action="store_true", help="then generate the diagnostic report")
+    gui.add_argument("--screenshot", default=None, help="after those steps, save the window as an image and exit")
+    gui.set_defaults(func=cmd_gui)
     return parser
 
 

@@ -214,7 +214,7 @@ def make_report(result: SegmentResult, settings: LlmSettings | None = None, use_
     slice_png = _png(to_display(volume.voxels[result.key_slice], volume.is_hu, WINDOW_PRESETS["abdomen"]))
     overlay = overlay_png(result)
     measurements = result.measurements.to_dict()
-    study = f"{volume.source.description} ({volume.source.format}); key slice {result.key_slice}."
+    study = f"{volume.source.description} ({volume.source.format}); key slice {result.key_slice}"
     report = build_report(measurements, result.model, study, slice_png, overlay, settings, use_llm, on_text, cancel)
     return ReportContent(report=report, measurements=measurements, model=result.model, study=study,
                          slice_png=slice_png, overlay_png=overlay, key_slices=key_slice_strip(result),

@@ -1,0 +1,48 @@
+"""Start the window; optionally open, segment and report, then save a screenshot and exit."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PyQt5.QtCore import QTimer
+from PyQt5.QtWidgets import QApplication
+
+from liverhealth.gui.main_window import MainWindow
+
+
+def run(open_path: str | None = None, segment: bool = False, report: bool = False,
+        screenshot: Path | None = None) -> int:
+    """Run the workstation. With ``screenshot`` the requested steps run, the window is saved as
+    an image and the program exits (status 2 if a step failed)."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    window = MainWindow()
+    window.show()
+    steps = [name for name, wanted in (("segment", segment), ("report", report)) if wanted]
+    outcome = {"status": 0}
+
+    def finish() -> None:
+        if screenshot is not None:
+            app.processEvents()
+            window.grab().save(str(screenshot))
+            if window.error_box is not None:
+                window.error_box.close()
+            app.quit()
+
+    def next_step(done: str) -> None:
+        if done.endswith("-failed"):
+            print(f"liverhealth: error: {window.last_error}", file=sys.stderr)
+            outcome["status"] = 2
+            steps.clear()
+        if steps:
+            getattr(window, {"segment": "segment", "report": "generate_report"}[steps.pop(0)])()
+        else:
+            QTimer.singleShot(300, finish)
+
+    window.step_finished.connect(next_step)
+    if open_path:
+        QTimer.singleShot(0, lambda: window.open_path(open_path))
+    elif screenshot is not None:
+        QTimer.singleShot(300, finish)
+    app.exec_()
+    return outcome["status"]

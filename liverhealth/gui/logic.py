@@ -1,0 +1,125 @@
+"""The workstation's state and what each view shows, without Qt (testable on its own).
+
+The widgets only forward user actions here and paint the arrays this class returns
+(the 3D Slicer "Logic" pattern). Long steps (load, segment, report, database) are plain
+functions the window runs in worker threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from liverhealth.imaging import display
+from liverhealth.pipeline import SegmentResult, overlay_image
+from liverhealth.types import CtVolume
+
+PROCESSING: dict[str, tuple[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]] = {
+    # key: (menu text, function of (windowed grey, HU or grey slice) -> image)
+    "clahe": ("CLAHE (local contrast)", lambda grey, _: display.clahe(grey)),
+    "gaussian": ("Denoise: Gaussian", lambda grey, _: display.denoise_gaussian(grey, 1.2)),
+    "median": ("Denoise: median", lambda grey, _: display.denoise_median(grey, 3)),
+    "bilateral": ("Denoise: bilateral", lambda grey, _: display.denoise_bilateral(grey)),
+    "canny": ("Edges: Canny", lambda grey, _: display.edges_canny(grey)),
+    "sobel": ("Edges: Sobel", lambda grey, _: display.edges_sobel(grey)),
+    "tissue": ("HU tissue colour map", lambda _, hu: display.tissue_colour_map(hu)),
+}
+
+
+@dataclass
+class WorkstationLogic:
+    """Everything the window shows: the volume, the slice, the window, the right-hand view."""
+
+    volume: CtVolume | None = None
+    result: SegmentResult | None = None
+    slice_index: int = 0
+    window: display.Window = field(default_factory=lambda: display.WINDOW_PRESETS["abdomen"])
+    right_view: str = "segmentation"  # "segmentation" or a PROCESSING key
+    opacity: float = 0.4
+
+    def set_volume(self, volume: CtVolume) -> None:
+        """A new study: forget the old result, go to the middle slice."""
+        self.volume = volume
+        self.result = None
+        self.slice_index = volume.shape[0] // 2
+        self.right_view = "segmentation"
+
+    def set_result(self, result: SegmentResult) -> None:
+        """A segmentation finished: show the slice with the most tumour (else liver)."""
+        self.result = result
+        self.volume = result.volume
+        self.slice_index = result.key_slice
+        self.right_view = "segmentation"
+
+    @property
+    def slice_count(self) -> int:
+        return self.volume.shape[0] if self.volume is not None else 0
+
+    def scroll(self, steps: int) -> int:
+        """Move by ``steps`` slices (clamped); returns the new index."""
+        if self.volume is not None:
+            self.slice_index = int(np.clip(self.slice_index + steps, 0, self.slice_count - 1))
+        return self.slice_index
+
+    def set_window(self, center: float, width: float) -> None:
+        self.window = display.Window("Custom", float(center), max(float(width), 1.0))
+
+    def adjust_window(self, d_center: float, d_width: float) -> None:
+        """Drag-to-adjust: right-drag changes level (vertical) and width (horizontal)."""
+        self.set_window(self.window.center + d_center, self.window.width + d_width)
+
+    def _slice(self) -> np.ndarray:
+        assert self.volume is not None
+        return self.volume.voxels[self.slice_index]
+
+    def left_image(self) -> np.ndarray | None:
+        """The original slice, windowed (uint8 grey)."""
+        if self.volume is None:
+            return None
+        return display.to_display(self._slice(), self.volume.is_hu, self.window)
+
+    def right_image(self) -> np.ndarray | None:
+        """The processed view or the segmentation overlay (uint8 grey or RGB)."""
+        if self.volume is None:
+            return None
+        grey = self.left_image()
+        if self.right_view in PROCESSING:
+            return PROCESSING[self.right_view][1](grey, self._slice())
+        if self.result is None:
+            return grey
+        image = overlay_image(self.result, self.slice_index, self.opacity)
+        if self.window.name != "Abdomen":  # the overlay follows the user's window
+            base = display.to_display(self._slice(), self.volume.is_hu, self.window)
+            image = display.overlay_labels(base, self.result.segmentation.labels[self.slice_index], self.opacity)
+        return image
+
+    def value_at(self, row: int, column: int) -> str:
+        """Status-bar text for the pixel under the cursor."""
+        if self.volume is None or not (0 <= row < self.volume.shape[1] and 0 <= column < self.volume.shape[2]):
+            return ""
+        value = int(self._slice()[row, column])
+        unit = "HU" if self.volume.is_hu else "grey"
+        label = ""
+        if self.result is not None:
+            label = ("", " · liver", " · tumour")[int(self.result.segmentation.labels[self.slice_index, row, column])]
+        return f"x {column}, y {row}, slice {self.slice_index}: {value} {unit}{label}"
+
+    def lesion_rows(self) -> list[tuple[int, str, int]]:
+        """(lesion id, text, its largest slice) for the lesion list."""
+        if self.result is None:
+            return []
+        rows = []
+        for lesion in self.result.measurements.lesions:
+            size = (f"{lesion.volume_ml:.2f} mL" if lesion.volume_ml is not None else f"{lesion.largest_area_px} px")
+            diameter = (f", {lesion.longest_diameter_mm:.1f} mm" if lesion.longest_diameter_mm is not None else "")
+            rows.append((lesion.lesion_id, f"Lesion {lesion.lesion_id}: {size}{diameter}", lesion.largest_slice))
+        return rows
+
+    def status_text(self) -> str:
+        if self.volume is None:
+            return "No study open"
+        spacing = ("×".join(f"{s:.2f}" for s in self.volume.spacing) + " mm") if self.volume.spacing else "no spacing"
+        model = f" · model {self.result.model['id']}" if self.result else ""
+        return f"{self.volume.source.description} · {spacing}{model}"

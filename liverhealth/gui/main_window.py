@@ -1,0 +1,381 @@
+"""The workstation window: original on the left, processed view or segmentation on the right,
+findings and the streamed draft below; menus for each step. Every long step runs in a worker
+thread; errors are shown in a dialog and the window stays usable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PyQt5.QtCore import Qt, pyqtSignal
+from PyQt5.QtWidgets import (
+    QAction,
+    QActionGroup,
+    QFileDialog,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QSplitter,
+    QTextEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+from liverhealth import config, pipeline
+from liverhealth.errors import LiverHealthError
+from liverhealth.gui.logic import PROCESSING, WorkstationLogic
+from liverhealth.gui.widgets import SliceCanvas, Worker
+from liverhealth.imaging.display import WINDOW_PRESETS
+from liverhealth.inference import Manifest, load_manifest
+from liverhealth.reporting import DISCLAIMER, ReportContent, build_findings, write_pdf
+
+
+class MainWindow(QMainWindow):
+    """The LiverHealth main window."""
+
+    step_finished = pyqtSignal(str)  # "load", "segment", "report", "save" (for tests and --screenshot)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWindowTitle("LiverHealth - liver CT workstation (not a medical device)")
+        self.logic = WorkstationLogic()
+        self.manifest: Manifest | None = None
+        self.model_id: str | None = None
+        self.report: ReportContent | None = None
+        self.worker: Worker | None = None
+        self.last_error = ""
+        self.error_box: QMessageBox | None = None
+        self._build_views()
+        self._build_menus()
+        self.setAcceptDrops(True)
+        self.resize(1280, 860)
+        self._load_models()
+        self.refresh()
+
+    # layout -------------------------------------------------------------------------------
+    def _build_views(self) -> None:
+        self.left = SliceCanvas("original")
+        self.right = SliceCanvas("processed")
+        for canvas in (self.left, self.right):
+            canvas.scrolled.connect(self.scroll)
+            canvas.window_dragged.connect(self._drag_window)
+            canvas.hovered.connect(self._hover)
+        self.slider = QSlider(Qt.Horizontal)
+        self.slider.valueChanged.connect(self._slider_moved)
+        self.lesions = QListWidget()
+        self.lesions.itemActivated.connect(self._jump_to_lesion)
+        self.lesions.itemClicked.connect(self._jump_to_lesion)
+        self.legend = QLabel("<span style='color:#28c83c'>■</span> liver  "
+                             "<span style='color:#e62828'>■</span> tumour")
+        self.opacity = QSlider(Qt.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(40)
+        self.opacity.valueChanged.connect(self._opacity_changed)
+        side = QVBoxLayout()
+        side.addWidget(QLabel("Lesions (click to go to the largest slice)"))
+        side.addWidget(self.lesions)
+        side.addWidget(self.legend)
+        side.addWidget(QLabel("Overlay opacity"))
+        side.addWidget(self.opacity)
+        side_widget = QWidget()
+        side_widget.setLayout(side)
+        side_widget.setMaximumWidth(280)
+        canvases = QSplitter(Qt.Horizontal)
+        for widget in (self.left, self.right, side_widget):
+            canvases.addWidget(widget)
+        self.text = QTextEdit()
+        self.text.setReadOnly(True)
+        self.text.setPlaceholderText("Findings and the draft report appear here.")
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.addWidget(canvases, 1)
+        top_layout.addWidget(self.slider)
+        vertical = QSplitter(Qt.Vertical)
+        vertical.addWidget(top)
+        vertical.addWidget(self.text)
+        vertical.setSizes([640, 200])
+        self.setCentralWidget(vertical)
+        self.status = QLabel()
+        self.cursor_label = QLabel()
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(220)
+        self.progress.hide()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.hide()
+        self.cancel_button.clicked.connect(self.cancel)
+        bar = self.statusBar()
+        bar.addWidget(self.status, 1)
+        bar.addWidget(self.cursor_label)
+        bar.addPermanentWidget(self.progress)
+        bar.addPermanentWidget(self.cancel_button)
+
+    def _action(self, menu: Any, text: str, slot: Callable[[], Any], shortcut: str | None = None) -> QAction:
+        action = QAction(text, self)
+        action.triggered.connect(lambda _checked=False: slot())
+        if shortcut:
+            action.setShortcut(shortcut)
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        imports = bar.addMenu("Import Images")
+        self._action(imports, "Open image or volume file…", self.choose_file, "Ctrl+O")
+        self._action(imports, "Open DICOM folder…", self.choose_folder, "Ctrl+Shift+O")
+        self.recent_menu = imports.addMenu("Recent files")
+        processing = bar.addMenu("Image Processing")
+        windows = processing.addMenu("Window")
+        for key, window in WINDOW_PRESETS.items():
+            self._action(windows, f"{window.name} ({window.width:g}/{window.center:g})",
+                         lambda key=key: self.set_window_preset(key))
+        for key, (text, _) in PROCESSING.items():
+            self._action(processing, text, lambda key=key: self.show_processing(key))
+        self._action(processing, "Show segmentation overlay", lambda: self.show_processing("segmentation"))
+        segmentation = bar.addMenu("Image Segmentation")
+        self.model_menu = segmentation.addMenu("Model")
+        self.segment_action = self._action(segmentation, "Segment", self.segment, "Ctrl+R")
+        self.report_action = self._action(segmentation, "Generate Diagnostic Report", self.generate_report)
+        database = bar.addMenu("Database Operation")
+        self.save_action = self._action(database, "Save to Database…", self.save_to_database, "Ctrl+S")
+        report = bar.addMenu("Report")
+        self.pdf_action = self._action(report, "Export PDF…", self.export_pdf)
+        help_menu = bar.addMenu("Help")
+        self._action(help_menu, "Disclaimer", lambda: self._inform("Disclaimer", DISCLAIMER))
+        self._action(help_menu, "About", lambda: self._inform(
+            "About LiverHealth", "LiverHealth: liver and liver-tumour CT workstation. Open source; not a medical "
+            "device. Models and their validation: models/MODEL_CARD.md."))
+
+    def _load_models(self) -> None:
+        self.model_menu.clear()
+        try:
+            self.manifest = load_manifest(config.models_dir())
+        except LiverHealthError as exc:
+            self.manifest = None
+            self.model_menu.addAction(f"(no models: {exc})").setEnabled(False)
+            return
+        group = QActionGroup(self)
+        for spec in self.manifest.models:
+            metrics = spec.metrics
+            dice = (f" - liver Dice {metrics['liver_dice']:.3f}, tumour Dice {metrics['tumour_dice']:.3f}"
+                    if isinstance(metrics.get("liver_dice"), float) and isinstance(metrics.get("tumour_dice"), float)
+                    else "")
+            action = QAction(f"{spec.name}{dice}", self, checkable=True)
+            action.setChecked(spec.model_id == self.manifest.default)
+            action.triggered.connect(lambda _checked=False, model_id=spec.model_id: self._choose_model(model_id))
+            group.addAction(action)
+            self.model_menu.addAction(action)
+        self.model_id = self.manifest.default or None
+
+    def _choose_model(self, model_id: str) -> None:
+        self.model_id = model_id
+
+    # state -> screen ----------------------------------------------------------------------
+    def refresh(self) -> None:
+        logic = self.logic
+        self.left.show_image(logic.left_image())
+        self.right.show_image(logic.right_image())
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, max(logic.slice_count - 1, 0))
+        self.slider.setValue(logic.slice_index)
+        self.slider.setEnabled(logic.slice_count > 1)
+        self.slider.blockSignals(False)
+        self.status.setText(f"{logic.status_text()} · slice {logic.slice_index + 1}/{max(logic.slice_count, 1)} · "
+                            f"window {logic.window.width:g}/{logic.window.center:g}")
+        busy = self.worker is not None
+        has_volume, has_result = logic.volume is not None, logic.result is not None
+        self.segment_action.setEnabled(has_volume and not busy and self.manifest is not None)
+        self.report_action.setEnabled(has_result and not busy)
+        self.save_action.setEnabled(has_result and not busy)
+        self.pdf_action.setEnabled(self.report is not None and not busy)
+
+    def scroll(self, steps: int) -> None:
+        self.logic.scroll(steps)
+        self.refresh()
+
+    def _slider_moved(self, value: int) -> None:
+        self.logic.slice_index = value
+        self.refresh()
+
+    def _drag_window(self, d_center: float, d_width: float) -> None:
+        self.logic.adjust_window(d_center, d_width)
+        self.refresh()
+
+    def _hover(self, row: int, column: int) -> None:
+        self.cursor_label.setText(self.logic.value_at(row, column))
+
+    def _opacity_changed(self, value: int) -> None:
+        self.logic.opacity = value / 100.0
+        self.refresh()
+
+    def _jump_to_lesion(self, item: QListWidgetItem) -> None:
+        self.logic.slice_index = int(item.data(Qt.UserRole))
+        self.refresh()
+
+    def set_window_preset(self, key: str) -> None:
+        window = WINDOW_PRESETS[key]
+        self.logic.set_window(window.center, window.width)
+        self.logic.window = window
+        self.refresh()
+
+    def show_processing(self, key: str) -> None:
+        self.logic.right_view = key
+        self.refresh()
+
+    # long steps -----------------------------------------------------------------------------
+    def _run(self, step: str, job: Callable[..., Any], done: Callable[[Any], None]) -> None:
+        if self.worker is not None:
+            return
+        self.worker = Worker(job)
+        self.worker.progressed.connect(self._progress)
+        self.worker.text_arrived.connect(self._append_text)
+        self.worker.succeeded.connect(lambda value: self._finish(step, done, value))
+        self.worker.failed.connect(lambda message: self._finish(step, None, message))
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.cancel_button.show()
+        self.worker.start()
+        self.refresh()
+
+    def _finish(self, step: str, done: Callable[[Any], None] | None, value: Any) -> None:
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            worker.thread.wait()
+        self.progress.hide()
+        self.cancel_button.hide()
+        if done is None:
+            self.show_error(str(value))
+        else:
+            done(value)
+        self.refresh()
+        self.step_finished.emit(step if done is not None else f"{step}-failed")
+
+    def _progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+
+    def _append_text(self, piece: str) -> None:
+        self.text.moveCursor(self.text.textCursor().End)
+        self.text.insertPlainText(piece)
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+
+    def show_error(self, message: str) -> None:
+        """A dialog with the message; the window stays usable (non-blocking)."""
+        self.last_error = message
+        self.error_box = QMessageBox(QMessageBox.Warning, "LiverHealth", message, QMessageBox.Ok, self)
+        self.error_box.setModal(False)
+        self.error_box.show()
+
+    def _inform(self, title: str, message: str) -> None:
+        box = QMessageBox(QMessageBox.Information, title, message, QMessageBox.Ok, self)
+        box.setModal(False)
+        box.show()
+
+    def open_path(self, path: str) -> None:
+        """Load a CT or image in the background."""
+        self._remember(path)
+        self._run("load", lambda progress, cancelled, text: pipeline.load_input(path), self._loaded)
+
+    def _loaded(self, volume: Any) -> None:
+        self.logic.set_volume(volume)
+        self.report = None
+        self.lesions.clear()
+        self.text.clear()
+        self.left.reset_view()
+        self.right.reset_view()
+
+    def segment(self) -> None:
+        volume, manifest, model_id = self.logic.volume, self.manifest, self.model_id
+        if volume is None or manifest is None:
+            return
+        self._run("segment", lambda progress, cancelled, text: pipeline.segment_volume(
+            volume, manifest, model_id, progress=progress, cancel=cancelled), self._segmented)
+
+    def _segmented(self, result: Any) -> None:
+        self.logic.set_result(result)
+        self.report = None
+        self.lesions.clear()
+        for lesion_id, text, z in self.logic.lesion_rows():
+            item = QListWidgetItem(text)
+            item.setData(Qt.UserRole, z)
+            item.setData(Qt.UserRole + 1, lesion_id)
+            self.lesions.addItem(item)
+        self.text.setPlainText(build_findings(result.measurements.to_dict(), result.model,
+                                                       result.volume.source.description))
+
+    def generate_report(self) -> None:
+        result = self.logic.result
+        if result is None:
+            return
+        self.text.setPlainText("")
+        self._run("report", lambda progress, cancelled, text: pipeline.make_report(
+            result, on_text=text, cancel=cancelled), self._reported)
+
+    def _reported(self, content: Any) -> None:
+        self.report = content
+        report = content.report
+        draft = report.draft or report.draft_notice or ""
+        self.text.setPlainText(f"MEASURED FINDINGS\n{report.findings}\n\nMACHINE-WRITTEN DRAFT "
+                               f"({report.draft_model or 'none'}), NOT REVIEWED\n{draft}\n\n{DISCLAIMER}")
+
+    def save_to_database(self) -> None:
+        result = self.logic.result
+        if result is None:
+            return
+        answer = QMessageBox.question(self, "Save to database", "Save this result (and its report, if any) to "
+                                      "the results database? Patient identifiers are left out.")
+        if answer != QMessageBox.Yes:
+            return
+        report = pipeline.report_record(self.report) if self.report is not None else None
+        self._run("save", lambda progress, cancelled, text: pipeline.save_result(result, report=report),
+                  lambda saved: self.statusBar().showMessage(f"Saved as result {saved[0]} in the {saved[1]}", 8000))
+
+    def export_pdf(self) -> None:
+        if self.report is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export PDF", "report.pdf", "PDF (*.pdf)")
+        if path:
+            self.write_pdf(Path(path))
+
+    def write_pdf(self, path: Path) -> None:
+        try:
+            path.write_bytes(write_pdf(self.report))
+        except OSError as exc:
+            self.show_error(f"Could not write {path}: {exc.strerror or exc}.")
+
+    # files ----------------------------------------------------------------------------------
+    def choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open CT or image", "", "CT and images (*.dcm *.nii *.nii.gz "
+                                              "*.nrrd *.zip *.png *.jpg *.jpeg *.bmp *.tif *.tiff);;All files (*)")
+        if path:
+            self.open_path(path)
+
+    def choose_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open DICOM folder")
+        if path:
+            self.open_path(path)
+
+    def _remember(self, path: str) -> None:
+        for action in self.recent_menu.actions():
+            if action.text() == path:
+                self.recent_menu.removeAction(action)
+        action = QAction(path, self)
+        action.triggered.connect(lambda _checked=False, p=path: self.open_path(p))
+        self.recent_menu.insertAction(self.recent_menu.actions()[0] if self.recent_menu.actions() else None, action)
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        urls = event.mimeData().urls()
+        if urls:
+            self.open_path(urls[0].toLocalFile())
