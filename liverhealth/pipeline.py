@@ -26,7 +26,7 @@ from liverhealth.imaging.writers import save_labels_nifti, save_labels_png, save
 from liverhealth.inference import Manifest, Segmenter, load_manifest
 from liverhealth.inference.engine import CancelCheck, Progress
 from liverhealth.reporting import LlmSettings, ReportContent, build_report, report_markdown, write_pdf
-from liverhealth.storage import ReportRecord, Repository, ResultRecord, content_hash
+from liverhealth.storage import ReportRecord, Repository, ResultRecord, StoredResult, content_hash
 from liverhealth.types import CtVolume, Measurements, Segmentation, SourceInfo
 
 DISCLAIMER = ("Draft for radiologist review. LiverHealth is not a medical device; measurements "
@@ -238,3 +238,23 @@ def report_record(content: ReportContent) -> ReportRecord:
     report = content.report
     return ReportRecord(findings_text=report.findings, draft_text=report.draft, draft_notice=report.draft_notice,
                         llm_endpoint=report.draft_endpoint, llm_model=report.draft_model, pdf=write_pdf(content))
+
+
+def reopen_result(stored: StoredResult) -> SegmentResult:
+    """A saved result back in the workstation: its CT reloaded from where it was read, checked
+    to be the same scan, with the saved labels (measurements recomputed from them)."""
+    path = stored.study.get("source_path")
+    if not path or not Path(path).exists():
+        raise InputError(f"The CT of saved result {stored.summary.result_id} is no longer at {path or 'a known '}"
+                         f"{'' if path else 'place'}; its labels, measurements and reports are still in the "
+                         "database (`liverhealth db export`).")
+    volume = load_input(path)
+    if content_hash(volume.voxels, volume.spacing) != stored.study["content_sha256"]:
+        raise InputError(f"The CT at {path} has changed since result {stored.summary.result_id} was saved; "
+                         "the saved labels do not belong to it.")
+    segmentation = Segmentation(labels=stored.labels, model_id=stored.summary.model_id,
+                                model_sha256=stored.model_sha256, timings=stored.timings)
+    labels = stored.labels
+    model = {"id": stored.summary.model_id, "name": stored.summary.model_id, "sha256": stored.model_sha256,
+             "metrics": {}}
+    return SegmentResult(volume, segmentation, measure(volume, labels), key_slice(labels), stored.timings, model)

@@ -29,11 +29,13 @@ from PyQt5.QtWidgets import (
 
 from liverhealth import config, pipeline
 from liverhealth.errors import LiverHealthError
+from liverhealth.gui.dialogs import DatabaseDialog, SettingsDialog
 from liverhealth.gui.logic import PROCESSING, WorkstationLogic
 from liverhealth.gui.widgets import SliceCanvas, Worker
 from liverhealth.imaging.display import WINDOW_PRESETS
 from liverhealth.inference import Manifest, load_manifest
 from liverhealth.reporting import DISCLAIMER, ReportContent, build_findings, write_pdf
+from liverhealth.storage import Repository
 
 
 class MainWindow(QMainWindow):
@@ -143,8 +145,11 @@ class MainWindow(QMainWindow):
         self.report_action = self._action(segmentation, "Generate Diagnostic Report", self.generate_report)
         database = bar.addMenu("Database Operation")
         self.save_action = self._action(database, "Save to Database…", self.save_to_database, "Ctrl+S")
+        self._action(database, "Read Database…", self.read_database)
         report = bar.addMenu("Report")
         self.pdf_action = self._action(report, "Export PDF…", self.export_pdf)
+        settings = bar.addMenu("Settings")
+        self._action(settings, "Database and LLM settings…", lambda: SettingsDialog(self).exec_())
         help_menu = bar.addMenu("Help")
         self._action(help_menu, "Disclaimer", lambda: self._inform("Disclaimer", DISCLAIMER))
         self._action(help_menu, "About", lambda: self._inform(
@@ -334,9 +339,37 @@ class MainWindow(QMainWindow):
                                       "the results database? Patient identifiers are left out.")
         if answer != QMessageBox.Yes:
             return
-        report = pipeline.report_record(self.report) if self.report is not None else None
-        self._run("save", lambda progress, cancelled, text: pipeline.save_result(result, report=report),
+        content = self.report
+        self._run("save", lambda progress, cancelled, text: pipeline.save_result(
+                      result, report=pipeline.report_record(content) if content is not None else None),
                   lambda saved: self.statusBar().showMessage(f"Saved as result {saved[0]} in the {saved[1]}", 8000))
+
+    def read_database(self) -> None:
+        """List saved results (in a worker), then show them in the database dialog."""
+        self.database_dialog: DatabaseDialog | None = None
+        self._run("list", lambda progress, cancelled, text: _with_repository(lambda r: r.list_results()),
+                  self._show_database)
+
+    def _show_database(self, rows: Any) -> None:
+        self.database_dialog = DatabaseDialog(self, rows, load=self._open_saved, delete=self._delete_saved,
+                                              preview=self._preview_saved)
+        self.database_dialog.setModal(False)
+        self.database_dialog.show()
+
+    def _preview_saved(self, result_id: int, show: Callable[[Any], None]) -> None:
+        self._run("preview", lambda progress, cancelled, text: _with_repository(lambda r: r.get(result_id)), show)
+
+    def _open_saved(self, result_id: int) -> None:
+        def job(progress: Any, cancelled: Any, text: Any) -> Any:
+            return pipeline.reopen_result(_with_repository(lambda r: r.get(result_id)))
+
+        self._run("open", job, self._segmented)
+
+    def _delete_saved(self, result_id: int) -> None:
+        def job(progress: Any, cancelled: Any, text: Any) -> Any:
+            return _with_repository(lambda r: (r.delete_result(result_id), r.list_results())[1])
+
+        self._run("delete", job, lambda rows: self.database_dialog.set_rows(rows) if self.database_dialog else None)
 
     def export_pdf(self) -> None:
         if self.report is None:
@@ -379,3 +412,13 @@ class MainWindow(QMainWindow):
         urls = event.mimeData().urls()
         if urls:
             self.open_path(urls[0].toLocalFile())
+
+
+def _with_repository(work: Callable[[Repository], Any]) -> Any:
+    """Open the configured results database, run ``work`` on it, close it."""
+    repository = Repository()
+    try:
+        repository.init()
+        return work(repository)
+    finally:
+        repository.close()

@@ -58,6 +58,7 @@ class Study(Base):
     content_sha256: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
     source_format: Mapped[str] = mapped_column(String(32), nullable=False)
     description: Mapped[str] = mapped_column(String(512), nullable=False)
+    source_path: Mapped[str | None] = mapped_column(String(1024))
     modality: Mapped[str | None] = mapped_column(String(16))
     series_uid: Mapped[str | None] = mapped_column(String(128))
     slice_count: Mapped[int] = mapped_column(Integer, nullable=False)

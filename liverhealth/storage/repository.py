@@ -221,7 +221,8 @@ class Repository:
             shape = record.labels.shape
             spacing = record.spacing or (None, None, None)
             study = Study(content_sha256=record.content_sha256, source_format=record.source.format[:32],
-                          description=record.source.description[:512], modality=record.source.modality or None,
+                          description=record.source.description[:512], source_path=record.source.path[:1024] or None,
+                          modality=record.source.modality or None,
                           series_uid=record.source.series_uid or None, slice_count=shape[0], row_count=shape[1],
                           column_count=shape[2], spacing_z_mm=spacing[0], spacing_y_mm=spacing[1],
                           spacing_x_mm=spacing[2],
@@ -292,6 +293,7 @@ class Repository:
                 overlay_png=result.overlay_png, model_sha256=result.model_sha256, workstation=result.workstation,
                 user_name=result.user_name,
                 study={"id": study.id, "description": study.description, "format": study.source_format,
+                       "source_path": study.source_path,
                        "modality": study.modality, "series_uid": study.series_uid,
                        "shape": [study.slice_count, study.row_count, study.column_count],
                        "spacing_mm": [study.spacing_z_mm, study.spacing_y_mm, study.spacing_x_mm],

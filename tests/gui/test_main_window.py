@@ -100,3 +100,55 @@ def test_event_loop_keeps_ticking_while_segmenting(qtbot, window, data_root):
     longest = max(gaps)
     print(f"longest event-loop gap while segmenting: {1000 * longest:.0f} ms over {len(ticks)} ticks")
     assert longest < 1.0  # generous on shared CI machines; the benchmark quotes the real figure
+
+
+def _answer_yes_soon() -> None:
+    """Click Yes on the confirmation box the next action opens (a real click on the real dialog)."""
+    from PyQt5.QtWidgets import QApplication, QMessageBox
+
+    def click() -> None:
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            box.button(QMessageBox.Yes).click()
+        else:
+            QTimer.singleShot(50, click)
+
+    QTimer.singleShot(50, click)
+
+
+def test_save_read_open_delete(qtbot, window, data_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("LIVERHEALTH_DB_URL", f"sqlite:///{tmp_path / 'gui.db'}")
+    source = data_root / "dcmqi" / "ct-3slice"
+    _run_step(qtbot, window, lambda: window.open_path(str(source)), "load")
+    _run_step(qtbot, window, window.segment, "segment")
+    labels = window.logic.result.segmentation.labels.copy()
+    _answer_yes_soon()
+    _run_step(qtbot, window, _menu_action(window, "Database Operation", "Save to Database").trigger, "save")
+    _run_step(qtbot, window, _menu_action(window, "Database Operation", "Read Database").trigger, "list")
+    dialog = window.database_dialog
+    assert dialog.table.rowCount() == 1
+    dialog.table.sortItems(0)
+    with qtbot.waitSignal(window.step_finished, timeout=STEP_TIMEOUT_MS):
+        dialog.table.selectRow(0)  # preview loads in a worker
+    assert dialog.preview_label.pixmap() is not None and not dialog.preview_label.pixmap().isNull()
+    window.logic.result = None
+    with qtbot.waitSignal(window.step_finished, timeout=STEP_TIMEOUT_MS) as blocker:
+        dialog.open_selected()
+    assert blocker.args == ["open"], window.last_error
+    assert (window.logic.result.segmentation.labels == labels).all()
+    _run_step(qtbot, window, _menu_action(window, "Database Operation", "Read Database").trigger, "list")
+    dialog = window.database_dialog
+    dialog.table.selectRow(0)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=STEP_TIMEOUT_MS)
+    _answer_yes_soon()
+    with qtbot.waitSignal(window.step_finished, timeout=STEP_TIMEOUT_MS):
+        dialog.delete_selected()
+    assert dialog.table.rowCount() == 0
+
+
+def test_unreachable_database_gives_a_dialog(qtbot, window, data_root, monkeypatch):
+    monkeypatch.setenv("LIVERHEALTH_DB_URL", "mysql+pymysql://u:secret-pw@127.0.0.1:9/x")
+    monkeypatch.setenv("LIVERHEALTH_DB_TIMEOUT", "2")
+    _run_step(qtbot, window, _menu_action(window, "Database Operation", "Read Database").trigger, "list-failed")
+    assert "cannot reach the server" in window.last_error and "secret-pw" not in window.last_error
+    assert window.error_box.isVisible()

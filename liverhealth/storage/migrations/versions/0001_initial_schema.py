@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: (none)
-Create Date: 2026-11-23 22:12:53.937292
+Create Date: 2026-11-23 22:33:51.614556
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ def upgrade() -> None:
     sa.Column('content_sha256', sa.String(length=64), nullable=False),
     sa.Column('source_format', sa.String(length=32), nullable=False),
     sa.Column('description', sa.String(length=512), nullable=False),
+    sa.Column('source_path', sa.String(length=1024), nullable=True),
     sa.Column('modality', sa.String(length=16), nullable=True),
     sa.Column('series_uid', sa.String(length=128), nullable=True),
     sa.Column('slice_count', sa.Integer(), nullable=False),

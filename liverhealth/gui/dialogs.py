@@ -1,0 +1,178 @@
+"""Dialogs: the saved-results browser and the settings editor."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable
+from typing import Any
+
+from PyQt5.QtCore import Qt
+from PyQt5.QtGui import QPixmap
+from PyQt5.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
+
+from liverhealth import config
+from liverhealth.storage import ResultSummary, StoredResult
+
+COLUMNS = ("ID", "Saved", "Model", "Liver (mL)", "Tumour (mL)", "Lesions", "Reports", "Study")
+
+
+class NumberItem(QTableWidgetItem):
+    """A table cell that sorts by its number, not its text."""
+
+    def __init__(self, value: float | None, text: str) -> None:
+        super().__init__(text)
+        self.value = value if value is not None else float("-inf")
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        return self.value < getattr(other, "value", float("-inf"))
+
+
+class DatabaseDialog(QDialog):
+    """A sortable table of saved results with a preview; open and delete (with confirmation).
+
+    It calls back into the window for every database access, which runs in worker threads.
+    """
+
+    def __init__(self, parent: Any, rows: list[ResultSummary], load: Callable[[int], None],
+                 delete: Callable[[int], None], preview: Callable[[int, Callable[[StoredResult], None]], None]) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Saved results")
+        self.resize(980, 520)
+        self._load, self._delete, self._preview = load, delete, preview
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QTableWidget.SelectRows)
+        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.table.setSortingEnabled(True)
+        self.table.itemSelectionChanged.connect(self._selected)
+        self.preview_label = QLabel("Select a result to preview it.")
+        self.preview_label.setMinimumWidth(300)
+        self.preview_label.setAlignment(Qt.AlignCenter)
+        open_button, delete_button = QPushButton("Open"), QPushButton("Delete…")
+        open_button.clicked.connect(self.open_selected)
+        delete_button.clicked.connect(self.delete_selected)
+        buttons = QHBoxLayout()
+        for widget in (open_button, delete_button):
+            buttons.addWidget(widget)
+        buttons.addStretch(1)
+        body = QHBoxLayout()
+        body.addWidget(self.table, 3)
+        body.addWidget(self.preview_label, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(body)
+        layout.addLayout(buttons)
+        self.set_rows(rows)
+
+    def set_rows(self, rows: list[ResultSummary]) -> None:
+        self.table.setSortingEnabled(False)
+        self.table.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            cells = [NumberItem(row.result_id, str(row.result_id)),
+                     QTableWidgetItem(f"{row.created_at:%Y-%m-%d %H:%M}"), QTableWidgetItem(row.model_id),
+                     NumberItem(row.liver_volume_ml, f"{row.liver_volume_ml:.1f}" if row.liver_volume_ml else "n/a"),
+                     NumberItem(row.tumour_volume_ml,
+                                f"{row.tumour_volume_ml:.2f}" if row.tumour_volume_ml is not None else "n/a"),
+                     NumberItem(row.lesion_count, str(row.lesion_count)),
+                     NumberItem(row.report_count, str(row.report_count)), QTableWidgetItem(row.description)]
+            for c, cell in enumerate(cells):
+                self.table.setItem(r, c, cell)
+        self.table.setSortingEnabled(True)
+        self.table.resizeColumnsToContents()
+
+    def selected_id(self) -> int | None:
+        rows = self.table.selectionModel().selectedRows()
+        return int(self.table.item(rows[0].row(), 0).text()) if rows else None
+
+    def _selected(self) -> None:
+        result_id = self.selected_id()
+        if result_id is not None:
+            self._preview(result_id, self.show_preview)
+
+    def show_preview(self, stored: StoredResult) -> None:
+        if stored.overlay_png:
+            pixmap = QPixmap()
+            pixmap.loadFromData(stored.overlay_png)
+            self.preview_label.setPixmap(pixmap.scaledToWidth(300, Qt.SmoothTransformation))
+        else:
+            self.preview_label.setText("No preview image.")
+
+    def open_selected(self) -> None:
+        result_id = self.selected_id()
+        if result_id is not None:
+            self._load(result_id)
+            self.accept()
+
+    def delete_selected(self, confirm: bool = True) -> None:
+        result_id = self.selected_id()
+        if result_id is None:
+            return
+        if confirm and QMessageBox.question(self, "Delete result", f"Delete saved result {result_id} and its "
+                                            "reports? This cannot be undone.") != QMessageBox.Yes:
+            return
+        self._delete(result_id)
+
+
+SETTINGS = (
+    ("db_url", "Database URL", "LIVERHEALTH_DB_URL"),
+    ("llm_base_url", "LLM endpoint", "LIVERHEALTH_LLM_BASE_URL"),
+    ("llm_model", "LLM model", "LIVERHEALTH_LLM_MODEL"),
+    ("llm_api_key", "LLM API key", "LIVERHEALTH_LLM_API_KEY"),
+)
+
+
+def toml_line(key: str, value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'{key} = "{escaped}"'
+
+
+class SettingsDialog(QDialog):
+    """Edit the config file (TOML in the user config folder; the API key never goes to the database).
+
+    Environment variables still win over the file; the dialog says so next to each field."""
+
+    def __init__(self, parent: Any) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        current = config.read_config_file()
+        form = QFormLayout(self)
+        self.fields: dict[str, QLineEdit] = {}
+        for key, label, env in SETTINGS:
+            field = QLineEdit(str(current.get(key, "")))
+            if key == "llm_api_key":
+                field.setEchoMode(QLineEdit.Password)
+            if os.environ.get(env):
+                field.setToolTip(f"{env} is set and overrides this value.")
+            self.fields[key] = field
+            form.addRow(label, field)
+        form.addRow(QLabel(f"Saved in {config.config_path()} (readable by your user only)."))
+        buttons = QDialogButtonBox(QDialogButtonBox.Save | QDialogButtonBox.Cancel)
+        buttons.accepted.connect(self.save)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def save(self) -> None:
+        path = config.config_path()
+        values = {key: field.text().strip() for key, field in self.fields.items() if field.text().strip()}
+        text = "\n".join(toml_line(key, value) for key, value in values.items()) + "\n"
+        tomllib.loads(text)  # what we write must read back
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            path.chmod(0o600)
+        except OSError as exc:
+            QMessageBox.warning(self, "Settings", f"Could not save {path}: {exc.strerror or exc}.")
+            return
+        self.accept()
