@@ -57,6 +57,20 @@ def evaluate_model(models_dir: Path, model_id: str, data: Path) -> dict:
     return report
 
 
+def manifest_metrics(result: dict) -> dict:
+    """The metrics block of a manifest entry, with the protocol that produced it."""
+    lesions = result["lesions"]
+    return {
+        "protocol": f"{result['protocol']}; evaluated with training.evaluate on the exported ONNX model",
+        "test_case": result["test_case"],
+        **{key: round(result[key], 4) for key in TABLE_KEYS},
+        "liver_dice_per_slice": round(result["liver_dice_per_slice"], 4) if result["liver_dice_per_slice"] else None,
+        "lesion_recall": round(lesions["recall"], 4),
+        "lesions_found": f"{lesions['found']} of {lesions['reference_lesions']}",
+        "false_positive_lesions": lesions["false_positives"],
+    }
+
+
 def comparison_table(results: list[dict]) -> str:
     """A Markdown table of the key metrics, one row per model."""
     lines = ["| model | fold | test case | " + " | ".join(TABLE_KEYS) + " | liver Dice / slice |",
@@ -104,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     for model_id in ids:
         result = evaluate_model(args.models_dir, model_id, args.data)
         (args.out / f"{model_id}.json").write_text(json.dumps(result, indent=2))
+        (args.out / f"{model_id}.manifest_metrics.json").write_text(json.dumps(manifest_metrics(result), indent=2))
         print(f"{model_id}: liver {result['liver_dice']:.3f}, tumour {result['tumour_dice']:.3f} "
               f"on {result['test_case']}", file=sys.stderr)
         results.append(result)
