@@ -192,7 +192,8 @@ def cmd_gui(args: argparse.Namespace) -> int:
         from liverhealth.gui.app import run
     except ImportError as exc:
         raise LiverHealthError(f"The window needs PyQt5 ({exc}): pip install 'liverhealth[gui]'.") from exc
-    return run(args.open, args.segment, args.report, Path(args.screenshot) if args.screenshot else None)
+    return run(args.open, args.segment, args.report, Path(args.screenshot) if args.screenshot else None,
+               args.database)
 
 
 def _add_db_parser(sub: argparse._SubParsersAction) -> None:
@@ -251,7 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--open", default=None, help="open this CT or image at start")
     gui.add_argument("--segment", action="store_true", help="segment it once loaded")
     gui.add_argument("--report", action="store_true", help="then generate the diagnostic report")
-    gui.add_argument("--screenshot", default=None, help="after those steps, save the window as an image and exit")
+    gui.add_argument("--database", action="store_true", help="then open the Read Database dialog")
+    gui.add_argument("--screenshot", default=None,
+                     help="after those steps, save the window (or the database dialog) as an image and exit")
     gui.set_defaults(func=cmd_gui)
     return parser
 

@@ -10,21 +10,25 @@ from PyQt5.QtWidgets import QApplication
 
 from liverhealth.gui.main_window import MainWindow
 
+STEP_METHODS = {"segment": "segment", "report": "generate_report", "list": "read_database"}
+
 
 def run(open_path: str | None = None, segment: bool = False, report: bool = False,
-        screenshot: Path | None = None) -> int:
-    """Run the workstation. With ``screenshot`` the requested steps run, the window is saved as
-    an image and the program exits (status 2 if a step failed)."""
+        screenshot: Path | None = None, database: bool = False) -> int:
+    """Run the workstation. With ``screenshot`` the requested steps run, the window (or, with
+    ``database``, the Read Database dialog) is saved as an image and the program exits (status 2
+    if a step failed)."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = MainWindow()
     window.show()
-    steps = [name for name, wanted in (("segment", segment), ("report", report)) if wanted]
+    steps = [name for name, wanted in (("segment", segment), ("report", report), ("list", database)) if wanted]
     outcome = {"status": 0}
 
     def finish() -> None:
         if screenshot is not None:
             app.processEvents()
-            window.grab().save(str(screenshot))
+            dialog = getattr(window, "database_dialog", None)
+            (dialog if database and dialog is not None else window).grab().save(str(screenshot))
             if window.error_box is not None:
                 window.error_box.close()
             app.quit()
@@ -35,13 +39,15 @@ def run(open_path: str | None = None, segment: bool = False, report: bool = Fals
             outcome["status"] = 2
             steps.clear()
         if steps:
-            getattr(window, {"segment": "segment", "report": "generate_report"}[steps.pop(0)])()
+            getattr(window, STEP_METHODS[steps.pop(0)])()
         else:
             QTimer.singleShot(300, finish)
 
     window.step_finished.connect(next_step)
     if open_path:
         QTimer.singleShot(0, lambda: window.open_path(open_path))
+    elif steps:
+        QTimer.singleShot(0, lambda: next_step("start"))
     elif screenshot is not None:
         QTimer.singleShot(300, finish)
     app.exec_()
