@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -121,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     onnx_path = args.models_dir / f"{args.id}.onnx"
     spec = paddle.static.InputSpec([None, channels, size, size], "float32", "x")
     paddle.onnx.export(LogitsOnly(model), str(onnx_path.with_suffix("")), input_spec=[spec], opset_version=13)
+    shutil.rmtree(args.models_dir / "paddle_model_temp_dir", ignore_errors=True)  # paddle2onnx's leftovers
     size_bytes = onnx_path.stat().st_size
     if size_bytes > MAX_BYTES:
         raise SystemExit(f"{onnx_path} is {size_bytes / 2**20:.1f} MB, over the 40 MB limit")

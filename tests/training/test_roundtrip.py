@@ -38,6 +38,7 @@ def test_train_export_parity_round_trip(data_root, tmp_path):
     export = subprocess.run([str(TRAIN_PYTHON), "-m", "training.export", str(run), "--id", "tiny",
                              "--models-dir", str(models)], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert export.returncode == 0, export.stderr[-2000:]
+    assert sorted(p.name for p in models.iterdir()) == ["manifest.json", "tiny.onnx"]
     parity = json.loads((run / "parity.json").read_text())
     assert parity["max_abs_diff"] <= 1e-3 and parity["argmax_agreement"] >= 0.999
     manifest = load_manifest(models)
