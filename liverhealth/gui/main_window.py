@@ -151,6 +151,7 @@ class MainWindow(QMainWindow):
         settings = bar.addMenu("Settings")
         self._action(settings, "Database and LLM settings…", lambda: SettingsDialog(self).exec_())
         help_menu = bar.addMenu("Help")
+        self._action(help_menu, "Model card", self.show_model_card)
         self._action(help_menu, "Disclaimer", lambda: self._inform("Disclaimer", DISCLAIMER))
         self._action(help_menu, "About", lambda: self._inform(
             "About LiverHealth", "LiverHealth: liver and liver-tumour CT workstation. Open source; not a medical "
@@ -283,6 +284,20 @@ class MainWindow(QMainWindow):
         box = QMessageBox(QMessageBox.Information, title, message, QMessageBox.Ok, self)
         box.setModal(False)
         box.show()
+
+    def show_model_card(self) -> None:
+        """The model card (data, protocol, measured metrics, limits) in a dialog."""
+        card = config.models_dir() / "MODEL_CARD.md"
+        try:
+            text = card.read_text(encoding="utf-8")
+        except OSError:
+            text = f"No model card at {card}."
+        self.model_card = QTextEdit()
+        self.model_card.setWindowTitle("Model card")
+        self.model_card.setReadOnly(True)
+        self.model_card.setMarkdown(text)
+        self.model_card.resize(820, 640)
+        self.model_card.show()
 
     def open_path(self, path: str) -> None:
         """Load a CT or image in the background."""

@@ -152,3 +152,37 @@ def test_unreachable_database_gives_a_dialog(qtbot, window, data_root, monkeypat
     _run_step(qtbot, window, _menu_action(window, "Database Operation", "Read Database").trigger, "list-failed")
     assert "cannot reach the server" in window.last_error and "secret-pw" not in window.last_error
     assert window.error_box.isVisible()
+
+
+def test_report_streams_from_a_local_llm_server(qtbot, window, data_root, monkeypatch):
+    import threading
+
+    from tests.reporting.conftest import DRAFT_PIECES, ChatServer
+
+    server = ChatServer()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("LIVERHEALTH_LLM_BASE_URL", server.base_url)
+        monkeypatch.setenv("LIVERHEALTH_LLM_API_KEY", "test-key")
+        _run_step(qtbot, window, lambda: window.open_path(str(data_root / "dcmqi" / "ct-3slice")), "load")
+        _run_step(qtbot, window, window.segment, "segment")
+        _run_step(qtbot, window, _menu_action(window, "Image Segmentation", "Generate Diagnostic Report").trigger,
+                  "report")
+        text = window.text.toPlainText()
+        assert "MEASURED FINDINGS" in text and "".join(DRAFT_PIECES).strip() in text
+        assert window.report.report.draft_model == "qwen-vl-max" and window.pdf_action.isEnabled()
+        assert len(server.requests) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_help_shows_the_model_card(qtbot, monkeypatch):
+    from liverhealth.config import REPO_ROOT
+
+    monkeypatch.setenv("LIVERHEALTH_MODELS_DIR", str(REPO_ROOT / "models"))
+    shipped = MainWindow()
+    qtbot.addWidget(shipped)
+    _menu_action(shipped, "Help", "Model card").trigger()
+    text = shipped.model_card.toPlainText()
+    assert "LiverHealth models" in text and "Not a medical device" in text
