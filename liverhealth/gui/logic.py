@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from liverhealth.imaging import display
-from liverhealth.pipeline import SegmentResult, overlay_image
+from liverhealth.pipeline import SegmentResult
 from liverhealth.types import CtVolume
 
 PROCESSING: dict[str, tuple[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]] = {
@@ -89,11 +89,7 @@ class WorkstationLogic:
             return PROCESSING[self.right_view][1](grey, self._slice())
         if self.result is None:
             return grey
-        image = overlay_image(self.result, self.slice_index, self.opacity)
-        if self.window.name != "Abdomen":  # the overlay follows the user's window
-            base = display.to_display(self._slice(), self.volume.is_hu, self.window)
-            image = display.overlay_labels(base, self.result.segmentation.labels[self.slice_index], self.opacity)
-        return image
+        return display.overlay_labels(grey, self.result.segmentation.labels[self.slice_index], self.opacity)
 
     def value_at(self, row: int, column: int) -> str:
         """Status-bar text for the pixel under the cursor."""

@@ -224,9 +224,7 @@ class MainWindow(QMainWindow):
         self.refresh()
 
     def set_window_preset(self, key: str) -> None:
-        window = WINDOW_PRESETS[key]
-        self.logic.set_window(window.center, window.width)
-        self.logic.window = window
+        self.logic.window = WINDOW_PRESETS[key]
         self.refresh()
 
     def show_processing(self, key: str) -> None:

@@ -124,13 +124,17 @@ def _majority_geometry(series: list[_Instance]) -> list[_Instance]:
     return [inst for inst in series if key(inst) == best]
 
 
+def _head_normal(orientation: np.ndarray) -> np.ndarray:
+    """The slice normal of an ImageOrientationPatient, pointing to the head (LPS +z is superior)."""
+    normal = np.cross(orientation[:3], orientation[3:6])
+    return -normal if normal[2] < 0 else normal
+
+
 def _sort_along_normal(series: list[_Instance]) -> tuple[list[_Instance], np.ndarray, np.ndarray]:
     """Order slices feet -> head; returns the slices, their orientation and slice positions."""
     ds0 = series[0].dataset
     orientation = np.array([float(v) for v in ds0.get("ImageOrientationPatient", [1, 0, 0, 0, 1, 0])])
-    normal = np.cross(orientation[:3], orientation[3:6])
-    if normal[2] < 0:  # make the normal point to the head (LPS +z is superior)
-        normal = -normal
+    normal = _head_normal(orientation)
     positions = []
     for index, inst in enumerate(series):
         ipp = inst.dataset.get("ImagePositionPatient")
@@ -198,9 +202,7 @@ def series_to_volume(series: list[_Instance], path: str, fmt: str) -> CtVolume:
     """Assemble sorted CT slices into a CtVolume."""
     series, orientation, positions = _sort_along_normal(_majority_geometry(series))
     ds0 = series[0].dataset
-    normal = np.cross(orientation[:3], orientation[3:6])
-    normal = -normal if normal[2] < 0 else normal
-    step, notes = _slice_step(positions, ds0, normal)
+    step, notes = _slice_step(positions, ds0, _head_normal(orientation))
     pixel_spacing = [float(v) for v in ds0.get("PixelSpacing", [1.0, 1.0])]
     if "PixelSpacing" not in ds0:
         notes.append("no PixelSpacing: 1 mm assumed")
