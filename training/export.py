@@ -139,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"parity check failed: {check['max_abs_diff']:.2e} > {args.tolerance}")
 
     metrics = json.loads(args.metrics.read_text()) if args.metrics else {}
+    data_meta = json.loads((Path(config["data"]["root"]) / "meta.json").read_text())
+    input_spec = {"context_slices": (channels - 1) // 2, "size": [size, size], "hu_window": [-200, 200],
+                  "mean": 0.5, "std": 0.5}
+    if data_meta.get("pixel_mm"):
+        input_spec["pixel_mm"] = float(data_meta["pixel_mm"])
     model_type = config["model"]["type"]
     module = "training.models" if model_type.startswith("Slim") else "paddleseg.models"
     entry = {
@@ -147,8 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         "architecture": f"{module}.{model_type}",
         "file": onnx_path.name,
         "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
-        "input": {"context_slices": (channels - 1) // 2, "size": [size, size], "hu_window": [-200, 200],
-                  "mean": 0.5, "std": 0.5},
+        "input": input_spec,
         "classes": ["background", "liver", "tumour"],
         "output": "logits",
         "metrics": metrics,

@@ -30,7 +30,8 @@ import numpy as np
 from liverhealth.imaging import load
 from liverhealth.imaging.ircadb import load_ircadb_case
 from liverhealth.imaging.volumes import read_label_volume
-from liverhealth.inference.preprocess import gather_context, resize_stack, to_unit
+from liverhealth.inference.manifest import InputSpec
+from liverhealth.inference.preprocess import gather_context, place_stack, placement, to_unit
 from training.synthetic import paint_lesions
 
 HU_WINDOW = (-200.0, 200.0)
@@ -73,12 +74,14 @@ def kept_slices(labels: np.ndarray, margin: int, negatives_every: int) -> np.nda
     return np.flatnonzero(keep)
 
 
-def write_samples(name: str, hu: np.ndarray, labels: np.ndarray, out: Path, size: int, context: int,
-                  slices: np.ndarray) -> list[str]:
-    """Write the samples of one case; returns their list lines."""
-    stack = resize_stack(to_unit(hu, True, HU_WINDOW), (size, size))
+def write_samples(name: str, hu: np.ndarray, labels: np.ndarray, out: Path, spec: InputSpec,
+                  spacing: tuple[float, float, float], slices: np.ndarray) -> list[str]:
+    """Write the samples of one case, placed as the engine will place them; returns their list lines."""
+    context = spec.context_slices
+    where = placement(hu.shape[1:], (spacing[1], spacing[2]), spec)
+    stack = place_stack(to_unit(hu, True, HU_WINDOW), where)
     grey = np.clip(np.rint(stack * 255.0), 0, 255).astype(np.uint8)
-    small_labels = np.stack([cv2.resize(s, (size, size), interpolation=cv2.INTER_NEAREST) for s in labels])
+    small_labels = place_stack(labels, where, fill=0, nearest=True)
     lines = []
     for z in slices:
         channels = gather_context(grey, np.array([z]), context)[0]  # [2k+1, h, w]
@@ -106,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lits", type=Path, action="append", default=[], help="a LiTS-layout folder")
     parser.add_argument("--size", type=int, default=256, help="sample size in pixels (the model's input)")
     parser.add_argument("--context", type=int, default=1, help="neighbouring slices on each side (2.5D)")
+    parser.add_argument("--pixel-mm", type=float, default=None,
+                        help="resample slices to this pixel size and centre them (pad/crop) in the "
+                             "input; default: resize the whole slice to --size")
     parser.add_argument("--margin", type=int, default=5, help="slices kept beyond the liver")
     parser.add_argument("--negatives-every", type=int, default=4, help="keep every n-th slice elsewhere")
     parser.add_argument("--synthetic-copies", type=int, default=3, help="copies with synthetic tumours per case")
@@ -121,11 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     for sub in ("images", "labels", "cases"):
         (args.out / sub).mkdir(parents=True, exist_ok=True)
     low, high = (int(v) for v in args.lesions.split("-"))
-    meta: dict = {"size": args.size, "context": args.context, "hu_window": HU_WINDOW, "cases": {}}
+    spec = InputSpec(context_slices=args.context, size=(args.size, args.size), hu_window=HU_WINDOW,
+                     mean=0.5, std=0.5, pixel_mm=args.pixel_mm)
+    meta: dict = {"size": args.size, "context": args.context, "hu_window": HU_WINDOW,
+                  "pixel_mm": args.pixel_mm, "cases": {}}
     for index, (name, kind, path, seg) in enumerate(sources):
         hu, labels, spacing = load_case(kind, path, seg)
         slices = kept_slices(labels, args.margin, args.negatives_every)
-        lines = write_samples(name, hu, labels, args.out, args.size, args.context, slices)
+        lines = write_samples(name, hu, labels, args.out, spec, spacing, slices)
         (args.out / "cases" / f"{name}.txt").write_text("\n".join(lines) + "\n")
         case_meta = {"source": str(path), "slices": len(slices), "spacing": spacing, "synthetic": []}
         for copy in range(args.synthetic_copies):
@@ -134,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             painted_hu, painted_labels, lesions = paint_lesions(hu, labels, spacing, count,
                                                                 seed=int(rng.integers(1 << 31)))
             variant = f"{name}+synth{copy}"
-            lines = write_samples(variant, painted_hu, painted_labels, args.out, args.size, args.context, slices)
+            lines = write_samples(variant, painted_hu, painted_labels, args.out, spec, spacing, slices)
             (args.out / "cases" / f"{variant}.txt").write_text("\n".join(lines) + "\n")
             case_meta["synthetic"].append({"variant": variant, "lesions": [asdict(x) for x in lesions]})
         meta["cases"][name] = case_meta

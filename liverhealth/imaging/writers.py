@@ -20,7 +20,21 @@ def _check_written(ok: bool, path: Path) -> None:
 
 def save_labels_nifti(labels: np.ndarray, volume: CtVolume, path: Path) -> None:
     """uint8 labels as NIfTI: array axes [column, row, slice], affine in RAS from the input."""
-    image = nib.Nifti1Image(np.ascontiguousarray(labels.transpose(2, 1, 0), dtype=np.uint8), volume.affine)
+    _save_nifti(np.asarray(labels, dtype=np.uint8), volume, path)
+
+
+def save_volume_nifti(volume: CtVolume, path: Path) -> None:
+    """The CT itself as NIfTI (int16 HU or the raster's grey), on the same grid as its labels.
+
+    For tools that read only NIfTI; reading it back with ``liverhealth.imaging.load`` gives the
+    same voxels.
+    """
+    dtype = np.int16 if volume.is_hu else volume.voxels.dtype
+    _save_nifti(np.asarray(volume.voxels, dtype=dtype), volume, path)
+
+
+def _save_nifti(array: np.ndarray, volume: CtVolume, path: Path) -> None:
+    image = nib.Nifti1Image(np.ascontiguousarray(array.transpose(2, 1, 0)), volume.affine)
     image.header.set_xyzt_units("mm")
     image.set_qform(volume.affine, code=1)
     image.set_sform(volume.affine, code=1)

@@ -18,7 +18,7 @@ import onnxruntime as ort
 from liverhealth.errors import Cancelled, ModelError
 from liverhealth.inference.manifest import Manifest, ModelSpec, verify_model_file
 from liverhealth.inference.postprocess import PostprocessOptions, postprocess
-from liverhealth.inference.preprocess import gather_context, normalised_stack, scores_to_labels
+from liverhealth.inference.preprocess import gather_context, normalised_stack, placement, scores_to_labels
 from liverhealth.types import CtVolume, Segmentation
 
 Progress = Callable[[int, int], None]
@@ -99,9 +99,11 @@ class Segmenter:
         started = time.perf_counter()
         session = get_session(spec)
         session_s = time.perf_counter() - started
-        stack = normalised_stack(volume.voxels, volume.is_hu, spec.input)
-        preprocess_s = time.perf_counter() - started - session_s
         depth, height, width = volume.voxels.shape
+        pixel_yx = None if volume.spacing is None else (volume.spacing[1], volume.spacing[2])
+        where = placement((height, width), pixel_yx, spec.input)
+        stack = normalised_stack(volume.voxels, volume.is_hu, spec.input, where)
+        preprocess_s = time.perf_counter() - started - session_s
         labels = np.empty((depth, height, width), dtype=np.uint8)
         run_s = resize_s = 0.0
         for start in range(0, depth, self.batch_size):
@@ -113,7 +115,7 @@ class Segmenter:
             scores = self._scores(session, batch, spec)
             run_s += time.perf_counter() - tick
             tick = time.perf_counter()
-            labels[indices] = scores_to_labels(scores, (height, width))
+            labels[indices] = scores_to_labels(scores, (height, width), where)
             resize_s += time.perf_counter() - tick
             if progress is not None:
                 progress(int(indices[-1]) + 1, depth)

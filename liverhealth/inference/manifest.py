@@ -29,6 +29,7 @@ class InputSpec:
     hu_window: tuple[float, float]
     mean: float
     std: float
+    pixel_mm: float | None = None
 
     @property
     def channels(self) -> int:
@@ -80,7 +81,8 @@ def _input_spec(model_id: str, raw: dict[str, Any]) -> InputSpec:
         window = tuple(float(v) for v in raw["hu_window"])
         spec = InputSpec(context_slices=int(raw.get("context_slices", 0)), size=size,  # type: ignore[arg-type]
                          hu_window=window, mean=float(raw.get("mean", 0.0)),  # type: ignore[arg-type]
-                         std=float(raw.get("std", 1.0)))
+                         std=float(raw.get("std", 1.0)),
+                         pixel_mm=float(raw["pixel_mm"]) if raw.get("pixel_mm") is not None else None)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"Model '{model_id}': the manifest's input spec is incomplete ({exc}). "
                          "Re-export the model with training.export.") from exc
@@ -90,6 +92,8 @@ def _input_spec(model_id: str, raw: dict[str, Any]) -> InputSpec:
     if spec.context_slices < 0 or spec.context_slices > 4:
         raise ModelError(f"Model '{model_id}': context_slices={spec.context_slices} is not "
                          "supported (0 to 4).")
+    if spec.pixel_mm is not None and not 0.1 <= spec.pixel_mm <= 20:
+        raise ModelError(f"Model '{model_id}': pixel_mm={spec.pixel_mm} is not supported (0.1 to 20 mm).")
     if spec.hu_window[1] <= spec.hu_window[0] or spec.std <= 0:
         raise ModelError(f"Model '{model_id}': HU window {spec.hu_window} or std {spec.std} is invalid.")
     return spec

@@ -6,6 +6,8 @@ as it saw it in training.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -25,23 +27,81 @@ def to_unit(voxels: np.ndarray, is_hu: bool, hu_window: tuple[float, float]) -> 
     return np.clip(unit, 0.0, 1.0, out=unit)
 
 
-def resize_stack(stack: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize every [y, x] slice of a [z, y, x] float stack to ``size`` = (height, width)."""
+def resize_stack(stack: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
+    """Resize every [y, x] slice of a [z, y, x] stack to ``size`` = (height, width).
+
+    Floats are area-averaged when shrinking and bilinear when enlarging; ``nearest`` is for
+    label maps.
+    """
     height, width = size
     if stack.shape[1:] == (height, width):
-        return np.ascontiguousarray(stack, dtype=np.float32)
-    shrinking = stack.shape[1] > height or stack.shape[2] > width
-    method = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+        return np.ascontiguousarray(stack if nearest else stack.astype(np.float32, copy=False))
+    if nearest:
+        method = cv2.INTER_NEAREST
+    else:
+        shrinking = stack.shape[1] > height or stack.shape[2] > width
+        method = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
     return np.stack([cv2.resize(s, (width, height), interpolation=method) for s in stack])
 
 
-def normalised_stack(voxels: np.ndarray, is_hu: bool, spec: InputSpec) -> np.ndarray:
-    """The whole volume at the model's size and intensity scale, float32 [z, h, w]."""
+@dataclass(frozen=True)
+class Placement:
+    """Where a slice lands in the model input: resized to ``scaled`` (h, w), its top-left
+    corner put at ``offset`` (y, x) of the ``size`` input (negative: the edges are cut off).
+
+    With the manifest's ``pixel_mm`` every input pixel spans the same millimetres whatever the
+    scanner's field of view, so a liver is as large to the model as it was in training.
+    """
+
+    scaled: tuple[int, int]
+    offset: tuple[int, int]
+    size: tuple[int, int]
+
+    @property
+    def is_plain_resize(self) -> bool:
+        return self.scaled == self.size and self.offset == (0, 0)
+
+
+def placement(shape: tuple[int, int], pixel_yx: tuple[float, float] | None, spec: InputSpec) -> Placement:
+    """The placement of [y, x] slices of ``shape`` with pixel size ``pixel_yx`` mm.
+
+    Without ``pixel_mm`` in the spec, or for a raster with no known pixel size, the whole
+    slice is resized to the input (a raster is then assumed to span the model's field of view,
+    ``size * pixel_mm``). Otherwise it is resampled to ``pixel_mm`` and centred, padded with
+    the window's low end or cropped.
+    """
+    if spec.pixel_mm is None or pixel_yx is None:
+        return Placement(scaled=spec.size, offset=(0, 0), size=spec.size)
+    scaled = tuple(max(1, round(n * p / spec.pixel_mm)) for n, p in zip(shape, pixel_yx, strict=True))
+    offset = tuple((s - n) // 2 for s, n in zip(spec.size, scaled, strict=True))
+    return Placement(scaled=scaled, offset=offset, size=spec.size)  # type: ignore[arg-type]
+
+
+def _overlap(offset: int, inner: int, outer: int) -> tuple[slice, slice]:
+    """Index ranges (in the inner array, in the outer array) where the two overlap."""
+    start, stop = max(0, -offset), min(inner, outer - offset)
+    return slice(start, stop), slice(start + offset, stop + offset)
+
+
+def place_stack(stack: np.ndarray, where: Placement, fill: float = 0.0, nearest: bool = False) -> np.ndarray:
+    """[z, y, x] slices resized and put into model-input canvases [z, *size] as ``where`` says."""
+    scaled = resize_stack(stack, where.scaled, nearest)
+    if where.is_plain_resize:
+        return scaled
+    canvas = np.full((stack.shape[0], *where.size), fill, dtype=scaled.dtype)
+    (sy, dy), (sx, dx) = (_overlap(o, n, s) for o, n, s in zip(where.offset, where.scaled, where.size, strict=True))
+    canvas[:, dy, dx] = scaled[:, sy, sx]
+    return canvas
+
+
+def normalised_stack(voxels: np.ndarray, is_hu: bool, spec: InputSpec,
+                     where: Placement | None = None) -> np.ndarray:
+    """The whole volume placed in the model's input and at its intensity scale, float32 [z, h, w]."""
     unit = to_unit(voxels, is_hu, spec.hu_window)
-    resized = resize_stack(unit, spec.size)
-    resized -= np.float32(spec.mean)
-    resized *= np.float32(1.0 / spec.std)
-    return resized
+    placed = place_stack(unit, where or placement(voxels.shape[1:], None, spec))
+    placed -= np.float32(spec.mean)
+    placed *= np.float32(1.0 / spec.std)
+    return placed
 
 
 def gather_context(stack: np.ndarray, indices: np.ndarray, context: int) -> np.ndarray:
@@ -51,8 +111,11 @@ def gather_context(stack: np.ndarray, indices: np.ndarray, context: int) -> np.n
     return np.ascontiguousarray(stack[picks])
 
 
-def scores_to_labels(scores: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
+def scores_to_labels(scores: np.ndarray, out_shape: tuple[int, int], where: Placement | None = None) -> np.ndarray:
     """Per-class scores [n, 3, h, w] resized (bilinear) to ``out_shape`` and arg-maxed: uint8 [n, H, W].
+
+    ``where`` undoes the input placement: the part of the slice the model saw is cut out of
+    the scores (the part it did not see, outside a cropped field of view, is background).
 
     Bilinear resizing is linear, so resizing the two differences to the background score
     gives the same arg-max as resizing all three scores, for two thirds of the work; a
@@ -62,6 +125,8 @@ def scores_to_labels(scores: np.ndarray, out_shape: tuple[int, int]) -> np.ndarr
     height, width = out_shape
     labels = np.zeros((scores.shape[0], height, width), dtype=np.uint8)
     differences = (scores[:, 1:] - scores[:, :1]).astype(np.float32)  # [n, 2, h, w]
+    if where is not None and not where.is_plain_resize:
+        differences = _unplace(differences, where)
     same_size = differences.shape[2:] == (height, width)
     for i, diff in enumerate(differences):
         if not (diff > 0).any():
@@ -74,3 +139,11 @@ def scores_to_labels(scores: np.ndarray, out_shape: tuple[int, int]) -> np.ndarr
         slice_labels[(liver > 0) & (liver >= tumour)] = 1
         slice_labels[(tumour > 0) & (tumour > liver)] = 2
     return labels
+
+
+def _unplace(differences: np.ndarray, where: Placement) -> np.ndarray:
+    """Scores [n, 2, *size] back on the resized slice [n, 2, *scaled]; unseen parts are background."""
+    out = np.full((*differences.shape[:2], *where.scaled), -1.0e4, dtype=np.float32)
+    (sy, dy), (sx, dx) = (_overlap(o, n, s) for o, n, s in zip(where.offset, where.scaled, where.size, strict=True))
+    out[:, :, sy, sx] = differences[:, :, dy, dx]
+    return out

@@ -73,3 +73,12 @@ def test_truncated_nifti(data_root, tmp_path):
     (tmp_path / "cut.nii.gz").write_bytes(data[: len(data) // 3])
     with pytest.raises(InputError, match="NIfTI"):
         load(tmp_path / "cut.nii.gz")
+
+
+def test_ct_written_as_nifti_reads_back_the_same(tmp_path, ircadb1):
+    from liverhealth.imaging.writers import save_volume_nifti
+
+    save_volume_nifti(ircadb1, tmp_path / "ct.nii.gz")
+    again = load(tmp_path / "ct.nii.gz")
+    assert again.is_hu and np.array_equal(again.voxels, ircadb1.voxels)
+    assert np.allclose(again.spacing, ircadb1.spacing, atol=1e-4)
