@@ -22,7 +22,8 @@ def test_train_export_parity_round_trip(data_root, tmp_path):
         pytest.fail("The training stack is not installed: run `bash training/setup.sh` (CI does).", pytrace=False)
     data = tmp_path / "data"
     assert preprocess.main(["--out", str(data), "--ircadb", str(data_root / "3Dircadb1.1"), "--size", "64",
-                            "--synthetic-copies", "0", "--negatives-every", "0", "--margin", "0"]) == 0
+                            "--synthetic-copies", "0", "--negatives-every", "0", "--margin", "0",
+                            "--pixel-mm", "6.0"]) == 0
     run = tmp_path / "run"
     train = subprocess.run(
         [str(TRAIN_PYTHON), "-m", "training.train", "training/configs/unet_w16.yaml", "--out", str(run),
@@ -43,8 +44,33 @@ def test_train_export_parity_round_trip(data_root, tmp_path):
     assert parity["max_abs_diff"] <= 1e-3 and parity["argmax_agreement"] >= 0.999
     manifest = load_manifest(models)
     spec = manifest.get("tiny")
-    assert spec.input.size == (64, 64) and spec.input.context_slices == 1
+    assert spec.input.size == (64, 64) and spec.input.context_slices == 1 and spec.input.pixel_mm == 6.0
     assert spec.trained["fold"] == "custom" and spec.trained["iterations"] == 2
     volume = load(data_root / "dcmqi" / "ct-3slice")
     labels = Segmenter(manifest).segment(volume, "tiny").labels
     assert labels.shape == volume.shape and set(np.unique(labels)) <= {0, 1, 2}
+
+
+def test_every_config_builds_its_model():
+    """Each YAML under training/configs parses and its model maps [N, 3, H, W] to three-class logits."""
+    if not TRAIN_PYTHON.exists():
+        pytest.fail("The training stack is not installed: run `bash training/setup.sh` (CI does).", pytrace=False)
+    script = (
+        "import sys, paddle\n"
+        "from pathlib import Path\n"
+        "from training.train import load_config\n"
+        "from training.models import build_model\n"
+        "for path in sorted(Path('training/configs').glob('*.yaml')):\n"
+        "    config = load_config(path)\n"
+        "    model = build_model(config['model'], 3, 2 * int(config['data']['context']) + 1)\n"
+        "    model.eval()\n"
+        "    out = model(paddle.zeros([1, 3, 64, 64]))\n"
+        "    out = out[0] if isinstance(out, (list, tuple)) else out\n"
+        "    print(path.stem, config['name'], tuple(out.shape))\n"
+    )
+    result = subprocess.run([str(TRAIN_PYTHON), "-c", script], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    built = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    expected = {path.stem for path in (REPO / "training" / "configs").glob("*.yaml")}
+    assert set(built) == expected
+    assert all(line.endswith("(1, 3, 64, 64)") for line in built.values()), built
