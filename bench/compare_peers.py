@@ -45,7 +45,7 @@ from liverhealth.inference import load_manifest
 from training.protocol import FOLDS
 
 PEER = "pyliverlesionseg 0.3"
-PEER_VENV = config.REPO_ROOT / ".venv-peer"
+PEER_VENV = Path(os.environ.get("PEER_VENV", config.REPO_ROOT / ".venv-peer"))
 PEER_SETUP = config.REPO_ROOT / "bench" / "peer" / "setup_pyliverlesionseg.sh"
 PEER_RUNNER = config.REPO_ROOT / "bench" / "peer" / "run_pyliverlesionseg.py"
 PEER_TRAINING = "LiTS (contains 3D-IRCADb-01): may include this case"
@@ -146,9 +146,11 @@ def ensure_peer() -> str | None:
     if python.exists():
         return None
     print(f"setting up {PEER} in {PEER_VENV} (several minutes, once)...", file=sys.stderr)
-    result = subprocess.run(["bash", str(PEER_SETUP)], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    result = subprocess.run(["bash", str(PEER_SETUP)], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "PEER_VENV": str(PEER_VENV)})
     if result.returncode == 3:
-        return f"{PEER} skipped: Python 3.6 is not installed (it needs TensorFlow 1.12); {result.stdout.strip()}"
+        return (f"{PEER} skipped: no Python 3.6 here (it needs TensorFlow 1.12); install one, e.g. "
+                "`pyenv install 3.6.15`, or set PYTHON36")
     if result.returncode != 0 or not python.exists():
         last = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
         script = PEER_SETUP.relative_to(config.REPO_ROOT)

@@ -47,3 +47,13 @@ def test_shipped_model_on_a_real_case_without_the_peer(tmp_path, data_root):
     assert peer[0]["note"] == "not run (--no-peer)" and peer[0]["liver_dice"] is None
     table = (out / "comparison.md").read_text()
     assert "3Dircadb1.1" in table and "not run" in table and (out / "comparison.png").stat().st_size > 1000
+
+
+def test_peer_is_skipped_with_a_clear_message_without_python36(tmp_path, monkeypatch):
+    monkeypatch.setattr(compare_peers, "PEER_VENV", tmp_path / "venv-peer")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "no-pyenv"))
+    monkeypatch.delenv("PYTHON36", raising=False)
+    message = compare_peers.ensure_peer()
+    assert message is not None and "skipped" in message and "Python 3.6" in message
+    assert "Traceback" not in message and not (tmp_path / "venv-peer").exists()
