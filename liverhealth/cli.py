@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -81,7 +82,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if not manifest.models:
         print(f"No models in {manifest.path}.")
         return 0
-    print(f"{'':1} {'id':<12} {'name':<14} {'input':<11} {'liver Dice':>10} {'tumour Dice':>11} "
+    print(f"{'':1} {'id':<12} {'name':<20} {'input':<17} {'liver Dice':>10} {'tumour Dice':>11} "
           f"{'ms/slice':>8}  status")
     for spec in manifest.models:
         try:
@@ -97,8 +98,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 
         latency = f"{spec.latency_ms_per_slice_cpu:.0f}" if spec.latency_ms_per_slice_cpu else "n/a"
         size = f"{spec.input.channels}×{spec.input.size[0]}×{spec.input.size[1]}"
+        if spec.input.pixel_mm:
+            size += f" @{spec.input.pixel_mm:g}mm"
         mark = "*" if spec.model_id == manifest.default else ""
-        print(f"{mark:1} {spec.model_id:<12} {spec.name:<14} {size:<11} {fmt('liver_dice'):>10} "
+        print(f"{mark:1} {spec.model_id:<12} {spec.name:<20} {size:<17} {fmt('liver_dice'):>10} "
               f"{fmt('tumour_dice'):>11} {latency:>8}  {status}")
         if metrics.get("protocol"):
             print(f"    protocol: {metrics['protocol']}")
@@ -279,6 +282,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("liverhealth: interrupted; nothing more was written.", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`liverhealth models | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception:  # a bug: keep the traceback for the developers, not the user
         try:
             path = _log_file()
