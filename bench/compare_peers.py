@@ -122,13 +122,18 @@ def score(row: Row, prediction: np.ndarray, reference: np.ndarray) -> None:
 
 
 def our_models(models_dirs: list[Path]) -> list[tuple[Path, str, str | None]]:
-    """(models dir, model id, protocol fold) of every model in these manifests."""
-    found = []
+    """(models dir, model id, protocol fold) of every model in these manifests.
+
+    A file listed twice (a shipped model that is also a fold model) runs once, under its first name.
+    """
+    found, seen = [], set()
     for folder in models_dirs:
         if not (folder / "manifest.json").is_file():
             continue
         for spec in load_manifest(folder).models:
-            found.append((folder, spec.model_id, spec.trained.get("fold")))
+            if spec.sha256 not in seen:
+                seen.add(spec.sha256)
+                found.append((folder, spec.model_id, spec.trained.get("fold")))
     return found
 
 
