@@ -96,7 +96,7 @@ def bar_chart(results: list[dict], path: Path) -> None:
     ax.set_xticks(np.arange(len(results)) + 0.4 - width / 2)
     ax.set_xticklabels([f"{r['model']}\n(test {r['test_case']})" for r in results], fontsize=8)
     ax.set_ylim(0, 1)
-    ax.set_title("held-out case, 3D per-case metrics (ONNX through liverhealth.inference)")
+    ax.set_title("held-out case, 3D per-case metrics (ONNX through liverhealth.inference)", fontsize=9)
     ax.legend(fontsize=7, ncol=len(TABLE_KEYS))
     fig.tight_layout()
     fig.savefig(path, dpi=90)
