@@ -114,7 +114,8 @@ def score(row: Row, prediction: np.ndarray, reference: np.ndarray) -> None:
         row.note = f"output shape {prediction.shape} differs from the CT {reference.shape}"
         return
     row.liver_dice = round(dice(prediction > 0, reference > 0), 4)
-    row.tumour_dice = round(dice(prediction == 2, reference == 2), 4)
+    has_tumour = bool((reference == 2).any())  # without one, tumour Dice is undefined: FP lesions count
+    row.tumour_dice = round(dice(prediction == 2, reference == 2), 4) if has_tumour else None
     detection = lesion_detection(prediction, reference)
     row.lesions_found, row.reference_lesions = detection.found_count, detection.reference_count
     row.false_positive_lesions = detection.false_positives
@@ -165,6 +166,10 @@ def ensure_peer() -> str | None:
 
 def add_ratios(rows: list[Row]) -> None:
     """Ours / peer on the same case: time, memory and Dice."""
+    for row in rows:
+        row.ratios = {}
+        if row.reference_lesions == 0:
+            row.tumour_dice = None
     peers = {r.case: r for r in rows if r.tool == PEER and r.wall_s is not None and not r.note}
     for row in rows:
         peer = peers.get(row.case)
@@ -188,9 +193,10 @@ def table(rows: list[Row]) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         found = "–" if r.lesions_found is None else f"{r.lesions_found} of {r.reference_lesions}"
+        tumour = "n/a (no tumour)" if r.reference_lesions == 0 else _fmt(r.tumour_dice)
         tool = r.tool + (f" ({r.note})" if r.note else "")
         lines.append(f"| {r.case} | {tool} | {r.trained_on_case} | {_fmt(r.wall_s, 1)} | {_fmt(r.peak_rss_mb, 0)} | "
-                     f"{_fmt(r.liver_dice)} | {_fmt(r.tumour_dice)} | {found} | {_fmt(r.false_positive_lesions)} | "
+                     f"{_fmt(r.liver_dice)} | {tumour} | {found} | {_fmt(r.false_positive_lesions)} | "
                      + " | ".join(_fmt(r.ratios.get(k), 3) for k in ("wall_s", "peak_rss_mb", "liver_dice",
                                                                      "tumour_dice")) + " |")
     return "\n".join(lines)
@@ -266,6 +272,26 @@ def compare_case(case: str, data: Path, models: list[tuple[Path, str, str | None
     return rows
 
 
+def write_outputs(rows: list[Row], out: Path, header: str, stamp: str, machine: str) -> str:
+    """results.json, comparison.md and comparison.png; returns the Markdown."""
+    add_ratios(rows)
+    markdown = header + "\n\n" + table(rows)
+    (out / "comparison.md").write_text(markdown + "\n")
+    (out / "results.json").write_text(json.dumps({"measured": stamp, "machine": machine, "header": header,
+                                                  "rows": [asdict(r) for r in rows]}, indent=2))
+    chart(rows, out / "comparison.png")
+    return markdown
+
+
+def render(out: Path) -> int:
+    """Redraw the outputs of an earlier run from its results.json."""
+    saved = json.loads((out / "results.json").read_text())
+    rows = [Row(**row) for row in saved["rows"]]
+    header = saved.get("header") or (out / "comparison.md").read_text().split("\n\n", 1)[0]
+    print(write_outputs(rows, out, header, saved["measured"], saved["machine"]))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="LiverHealth vs pyliverlesionseg on the IRCADb cases, one table.")
     parser.add_argument("--data", type=Path, default=None,
@@ -277,7 +303,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer-liver-only", action="store_true",
                         help="run the peer's liver step only (minutes instead of ~20 per case)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/compare_peers"))
+    parser.add_argument("--render", action="store_true",
+                        help="only redraw the table and chart from --out/results.json (no runs)")
     args = parser.parse_args(argv)
+    if args.render:
+        return render(args.out)
     data = args.data or config.data_dir()
     cases = args.cases or sorted(p.name for p in data.glob("3Dircadb*") if (p / "PATIENT_DICOM.zip").is_file())
     if not cases:
@@ -297,17 +327,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="liverhealth-compare-") as tmp:
         for case in cases:
             rows += compare_case(case, data, models, peer_skip, args.peer_liver_only, Path(tmp))
-    add_ratios(rows)
     stamp = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     header = f"Measured {stamp} on {machine}; data {data}; command: python -m bench.compare_peers " + " ".join(
         argv if argv is not None else sys.argv[1:])
-    markdown = header + "\n\n" + table(rows)
-    (args.out / "comparison.md").write_text(markdown + "\n")
-    (args.out / "results.json").write_text(json.dumps({"measured": stamp, "machine": machine,
-                                                       "rows": [asdict(r) for r in rows]}, indent=2))
-    chart(rows, args.out / "comparison.png")
-    print(markdown)
+    print(write_outputs(rows, args.out, header, stamp, machine))
     return 0
 
 
