@@ -168,8 +168,6 @@ def add_ratios(rows: list[Row]) -> None:
     """Ours / peer on the same case: time, memory and Dice."""
     for row in rows:
         row.ratios = {}
-        if row.reference_lesions == 0:
-            row.tumour_dice = None
     peers = {r.case: r for r in rows if r.tool == PEER and r.wall_s is not None and not r.note}
     for row in rows:
         peer = peers.get(row.case)

@@ -61,6 +61,11 @@ class Placement:
     def is_plain_resize(self) -> bool:
         return self.scaled == self.size and self.offset == (0, 0)
 
+    def regions(self) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+        """(rows, columns) of the resized slice and of the input where the two overlap."""
+        (sy, dy), (sx, dx) = (_overlap(o, n, s) for o, n, s in zip(self.offset, self.scaled, self.size, strict=True))
+        return (sy, sx), (dy, dx)
+
 
 def placement(shape: tuple[int, int], pixel_yx: tuple[float, float] | None, spec: InputSpec) -> Placement:
     """The placement of [y, x] slices of ``shape`` with pixel size ``pixel_yx`` mm.
@@ -89,8 +94,8 @@ def place_stack(stack: np.ndarray, where: Placement, fill: float = 0.0, nearest:
     if where.is_plain_resize:
         return scaled
     canvas = np.full((stack.shape[0], *where.size), fill, dtype=scaled.dtype)
-    (sy, dy), (sx, dx) = (_overlap(o, n, s) for o, n, s in zip(where.offset, where.scaled, where.size, strict=True))
-    canvas[:, dy, dx] = scaled[:, sy, sx]
+    source, target = where.regions()
+    canvas[(slice(None), *target)] = scaled[(slice(None), *source)]
     return canvas
 
 
@@ -144,6 +149,6 @@ def scores_to_labels(scores: np.ndarray, out_shape: tuple[int, int], where: Plac
 def _unplace(differences: np.ndarray, where: Placement) -> np.ndarray:
     """Scores [n, 2, *size] back on the resized slice [n, 2, *scaled]; unseen parts are background."""
     out = np.full((*differences.shape[:2], *where.scaled), -1.0e4, dtype=np.float32)
-    (sy, dy), (sx, dx) = (_overlap(o, n, s) for o, n, s in zip(where.offset, where.scaled, where.size, strict=True))
-    out[:, :, sy, sx] = differences[:, :, dy, dx]
+    source, target = where.regions()
+    out[(slice(None), slice(None), *source)] = differences[(slice(None), slice(None), *target)]
     return out
