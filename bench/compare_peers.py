@@ -80,27 +80,45 @@ class Row:
     ratios: dict[str, float] = field(default_factory=dict)
 
 
+def _high_water_kb(pid: int) -> int:
+    """VmHWM of a running process in kB (0 once it has exited)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def run_measured(command: list[str], env: dict[str, str] | None = None, timeout_s: float = 3600) -> Measured:
-    """Run a command to its end; wall time and the peak RSS of it and its waited-for children."""
+    """Run a command to its end; wall time and the peak RSS of the process.
+
+    The peak is the process's own high-water mark (VmHWM), sampled every 20 ms: wait4's
+    ru_maxrss would also count this (large) parent, whose memory the child shares until exec.
+    """
     started = time.perf_counter()
+    peak_kb = 0
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    env={**os.environ, **(env or {})})
         deadline = started + timeout_s
         while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            peak_kb = max(peak_kb, _high_water_kb(process.pid))
+            pid, status, _ = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 break
             if time.perf_counter() > deadline:
                 process.kill()
-                pid, status, usage = os.wait4(process.pid, 0)
+                pid, status, _ = os.wait4(process.pid, 0)
                 break
-            time.sleep(0.05)
+            time.sleep(0.02)
         wall = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
         log.seek(0)
         tail = log.read().decode("utf-8", "replace")[-2000:]
-    return Measured(process.returncode, round(wall, 2), round(usage.ru_maxrss / 1024, 1), tail)
+    return Measured(process.returncode, round(wall, 2), round(peak_kb / 1024, 1), tail)
 
 
 def labels_on_grid(path: Path) -> np.ndarray:
