@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--examples", type=int, default=4)
+    parser.add_argument("--examples", type=int, default=6)
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args(argv)
     volume, labels = load_ircadb_case(args.case)
@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         tiles = [cv2.cvtColor(before, cv2.COLOR_GRAY2RGB), cv2.cvtColor(after, cv2.COLOR_GRAY2RGB),
                  overlay_labels(after, painted[z], alpha=0.0)]
         tiles = [cv2.resize(crop_around(t, (y, x), 80), (240, 240), interpolation=cv2.INTER_NEAREST) for t in tiles]
-        caption = f"{lesions[0].size_class}, r={lesions[0].radius_mm:.0f} mm, -{lesions[0].contrast_hu:.0f} HU"
+        where = "edge" if lesions[0].peripheral else "deep"
+        caption = f"{lesions[0].size_class}, {where}, r={lesions[0].radius_mm:.0f} mm, -{lesions[0].contrast_hu:.0f} HU"
         row = np.concatenate(tiles, axis=1)
         cv2.putText(row, caption, (6, 232), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 0), 1, cv2.LINE_AA)
         rows.append(row)

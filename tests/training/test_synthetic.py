@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from liverhealth.imaging.ircadb import load_ircadb_case
-from training.synthetic import SIZE_CLASSES, paint_lesions, sample_size
+from training.synthetic import CONTRAST_HU, SIZE_CLASSES, paint_lesions, sample_size
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def test_painted_lesions_are_inside_darker_and_soft_edged(liver_slab):
     assert np.array_equal(painted_labels[~tumour], labels[~tumour])  # nothing else relabelled
     parenchyma = float(np.median(hu[labels == 1]))
     lesion_hu = float(painted_hu[tumour].mean())
-    assert 20 < parenchyma - lesion_hu < 120, (parenchyma, lesion_hu)
+    assert CONTRAST_HU[0] - 5 < parenchyma - lesion_hu < 120, (parenchyma, lesion_hu)
     assert float(painted_hu[tumour].std()) > 5  # textured, not a flat fill
     changed = painted_hu != hu
     assert (changed & ~tumour).sum() > 0.1 * tumour.sum()  # blurred margins reach past the label
@@ -54,3 +55,24 @@ def test_same_seed_same_lesions(liver_slab):
     first = paint_lesions(hu, labels, spacing, count=2, seed=3)
     second = paint_lesions(hu, labels, spacing, count=2, seed=3)
     assert np.array_equal(first[0], second[0]) and first[2] == second[2]
+
+
+def test_peripheral_lesions_run_into_the_liver_edge_and_deep_ones_do_not(liver_slab):
+    """Subcapsular lesions are cut off by the liver outline, as real ones are; deep ones mostly keep clear of it."""
+    hu, labels, spacing = liver_slab
+    liver = labels == 1
+    outline = liver & ~ndimage.binary_erosion(liver, border_value=1)  # the slab's ends are no edge
+
+    def touching(fraction: float) -> list[bool]:
+        touches = []
+        for seed in range(8):
+            _, painted, lesions = paint_lesions(hu, labels, spacing, count=1, seed=seed, peripheral_fraction=fraction)
+            if lesions:
+                assert lesions[0].peripheral == (fraction == 1.0)
+                touches.append(bool((painted == 2)[outline].any()))
+        return touches
+
+    edge, deep = touching(1.0), touching(0.0)
+    assert len(edge) >= 6 and len(deep) >= 6
+    assert sum(edge) >= len(edge) - 1, edge
+    assert sum(deep) / len(deep) < sum(edge) / len(edge) - 0.3, (edge, deep)
