@@ -1,7 +1,8 @@
 """Turn labelled CT cases into 2D / 2.5D training samples and PaddleSeg-style file lists.
 
     python -m training.preprocess --out training/work/data \
-        --ircadb ../shared/data/3Dircadb1.1 --ircadb ../shared/data/3Dircadb1.7 [--lits DIR]
+        --ircadb ../shared/data/3Dircadb1.1 --ircadb ../shared/data/3Dircadb1.7 [--lits DIR] \
+        [--labelled NAME CT LABELS liver=5[,tumour=6]]
 
 Runs in the application environment: cases are read through ``liverhealth.imaging`` and
 turned into model input with ``liverhealth.inference.preprocess`` (HU clipped to the window,
@@ -48,14 +49,40 @@ def lits_cases(folder: Path) -> list[tuple[str, Path, Path]]:
     return cases
 
 
-def load_case(kind: str, path: Path, segmentation: Path | None = None) -> tuple[np.ndarray, np.ndarray, tuple]:
-    """HU [z, y, x], labels [z, y, x] (0/1/2) and spacing of one case."""
+def parse_values(text: str) -> dict[str, tuple[int, ...]]:
+    """``liver=5`` or ``liver=1,2;tumour=3`` -> {"liver": (5,), ...}: which label values mean what."""
+    meaning: dict[str, tuple[int, ...]] = {"liver": (), "tumour": ()}
+    for part in filter(None, text.split(";")):
+        key, _, values = part.partition("=")
+        if key not in meaning or not values:
+            raise SystemExit(f"label values {text!r}: write liver=N[,N...][;tumour=N[,N...]]")
+        meaning[key] = tuple(int(v) for v in values.split(","))
+    if not meaning["liver"]:
+        raise SystemExit(f"label values {text!r}: say which value is liver (liver=N)")
+    return meaning
+
+
+def map_labels(raw: np.ndarray, meaning: dict[str, tuple[int, ...]]) -> np.ndarray:
+    """A label map in anyone's numbering (e.g. TotalSegmentator's, liver = 5) as 0/1/2."""
+    labels = np.zeros(raw.shape, np.uint8)
+    labels[np.isin(raw, meaning["liver"])] = 1
+    labels[np.isin(raw, meaning["tumour"])] = 2
+    return labels
+
+
+def load_case(kind: str, path: Path, segmentation: Path | None = None,
+              values: str = "liver=1;tumour=2") -> tuple[np.ndarray, np.ndarray, tuple]:
+    """HU [z, y, x], labels [z, y, x] (0/1/2) and spacing of one case.
+
+    ``labelled`` cases are any CT our readers open (DICOM series, NIfTI, NRRD) with a label
+    volume on the same grid; ``values`` says which of its values are liver and tumour.
+    """
     if kind == "ircadb":
         volume, labels = load_ircadb_case(path)
     else:
         volume = load(path)
-        labels, _ = read_label_volume(segmentation)  # type: ignore[arg-type]
-        labels = np.clip(labels, 0, 2).astype(np.uint8)
+        raw, _ = read_label_volume(segmentation)  # type: ignore[arg-type]
+        labels = map_labels(raw, parse_values(values))
     if labels.shape != volume.voxels.shape:
         raise SystemExit(f"{path}: labels {labels.shape} do not match the CT {volume.voxels.shape}")
     return volume.voxels, labels, volume.spacing
@@ -107,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--ircadb", type=Path, action="append", default=[], help="an IRCADb case folder")
     parser.add_argument("--lits", type=Path, action="append", default=[], help="a LiTS-layout folder")
+    parser.add_argument("--labelled", nargs=4, action="append", default=[], metavar=("NAME", "CT", "LABELS", "VALUES"),
+                        help="a CT (DICOM folder, NIfTI, NRRD) with a label volume on its grid; VALUES says "
+                             "which label values are liver and tumour, e.g. liver=5 or liver=1;tumour=2")
     parser.add_argument("--size", type=int, default=256, help="sample size in pixels (the model's input)")
     parser.add_argument("--context", type=int, default=1, help="neighbouring slices on each side (2.5D)")
     parser.add_argument("--pixel-mm", type=float, default=None,
@@ -119,11 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    sources = [(path.name, "ircadb", path, None) for path in args.ircadb]
+    sources = [(path.name, "ircadb", path, None, "") for path in args.ircadb]
     for folder in args.lits:
-        sources += [(name, "lits", volume, seg) for name, volume, seg in lits_cases(folder)]
+        sources += [(name, "lits", volume, seg, "liver=1;tumour=2") for name, volume, seg in lits_cases(folder)]
+    sources += [(name, "labelled", Path(ct), Path(seg), values) for name, ct, seg, values in args.labelled]
     if not sources:
-        parser.error("give at least one --ircadb case or --lits folder")
+        parser.error("give at least one --ircadb case, --lits folder or --labelled case")
     for sub in ("images", "labels", "cases"):
         (args.out / sub).mkdir(parents=True, exist_ok=True)
     low, high = (int(v) for v in args.lesions.split("-"))
@@ -131,12 +162,13 @@ def main(argv: list[str] | None = None) -> int:
                      mean=0.5, std=0.5, pixel_mm=args.pixel_mm)
     meta: dict = {"size": args.size, "context": args.context, "hu_window": HU_WINDOW,
                   "pixel_mm": args.pixel_mm, "cases": {}}
-    for index, (name, kind, path, seg) in enumerate(sources):
-        hu, labels, spacing = load_case(kind, path, seg)
+    for index, (name, kind, path, seg, values) in enumerate(sources):
+        hu, labels, spacing = load_case(kind, path, seg, values)
         slices = kept_slices(labels, args.margin, args.negatives_every)
         lines = write_samples(name, hu, labels, args.out, spec, spacing, slices)
         (args.out / "cases" / f"{name}.txt").write_text("\n".join(lines) + "\n")
-        case_meta = {"source": str(path), "slices": len(slices), "spacing": spacing, "synthetic": []}
+        case_meta = {"source": str(path), "labels": str(seg or path), "values": values, "slices": len(slices),
+                     "spacing": spacing, "synthetic": []}
         for copy in range(args.synthetic_copies):
             rng = np.random.default_rng([args.seed, index, copy])
             count = int(rng.integers(low, high + 1))

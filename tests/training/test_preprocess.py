@@ -78,3 +78,23 @@ def test_lits_layout_gives_the_same_samples(samples, data_root, tmp_path):
     for (image_a, label_a), (image_b, label_b) in zip(ours[::20], theirs[::20], strict=True):
         assert np.array_equal(cv2.imread(str(out / image_a)), cv2.imread(str(samples / image_b)))
         assert np.array_equal(cv2.imread(str(out / label_a)), cv2.imread(str(samples / label_b)))
+
+
+def test_labelled_case_in_another_numbering(data_root, tmp_path):
+    """TotalSegmentator's multi-label map (liver = 5) on its JPEG 2000 DICOM series becomes 0/1 samples."""
+    folder = data_root / "totalsegmentator"
+    out = tmp_path / "ts"
+    assert preprocess.main(["--out", str(out), "--size", str(SIZE), "--synthetic-copies", "1", "--lesions", "1-1",
+                            "--labelled", "ts-dicom", str(folder / "example_ct_dicom"),
+                            str(folder / "example_seg_dicom.nii.gz"), "liver=5"]) == 0
+    lines = _lines(out, "ts-dicom")
+    assert len(lines) == 20  # every slice of the 20-slice slab shows liver
+    labels = np.stack([cv2.imread(str(out / label), cv2.IMREAD_UNCHANGED) for _, label in lines])
+    assert set(np.unique(labels)) == {0, 1}  # other organs (labels 1-4, 6-104) are background here
+    raw = nib.load(str(folder / "example_seg_dicom.nii.gz")).get_fdata()
+    assert float((labels == 1).mean()) == pytest.approx(float((raw == 5).mean()), rel=0.1)
+    painted = np.stack([cv2.imread(str(out / label), cv2.IMREAD_UNCHANGED)
+                        for _, label in _lines(out, "ts-dicom+synth0")])
+    assert (painted == 2).any()
+    with pytest.raises(SystemExit, match="which value is liver"):
+        preprocess.parse_values("tumour=2")
