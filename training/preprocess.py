@@ -29,10 +29,11 @@ import cv2
 import numpy as np
 
 from liverhealth.imaging import load
-from liverhealth.imaging.ircadb import load_ircadb_case
+from liverhealth.imaging.ircadb import ircadb_structure, load_ircadb_case
 from liverhealth.imaging.volumes import read_label_volume
 from liverhealth.inference.manifest import InputSpec
 from liverhealth.inference.preprocess import gather_context, place_stack, placement, to_unit
+from training.protocol import LABEL_IGNORE
 from training.synthetic import paint_lesions
 
 HU_WINDOW = (-200.0, 200.0)
@@ -90,7 +91,7 @@ def load_case(kind: str, path: Path, segmentation: Path | None = None,
 
 def kept_slices(labels: np.ndarray, margin: int, negatives_every: int) -> np.ndarray:
     """Liver slices plus ``margin`` on each side, plus every n-th slice elsewhere."""
-    has_liver = labels.reshape(labels.shape[0], -1).any(axis=1)
+    has_liver = ((labels == 1) | (labels == 2)).reshape(labels.shape[0], -1).any(axis=1)
     if not has_liver.any():
         return np.arange(0, labels.shape[0], max(negatives_every, 1))
     first, last = np.flatnonzero(has_liver)[[0, -1]]
@@ -137,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labelled", nargs=4, action="append", default=[], metavar=("NAME", "CT", "LABELS", "VALUES"),
                         help="a CT (DICOM folder, NIfTI, NRRD) with a label volume on its grid; VALUES says "
                              "which label values are liver and tumour, e.g. liver=5 or liver=1;tumour=2")
+    parser.add_argument("--ignore", action="append", default=[], metavar="CASE:STRUCTURE",
+                        help="mark an IRCADb structure's background voxels 'ignore' (255: no loss, no score), "
+                             "e.g. 3Dircadb1.7:tumor, whose mass the reference leaves outside the liver "
+                             "without saying whether it is hepatic")
     parser.add_argument("--size", type=int, default=256, help="sample size in pixels (the model's input)")
     parser.add_argument("--context", type=int, default=1, help="neighbouring slices on each side (2.5D)")
     parser.add_argument("--pixel-mm", type=float, default=None,
@@ -155,20 +160,29 @@ def main(argv: list[str] | None = None) -> int:
     sources += [(name, "labelled", Path(ct), Path(seg), values) for name, ct, seg, values in args.labelled]
     if not sources:
         parser.error("give at least one --ircadb case, --lits folder or --labelled case")
+    unknown = {item.partition(":")[0] for item in args.ignore} - {source[0] for source in sources}
+    if unknown:
+        parser.error(f"--ignore names cases that are not given: {', '.join(sorted(unknown))}")
     for sub in ("images", "labels", "cases"):
         (args.out / sub).mkdir(parents=True, exist_ok=True)
     low, high = (int(v) for v in args.lesions.split("-"))
+    ignored: dict[str, list[str]] = {}
+    for item in args.ignore:
+        case, _, structure = item.partition(":")
+        ignored.setdefault(case, []).append(structure)
     spec = InputSpec(context_slices=args.context, size=(args.size, args.size), hu_window=HU_WINDOW,
                      mean=0.5, std=0.5, pixel_mm=args.pixel_mm)
     meta: dict = {"size": args.size, "context": args.context, "hu_window": HU_WINDOW,
-                  "pixel_mm": args.pixel_mm, "cases": {}}
+                  "pixel_mm": args.pixel_mm, "ignored": args.ignore, "cases": {}}
     for index, (name, kind, path, seg, values) in enumerate(sources):
         hu, labels, spacing = load_case(kind, path, seg, values)
+        for structure in ignored.get(name, []):
+            labels[ircadb_structure(path, structure) & (labels == 0)] = LABEL_IGNORE
         slices = kept_slices(labels, args.margin, args.negatives_every)
         lines = write_samples(name, hu, labels, args.out, spec, spacing, slices)
         (args.out / "cases" / f"{name}.txt").write_text("\n".join(lines) + "\n")
         case_meta = {"source": str(path), "labels": str(seg or path), "values": values, "slices": len(slices),
-                     "spacing": spacing, "synthetic": []}
+                     "spacing": spacing, "ignored": ignored.get(name, []), "synthetic": []}
         for copy in range(args.synthetic_copies):
             rng = np.random.default_rng([args.seed, index, copy])
             count = int(rng.integers(low, high + 1))

@@ -11,6 +11,9 @@ the final checkpoint is the one exported.
 
 from __future__ import annotations
 
+# Label of tissue the reference does not settle (no loss, no validation score): see preprocess --ignore.
+LABEL_IGNORE = 255
+
 # Three more patients with liver labels (no tumour labels) in ../shared/data: TotalSegmentator's two
 # example CTs, labelled by TotalSegmentator itself (model output, not manual), and dcmqi's 3-slice CT.
 EXTRA_LIVER_CASES = ("ts-dicom", "ts-sm", "dcmqi")

@@ -28,6 +28,7 @@ import yaml  # noqa: E402
 from training.augment import AugmentConfig, geometric, photometric  # noqa: E402
 from training.models import build_model  # noqa: E402
 from training.protocol import FOLDS  # noqa: E402
+from training.protocol import LABEL_IGNORE as IGNORE  # noqa: E402
 
 MEAN, STD = 0.5, 0.5
 
@@ -82,11 +83,13 @@ def make_batch(images: np.ndarray, labels: np.ndarray, size: int, aug: AugmentCo
 
 def loss_fn(logits: paddle.Tensor, labels: paddle.Tensor, class_weights: list[float],
             dice_weight: float) -> tuple[paddle.Tensor, float, float]:
-    """Weighted cross-entropy plus soft Dice over the foreground classes."""
+    """Weighted cross-entropy plus soft Dice over the foreground classes; label 255 counts for neither."""
     weight = paddle.to_tensor(np.array(class_weights, np.float32))
-    ce = F.cross_entropy(logits, labels, weight=weight, axis=1)
-    probs = F.softmax(logits, axis=1)
-    onehot = F.one_hot(labels, logits.shape[1]).transpose([0, 3, 1, 2])
+    ce = F.cross_entropy(logits, labels, weight=weight, axis=1, ignore_index=IGNORE)
+    valid = (labels != IGNORE).astype("float32").unsqueeze(1)
+    probs = F.softmax(logits, axis=1) * valid
+    onehot = F.one_hot(paddle.where(labels == IGNORE, paddle.zeros_like(labels), labels),
+                       logits.shape[1]).transpose([0, 3, 1, 2]) * valid
     dims = [0, 2, 3]
     intersection = paddle.sum(probs * onehot, axis=dims)
     total = paddle.sum(probs, axis=dims) + paddle.sum(onehot, axis=dims)
@@ -96,7 +99,7 @@ def loss_fn(logits: paddle.Tensor, labels: paddle.Tensor, class_weights: list[fl
 
 
 def evaluate(model: paddle.nn.Layer, images: np.ndarray, labels: np.ndarray, batch: int = 16) -> dict[str, float]:
-    """Pooled 2D Dice of liver (1 or 2) and tumour (2) over the validation samples."""
+    """Pooled 2D Dice of liver (1 or 2) and tumour (2) over the validation samples, outside label 255."""
     model.eval()
     sums = {"liver": [0, 0], "tumour": [0, 0]}
     with paddle.no_grad():
@@ -104,7 +107,9 @@ def evaluate(model: paddle.nn.Layer, images: np.ndarray, labels: np.ndarray, bat
             units = images[start:start + batch].astype(np.float32) / 255.0
             pred = paddle.argmax(model(to_tensor(units))[0], axis=1).numpy()
             truth = labels[start:start + batch]
-            for name, p, t in (("liver", pred > 0, truth > 0), ("tumour", pred == 2, truth == 2)):
+            valid = truth != IGNORE
+            for name, p, t in (("liver", pred > 0, (truth > 0) & valid), ("tumour", pred == 2, truth == 2)):
+                p = p & valid
                 sums[name][0] += 2 * int(np.count_nonzero(p & t))
                 sums[name][1] += int(p.sum() + t.sum())
     model.train()

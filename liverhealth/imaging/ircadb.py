@@ -41,6 +41,15 @@ def ircadb_labels(case_dir: Path, shape: tuple[int, int, int]) -> np.ndarray:
     return labels
 
 
+def ircadb_structure(case_dir: Path, name: str) -> np.ndarray:
+    """Boolean [z, y, x] mask of one named IRCADb structure (e.g. 'tumor', 'portalvein')."""
+    masks_zip = Path(case_dir) / "MASKS_DICOM.zip"
+    structures = mask_structures(masks_zip)
+    if name not in structures:
+        raise InputError(f"{masks_zip} has no '{name}' mask (found {', '.join(structures)}).")
+    return read_mask_series(masks_zip, f"{MASKS_ROOT}{name}/")
+
+
 def load_ircadb_case(case_dir: Path) -> tuple[CtVolume, np.ndarray]:
     """The CT of an IRCADb case folder and its label map."""
     volume = load_dicom_zip(Path(case_dir) / "PATIENT_DICOM.zip")

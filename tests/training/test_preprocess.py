@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from liverhealth.imaging.display import apply_window
-from liverhealth.imaging.ircadb import load_ircadb_case
+from liverhealth.imaging.ircadb import ircadb_structure, load_ircadb_case
 from training import preprocess
 
 SIZE = 64
@@ -98,3 +98,21 @@ def test_labelled_case_in_another_numbering(data_root, tmp_path):
     assert (painted == 2).any()
     with pytest.raises(SystemExit, match="which value is liver"):
         preprocess.parse_values("tumour=2")
+
+
+def test_ignored_structure_is_255_outside_the_liver_only(data_root, tmp_path, ircadb1_masks):
+    out = tmp_path / "ignore"
+    assert preprocess.main(["--out", str(out), "--ircadb", str(data_root / "3Dircadb1.1"), "--size", str(SIZE),
+                            "--synthetic-copies", "0", "--ignore", "3Dircadb1.1:spleen"]) == 0
+    lines = _lines(out, "3Dircadb1.1")
+    labels = np.stack([cv2.imread(str(out / label), cv2.IMREAD_UNCHANGED) for _, label in lines])
+    assert set(np.unique(labels)) == {0, 1, 2, 255}
+    stems = [int(Path(image).stem.rsplit("_", 1)[1]) for image, _ in lines]
+    assert stems == sorted(set(range(22, 129)) | set(range(0, 22, 4)))  # 255 alone does not make a slice "liver"
+    spleen = ircadb_structure(data_root / "3Dircadb1.1", "spleen") & ~ircadb1_masks["liver"]
+    spleen_px = spleen[stems].reshape(len(stems), -1).mean(axis=1)
+    ignored_px = (labels == 255).reshape(len(stems), -1).mean(axis=1)
+    assert np.allclose(ignored_px, spleen_px, atol=0.01)
+    assert json.loads((out / "meta.json").read_text())["cases"]["3Dircadb1.1"]["ignored"] == ["spleen"]
+    with pytest.raises(SystemExit):
+        preprocess.main(["--out", str(out), "--ircadb", str(data_root / "3Dircadb1.1"), "--ignore", "other:tumor"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -74,3 +75,26 @@ def test_every_config_builds_its_model():
     expected = {path.stem for path in (REPO / "training" / "configs").glob("*.yaml")}
     assert set(built) == expected
     assert all(line.endswith("(1, 3, 64, 64)") for line in built.values()), built
+
+
+def test_ignored_pixels_count_for_nothing_in_the_loss():
+    """Label 255 pixels: the loss equals the loss over the other pixels alone."""
+    if not TRAIN_PYTHON.exists():
+        pytest.fail("The training stack is not installed: run `bash training/setup.sh` (CI does).", pytrace=False)
+    script = (
+        "import numpy as np, paddle\n"
+        "from training.train import loss_fn, IGNORE\n"
+        "paddle.seed(0)\n"
+        "logits = paddle.randn([2, 3, 8, 8])\n"
+        "labels = np.random.default_rng(0).integers(0, 3, (2, 8, 8)).astype('int64')\n"
+        "masked = labels.copy(); masked[:, :4] = IGNORE\n"
+        "full = loss_fn(logits, paddle.to_tensor(labels), [0.3, 1, 2], 1.0)\n"
+        "ignored = loss_fn(logits, paddle.to_tensor(masked), [0.3, 1, 2], 1.0)\n"
+        "half = loss_fn(logits[:, :, 4:], paddle.to_tensor(labels[:, 4:]), [0.3, 1, 2], 1.0)\n"
+        "print(full[1], full[2], ignored[1], ignored[2], half[1], half[2])\n")
+    result = subprocess.run([str(TRAIN_PYTHON), "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "LD_PRELOAD": "/lib/x86_64-linux-gnu/libz.so.1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    full_ce, full_dice, ce, dice, half_ce, half_dice = (float(v) for v in result.stdout.split())
+    assert ce == pytest.approx(half_ce, rel=1e-5) and dice == pytest.approx(half_dice, rel=1e-5)
+    assert abs(ce - full_ce) > 1e-3 and abs(dice - full_dice) > 1e-3  # the masked half did change the loss
