@@ -51,7 +51,8 @@ def evaluate_model(models_dir: Path, model_id: str, data: Path) -> dict:
     report.update({
         "liver_dice_per_slice": per_slice(result.labels, reference, lambda a: a > 0),
         "tumour_dice_per_slice": per_slice(result.labels, reference, lambda a: a == 2),
-        "model": model_id, "fold": fold, "test_case": case, "protocol": FOLDS[fold]["protocol"],
+        "model": model_id, "fold": fold, "test_case": case,
+        "protocol": spec.trained.get("data") or FOLDS[fold]["protocol"],
         "inference_s": result.timings["inference_s"],
     })
     return report

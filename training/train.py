@@ -181,7 +181,12 @@ def train(config: dict, fold: str, out: Path, max_minutes: float | None = None,
     optimizer = paddle.optimizer.AdamW(schedule, parameters=model.parameters(),
                                        weight_decay=float(train_cfg.get("weight_decay", 1e-4)))
     out.mkdir(parents=True, exist_ok=True)
-    state = {"iter": 0, "history": [], "fold": fold, "protocol": folds["protocol"], "config": config,
+    protocol = folds["protocol"]
+    meta_path = root / "meta.json"
+    ignored = json.loads(meta_path.read_text()).get("ignored") if meta_path.is_file() else None
+    if ignored:
+        protocol += f"; label 'ignore' (no loss) on {', '.join(ignored)} outside the liver"
+    state = {"iter": 0, "history": [], "fold": fold, "protocol": protocol, "config": config,
              "in_channels": int(in_channels), "train_seconds": 0.0, "val_cases": folds["val"]}
     ckpt = out / "checkpoint"
     if (ckpt / "state.json").is_file():
