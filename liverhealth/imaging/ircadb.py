@@ -27,20 +27,6 @@ def mask_structures(masks_zip: Path) -> list[str]:
     return sorted(n for n in names if n)
 
 
-def ircadb_labels(case_dir: Path, shape: tuple[int, int, int]) -> np.ndarray:
-    """uint8 label map (0/1/2) of an IRCADb case, on the CT's [z, y, x] grid."""
-    masks_zip = Path(case_dir) / "MASKS_DICOM.zip"
-    structures = mask_structures(masks_zip)
-    if "liver" not in structures:
-        raise InputError(f"{masks_zip} has no 'liver' mask (found {structures}).")
-    labels = np.zeros(shape, dtype=np.uint8)
-    labels[read_mask_series(masks_zip, f"{MASKS_ROOT}liver/")] = LABEL_LIVER
-    for name in structures:
-        if name.startswith("livertumor"):
-            labels[read_mask_series(masks_zip, f"{MASKS_ROOT}{name}/")] = LABEL_TUMOUR
-    return labels
-
-
 def ircadb_structure(case_dir: Path, name: str) -> np.ndarray:
     """Boolean [z, y, x] mask of one named IRCADb structure (e.g. 'tumor', 'portalvein')."""
     masks_zip = Path(case_dir) / "MASKS_DICOM.zip"
@@ -48,6 +34,17 @@ def ircadb_structure(case_dir: Path, name: str) -> np.ndarray:
     if name not in structures:
         raise InputError(f"{masks_zip} has no '{name}' mask (found {', '.join(structures)}).")
     return read_mask_series(masks_zip, f"{MASKS_ROOT}{name}/")
+
+
+def ircadb_labels(case_dir: Path, shape: tuple[int, int, int]) -> np.ndarray:
+    """uint8 label map (0/1/2) of an IRCADb case, on the CT's [z, y, x] grid."""
+    masks_zip = Path(case_dir) / "MASKS_DICOM.zip"
+    labels = np.zeros(shape, dtype=np.uint8)
+    labels[ircadb_structure(case_dir, "liver")] = LABEL_LIVER
+    for name in mask_structures(masks_zip):
+        if name.startswith("livertumor"):
+            labels[read_mask_series(masks_zip, f"{MASKS_ROOT}{name}/")] = LABEL_TUMOUR
+    return labels
 
 
 def load_ircadb_case(case_dir: Path) -> tuple[CtVolume, np.ndarray]:

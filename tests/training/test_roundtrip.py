@@ -18,6 +18,16 @@ REPO = Path(__file__).resolve().parents[2]
 TRAIN_PYTHON = REPO / ".venv-train" / "bin" / "python"
 
 
+def run_in_training_env(script: str) -> str:
+    """Run a Python snippet in the training venv (system zlib preloaded, as the entry points do); its stdout."""
+    if not TRAIN_PYTHON.exists():
+        pytest.fail("The training stack is not installed: run `bash training/setup.sh` (CI does).", pytrace=False)
+    result = subprocess.run([str(TRAIN_PYTHON), "-c", script], cwd=REPO, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "LD_PRELOAD": "/lib/x86_64-linux-gnu/libz.so.1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
 def test_train_export_parity_round_trip(data_root, tmp_path):
     if not TRAIN_PYTHON.exists():
         pytest.fail("The training stack is not installed: run `bash training/setup.sh` (CI does).", pytrace=False)
@@ -54,9 +64,7 @@ def test_train_export_parity_round_trip(data_root, tmp_path):
 
 def test_every_config_builds_its_model():
     """Each YAML under training/configs parses and its model maps [N, 3, H, W] to three-class logits."""
-    if not TRAIN_PYTHON.exists():
-        pytest.fail("The training stack is not installed: run `bash training/setup.sh` (CI does).", pytrace=False)
-    script = (
+    stdout = run_in_training_env(
         "import sys, paddle\n"
         "from pathlib import Path\n"
         "from training.train import load_config\n"
@@ -69,9 +77,7 @@ def test_every_config_builds_its_model():
         "    out = out[0] if isinstance(out, (list, tuple)) else out\n"
         "    print(path.stem, config['name'], tuple(out.shape))\n"
     )
-    result = subprocess.run([str(TRAIN_PYTHON), "-c", script], cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
-    built = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    built = dict(line.split(" ", 1) for line in stdout.splitlines())
     expected = {path.stem for path in (REPO / "training" / "configs").glob("*.yaml")}
     assert set(built) == expected
     assert all(line.endswith("(1, 3, 64, 64)") for line in built.values()), built
@@ -79,9 +85,7 @@ def test_every_config_builds_its_model():
 
 def test_ignored_pixels_count_for_nothing_in_the_loss():
     """Label 255 pixels: the loss equals the loss over the other pixels alone."""
-    if not TRAIN_PYTHON.exists():
-        pytest.fail("The training stack is not installed: run `bash training/setup.sh` (CI does).", pytrace=False)
-    script = (
+    stdout = run_in_training_env(
         "import numpy as np, paddle\n"
         "from training.train import loss_fn, IGNORE\n"
         "paddle.seed(0)\n"
@@ -92,9 +96,6 @@ def test_ignored_pixels_count_for_nothing_in_the_loss():
         "ignored = loss_fn(logits, paddle.to_tensor(masked), [0.3, 1, 2], 1.0)\n"
         "half = loss_fn(logits[:, :, 4:], paddle.to_tensor(labels[:, 4:]), [0.3, 1, 2], 1.0)\n"
         "print(full[1], full[2], ignored[1], ignored[2], half[1], half[2])\n")
-    result = subprocess.run([str(TRAIN_PYTHON), "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "LD_PRELOAD": "/lib/x86_64-linux-gnu/libz.so.1"})
-    assert result.returncode == 0, result.stderr[-2000:]
-    full_ce, full_dice, ce, dice, half_ce, half_dice = (float(v) for v in result.stdout.split())
+    full_ce, full_dice, ce, dice, half_ce, half_dice = (float(v) for v in stdout.split())
     assert ce == pytest.approx(half_ce, rel=1e-5) and dice == pytest.approx(half_dice, rel=1e-5)
     assert abs(ce - full_ce) > 1e-3 and abs(dice - full_dice) > 1e-3  # the masked half did change the loss
