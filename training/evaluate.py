@@ -7,8 +7,8 @@ Runs in the application environment. Each model in the manifest names the protoc
 was trained on (``trained.fold``); it is scored only on that fold's held-out case (see
 ``training.protocol``), with the ONNX file through ``liverhealth.inference.Segmenter``
 (pre-processing, resizing and post-processing included), so what is measured is what ships.
-Writes per-model JSON (3D per-case and per-slice metrics), a comparison table (Markdown) and
-a bar chart.
+Writes per-model JSON (3D per-case and per-slice metrics), an error atlas PNG (where on the case
+the model goes wrong, ``training.error_atlas``), a comparison table (Markdown) and a bar chart.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from liverhealth.analysis.lesions import lesion_detection
 from liverhealth.analysis.metrics import dice, segmentation_report
 from liverhealth.imaging.ircadb import load_ircadb_case
 from liverhealth.inference import Segmenter, load_manifest
+from training.error_atlas import error_atlas
 from training.protocol import FOLDS
 
 TABLE_KEYS = ("liver_dice", "tumour_dice", "miou", "kappa", "accuracy")
@@ -36,8 +37,8 @@ def per_slice(prediction: np.ndarray, reference: np.ndarray, label_test) -> floa
     return float(np.mean(scores)) if scores else None
 
 
-def evaluate_model(models_dir: Path, model_id: str, data: Path) -> dict:
-    """Metrics of one exported fold model on its held-out case."""
+def evaluate_model(models_dir: Path, model_id: str, data: Path, atlas: Path | None = None) -> dict:
+    """Metrics of one exported fold model on its held-out case (and its error atlas PNG if asked)."""
     manifest = load_manifest(models_dir)
     spec = manifest.get(model_id)
     fold = spec.trained.get("fold")
@@ -55,6 +56,10 @@ def evaluate_model(models_dir: Path, model_id: str, data: Path) -> dict:
         "protocol": spec.trained.get("data") or FOLDS[fold]["protocol"],
         "inference_s": result.timings["inference_s"],
     })
+    if atlas is not None:
+        title = (f"{model_id} on held-out {case}: liver Dice {report['liver_dice']:.3f}, "
+                 f"tumour Dice {report['tumour_dice']:.3f}")
+        report["atlas_slices"] = error_atlas(volume.voxels, result.labels, reference, atlas, title)
     return report
 
 
@@ -117,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
     for model_id in ids:
-        result = evaluate_model(args.models_dir, model_id, args.data)
+        result = evaluate_model(args.models_dir, model_id, args.data, args.out / f"{model_id}.errors.png")
         (args.out / f"{model_id}.json").write_text(json.dumps(result, indent=2))
         (args.out / f"{model_id}.manifest_metrics.json").write_text(json.dumps(manifest_metrics(result), indent=2))
         print(f"{model_id}: liver {result['liver_dice']:.3f}, tumour {result['tumour_dice']:.3f} "
