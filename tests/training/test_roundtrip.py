@@ -18,10 +18,15 @@ REPO = Path(__file__).resolve().parents[2]
 TRAIN_PYTHON = REPO / ".venv-train" / "bin" / "python"
 
 
-def run_in_training_env(script: str) -> str:
-    """Run a Python snippet in the training venv (system zlib preloaded, as the entry points do); its stdout."""
+def require_training_stack() -> None:
+    """Fail with the fix when the separate training venv is missing."""
     if not TRAIN_PYTHON.exists():
         pytest.fail("The training stack is not installed: run `bash training/setup.sh` (CI does).", pytrace=False)
+
+
+def run_in_training_env(script: str) -> str:
+    """Run a Python snippet in the training venv (system zlib preloaded, as the entry points do); its stdout."""
+    require_training_stack()
     result = subprocess.run([str(TRAIN_PYTHON), "-c", script], cwd=REPO, capture_output=True, text=True, timeout=600,
                             env={**os.environ, "LD_PRELOAD": "/lib/x86_64-linux-gnu/libz.so.1"})
     assert result.returncode == 0, result.stderr[-2000:]
@@ -29,8 +34,7 @@ def run_in_training_env(script: str) -> str:
 
 
 def test_train_export_parity_round_trip(data_root, tmp_path):
-    if not TRAIN_PYTHON.exists():
-        pytest.fail("The training stack is not installed: run `bash training/setup.sh` (CI does).", pytrace=False)
+    require_training_stack()
     data = tmp_path / "data"
     assert preprocess.main(["--out", str(data), "--ircadb", str(data_root / "3Dircadb1.1"), "--size", "64",
                             "--synthetic-copies", "0", "--negatives-every", "0", "--margin", "0",
