@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from dataclasses import asdict
@@ -31,8 +32,18 @@ import numpy as np
 from liverhealth.imaging import load
 from liverhealth.imaging.ircadb import ircadb_structure, load_ircadb_case
 from liverhealth.imaging.volumes import read_label_volume
-from liverhealth.inference.manifest import InputSpec
-from liverhealth.inference.preprocess import gather_context, place_stack, placement, to_unit
+from liverhealth.inference.manifest import InputSpec, RoiSpec, parse_input_spec
+from liverhealth.inference.preprocess import (
+    context_stride,
+    gather_context,
+    place_stack,
+    placement,
+    prepare_volume,
+    roi_box,
+    roi_input_spec,
+    to_unit,
+)
+from training.lits_jpg import lits_volume_ids, read_lits_volume
 from training.protocol import LABEL_IGNORE
 from training.synthetic import paint_lesions
 
@@ -104,21 +115,64 @@ def kept_slices(labels: np.ndarray, margin: int, negatives_every: int) -> np.nda
 
 def write_samples(name: str, hu: np.ndarray, labels: np.ndarray, out: Path, spec: InputSpec,
                   spacing: tuple[float, float, float], slices: np.ndarray) -> list[str]:
-    """Write the samples of one case, placed as the engine will place them; returns their list lines."""
-    context = spec.context_slices
-    where = placement(hu.shape[1:], (spacing[1], spacing[2]), spec)
-    stack = place_stack(to_unit(hu, True, HU_WINDOW), where)
+    """Write the samples of one case, placed as the engine will place them; returns their list lines.
+
+    For a cascade's second stage (``spec.roi``) the slices are cropped to the liver's box plus
+    the margin, with the same box and scale rule the engine applies to the first stage's output.
+    """
+    context, stride = spec.context_slices, context_stride(spec, spacing[0])
+    pixel_yx = (spacing[1], spacing[2])
+    if spec.roi is not None:
+        box = roi_box((labels == 1) | (labels == 2), spacing, spec.roi.margin_mm)
+        if box is None:
+            return []
+        hu, labels = hu[:, box.y, box.x], labels[:, box.y, box.x]
+        spec = roi_input_spec(spec, box, pixel_yx)
+        slices = np.array([z for z in slices if box.z.start <= z < box.z.stop], dtype=int)
+    where = placement(hu.shape[1:], pixel_yx, spec)
+    stack = place_stack(to_unit(hu, True, spec.hu_window), where)
     grey = np.clip(np.rint(stack * 255.0), 0, 255).astype(np.uint8)
     small_labels = place_stack(labels, where, fill=0, nearest=True)
     lines = []
     for z in slices:
-        channels = gather_context(grey, np.array([z]), context)[0]  # [2k+1, h, w]
+        channels = gather_context(grey, np.array([z]), context, stride)[0]  # [2k+1, h, w]
         image = channels[0] if context == 0 else np.ascontiguousarray(channels.transpose(1, 2, 0))
         stem = f"{name}_{z:03d}"
         cv2.imwrite(str(out / "images" / f"{stem}.png"), image)
         cv2.imwrite(str(out / "labels" / f"{stem}.png"), small_labels[z])
         lines.append(f"images/{stem}.png labels/{stem}.png")
     return lines
+
+
+def parity_inputs(hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, float, float], spec: InputSpec,
+                  count: int = 8) -> np.ndarray:
+    """Float32 NCHW inputs of ``count`` liver slices made by the engine's own input path
+    (``prepare_volume``; for a second stage, on the reference liver's box): training.export
+    checks Paddle against ONNX Runtime on exactly what the app will feed the model."""
+    pixel_yx = (spacing[1], spacing[2])
+    liver = (labels == 1) | (labels == 2)
+    if spec.roi is not None:
+        box = roi_box(liver, spacing, spec.roi.margin_mm)
+        hu, liver, spec = hu[:, box.y, box.x], liver[:, box.y, box.x], roi_input_spec(spec, box, pixel_yx)
+    prepared = prepare_volume(hu, True, pixel_yx, spacing[0], spec)
+    slices = np.flatnonzero(liver.reshape(len(liver), -1).any(axis=1))
+    return prepared.batch(slices[np.linspace(0, len(slices) - 1, count).astype(int)]).astype(np.float32)
+
+
+def input_spec_from_args(args: argparse.Namespace) -> InputSpec:
+    """The preprocessing contract of a sample folder, validated by the app's own manifest parser."""
+    roi = RoiSpec(args.roi_stage, args.roi_margin_mm, args.roi_min_pixel_mm) if args.roi_stage else None
+    spec = InputSpec(context_slices=args.context, size=(args.size, args.size), hu_window=tuple(args.window),
+                     mean=0.5, std=0.5, pixel_mm=args.pixel_mm, context_mm=args.context_mm, roi=roi)
+    parsed = parse_input_spec("preprocess", spec.to_dict())
+    if parsed != spec:
+        raise SystemExit(f"the input spec does not survive the manifest parser: {spec} -> {parsed}")
+    return spec
+
+
+def _relative(path: Path | None) -> str | None:
+    """A path as written in meta.json: relative to the working folder (the repository), not this machine's."""
+    return None if path is None else os.path.relpath(Path(path).resolve(), Path.cwd().resolve())
 
 
 def split_by_case(names: list[str], seed: int) -> dict[str, list[str]] | None:
@@ -135,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--ircadb", type=Path, action="append", default=[], help="an IRCADb case folder")
     parser.add_argument("--lits", type=Path, action="append", default=[], help="a LiTS-layout folder")
+    parser.add_argument("--lits-jpg", type=Path, default=None,
+                        help="the lits_jpg folder (26 volumes of windowed JPEG slices, data README section 4)")
+    parser.add_argument("--lits-red", action="store_true", help="refine lits_jpg HU from R inside [-45, 105]")
     parser.add_argument("--labelled", nargs=4, action="append", default=[], metavar=("NAME", "CT", "LABELS", "VALUES"),
                         help="a CT (DICOM folder, NIfTI, NRRD) with a label volume on its grid; VALUES says "
                              "which label values are liver and tumour, e.g. liver=5 or liver=1;tumour=2")
@@ -144,6 +201,14 @@ def main(argv: list[str] | None = None) -> int:
                              "without saying whether it is hepatic")
     parser.add_argument("--size", type=int, default=256, help="sample size in pixels (the model's input)")
     parser.add_argument("--context", type=int, default=1, help="neighbouring slices on each side (2.5D)")
+    parser.add_argument("--window", type=float, nargs=2, default=list(HU_WINDOW), metavar=("LOW", "HIGH"),
+                        help="HU window (inside [-40, 160] for any model that trains on lits_jpg)")
+    parser.add_argument("--context-mm", type=float, default=None,
+                        help="neighbouring slices this many mm away (rounded to whole slices)")
+    parser.add_argument("--roi-stage", default=None,
+                        help="make cascade second-stage samples: crop to the liver's box (the id of the first stage)")
+    parser.add_argument("--roi-margin-mm", type=float, default=15.0)
+    parser.add_argument("--roi-min-pixel-mm", type=float, default=0.5)
     parser.add_argument("--pixel-mm", type=float, default=None,
                         help="resample slices to this pixel size and centre them (pad/crop) in the "
                              "input; default: resize the whole slice to --size")
@@ -158,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     for folder in args.lits:
         sources += [(name, "lits", volume, seg, "liver=1;tumour=2") for name, volume, seg in lits_cases(folder)]
     sources += [(name, "labelled", Path(ct), Path(seg), values) for name, ct, seg, values in args.labelled]
+    if args.lits_jpg:
+        sources += [(f"lits{v:03d}", "lits_jpg", args.lits_jpg, v, "") for v in lits_volume_ids(args.lits_jpg)]
     if not sources:
         parser.error("give at least one --ircadb case, --lits folder or --labelled case")
     unknown = {item.partition(":")[0] for item in args.ignore} - {source[0] for source in sources}
@@ -170,20 +237,28 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.ignore:
         case, _, structure = item.partition(":")
         ignored.setdefault(case, []).append(structure)
-    spec = InputSpec(context_slices=args.context, size=(args.size, args.size), hu_window=HU_WINDOW,
-                     mean=0.5, std=0.5, pixel_mm=args.pixel_mm)
-    meta: dict = {"size": args.size, "context": args.context, "hu_window": HU_WINDOW,
-                  "pixel_mm": args.pixel_mm, "ignored": args.ignore, "cases": {}}
+    spec = input_spec_from_args(args)
+    meta: dict = {"size": args.size, "context": args.context, "hu_window": list(spec.hu_window),
+                  "pixel_mm": args.pixel_mm, "input": spec.to_dict(), "ignored": args.ignore, "cases": {}}
+    parity_case = ""
     for index, (name, kind, path, seg, values) in enumerate(sources):
-        hu, labels, spacing = load_case(kind, path, seg, values)
+        if kind == "lits_jpg":
+            lits = read_lits_volume(path, seg, args.lits_red)
+            hu, labels, spacing = lits.volume.voxels, lits.labels, lits.volume.spacing
+        else:
+            hu, labels, spacing = load_case(kind, path, seg, values)
         for structure in ignored.get(name, []):
             labels[ircadb_structure(path, structure) & (labels == 0)] = LABEL_IGNORE
         slices = kept_slices(labels, args.margin, args.negatives_every)
+        if not parity_case and kind != "lits_jpg" and ((labels == 1) | (labels == 2)).any():
+            np.save(args.out / "parity_inputs.npy", parity_inputs(hu, labels, spacing, spec))
+            parity_case = meta["parity_inputs"] = f"{name}: 8 liver slices through liverhealth.inference.prepare_volume"
         lines = write_samples(name, hu, labels, args.out, spec, spacing, slices)
         (args.out / "cases" / f"{name}.txt").write_text("\n".join(lines) + "\n")
-        case_meta = {"source": str(path), "labels": str(seg or path), "values": values, "slices": len(slices),
+        case_meta = {"source": _relative(path), "labels": _relative(seg) if isinstance(seg, Path) else seg,
+                     "values": values, "slices": len(lines),
                      "spacing": spacing, "ignored": ignored.get(name, []), "synthetic": []}
-        for copy in range(args.synthetic_copies):
+        for copy in range(args.synthetic_copies if kind != "lits_jpg" else 0):  # lits_jpg has real tumours
             rng = np.random.default_rng([args.seed, index, copy])
             count = int(rng.integers(low, high + 1))
             painted_hu, painted_labels, lesions = paint_lesions(hu, labels, spacing, count,
@@ -193,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             (args.out / "cases" / f"{variant}.txt").write_text("\n".join(lines) + "\n")
             case_meta["synthetic"].append({"variant": variant, "lesions": [asdict(x) for x in lesions]})
         meta["cases"][name] = case_meta
-        print(f"{name}: {len(slices)} slices (+{args.synthetic_copies} synthetic copies)", file=sys.stderr)
+        print(f"{name}: {len(lines)} samples, {len(case_meta['synthetic'])} synthetic copies", file=sys.stderr)
     split = split_by_case([name for name, *_ in sources], args.seed)
     if split:
         for part, names in split.items():

@@ -11,6 +11,8 @@ the final checkpoint is the one exported.
 
 from __future__ import annotations
 
+import numpy as np
+
 # Label of tissue the reference does not settle (no loss, no validation score): see preprocess --ignore.
 LABEL_IGNORE = 255
 
@@ -61,3 +63,79 @@ FOLDS: dict[str, dict] = {
                     "see the fold A/B models' metrics",
     },
 }
+
+
+# --- Cross-validation over patients (the protocol of the cascade models, issue-tracked as v3) ---
+#
+# Every fully labelled patient in ../shared/data: the 26 lits_jpg volumes (15 LiTS, 11 3D-IRCADb-01,
+# data README section 4) and the two full-HU IRCADb CTs (LiTS volumes 28 and 34, not in lits_jpg).
+# A patient is one patient whichever folder it comes from. Values: (source, has liver tumour label).
+CV_PATIENTS: dict[str, tuple[str, bool]] = {
+    **{f"lits{v:03d}": ("LiTS", True) for v in (0, 3, 4, 5, 7, 9, 10, 11, 12, 14, 15, 18, 22, 23, 50)},
+    **{f"lits{v:03d}": ("3D-IRCADb", True) for v in (29, 30, 35, 36, 37, 39, 42, 43)},
+    **{f"lits{v:03d}": ("3D-IRCADb", False) for v in (32, 41, 47)},
+    "3Dircadb1.1": ("3D-IRCADb", True),
+    "3Dircadb1.7": ("3D-IRCADb", False),  # its extra-hepatic mass is 'ignore' in training, background in scoring
+}
+CV_K = 3
+CV_SEED = 20261201
+CV_INNER_VAL = 2  # training patients per fold kept out of training: the curve and every choice are made on them
+
+CV_PROTOCOL = ("patient-level {k}-fold cross-validation over the 28 fully labelled patients in ../shared/data "
+               "(26 lits_jpg volumes: 15 LiTS + 11 3D-IRCADb-01, every 2nd slice, HU rebuilt from the [-40, 160] "
+               "window; 3Dircadb1.1 and 3Dircadb1.7 full-HU DICOM), stratified by source and tumour; this model "
+               "{what}; 2 training patients per fold held out as inner validation (curve, choices); the liver-only "
+               "cases (TotalSegmentator's example CTs with its own liver output, dcmqi's 3-slice CT) train only, "
+               "never scored; 3D per-case metrics on the held-out patients through liverhealth.inference")
+
+
+def cv_folds(k: int = CV_K, seed: int = CV_SEED) -> dict[str, dict]:
+    """The cross-validation folds ``cv0``..``cv{k-1}``: test patients, inner-validation and training cases.
+
+    Stratified: patients are grouped by (source, tumour), each group shuffled with ``seed`` and
+    dealt round-robin, the dealing carrying on from group to group so the folds stay even.
+    """
+    rng = np.random.default_rng(seed)
+    tests: list[list[str]] = [[] for _ in range(k)]
+    position = 0
+    for group in sorted({value for value in CV_PATIENTS.values()}):
+        members = sorted(name for name, value in CV_PATIENTS.items() if value == group)
+        for name in rng.permutation(members):
+            tests[position % k].append(str(name))
+            position += 1
+    folds = {}
+    for index, test in enumerate(tests):
+        rest = [name for name in sorted(CV_PATIENTS) if name not in test]
+        by_source = {source: [n for n in rest if CV_PATIENTS[n] == (source, True)] for source in ("3D-IRCADb", "LiTS")}
+        inner = [str(np.random.default_rng([seed, index, i]).choice(by_source[src]))
+                 for i, src in enumerate(("3D-IRCADb", "LiTS")[:CV_INNER_VAL])]
+        train = [n for n in rest if n not in inner]
+        folds[f"cv{index}"] = {
+            "test": sorted(test), "val": inner, "train_patients": train,
+            "train": train + list(EXTRA_LIVER_CASES),
+            "test_case": None,
+            "protocol": CV_PROTOCOL.format(k=k, what=f"was trained on fold cv{index}'s training patients and is "
+                                                   f"scored on its held-out patients {', '.join(sorted(test))}"),
+        }
+    folds["cvall"] = {
+        "test": [], "val": folds["cv0"]["val"], "train_patients": sorted(CV_PATIENTS),
+        "train": sorted(CV_PATIENTS) + list(EXTRA_LIVER_CASES), "test_case": None,
+        "protocol": CV_PROTOCOL.format(k=k, what="was trained on all 28 patients (no held-out patient left); its "
+                                               "figures are the cross-validation means of the same recipe"),
+    }
+    return folds
+
+
+FOLDS.update(cv_folds())
+
+
+def main() -> int:
+    """Print the cross-validation folds (``python -m training.protocol``)."""
+    for name, fold in cv_folds().items():
+        print(f"{name}: test {' '.join(fold['test']) or '-'} | inner val {' '.join(fold['val'])} | "
+              f"{len(fold['train_patients'])} training patients")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

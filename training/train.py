@@ -30,8 +30,6 @@ from training.models import build_model  # noqa: E402
 from training.protocol import FOLDS  # noqa: E402
 from training.protocol import LABEL_IGNORE as IGNORE  # noqa: E402
 
-MEAN, STD = 0.5, 0.5
-
 
 def load_config(path: Path) -> dict:
     """A YAML config (see training/configs/)."""
@@ -41,6 +39,23 @@ def load_config(path: Path) -> dict:
 
 def run_dir(config: dict, fold: str, override: Path | None = None) -> Path:
     return override or Path(config.get("output", "training/work/runs")) / f"{config['name']}_fold{fold}"
+
+
+def normalisation(root: Path) -> tuple[float, float]:
+    """(mean, std) of the sample folder's input spec (``meta.json``, written by training.preprocess)."""
+    meta_path = Path(root) / "meta.json"
+    spec = json.loads(meta_path.read_text()).get("input", {}) if meta_path.is_file() else {}
+    return float(spec.get("mean", 0.5)), float(spec.get("std", 0.5))
+
+
+def with_synthetic_copies(root: Path, cases: list[str]) -> list[str]:
+    """Patient names of a cross-validation fold plus the synthetic-tumour copies made of them."""
+    listed = []
+    for case in cases:
+        listed.append(case)
+        if "+" not in case:
+            listed += sorted(p.stem for p in (Path(root) / "cases").glob(f"{case}+synth*.txt"))
+    return listed
 
 
 def read_samples(root: Path, cases: list[str], limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -59,14 +74,16 @@ def read_samples(root: Path, cases: list[str], limit: int | None = None) -> tupl
     return np.stack(images), np.stack(labels)
 
 
-def to_tensor(units: np.ndarray) -> paddle.Tensor:
-    """[n, h, w, c] in [0, 1] to normalised NCHW float32, as the app feeds the ONNX model."""
-    return paddle.to_tensor(((units - MEAN) / STD).transpose(0, 3, 1, 2).astype(np.float32))
+def to_tensor(units: np.ndarray, norm: tuple[float, float] = (0.5, 0.5)) -> paddle.Tensor:
+    """[n, h, w, c] in [0, 1] to normalised NCHW float32 with the spec's (mean, std), as the app feeds ONNX."""
+    mean, std = norm
+    return paddle.to_tensor(((units - mean) / std).transpose(0, 3, 1, 2).astype(np.float32))
 
 
 def make_batch(images: np.ndarray, labels: np.ndarray, size: int, aug: AugmentConfig,
                rng: np.random.Generator, tumour_indices: np.ndarray | None = None,
-               tumour_fraction: float = 0.0) -> tuple[paddle.Tensor, paddle.Tensor]:
+               tumour_fraction: float = 0.0,
+               norm: tuple[float, float] = (0.5, 0.5)) -> tuple[paddle.Tensor, paddle.Tensor]:
     """A random batch; ``tumour_fraction`` of it drawn from slices that contain tumour."""
     picks = rng.integers(0, len(images), size)
     if tumour_indices is not None and len(tumour_indices) and tumour_fraction > 0:
@@ -78,7 +95,7 @@ def make_batch(images: np.ndarray, labels: np.ndarray, size: int, aug: AugmentCo
         image = image[:, :, None] if image.ndim == 2 else image
         batch_images.append(photometric(image.astype(np.float32) / 255.0, aug, rng))
         batch_labels.append(label)
-    return to_tensor(np.stack(batch_images)), paddle.to_tensor(np.stack(batch_labels).astype(np.int64))
+    return to_tensor(np.stack(batch_images), norm), paddle.to_tensor(np.stack(batch_labels).astype(np.int64))
 
 
 def loss_fn(logits: paddle.Tensor, labels: paddle.Tensor, class_weights: list[float],
@@ -98,14 +115,15 @@ def loss_fn(logits: paddle.Tensor, labels: paddle.Tensor, class_weights: list[fl
     return ce + dice_weight * dice_loss, float(ce), float(dice_loss)
 
 
-def evaluate(model: paddle.nn.Layer, images: np.ndarray, labels: np.ndarray, batch: int = 16) -> dict[str, float]:
+def evaluate(model: paddle.nn.Layer, images: np.ndarray, labels: np.ndarray, batch: int = 16,
+             norm: tuple[float, float] = (0.5, 0.5)) -> dict[str, float]:
     """Pooled 2D Dice of liver (1 or 2) and tumour (2) over the validation samples, outside label 255."""
     model.eval()
     sums = {"liver": [0, 0], "tumour": [0, 0]}
     with paddle.no_grad():
         for start in range(0, len(images), batch):
             units = images[start:start + batch].astype(np.float32) / 255.0
-            pred = paddle.argmax(model(to_tensor(units))[0], axis=1).numpy()
+            pred = paddle.argmax(model(to_tensor(units, norm))[0], axis=1).numpy()
             truth = labels[start:start + batch]
             valid = truth != IGNORE
             for name, p, t in (("liver", pred > 0, (truth > 0) & valid), ("tumour", pred == 2, truth == 2)):
@@ -135,7 +153,7 @@ def save_curve(history: list[dict], path: Path) -> None:
         right.plot([h["iter"] for h in val], [h[key] for h in val], marker="o", label=name)
     right.set_ylim(0, 1)
     right.set_xlabel("iteration")
-    right.set_title("validation Dice (held-out synthetic copy, 2D)")
+    right.set_title("validation Dice (validation cases, 2D)")
     right.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -167,7 +185,9 @@ def train(config: dict, fold: str, out: Path, max_minutes: float | None = None,
     folds = fold_cases(fold, train_cases, val_cases)
     fold = fold if not train_cases else "custom"
     root = Path(data_cfg["root"])
-    images, labels = read_samples(root, folds["train"], data_cfg.get("limit"))
+    norm = normalisation(root)
+    train_list = with_synthetic_copies(root, folds["train"]) if fold.startswith("cv") else folds["train"]
+    images, labels = read_samples(root, train_list, data_cfg.get("limit"))
     val_images, val_labels = read_samples(root, folds["val"], data_cfg.get("val_limit"))
     in_channels = images.shape[-1]
     paddle.seed(int(train_cfg.get("seed", 0)))
@@ -207,7 +227,8 @@ def train(config: dict, fold: str, out: Path, max_minutes: float | None = None,
     tumour_indices = np.flatnonzero((labels == 2).reshape(len(labels), -1).any(axis=1))
     tumour_fraction = float(train_cfg.get("tumour_fraction", 0.0))
     while state["iter"] < iters:
-        x, y = make_batch(images, labels, int(train_cfg["batch_size"]), aug, rng, tumour_indices, tumour_fraction)
+        x, y = make_batch(images, labels, int(train_cfg["batch_size"]), aug, rng, tumour_indices, tumour_fraction,
+                          norm)
         loss, ce, dice_loss = loss_fn(model(x)[0], y, train_cfg["class_weights"],
                                       float(train_cfg.get("dice_weight", 1.0)))
         loss.backward()
@@ -224,7 +245,7 @@ def train(config: dict, fold: str, out: Path, max_minutes: float | None = None,
             log.write(json.dumps(entry) + "\n")
             log.flush()
         if it % int(train_cfg.get("val_every", 100)) == 0 or it == iters:
-            entry = {"iter": it, **evaluate(model, val_images, val_labels)}
+            entry = {"iter": it, **evaluate(model, val_images, val_labels, norm=norm)}
             state["history"].append(entry)
             log.write(json.dumps(entry) + "\n")
             log.flush()

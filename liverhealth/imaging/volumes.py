@@ -91,13 +91,32 @@ def read_label_volume(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return np.rint(data).astype(np.int32) if data.dtype.kind == "f" else data, affine
 
 
+MAX_LABEL_VALUES = 64
+
+
+def looks_like_label_map(data: np.ndarray) -> bool:
+    """True for a few distinct small non-negative whole numbers (a segmentation), whatever the
+    minimum: a CT exported already windowed (air and fat stored as −40 HU) is not one."""
+    sample = np.asarray(data[:: max(1, data.shape[0] // 64)])  # every slice of a small volume, 64 of a large one
+    if data.dtype.kind == "f" and not np.array_equal(sample, np.rint(sample)):
+        return False
+    values = np.unique(sample)
+    return len(values) <= MAX_LABEL_VALUES and values[0] >= 0 and values[-1] <= 255
+
+
 def load_volume(path: Path) -> CtVolume:
     """Load a NIfTI or NRRD CT volume in HU."""
     data, affine, fmt = _read_oriented(path)
+    if data.dtype.kind == "f" and not np.isfinite(data).all():
+        raise InputError(f"{path} has NaN or infinite values, so it cannot be measured. Export the CT again.")
     low, high = float(np.min(data)), float(np.max(data))
-    if data.dtype == np.uint8 or (high - low) < 50 or low > -200:
+    if data.dtype == np.uint8 or looks_like_label_map(data):
+        raise InputError(f"{path} holds {'8-bit grey levels' if data.dtype == np.uint8 else 'a few whole numbers'} "
+                         f"({low:g} to {high:g}), not Hounsfield units: it looks like a label map. "
+                         "Open the CT volume instead.")
+    if (high - low) < 50 or low > 0 or high < 0:
         raise InputError(f"{path} does not look like a CT in Hounsfield units (values {low:g} to "
-                         f"{high:g}); it may be a label map. Open the CT volume instead.")
+                         f"{high:g}). Open the CT volume instead.")
     voxels = np.clip(np.rint(data), -32768, 32767).astype(np.int16)
     z, y, x = voxels.shape
     source = SourceInfo(format=fmt, path=str(path), description=f"{fmt} volume, {z} slices of {y}×{x}",

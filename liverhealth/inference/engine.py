@@ -16,9 +16,9 @@ import numpy as np
 import onnxruntime as ort
 
 from liverhealth.errors import Cancelled, ModelError
-from liverhealth.inference.manifest import Manifest, ModelSpec, verify_model_file
-from liverhealth.inference.postprocess import PostprocessOptions, postprocess
-from liverhealth.inference.preprocess import gather_context, normalised_stack, placement, scores_to_labels
+from liverhealth.inference.manifest import InputSpec, Manifest, ModelSpec, verify_model_file
+from liverhealth.inference.postprocess import PostprocessOptions, largest_component, postprocess
+from liverhealth.inference.preprocess import prepare_volume, roi_box, roi_input_spec, scores_to_labels
 from liverhealth.types import CtVolume, Segmentation
 
 Progress = Callable[[int, int], None]
@@ -94,15 +94,78 @@ class Segmenter:
     def segment(self, volume: CtVolume, model_id: str | None = None,
                 progress: Progress | None = None, cancel: CancelCheck | None = None,
                 clean: bool = True) -> Segmentation:
-        """Segment every slice of ``volume``; labels come back on the volume's own grid."""
+        """Segment every slice of ``volume``; labels come back on the volume's own grid.
+
+        A model whose input has a ``roi`` is a cascade: its first stage runs on the whole
+        volume, and the model itself only on the box around what the first stage found.
+        """
         spec = self.manifest.get(model_id)
+        started = time.perf_counter()
+        spacing = _effective_spacing(volume, self.manifest.stage(spec.input.roi.stage) if spec.input.roi else spec)
+        timings: dict[str, float] = {}
+        if spec.input.roi is None:
+            labels = self._predict(volume.voxels, volume.is_hu, spacing, volume.spacing is not None, spec,
+                                   progress, cancel, timings)
+        else:
+            labels = self._cascade(volume, spacing, spec, progress, cancel, timings)
+        tick = time.perf_counter()
+        if clean:
+            labels = postprocess(labels, volume.spacing, self.options)
+        timings["postprocess_s"] = round(time.perf_counter() - tick, 4)
+        timings["inference_s"] = round(time.perf_counter() - started, 4)
+        return Segmentation(labels=labels, model_id=spec.model_id, model_sha256=spec.sha256, timings=timings)
+
+    def _cascade(self, volume: CtVolume, spacing: tuple[float, float, float], spec: ModelSpec,
+                 progress: Progress | None, cancel: CancelCheck | None, timings: dict[str, float]) -> np.ndarray:
+        """Stage 1 on the whole volume, then ``spec`` on the box of stage 1's (cleaned) foreground."""
+        roi = spec.input.roi
+        assert roi is not None
+        stage = self.manifest.stage(roi.stage)
+        depth, height, width = volume.voxels.shape
+        total = 2 * depth  # progress: stage 1 counts for the first half
+
+        def first_half(done: int, _: int) -> None:
+            if progress is not None:
+                progress(done, total)
+
+        tick = time.perf_counter()
+        stage_timings: dict[str, float] = {}
+        first = self._predict(volume.voxels, volume.is_hu, spacing, volume.spacing is not None, stage,
+                              first_half, cancel, stage_timings)
+        first = largest_component(first > 0)
+        timings["stage1_s"] = round(time.perf_counter() - tick, 4)
+        labels = np.zeros((depth, height, width), dtype=np.uint8)
+        box = roi_box(first, spacing, roi.margin_mm)
+        if box is None:  # stage 1 found no liver: nothing for stage 2 to look at
+            if progress is not None:
+                progress(total, total)
+            return labels
+        fine = roi_input_spec(spec.input, box, (spacing[1], spacing[2]))
+        crop = volume.voxels[box.z, box.y, box.x]
+        done_before = depth + box.z.start
+
+        def second_half(done: int, _: int) -> None:
+            if progress is not None:
+                progress(done_before + done, total)
+
+        crop_labels = self._predict(crop, volume.is_hu, spacing, True, spec, second_half, cancel, timings, fine)
+        labels[box.z, box.y, box.x] = crop_labels
+        if progress is not None:
+            progress(total, total)
+        timings["roi_voxels"] = float(crop.size)
+        return labels
+
+    def _predict(self, voxels: np.ndarray, is_hu: bool, spacing: tuple[float, float, float], has_pixel_size: bool,
+                 spec: ModelSpec, progress: Progress | None, cancel: CancelCheck | None,
+                 timings: dict[str, float], input_spec: InputSpec | None = None) -> np.ndarray:
+        """Arg-max labels of one model on every slice of ``voxels`` (no clean-up); adds its timings."""
+        input_spec = input_spec or spec.input
         started = time.perf_counter()
         session = get_session(spec)
         session_s = time.perf_counter() - started
-        depth, height, width = volume.voxels.shape
-        pixel_yx = None if volume.spacing is None else (volume.spacing[1], volume.spacing[2])
-        where = placement((height, width), pixel_yx, spec.input)
-        stack = normalised_stack(volume.voxels, volume.is_hu, spec.input, where)
+        depth, height, width = voxels.shape
+        prepared = prepare_volume(voxels, is_hu, (spacing[1], spacing[2]) if has_pixel_size else None,
+                                  spacing[0], input_spec)
         preprocess_s = time.perf_counter() - started - session_s
         labels = np.empty((depth, height, width), dtype=np.uint8)
         run_s = resize_s = 0.0
@@ -110,24 +173,26 @@ class Segmenter:
             if cancel is not None and cancel():
                 raise Cancelled("Segmentation cancelled; nothing was changed.")
             indices = np.arange(start, min(start + self.batch_size, depth))
-            batch = gather_context(stack, indices, spec.input.context_slices)
+            batch = prepared.batch(indices)
             tick = time.perf_counter()
             scores = self._scores(session, batch, spec)
             run_s += time.perf_counter() - tick
             tick = time.perf_counter()
-            labels[indices] = scores_to_labels(scores, (height, width), where)
+            labels[indices] = scores_to_labels(scores, (height, width), prepared.where)
             resize_s += time.perf_counter() - tick
             if progress is not None:
                 progress(int(indices[-1]) + 1, depth)
-        tick = time.perf_counter()
-        if clean:
-            labels = postprocess(labels, volume.spacing, self.options)
-        timings = {
-            "session_s": round(session_s, 4),
-            "preprocess_s": round(preprocess_s, 4),
-            "model_s": round(run_s, 4),
-            "resize_back_s": round(resize_s, 4),
-            "postprocess_s": round(time.perf_counter() - tick, 4),
-            "inference_s": round(time.perf_counter() - started, 4),
-        }
-        return Segmentation(labels=labels, model_id=spec.model_id, model_sha256=spec.sha256, timings=timings)
+        for key, value in (("session_s", session_s), ("preprocess_s", preprocess_s), ("model_s", run_s),
+                           ("resize_back_s", resize_s)):
+            timings[key] = round(timings.get(key, 0.0) + value, 4)
+        return labels
+
+
+def _effective_spacing(volume: CtVolume, first: ModelSpec) -> tuple[float, float, float]:
+    """The volume's spacing, or for a raster without a pixel size the one its placement assumes:
+    the slice spans the (first) model's field of view, ``size * pixel_mm``."""
+    if volume.spacing is not None:
+        return volume.spacing
+    fov = first.input.pixel_mm * max(first.input.size) if first.input.pixel_mm else None
+    pixel = fov / max(volume.voxels.shape[1:]) if fov else 1.0
+    return (pixel, pixel, pixel)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -21,8 +22,32 @@ SUPPORTED_OUTPUTS = ("logits", "probabilities")
 
 
 @dataclass(frozen=True)
+class RoiSpec:
+    """A cascade's crop rule: run ``stage`` first, crop its foreground's 3D box plus ``margin_mm``.
+
+    The crop (one box for the whole volume, so every slice has the same scale) is resized,
+    aspect kept, to fit the model's input, but never finer than ``min_pixel_mm`` per pixel;
+    slices outside the box's z range plus the margin are background.
+    """
+
+    stage: str
+    margin_mm: float = 15.0
+    min_pixel_mm: float = 0.5
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stage": self.stage, "margin_mm": self.margin_mm, "min_pixel_mm": self.min_pixel_mm}
+
+
+@dataclass(frozen=True)
 class InputSpec:
-    """How slices become the model's input tensor."""
+    """How slices become the model's input tensor (the preprocessing contract, written once
+    by ``training.preprocess`` and copied into the manifest by ``training.export``).
+
+    ``context_mm``, when given, is the distance of the neighbouring slices in mm: the
+    neighbours are ``max(1, round(context_mm / slice spacing))`` slices away, so a 1 mm and a
+    3 mm CT give the model neighbours at about the same distance. ``roi`` makes the model the
+    second stage of a cascade.
+    """
 
     context_slices: int
     size: tuple[int, int]
@@ -30,10 +55,24 @@ class InputSpec:
     mean: float
     std: float
     pixel_mm: float | None = None
+    context_mm: float | None = None
+    roi: RoiSpec | None = None
 
     @property
     def channels(self) -> int:
         return 2 * self.context_slices + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest's ``input`` block (keys left out when unset, as older manifests have them)."""
+        data: dict[str, Any] = {"context_slices": self.context_slices, "size": list(self.size),
+                                "hu_window": list(self.hu_window), "mean": self.mean, "std": self.std}
+        if self.pixel_mm is not None:
+            data["pixel_mm"] = self.pixel_mm
+        if self.context_mm is not None:
+            data["context_mm"] = self.context_mm
+        if self.roi is not None:
+            data["roi"] = self.roi.to_dict()
+        return data
 
 
 @dataclass(frozen=True)
@@ -55,11 +94,23 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class Manifest:
-    """All models and the default choice."""
+    """All selectable models, the default choice, and the cascade stages they use.
+
+    ``stages`` (optional, schema 1 compatible) are entries that are not offered to users but
+    run first for a model whose input has a ``roi`` (e.g. a low-resolution liver locator).
+    """
 
     path: Path
     default: str
     models: tuple[ModelSpec, ...]
+    stages: tuple[ModelSpec, ...] = ()
+
+    def stage(self, stage_id: str) -> ModelSpec:
+        """The cascade stage (or selectable model) with this id."""
+        for spec in (*self.stages, *self.models):
+            if spec.model_id == stage_id:
+                return spec
+        raise ModelError(f"{self.path}: no cascade stage '{stage_id}'. Reinstall the models.")
 
     def get(self, model_id: str | None = None) -> ModelSpec:
         """The model with this id (the default when None)."""
@@ -75,25 +126,62 @@ class Manifest:
                          "Run `liverhealth models` to list them.")
 
 
-def _input_spec(model_id: str, raw: dict[str, Any]) -> InputSpec:
-    try:
-        size = tuple(int(v) for v in raw["size"])
-        window = tuple(float(v) for v in raw["hu_window"])
-        spec = InputSpec(context_slices=int(raw.get("context_slices", 0)), size=size,  # type: ignore[arg-type]
-                         hu_window=window, mean=float(raw.get("mean", 0.0)),  # type: ignore[arg-type]
-                         std=float(raw.get("std", 1.0)),
-                         pixel_mm=float(raw["pixel_mm"]) if raw.get("pixel_mm") is not None else None)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"Model '{model_id}': the manifest's input spec is incomplete ({exc}). "
-                         "Re-export the model with training.export.") from exc
-    if len(spec.size) != 2 or min(spec.size) < 8 or len(spec.hu_window) != 2:
-        raise ModelError(f"Model '{model_id}': input size {spec.size} / window {spec.hu_window} "
-                         "is not supported (need [height, width] ≥ 8 and [low, high] HU).")
+def _number(model_id: str, key: str, value: Any) -> float:
+    """A finite JSON number (not a bool, a string or NaN) or a ModelError naming the key."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ModelError(f"Model '{model_id}': the manifest's input '{key}' is {value!r}, not a finite "
+                         "number. Re-export the model with training.export.")
+    return float(value)
+
+
+def _pair(model_id: str, key: str, value: Any) -> tuple[float, float]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise ModelError(f"Model '{model_id}': the manifest's input '{key}' must be a list of two numbers.")
+    return (_number(model_id, key, value[0]), _number(model_id, key, value[1]))
+
+
+def _optional(model_id: str, raw: dict[str, Any], key: str) -> float | None:
+    return None if raw.get(key) is None else _number(model_id, key, raw[key])
+
+
+def _roi_spec(model_id: str, raw: Any) -> RoiSpec | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("stage"), str) or not raw["stage"].strip():
+        raise ModelError(f"Model '{model_id}': the manifest's input 'roi' needs the id of its first stage "
+                         "('stage').")
+    roi = RoiSpec(stage=raw["stage"].strip(), margin_mm=_number(model_id, "roi.margin_mm", raw.get("margin_mm", 15.0)),
+                  min_pixel_mm=_number(model_id, "roi.min_pixel_mm", raw.get("min_pixel_mm", 0.5)))
+    if not 0 <= roi.margin_mm <= 200 or not 0.1 <= roi.min_pixel_mm <= 20:
+        raise ModelError(f"Model '{model_id}': roi margin {roi.margin_mm} mm / min pixel {roi.min_pixel_mm} mm "
+                         "is not supported (0-200 mm, 0.1-20 mm).")
+    return roi
+
+
+def parse_input_spec(model_id: str, raw: Any) -> InputSpec:
+    """Validate a manifest ``input`` block (the same parser checks what training.export writes)."""
+    if not isinstance(raw, dict) or "size" not in raw or "hu_window" not in raw:
+        raise ModelError(f"Model '{model_id}': the manifest's input spec is incomplete (it needs 'size' and "
+                         "'hu_window'). Re-export the model with training.export.")
+    height, width = _pair(model_id, "size", raw["size"])
+    context = _number(model_id, "context_slices", raw.get("context_slices", 0))
+    if height != int(height) or width != int(width) or context != int(context):
+        raise ModelError(f"Model '{model_id}': input size and context_slices must be whole numbers.")
+    spec = InputSpec(context_slices=int(context), size=(int(height), int(width)),
+                     hu_window=_pair(model_id, "hu_window", raw["hu_window"]),
+                     mean=_number(model_id, "mean", raw.get("mean", 0.0)),
+                     std=_number(model_id, "std", raw.get("std", 1.0)),
+                     pixel_mm=_optional(model_id, raw, "pixel_mm"), context_mm=_optional(model_id, raw, "context_mm"),
+                     roi=_roi_spec(model_id, raw.get("roi")))
+    if min(spec.size) < 8 or max(spec.size) > 2048:
+        raise ModelError(f"Model '{model_id}': input size {spec.size} is not supported (8 to 2048 pixels).")
     if spec.context_slices < 0 or spec.context_slices > 4:
         raise ModelError(f"Model '{model_id}': context_slices={spec.context_slices} is not "
                          "supported (0 to 4).")
     if spec.pixel_mm is not None and not 0.1 <= spec.pixel_mm <= 20:
         raise ModelError(f"Model '{model_id}': pixel_mm={spec.pixel_mm} is not supported (0.1 to 20 mm).")
+    if spec.context_mm is not None and not 0.1 <= spec.context_mm <= 50:
+        raise ModelError(f"Model '{model_id}': context_mm={spec.context_mm} is not supported (0.1 to 50 mm).")
     if spec.hu_window[1] <= spec.hu_window[0] or spec.std <= 0:
         raise ModelError(f"Model '{model_id}': HU window {spec.hu_window} or std {spec.std} is invalid.")
     return spec
@@ -117,7 +205,7 @@ def _model_spec(base: Path, raw: dict[str, Any]) -> ModelSpec:
     return ModelSpec(
         model_id=model_id, name=str(raw.get("name", model_id)),
         architecture=str(raw.get("architecture", "")), path=base / str(raw["file"]),
-        sha256=str(raw["sha256"]).lower(), input=_input_spec(model_id, raw.get("input", {})),
+        sha256=str(raw["sha256"]).lower(), input=parse_input_spec(model_id, raw.get("input")),
         classes=classes, output=output, metrics=dict(raw.get("metrics", {})),
         latency_ms_per_slice_cpu=float(latency) if latency is not None else None,
         trained=dict(raw.get("trained", {})),
@@ -136,11 +224,28 @@ def load_manifest(models_dir: Path) -> Manifest:
         raise ModelError(f"The model manifest {path} cannot be read ({exc}).") from exc
     if not isinstance(raw, dict) or raw.get("schema") != SUPPORTED_SCHEMA:
         raise ModelError(f"{path} is not a schema-{SUPPORTED_SCHEMA} LiverHealth manifest.")
-    models = tuple(_model_spec(path.parent, entry) for entry in raw.get("models", []))
-    ids = [m.model_id for m in models]
+    entries, stage_entries = raw.get("models", []), raw.get("stages", [])
+    if not isinstance(entries, list) or not isinstance(stage_entries, list) or not all(
+            isinstance(e, dict) for e in (*entries, *stage_entries)):
+        raise ModelError(f"{path}: 'models' and 'stages' must be lists of objects. Reinstall the models.")
+    models = tuple(_model_spec(path.parent, entry) for entry in entries)
+    stages = tuple(_model_spec(path.parent, entry) for entry in stage_entries)
+    ids = [m.model_id for m in (*models, *stages)]
     if len(set(ids)) != len(ids):
         raise ModelError(f"{path} lists a model id twice: {ids}.")
-    return Manifest(path=path, default=str(raw.get("default", ids[0] if ids else "")), models=models)
+    by_id = {m.model_id: m for m in (*models, *stages)}
+    for spec in (*models, *stages):
+        roi = spec.input.roi
+        if roi is None:
+            continue
+        first = by_id.get(roi.stage)
+        if first is None or first.input.roi is not None:
+            raise ModelError(f"Model '{spec.model_id}': its first stage '{roi.stage}' is "
+                             f"{'missing from' if first is None else 'itself a cascade in'} {path}.")
+    default = raw.get("default", ids[0] if models else "")
+    if not isinstance(default, str):
+        raise ModelError(f"{path}: 'default' must be a model id.")
+    return Manifest(path=path, default=default, models=models, stages=stages)
 
 
 @lru_cache(maxsize=32)

@@ -6,7 +6,7 @@ as it saw it in training.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -109,11 +109,41 @@ def normalised_stack(voxels: np.ndarray, is_hu: bool, spec: InputSpec,
     return placed
 
 
-def gather_context(stack: np.ndarray, indices: np.ndarray, context: int) -> np.ndarray:
-    """Batch [n, 2k+1, h, w] of slices z-k..z+k around each index, edges repeated."""
-    offsets = np.arange(-context, context + 1)
+def context_stride(spec: InputSpec, slice_mm: float | None) -> int:
+    """How many slices apart the neighbours are: 1, or ``context_mm`` / slice spacing rounded."""
+    if spec.context_mm is None or not slice_mm:
+        return 1
+    return max(1, round(spec.context_mm / slice_mm))
+
+
+def gather_context(stack: np.ndarray, indices: np.ndarray, context: int, stride: int = 1) -> np.ndarray:
+    """Batch [n, 2k+1, h, w] of slices z-k*s..z+k*s (s = ``stride``) around each index, edges repeated."""
+    offsets = np.arange(-context, context + 1) * stride
     picks = np.clip(indices[:, None] + offsets[None, :], 0, stack.shape[0] - 1)
     return np.ascontiguousarray(stack[picks])
+
+
+@dataclass(frozen=True)
+class PreparedVolume:
+    """A volume as one model's input: normalised, placed slices and how to batch them."""
+
+    stack: np.ndarray
+    where: Placement
+    context: int
+    stride: int
+
+    def batch(self, indices: np.ndarray) -> np.ndarray:
+        """The float32 NCHW input of the slices at ``indices`` (what the ONNX model is fed)."""
+        return gather_context(self.stack, indices, self.context, self.stride)
+
+
+def prepare_volume(voxels: np.ndarray, is_hu: bool, pixel_yx: tuple[float, float] | None,
+                   slice_mm: float | None, spec: InputSpec) -> PreparedVolume:
+    """Place and normalise [z, y, x] voxels as ``spec`` says: the one input path of the engine,
+    also used by training.preprocess to make the export's parity inputs."""
+    where = placement(voxels.shape[1:], pixel_yx, spec)
+    return PreparedVolume(stack=normalised_stack(voxels, is_hu, spec, where), where=where,
+                          context=spec.context_slices, stride=context_stride(spec, slice_mm))
 
 
 def scores_to_labels(scores: np.ndarray, out_shape: tuple[int, int], where: Placement | None = None) -> np.ndarray:
@@ -152,3 +182,39 @@ def _unplace(differences: np.ndarray, where: Placement) -> np.ndarray:
     source, target = where.regions()
     out[(slice(None), slice(None), *source)] = differences[(slice(None), slice(None), *target)]
     return out
+
+
+@dataclass(frozen=True)
+class RoiBox:
+    """The 3D box (z, y, x index ranges) a cascade's second stage sees."""
+
+    z: slice
+    y: slice
+    x: slice
+
+    @property
+    def yx(self) -> tuple[slice, slice]:
+        return (self.y, self.x)
+
+
+def roi_box(mask: np.ndarray, spacing: tuple[float, float, float], margin_mm: float) -> RoiBox | None:
+    """Box of a [z, y, x] foreground mask plus ``margin_mm`` on every side (None when empty)."""
+    if not mask.any():
+        return None
+    box = []
+    for axis, mm in enumerate(spacing):
+        others = tuple(a for a in range(3) if a != axis)
+        present = np.flatnonzero(mask.any(axis=others))
+        pad = int(np.ceil(margin_mm / mm)) if mm > 0 else 0
+        box.append(slice(max(int(present[0]) - pad, 0), min(int(present[-1]) + pad + 1, mask.shape[axis])))
+    return RoiBox(*box)
+
+
+def roi_input_spec(spec: InputSpec, box: RoiBox, pixel_yx: tuple[float, float]) -> InputSpec:
+    """The spec a crop is placed with: its pixel size makes the box fit the input, aspect kept,
+    never finer than the rule's ``min_pixel_mm``."""
+    assert spec.roi is not None
+    height_mm = (box.y.stop - box.y.start) * pixel_yx[0]
+    width_mm = (box.x.stop - box.x.start) * pixel_yx[1]
+    pixel_mm = max(height_mm / spec.size[0], width_mm / spec.size[1], spec.roi.min_pixel_mm)
+    return replace(spec, pixel_mm=float(pixel_mm))

@@ -82,3 +82,24 @@ def test_ct_written_as_nifti_reads_back_the_same(tmp_path, ircadb1):
     again = load(tmp_path / "ct.nii.gz")
     assert again.is_hu and np.array_equal(again.voxels, ircadb1.voxels)
     assert np.allclose(again.spacing, ircadb1.spacing, atol=1e-4)
+
+
+def test_ct_exported_already_windowed_is_a_ct(data_root, tmp_path):
+    """A CT stored clipped to the liver window (air and fat at −40 HU) opens, with its HU kept."""
+    original = nib.load(str(data_root / "totalsegmentator" / "example_ct_sm.nii.gz"))
+    windowed = np.clip(np.asarray(original.dataobj), -40, 160).astype(np.int16)
+    path = tmp_path / "windowed.nii.gz"
+    nib.save(nib.Nifti1Image(windowed, original.affine), str(path))
+    volume = load(path)
+    assert volume.is_hu and int(volume.voxels.min()) == -40 and int(volume.voxels.max()) == 160
+    assert volume.shape == load(data_root / "totalsegmentator" / "example_ct_sm.nii.gz").shape
+
+
+def test_nan_volume_is_refused(data_root, tmp_path):
+    original = nib.load(str(data_root / "totalsegmentator" / "example_ct_sm.nii.gz"))
+    data = np.asarray(original.dataobj).astype(np.float32)
+    data[0, 0, 0] = np.nan
+    path = tmp_path / "nan.nii.gz"
+    nib.save(nib.Nifti1Image(data, original.affine), str(path))
+    with pytest.raises(InputError, match="NaN"):
+        load(path)

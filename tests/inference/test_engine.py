@@ -12,14 +12,7 @@ from liverhealth.errors import Cancelled, ModelError
 from liverhealth.imaging import load
 from liverhealth.inference import Segmenter, load_manifest
 from tests.conftest import make_threshold_model
-from tests.onnx_models import make_conv_model, manifest_entry
-
-
-def _threshold_reference(hu: np.ndarray) -> np.ndarray:
-    """What the threshold model computes, written directly on HU (see make_threshold_model)."""
-    s = np.clip(hu.astype(np.float64), -200, 200) / 200.0
-    logits = np.stack([np.zeros_like(s), 40 * s - 9, 20 * s - 2.05])
-    return np.argmax(logits, axis=0).astype(np.uint8)
+from tests.onnx_models import make_conv_model, manifest_entry, threshold_reference
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +31,7 @@ def test_full_resolution_matches_reference(tmp_path, ts_volume):
     seen = []
     result = Segmenter(manifest, batch_size=6).segment(ts_volume, progress=lambda d, t: seen.append((d, t)),
                                                        clean=False)
-    reference = _threshold_reference(ts_volume.voxels)
+    reference = threshold_reference(ts_volume.voxels)
     agreement = float((result.labels == reference).mean())
     assert agreement > 0.9999, agreement
     assert seen == [(6, 20), (12, 20), (18, 20), (20, 20)]
@@ -50,7 +43,7 @@ def test_resized_input_agrees_with_reference(tmp_path, ts_volume):
     make_threshold_model(tmp_path / "t.onnx", size=(128, 128))
     manifest = _manifest(tmp_path, manifest_entry("t", tmp_path / "t.onnx", size=(128, 128)))
     labels = Segmenter(manifest).segment(ts_volume, clean=False).labels
-    assert float((labels == _threshold_reference(ts_volume.voxels)).mean()) > 0.9  # edges blur
+    assert float((labels == threshold_reference(ts_volume.voxels)).mean()) > 0.9  # edges blur
 
 
 def test_context_slices_in_order_with_edges_repeated(tmp_path, ts_volume):

@@ -12,6 +12,8 @@ import pytest
 
 from liverhealth.imaging.display import apply_window
 from liverhealth.imaging.ircadb import ircadb_structure, load_ircadb_case
+from liverhealth.inference.manifest import parse_input_spec
+from liverhealth.inference.preprocess import roi_box
 from training import preprocess
 
 SIZE = 64
@@ -116,3 +118,36 @@ def test_ignored_structure_is_255_outside_the_liver_only(data_root, tmp_path, ir
     assert json.loads((out / "meta.json").read_text())["cases"]["3Dircadb1.1"]["ignored"] == ["spleen"]
     with pytest.raises(SystemExit):
         preprocess.main(["--out", str(out), "--ircadb", str(data_root / "3Dircadb1.1"), "--ignore", "other:tumor"])
+
+
+def test_second_stage_samples_are_the_liver_box_and_record_the_contract(tmp_path, data_root, ircadb1_masks):
+    """--roi-stage: slices cropped to the liver's box + margin; meta.json carries the input spec the
+    manifest parser accepts, and parity inputs made by the engine's own input path."""
+    out = tmp_path / "fine"
+    assert preprocess.main(["--out", str(out), "--ircadb", str(data_root / "3Dircadb1.1"), "--size", str(SIZE),
+                            "--window", "-40", "160", "--context-mm", "3", "--roi-stage", "locator",
+                            "--roi-margin-mm", "10", "--synthetic-copies", "0"]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    spec = parse_input_spec("fine", meta["input"])
+    assert spec.roi.stage == "locator" and spec.roi.margin_mm == 10 and spec.hu_window == (-40, 160)
+    assert spec.context_mm == 3 and spec.pixel_mm is None
+    liver = ircadb1_masks["liver"] | ircadb1_masks["tumour"]
+    box = roi_box(liver, (1.6, 0.57, 0.57), 10)
+    stems = [int(Path(image).stem.rsplit("_", 1)[1]) for image, _ in _lines(out, "3Dircadb1.1")]
+    assert stems[0] >= box.z.start and stems[-1] < box.z.stop
+    label = cv2.imread(str(out / "labels" / "3Dircadb1.1_070.png"), cv2.IMREAD_UNCHANGED)
+    assert float((label > 0).mean()) > 1.5 * float(liver[70].mean())  # the crop is the liver region
+    parity = np.load(out / "parity_inputs.npy")
+    assert parity.shape == (8, 3, SIZE, SIZE) and parity.dtype == np.float32
+    assert -1.0 - 1e-6 <= parity.min() and parity.max() <= 1.0 + 1e-6  # (unit - 0.5) / 0.5
+
+
+def test_lits_jpg_samples_come_through_the_same_path(tmp_path, data_root):
+    out = tmp_path / "lits"
+    assert preprocess.main(["--out", str(out), "--lits-jpg", str(data_root / "lits_jpg"), "--size", str(SIZE),
+                            "--pixel-mm", "6", "--window", "-40", "160", "--synthetic-copies", "1"]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert len(meta["cases"]) == 26 and meta["cases"]["lits029"]["synthetic"] == []  # real tumours only
+    assert meta["cases"]["lits029"]["slices"] == 65 and meta["cases"]["lits029"]["source"].startswith("..")
+    image = cv2.imread(str(out / "images" / "lits029_032.png"), cv2.IMREAD_UNCHANGED)
+    assert image.shape == (SIZE, SIZE, 3) and image.max() > 200

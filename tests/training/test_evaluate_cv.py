@@ -1,0 +1,52 @@
+"""Cross-validation scoring on the real 3Dircadb1.1 reference: lesions found, missed and invented."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from liverhealth.imaging.ircadb import load_ircadb_case
+from training.evaluate_cv import FULL_3D, score_case, summarise
+
+
+@pytest.fixture(scope="module")
+def case(data_root):
+    return load_ircadb_case(data_root / "3Dircadb1.1")
+
+
+def test_perfect_prediction(case):
+    volume, reference = case
+    scores = score_case(reference, reference, volume)
+    assert scores["liver_dice"] == 1.0 and scores["tumour_dice"] == 1.0
+    assert scores["reference_lesions"] == 7 and scores["lesion_recall"] == 1.0 and scores["false_positives"] == 0
+    assert scores["reference_liver_ml"] == pytest.approx(1489.4, abs=0.2)
+    # 7 lesions of 0.4 to 84 mL; the smallest measures 10.1 mm across, the largest 80 mm
+    assert scores["reference_lesions_10mm"] == 7
+    assert min(scores["reference_diameters_mm"]) == pytest.approx(10.1, abs=0.2)
+    assert max(scores["reference_diameters_mm"]) == pytest.approx(80.1, abs=0.2)
+
+
+def test_missed_and_invented_lesions(case):
+    volume, reference = case
+    components, _ = ndimage.label(reference == 2, structure=FULL_3D)
+    sizes = np.bincount(components.ravel())[1:]
+    largest = int(np.argmax(sizes)) + 1
+    prediction = reference.copy()
+    prediction[components == largest] = 1  # miss the 84 mL lesion
+    prediction[60, 300:330, 150:180] = 2  # invent a 30-pixel (17 mm) square in the liver, away from every lesion
+    assert not (reference[55:66, 290:340, 140:190] == 2).any()
+    scores = score_case(prediction, reference, volume)
+    assert scores["found"] == 6 and scores["lesion_recall"] == pytest.approx(6 / 7)
+    assert scores["false_positives"] == 1 and scores["false_positives_10mm"] == 1
+    assert scores["lesion_recall_10mm"] < 1.0 and scores["tumour_dice"] < 0.5
+
+
+def test_summary_means_sd_and_global_dice(case):
+    volume, reference = case
+    perfect = {"case": "a", "source": "3D-IRCADb", **score_case(reference, reference, volume)}
+    empty = {"case": "b", "source": "LiTS", **score_case(np.zeros_like(reference), reference, volume)}
+    summary = summarise([perfect, empty])
+    assert summary["liver_dice"]["mean"] == pytest.approx(0.5) and summary["liver_dice"]["n"] == 2
+    assert summary["global_liver_dice"] == pytest.approx(2 / 3)
+    assert summary["by_source"]["LiTS"]["liver_dice"]["mean"] == 0.0

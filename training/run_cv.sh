@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Cross-validate the cascade recipe: for each fold, train the liver locator (stage 1) and the
+# liver+tumour model on its box (stage 2), export both to one fold manifest, and score the
+# cascade on the fold's held-out patients through liverhealth.inference.
+#   bash training/run_cv.sh FINE_CONFIG:MODEL FOLD...  e.g. bash training/run_cv.sh fine_unet_w12:unet cv0 cv1 cv2
+# Every run resumes from its checkpoint (training/work/runs/ID); MINUTES (default 90) bounds each
+# run. Log: training/work/cv.log. LOCATOR_CONFIG (default locator_unet_w16) names stage 1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+IFS=: read -r fine model <<<"$1"; shift
+locator=${LOCATOR_CONFIG:-locator_unet_w16}
+minutes=${MINUTES:-90}
+log=training/work/cv.log
+mkdir -p training/work
+for fold in "$@"; do
+    models=training/work/models_cv/$fold
+    mkdir -p "$models"
+    loc_id=locator-$fold
+    fine_id=$model-$fold
+    for step in "$locator:$loc_id" "$fine:$fine_id"; do
+        IFS=: read -r config id <<<"$step"
+        echo "$(date -Is) train $config $fold -> $id (<= $minutes min)" >>"$log"
+        .venv-train/bin/python -m training.train "training/configs/$config.yaml" --fold "$fold" \
+            --out "training/work/runs/$id" --max-minutes "$minutes" >>"$log" 2>&1
+        if [ ! -f "training/work/runs/$id/final.pdparams" ]; then
+            echo "$(date -Is) $id stopped before its last iteration; run again to resume" >>"$log"
+            exit 1
+        fi
+    done
+    .venv-train/bin/python -m training.export "training/work/runs/$loc_id" --id "$loc_id" --stage \
+        --models-dir "$models" >>"$log" 2>&1
+    .venv-train/bin/python -m training.export "training/work/runs/$fine_id" --id "$fine_id" \
+        --roi-stage "$loc_id" --models-dir "$models" >>"$log" 2>&1
+    .venv/bin/python -m training.evaluate_cv score "$fine_id" --models-dir "$models" \
+        --out "training/work/eval_cv/$fold" >>"$log" 2>&1
+    echo "$(date -Is) done $fold" >>"$log"
+done
