@@ -71,6 +71,14 @@ class CtVolume:
     def is_2d(self) -> bool:
         return self.voxels.shape[0] == 1
 
+    @property
+    def voxel_mm3(self) -> float | None:
+        """Volume of one voxel: |det| of the affine (right for tilted or sheared grids too);
+        None without a known spacing or for a single slice."""
+        if self.spacing is None or self.is_2d:
+            return None
+        return float(abs(np.linalg.det(np.asarray(self.affine, dtype=float)[:3, :3])))
+
 
 @dataclass(frozen=True)
 class Segmentation:

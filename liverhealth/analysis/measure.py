@@ -71,11 +71,11 @@ def measure_lesion(volume: CtVolume, lesion_id: int, component: np.ndarray,
     largest_area = int(areas[largest_z])
     box = tuple(slice(o, o + n) for o, n in zip(offset, component.shape, strict=True))
     mean_hu = float(volume.voxels[box][component].mean()) if volume.is_hu else None
-    has_volume = spacing is not None and volume.voxels.shape[0] > 1
+    voxel_mm3 = volume.voxel_mm3
     return Lesion(
         lesion_id=lesion_id,
         voxel_count=voxel_count,
-        volume_ml=voxel_count * float(np.prod(spacing)) / 1000.0 if has_volume else None,
+        volume_ml=voxel_count * voxel_mm3 / 1000.0 if voxel_mm3 else None,
         largest_slice=int(largest_z + offset[0]),
         slice_range=(int(zs.min() + offset[0]), int(zs.max() + offset[0])),
         largest_area_px=largest_area,
@@ -112,7 +112,7 @@ def measure(volume: CtVolume, labels: np.ndarray) -> Measurements:
     tumour = labels == LABEL_TUMOUR
     liver_voxels = int(np.count_nonzero((labels == LABEL_LIVER) | tumour))
     tumour_voxels = int(np.count_nonzero(tumour))
-    voxel_ml = float(np.prod(spacing)) / 1000.0 if spacing and not is_2d else None
+    voxel_ml = volume.voxel_mm3 / 1000.0 if volume.voxel_mm3 else None
     pixel_mm2 = spacing[1] * spacing[2] if spacing and is_2d else None
     lesions = tuple(measure_lesion(volume, i, crop, offset)
                     for i, (crop, offset) in enumerate(find_lesions(tumour), start=1))

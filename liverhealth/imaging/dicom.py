@@ -17,16 +17,18 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+from nibabel import orientations
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from liverhealth.errors import InputError
-from liverhealth.imaging.geometry import dicom_affine, spacing_from_affine
+from liverhealth.imaging.geometry import check_affine, dicom_affine, reorient, spacing_from_affine
 from liverhealth.types import CtVolume, PatientInfo, SourceInfo
 
 # Storage classes that carry no image to segment (SEG, RTSTRUCT, SR, presentation states...).
 NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "SR", "PR", "KO", "REG", "DOC"}
 SPACING_TOLERANCE = 0.1  # relative deviation of a slice gap before we call the series irregular
+MAX_GAP_STEPS = 2.05  # a gap up to this many steps (one missing slice) is resampled; a wider one is refused
 
 
 @dataclass(frozen=True)
@@ -110,18 +112,63 @@ def _pick_ct_series(instances: list[_Instance], where: str) -> list[_Instance]:
     return max(ct_groups, key=len)
 
 
-def _majority_geometry(series: list[_Instance]) -> list[_Instance]:
-    """Drop slices whose size or orientation differs from the majority (e.g. a localiser)."""
-    def key(inst: _Instance) -> tuple:
-        ds = inst.dataset
-        iop = tuple(round(float(v), 3) for v in ds.get("ImageOrientationPatient", [1, 0, 0, 0, 1, 0]))
-        return (int(ds.Rows), int(ds.Columns), iop)
+def _floats(ds: Dataset, keyword: str, count: int, where: str) -> np.ndarray | None:
+    """A numeric multi-value attribute as floats (None when absent); refuse NaN, wrong length or text."""
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return None
+    try:
+        numbers = np.array([float(v) for v in (value if isinstance(value, (list, tuple, pydicom.multival.MultiValue))
+                                              else [value])], dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{where}: {keyword} is not numeric ({str(value)[:40]}). Export the series again.") from exc
+    if len(numbers) != count or not np.isfinite(numbers).all():
+        raise InputError(f"{where}: {keyword} is invalid ({str(value)[:60]}). Export the series again.")
+    return numbers
 
-    counts: dict[tuple, int] = defaultdict(int)
+
+def _orientation(ds: Dataset, where: str) -> np.ndarray:
+    """ImageOrientationPatient as two unit vectors, refused when degenerate; axial when absent."""
+    iop = _floats(ds, "ImageOrientationPatient", 6, where)
+    if iop is None:
+        return np.array([1.0, 0, 0, 0, 1.0, 0])
+    row, col = iop[:3], iop[3:]
+    if min(np.linalg.norm(row), np.linalg.norm(col)) < 0.5 or abs(float(np.dot(row, col))) > 0.05 * (
+            np.linalg.norm(row) * np.linalg.norm(col)):
+        raise InputError(f"{where}: ImageOrientationPatient {list(iop)} does not describe an image plane "
+                         "(zero or non-perpendicular directions). Export the series again.")
+    return np.concatenate([row / np.linalg.norm(row), col / np.linalg.norm(col)])
+
+
+def _pixel_spacing(ds: Dataset, where: str, notes: list[str]) -> tuple[float, float]:
+    spacing = _floats(ds, "PixelSpacing", 2, where)
+    if spacing is None:
+        notes.append("no PixelSpacing: 1 mm assumed")
+        return (1.0, 1.0)
+    if spacing.min() <= 0 or spacing.max() > 50:
+        raise InputError(f"{where}: PixelSpacing {list(spacing)} mm is not a pixel size. Export the series again.")
+    return (float(spacing[0]), float(spacing[1]))
+
+
+def _geometry_key(inst: _Instance) -> tuple:
+    ds = inst.dataset
+    iop = tuple(round(float(v), 3) for v in ds.get("ImageOrientationPatient", [1, 0, 0, 0, 1, 0]))
+    spacing = tuple(round(float(v), 4) for v in ds.get("PixelSpacing", [1.0, 1.0]))
+    return (int(ds.Rows), int(ds.Columns), iop, spacing)
+
+
+def _one_acquisition(series: list[_Instance], notes: list[str]) -> list[_Instance]:
+    """The largest set of slices sharing size, orientation and pixel spacing; others are left out,
+    and said so (a localiser, or a second acquisition under the same SeriesInstanceUID)."""
+    groups: dict[tuple, list[_Instance]] = defaultdict(list)
     for inst in series:
-        counts[key(inst)] += 1
-    best = max(counts, key=counts.get)  # type: ignore[arg-type]
-    return [inst for inst in series if key(inst) == best]
+        groups[_geometry_key(inst)].append(inst)
+    best = max(groups.values(), key=len)
+    left_out = len(series) - len(best)
+    if left_out:
+        notes.append(f"{left_out} slice(s) of another acquisition in the same series (other size, orientation "
+                     "or pixel spacing) were left out")
+    return best
 
 
 def _head_normal(orientation: np.ndarray) -> np.ndarray:
@@ -131,14 +178,14 @@ def _head_normal(orientation: np.ndarray) -> np.ndarray:
 
 
 def _sort_along_normal(series: list[_Instance]) -> tuple[list[_Instance], np.ndarray, np.ndarray]:
-    """Order slices feet -> head; returns the slices, their orientation and slice positions."""
+    """Order slices feet -> head by position (masks; CT goes through ``_place_slices``)."""
     ds0 = series[0].dataset
     orientation = np.array([float(v) for v in ds0.get("ImageOrientationPatient", [1, 0, 0, 0, 1, 0])])
     normal = _head_normal(orientation)
     positions = []
     for index, inst in enumerate(series):
         ipp = inst.dataset.get("ImagePositionPatient")
-        if ipp is None:  # no geometry: fall back on InstanceNumber, then file order
+        if ipp is None:
             number = inst.dataset.get("InstanceNumber")
             positions.append(np.array([0.0, 0.0, float(number if number is not None else index)]))
         else:
@@ -146,6 +193,101 @@ def _sort_along_normal(series: list[_Instance]) -> tuple[list[_Instance], np.nda
     distances = np.array([float(np.dot(p, normal)) for p in positions])
     order = np.argsort(distances, kind="stable")
     return [series[i] for i in order], orientation, np.array([positions[i] for i in order])
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """CT slices in order with where each one lies: positions (LPS mm) and distances along the normal."""
+
+    slices: list[_Instance]
+    positions: np.ndarray
+    distances: np.ndarray
+
+
+def _spacing_without_positions(ds0: Dataset, where: str) -> float:
+    for keyword in ("SpacingBetweenSlices", "SliceThickness"):
+        value = _floats(ds0, keyword, 1, where)
+        if value is not None and value[0] > 0:
+            return float(value[0])
+    raise InputError(f"{where}: the slices have no ImagePositionPatient and no SliceThickness or "
+                     "SpacingBetweenSlices, so their spacing is unknown and no volume can be measured. Export "
+                     "the series with its geometry.")
+
+
+def _place_slices(series: list[_Instance], normal: np.ndarray, where: str, notes: list[str]) -> _Placed:
+    """Order the slices feet -> head and give each its position; without ImagePositionPatient, by
+    InstanceNumber and SpacingBetweenSlices/SliceThickness (said so in the notes)."""
+    ipps = [_floats(inst.dataset, "ImagePositionPatient", 3, where) for inst in series]
+    if all(ipp is not None for ipp in ipps):
+        positions = np.array(ipps)
+    else:
+        numbers = [inst.dataset.get("InstanceNumber") for inst in series]
+        if any(n is None for n in numbers) or len(set(int(n) for n in numbers)) != len(numbers):
+            raise InputError(f"{where}: the slices have no ImagePositionPatient and no distinct InstanceNumber, "
+                             "so their order is unknown. Export the series with its geometry.")
+        step = _spacing_without_positions(series[0].dataset, where)
+        order = np.argsort([int(n) for n in numbers])
+        series = [series[i] for i in order]
+        positions = np.array([normal * step * k for k in range(len(series))])
+        notes.append(f"no ImagePositionPatient: slices ordered by InstanceNumber, {step:g} mm apart from "
+                     "SliceThickness/SpacingBetweenSlices; their position in the patient is unknown")
+    distances = positions @ normal
+    order = np.argsort(distances, kind="stable")
+    return _Placed([series[i] for i in order], positions[order], distances[order])
+
+
+def _drop_duplicates(placed: _Placed, where: str, notes: list[str]) -> _Placed:
+    """Drop repeated slices (same position, same pixels); refuse different pixels at one position
+    (two acquisitions mixed in one series)."""
+    keep = [0]
+    dropped = 0
+    for i in range(1, len(placed.slices)):
+        if abs(placed.distances[i] - placed.distances[keep[-1]]) > 1e-3:
+            keep.append(i)
+            continue
+        same_uid = placed.slices[i].dataset.get("SOPInstanceUID") == placed.slices[keep[-1]].dataset.get(
+            "SOPInstanceUID")
+        if not (same_uid or np.array_equal(_pixels(placed.slices[i]), _pixels(placed.slices[keep[-1]]))):
+            raise InputError(f"{where}: two different slices lie at the same position "
+                             f"({placed.distances[i]:.2f} mm): the series mixes two acquisitions. Export each "
+                             "acquisition as its own series, or choose one.")
+        dropped += 1
+    if dropped:
+        notes.append(f"{dropped} duplicated slice(s) dropped")
+    return _Placed([placed.slices[i] for i in keep], placed.positions[keep], placed.distances[keep])
+
+
+def _regular_grid(placed: _Placed, where: str, notes: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """The slice step vector (LPS) of a regular grid, and the target distances when the slices must be
+    resampled onto it (None when they already are regular). A gap of more than two steps is refused."""
+    if len(placed.slices) < 2:
+        return np.zeros(3), None
+    gaps = np.diff(placed.distances)
+    median = float(np.median(gaps))
+    if np.all(np.abs(gaps - median) <= SPACING_TOLERANCE * median):
+        return (placed.positions[-1] - placed.positions[0]) / (len(placed.slices) - 1), None
+    worst = int(np.argmax(gaps))
+    if gaps[worst] > MAX_GAP_STEPS * median:
+        raise InputError(f"{where}: slices are missing between {placed.distances[worst]:.1f} and "
+                         f"{placed.distances[worst + 1]:.1f} mm (a {gaps[worst]:.1f} mm gap; the other slices are "
+                         f"{median:.2f} mm apart). Export the complete series.")
+    count = round(float(placed.distances[-1] - placed.distances[0]) / median) + 1
+    step_mm = (placed.distances[-1] - placed.distances[0]) / (count - 1)
+    direction = (placed.positions[-1] - placed.positions[0]) / (placed.distances[-1] - placed.distances[0])
+    notes.append(f"irregular slice spacing ({gaps.min():.2f}-{gaps.max():.2f} mm): resampled onto a regular "
+                 f"{step_mm:.2f} mm grid of {count} slices")
+    return direction * step_mm, placed.distances[0] + step_mm * np.arange(count)
+
+
+def _resample_slices(voxels: np.ndarray, distances: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Linear interpolation of [z, y, x] slices at ``distances`` onto ``targets`` (mm along the normal)."""
+    upper = np.clip(np.searchsorted(distances, targets, side="right"), 1, len(distances) - 1)
+    lower = upper - 1
+    weight = np.clip((targets - distances[lower]) / (distances[upper] - distances[lower]), 0.0, 1.0)
+    out = np.empty((len(targets), *voxels.shape[1:]), dtype=np.int16)
+    for k, (i, j, w) in enumerate(zip(lower, upper, weight, strict=True)):
+        out[k] = np.rint(voxels[i] * (1.0 - w) + voxels[j] * w).astype(np.int16)
+    return out
 
 
 def _pixels(inst: _Instance) -> np.ndarray:
@@ -172,23 +314,6 @@ def _to_hu(inst: _Instance) -> np.ndarray:
     return np.clip(hu, -32768, 32767).astype(np.int16, copy=False)
 
 
-def _slice_step(positions: np.ndarray, ds0: Dataset, normal: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    notes: list[str] = []
-    if len(positions) < 2:
-        thickness = float(ds0.get("SpacingBetweenSlices", ds0.get("SliceThickness", 1.0)) or 1.0)
-        return normal * thickness, notes
-    steps = np.diff(positions, axis=0)
-    gaps = np.linalg.norm(steps, axis=1)
-    median_gap = float(np.median(gaps))
-    if median_gap <= 0:
-        raise InputError("The DICOM slices share one position; the series is a duplicate set or "
-                         "not a volume. Choose a single CT series.")
-    if np.any(np.abs(gaps - median_gap) > SPACING_TOLERANCE * median_gap):
-        notes.append(f"irregular slice spacing ({gaps.min():.2f}-{gaps.max():.2f} mm); "
-                     f"volumes use the median {median_gap:.2f} mm")
-    return np.median(steps, axis=0), notes
-
-
 def _patient(ds: Dataset) -> PatientInfo:
     return PatientInfo(
         name=str(ds.get("PatientName", "") or ""),
@@ -199,27 +324,65 @@ def _patient(ds: Dataset) -> PatientInfo:
 
 
 def series_to_volume(series: list[_Instance], path: str, fmt: str) -> CtVolume:
-    """Assemble sorted CT slices into a CtVolume."""
-    series, orientation, positions = _sort_along_normal(_majority_geometry(series))
+    """Assemble CT slices into an axial CtVolume whose geometry can be trusted.
+
+    One acquisition only; slices ordered and placed by position (or, said so, by InstanceNumber
+    and slice thickness); repeated slices dropped; irregular spacing resampled onto a regular
+    grid (a gap of more than two steps is refused); sagittal and coronal series reoriented to
+    axial like NIfTI; degenerate geometry refused before any pixel is decoded.
+    """
+    notes: list[str] = []
+    series = _one_acquisition(series, notes)
     ds0 = series[0].dataset
-    step, notes = _slice_step(positions, ds0, _head_normal(orientation))
-    pixel_spacing = [float(v) for v in ds0.get("PixelSpacing", [1.0, 1.0])]
-    if "PixelSpacing" not in ds0:
-        notes.append("no PixelSpacing: 1 mm assumed")
-    voxels = np.stack([_to_hu(inst) for inst in series])
-    affine = dicom_affine(positions[0], orientation, (pixel_spacing[0], pixel_spacing[1]), step)
+    orientation = _orientation(ds0, path)
+    pixel_spacing = _pixel_spacing(ds0, path, notes)
+    placed = _drop_duplicates(_place_slices(series, _head_normal(orientation), path, notes), path, notes)
+    step, targets = _regular_grid(placed, path, notes)
+    if len(placed.slices) < 2:
+        step = _head_normal(orientation) * _single_slice_thickness(ds0, path)
+    affine = dicom_affine(placed.positions[0], orientation, pixel_spacing, step)
+    check_affine(affine, path)
+    voxels = np.stack([_to_hu(inst) for inst in placed.slices])
+    if targets is not None:
+        voxels = _resample_slices(voxels, placed.distances, targets)
+    voxels, affine = _axial(voxels, affine, notes)
     description = str(ds0.get("SeriesDescription", "") or ds0.get("StudyDescription", "") or "CT")
+    z, rows, columns = voxels.shape
     source = SourceInfo(
         format=fmt,
         path=path,
-        description=f"{description}, {len(series)} slices of {ds0.Rows}×{ds0.Columns}",
-        slice_count=len(series),
+        description=f"{description}, {z} slices of {rows}×{columns}",
+        slice_count=z,
         series_uid=str(ds0.get("SeriesInstanceUID", "")),
         modality=str(ds0.get("Modality", "")),
         notes=tuple(notes),
     )
     return CtVolume(voxels=voxels, spacing=spacing_from_affine(affine), affine=affine,
                     is_hu=True, source=source, patient=_patient(ds0))
+
+
+def _single_slice_thickness(ds0: Dataset, where: str) -> float:
+    for keyword in ("SpacingBetweenSlices", "SliceThickness"):
+        value = _floats(ds0, keyword, 1, where)
+        if value is not None and value[0] > 0:
+            return float(value[0])
+    return 1.0
+
+
+def _axial(voxels: np.ndarray, affine: np.ndarray, notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Sagittal/coronal slices reoriented to axial [z, y, x] (L, P, S), as the NIfTI reader does;
+    a tilted or sheared grid is noted (volumes use |det| of the affine)."""
+    codes = "".join(orientations.aff2axcodes(affine))
+    if codes != "LPS":
+        voxels, affine = reorient(voxels.transpose(2, 1, 0), affine)
+        plane = {"S": "axial", "L": "sagittal", "R": "sagittal", "P": "coronal", "A": "coronal"}[codes[2]]
+        notes.append(f"{plane} series ({codes}) reoriented to axial")
+    axes = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
+    shear = max(abs(float(axes[:, 2] @ axes[:, 0])), abs(float(axes[:, 2] @ axes[:, 1])))
+    if shear > 1e-3:
+        notes.append(f"slices tilted or sheared by {np.degrees(np.arcsin(min(shear, 1.0))):.1f}°: volumes use "
+                     "the true voxel volume")
+    return voxels, affine
 
 
 def _read_all(entries: Iterator[tuple[str, bytes | Path]]) -> list[_Instance]:

@@ -7,8 +7,41 @@ RAS millimetres. DICOM and NRRD describe geometry in LPS; ``LPS_TO_RAS`` convert
 from __future__ import annotations
 
 import numpy as np
+from nibabel import orientations
+
+from liverhealth.errors import InputError
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+TARGET_AXCODES = ("L", "P", "S")
+
+
+def check_affine(affine: np.ndarray, where: str) -> None:
+    """Refuse geometry that cannot be trusted: NaN/infinite entries, a zero-length or degenerate
+    (singular) voxel axis. Called by every reader before any pixel work."""
+    matrix = np.asarray(affine, dtype=float)
+    if matrix.shape != (4, 4) or not np.isfinite(matrix).all():
+        raise InputError(f"{where} has no valid geometry (NaN or infinite values in its orientation or "
+                         "spacing). Export the scan again from the scanner or PACS.")
+    lengths = np.linalg.norm(matrix[:3, :3], axis=0)
+    if lengths.min() <= 1e-6 or abs(np.linalg.det(matrix[:3, :3])) <= 1e-6 * float(np.prod(lengths)):
+        raise InputError(f"{where} has degenerate geometry (a voxel size of 0 or axes that do not span 3D: "
+                         f"voxel axis lengths {', '.join(f'{v:g}' for v in lengths)} mm). Export the scan again.")
+
+
+def reorient(data_xyz: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reorient an [x, y, z] array and its RAS affine to L, P, S (axial, as DICOM's usual layout);
+    return [z, y, x] and the new affine. Axes are only permuted and flipped, never resampled."""
+    current = orientations.io_orientation(affine)
+    transform = orientations.ornt_transform(current, orientations.axcodes2ornt(TARGET_AXCODES))
+    data = orientations.apply_orientation(data_xyz, transform)
+    new_affine = affine @ orientations.inv_ornt_aff(transform, data_xyz.shape[:3])
+    return np.ascontiguousarray(data.transpose(2, 1, 0)), new_affine
+
+
+def voxel_volume_mm3(affine: np.ndarray) -> float:
+    """The volume of one voxel, |det| of the affine's 3x3 part: right for tilted and sheared grids,
+    where the product of the axis lengths overestimates it."""
+    return float(abs(np.linalg.det(np.asarray(affine, dtype=float)[:3, :3])))
 
 
 def dicom_affine(

@@ -14,25 +14,14 @@ from pathlib import Path
 import nibabel as nib
 import nrrd
 import numpy as np
-from nibabel import orientations
 
 from liverhealth.errors import InputError
-from liverhealth.imaging.geometry import LPS_TO_RAS, spacing_from_affine
+from liverhealth.imaging.geometry import LPS_TO_RAS, check_affine, reorient, spacing_from_affine
 from liverhealth.types import CtVolume, SourceInfo
 
-TARGET_AXCODES = ("L", "P", "S")
 _READ_ERRORS = (OSError, EOFError, ValueError, TypeError, KeyError, IndexError,
                 zlib.error, gzip.BadGzipFile, nib.filebasedimages.ImageFileError,
                 nrrd.NRRDError)
-
-
-def reorient(data_xyz: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Reorient an [x, y, z] array and its RAS affine to L, P, S; return [z, y, x] and affine."""
-    current = orientations.io_orientation(affine)
-    transform = orientations.ornt_transform(current, orientations.axcodes2ornt(TARGET_AXCODES))
-    data = orientations.apply_orientation(data_xyz, transform)
-    new_affine = affine @ orientations.inv_ornt_aff(transform, data_xyz.shape[:3])
-    return np.ascontiguousarray(data.transpose(2, 1, 0)), new_affine
 
 
 def _read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -81,6 +70,7 @@ def _read_oriented(path: Path) -> tuple[np.ndarray, np.ndarray, str]:
         data = data[:, :, np.newaxis]
     if data.ndim != 3:
         raise InputError(f"{path} has {data.ndim} dimensions; LiverHealth reads 3D volumes.")
+    check_affine(affine, str(path))
     zyx, affine = reorient(data, affine)
     return zyx, affine, fmt
 

@@ -103,3 +103,19 @@ def test_nan_volume_is_refused(data_root, tmp_path):
     nib.save(nib.Nifti1Image(data, original.affine), str(path))
     with pytest.raises(InputError, match="NaN"):
         load(path)
+
+
+@pytest.mark.parametrize("scale", [0.0, float("nan")])
+def test_degenerate_nifti_affine_is_refused(data_root, tmp_path, scale):
+    """A header whose slice axis is zero or NaN (written into the header bytes: nibabel would not save it)."""
+    original = nib.load(str(data_root / "totalsegmentator" / "example_ct_sm.nii.gz"))
+    image = nib.Nifti1Image(np.asarray(original.dataobj), original.affine)
+    image.set_qform(None, code=0)
+    plain = tmp_path / "plain.nii"
+    nib.save(image, str(plain))
+    raw = bytearray(plain.read_bytes())
+    raw[312:328] = np.array([0.0, 0.0, scale, 0.0], "<f4").tobytes()  # srow_z of the NIfTI-1 header
+    path = tmp_path / "degenerate.nii"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match="geometry"):
+        load(path)
