@@ -139,7 +139,7 @@ def test_second_stage_samples_are_the_liver_box_and_record_the_contract(tmp_path
     assert float((label > 0).mean()) > 1.5 * float(liver[70].mean())  # the crop is the liver region
     parity = np.load(out / "parity_inputs.npy")
     assert parity.shape == (8, 3, SIZE, SIZE) and parity.dtype == np.float32
-    assert -1.0 - 1e-6 <= parity.min() and parity.max() <= 1.0 + 1e-6  # (unit - 0.5) / 0.5
+    assert parity.min() >= -1.0 - 1e-6 and parity.max() <= 1.0 + 1e-6  # (unit - 0.5) / 0.5
 
 
 def test_lits_jpg_samples_come_through_the_same_path(tmp_path, data_root):
