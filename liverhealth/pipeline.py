@@ -25,6 +25,7 @@ from liverhealth.imaging.display import WINDOW_PRESETS, overlay_labels, to_displ
 from liverhealth.imaging.writers import save_labels_nifti, save_labels_png, save_png
 from liverhealth.inference import Manifest, Segmenter, load_manifest
 from liverhealth.inference.engine import CancelCheck, Progress
+from liverhealth.redact import scrub_identifiers
 from liverhealth.reporting import LlmSettings, ReportContent, build_report, report_markdown, write_pdf
 from liverhealth.storage import ReportRecord, Repository, ResultRecord, StoredResult, content_hash
 from liverhealth.types import CtVolume, Measurements, Segmentation, SourceInfo
@@ -214,7 +215,8 @@ def make_report(result: SegmentResult, settings: LlmSettings | None = None, use_
     slice_png = _png(to_display(volume.voxels[result.key_slice], volume.is_hu, WINDOW_PRESETS["abdomen"]))
     overlay = overlay_png(result)
     measurements = result.measurements.to_dict()
-    study = f"{volume.source.description} ({volume.source.format}); key slice {result.key_slice}"
+    study = scrub_identifiers(f"{volume.source.description} ({volume.source.format}); key slice {result.key_slice}",
+                              volume.patient)
     report = build_report(measurements, result.model, study, slice_png, overlay, settings, use_llm, on_text, cancel)
     return ReportContent(report=report, measurements=measurements, model=result.model, study=study,
                          slice_png=slice_png, overlay_png=overlay, key_slices=key_slice_strip(result),

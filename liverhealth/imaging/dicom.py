@@ -346,7 +346,8 @@ def series_to_volume(series: list[_Instance], path: str, fmt: str) -> CtVolume:
     if targets is not None:
         voxels = _resample_slices(voxels, placed.distances, targets)
     voxels, affine = _axial(voxels, affine, notes)
-    description = str(ds0.get("SeriesDescription", "") or ds0.get("StudyDescription", "") or "CT")
+    # No free text (SeriesDescription, StudyDescription, ProtocolName): it can hold the patient's name.
+    description = f"{str(ds0.get('Modality', '') or 'CT')} series"
     z, rows, columns = voxels.shape
     source = SourceInfo(
         format=fmt,

@@ -80,6 +80,17 @@ def _para(text: str, style: ParagraphStyle) -> Paragraph:
     return Paragraph(escape(text).replace("\n", "<br/>"), style)
 
 
+PARAGRAPH_CHARS = 1500
+
+
+def _paragraphs(text: str, style: ParagraphStyle) -> list[Paragraph]:
+    """One short Paragraph per line (long lines cut into pieces): reportlab re-wraps a paragraph
+    that spans pages on every page, so one huge paragraph costs time quadratic in its length."""
+    pieces = [line[i:i + PARAGRAPH_CHARS] for line in text.splitlines() or [""]
+              for i in range(0, max(len(line), 1), PARAGRAPH_CHARS)]
+    return [_para(piece, style) for piece in pieces]
+
+
 def _image(png: bytes, width_mm: float) -> Image:
     image = Image(io.BytesIO(png))
     scale = width_mm * mm / image.imageWidth
@@ -155,9 +166,11 @@ def write_pdf(content: ReportContent) -> bytes:
     story += [Paragraph("Measured findings", heading)]
     story += [_para(line, body) for line in report.findings.splitlines()]
     draft_title = f"Machine-written draft ({report.draft_model or 'no model'}) - not reviewed by a radiologist"
-    story += [KeepTogether([Paragraph(escape(draft_title), heading),
-                            _para(report.draft if report.draft else (report.draft_notice or "No draft."),
-                                  body if report.draft else notice)])]
+    draft = _paragraphs(report.draft if report.draft else (report.draft_notice or "No draft."),
+                        body if report.draft else notice)
+    story += [KeepTogether([Paragraph(escape(draft_title), heading), draft[0]]), *draft[1:]]
+    if report.draft and report.draft_notice:
+        story.append(_para(report.draft_notice, notice))
     metrics = content.model.get("metrics") or {}
     metric_text = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, int | float))
     story += [Paragraph("Segmentation model", heading),

@@ -9,7 +9,9 @@ can quote statements and parameters).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import platformdirs
 from sqlalchemy import Engine, create_engine, event
@@ -51,12 +53,31 @@ def database_url(override: str | None = None) -> str:
     return override or config.setting("db_url", "LIVERHEALTH_DB_URL") or default_url()
 
 
+_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][\w+.-]*)://(?P<userinfo>.*)@(?P<rest>[^@]*)$")
+
+
+def _encode_userinfo(url: str) -> str:
+    """Percent-encode the user name and password of a URL, taking the last '@' before the host
+    as the separator, so a password with '@', ':' or '/' in it neither breaks the URL nor shows
+    up in a message as part of the host."""
+    match = _USERINFO.match(url)
+    if not match or match["scheme"].lower().startswith("sqlite"):
+        return url
+    user, sep, password = match["userinfo"].partition(":")
+    user, password = unquote(user), unquote(password)
+    encoded = quote(user, safe="") + (sep + quote(password, safe="") if sep else "")
+    return f"{match['scheme']}://{encoded}@{match['rest']}"
+
+
 def parse_url(url: str) -> URL:
     try:
-        parsed = make_url(url)
+        parsed = make_url(_encode_userinfo(url))
     except ArgumentError as exc:
         raise StorageError("The database URL is not valid. Use sqlite:///PATH or "
                            "mysql+pymysql://USER:PASSWORD@HOST/DATABASE.") from exc
+    except ValueError as exc:
+        raise StorageError("The database URL's port is not a number. Use "
+                           "mysql+pymysql://USER:PASSWORD@HOST:PORT/DATABASE.") from exc
     if parsed.get_backend_name() not in ("sqlite", "mysql", "mariadb"):
         raise StorageError(f"Database type '{parsed.get_backend_name()}' is not supported; use SQLite or MySQL.")
     return parsed

@@ -25,6 +25,7 @@ class ChatServer(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), ChatHandler)
         self.mode = "ok"
+        self.redirect_to = ""
         self.requests: list[dict] = []
         self.headers_seen: list[dict] = []
 
@@ -57,6 +58,12 @@ class ChatHandler(BaseHTTPRequestHandler):
             return self._send(401, b'{"error": {"message": "Incorrect API key", "type": "invalid_request_error"}}')
         if mode == "slow":
             time.sleep(3)
+        if mode == "redirect":
+            self.send_response(307)
+            self.send_header("Location", self.server.redirect_to + self.path.removeprefix("/v1"))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
         if not body.get("stream"):
             answer = {"id": "c1", "object": "chat.completion", "created": 0, "model": body["model"],
                       "choices": [{"index": 0, "finish_reason": "stop",
@@ -70,12 +77,16 @@ class ChatHandler(BaseHTTPRequestHandler):
             self.wfile.flush()
             return None
         pieces = [] if mode == "empty" else DRAFT_PIECES
+        if mode == "trickle":  # an endless slow stream: a few characters every 0.2 s
+            pieces = iter(lambda: "word ", None)
+        if mode == "huge":  # a 10 MB answer
+            pieces = ["x" * 10_000] * 1000
         for piece in pieces:
             chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
                      "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
             self.wfile.flush()
-            time.sleep(0.02)
+            time.sleep(0.2 if mode == "trickle" else 0 if mode == "huge" else 0.02)
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
         return None

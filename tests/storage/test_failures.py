@@ -108,9 +108,25 @@ def test_sqlite_unwritable_location():
         Repository("sqlite:////proc/liverhealth/results.db").init()
 
 
+def test_unencoded_at_sign_in_the_password_is_never_shown(private_mariadb, secret_user):
+    """'lh:Se@cret-1@host' used to read as password 'Se' on host 'cret-1@host', and half the
+    password came out in the message."""
+    wrong = "Se@cret-1:x/y"
+    repo = Repository(f"mysql+pymysql://lh:{wrong}@127.0.0.1:{private_mariadb.port}/lh_x")
+    with pytest.raises(StorageError) as info:
+        repo.init()
+    message = str(info.value)
+    assert "refused the user name or password" in message and f"127.0.0.1:{private_mariadb.port}" in message
+    for part in ("Se@", "cret", "x/y"):
+        assert part not in message
+
+
 def test_invalid_urls():
     with pytest.raises(StorageError, match="not valid"):
         Repository("not a url at all")
+    with pytest.raises(StorageError, match="port is not a number") as info:
+        Repository("mysql+pymysql://lh:Secret-99@127.0.0.1:abc/db")
+    assert "Secret-99" not in str(info.value)
     with pytest.raises(StorageError, match="not supported"):
         Repository("oracle://x@y/z")
 
