@@ -347,7 +347,7 @@ def series_to_volume(series: list[_Instance], path: str, fmt: str) -> CtVolume:
         voxels = _resample_slices(voxels, placed.distances, targets)
     voxels, affine = _axial(voxels, affine, notes)
     # No free text (SeriesDescription, StudyDescription, ProtocolName): it can hold the patient's name.
-    description = f"{str(ds0.get('Modality', '') or 'CT')} series"
+    description = f"{ds0.get('Modality', '') or 'CT'!s} series"
     z, rows, columns = voxels.shape
     source = SourceInfo(
         format=fmt,
