@@ -8,16 +8,61 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 from liverhealth import __version__, config
 from liverhealth.errors import Cancelled, LiverHealthError
 
 EXIT_USER_ERROR = 2
+MAX_ID = 2**63 - 1
 log = logging.getLogger("liverhealth")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad flag on one line (what is wrong, where to look) and exits 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USER_ERROR, f"liverhealth: error: {one_line(message)} (see `{self.prog} --help`)\n")
+
+
+def one_line(text: str) -> str:
+    """A message on one line: line breaks from libraries (libpng, OpenCV, drivers) become spaces."""
+    return " ".join(str(text).split())
+
+
+def pixel_size(text: str) -> float:
+    """A pixel size flag: a finite number of mm between 0.001 and 100."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not 0.001 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a pixel size in mm (a number from 0.001 to 100)")
+    return value
+
+
+def iso_date(text: str) -> date:
+    """A date flag in YYYY-MM-DD."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a date; write YYYY-MM-DD") from None
+
+
+def record_id(text: str) -> int:
+    """A database id: a whole number from 1 up."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_ID:
+        raise argparse.ArgumentTypeError(f"{text[:24]!r} is not a result or study id (a whole number from 1)")
+    return value
 
 
 def _progress_bar(total_hint: str):
@@ -40,15 +85,18 @@ def _progress_bar(total_hint: str):
 
 def cmd_segment(args: argparse.Namespace) -> int:
     from liverhealth import pipeline
+    from liverhealth.imaging.writers import check_output_folder
+    from liverhealth.reporting import LlmSettings
 
+    out_dir = check_output_folder(Path(args.out) if args.out else Path.cwd() / "liverhealth_out")
+    settings = LlmSettings.from_environment() if args.report else None  # a bad setting fails before the work
     result = pipeline.segment_file(args.input, model_id=args.model, models_dir=args.models_dir,
                                    pixel_size_mm=args.pixel_size, progress=_progress_bar("segmenting"))
-    out_dir = Path(args.out) if args.out else Path.cwd() / "liverhealth_out"
     written = pipeline.write_outputs(result, out_dir)
     report_note = ""
     report = None
     if args.report:
-        content = pipeline.make_report(result, include_patient=args.store_patient)
+        content = pipeline.make_report(result, settings, include_patient=args.store_patient)
         written.update(pipeline.write_report(content, out_dir))
         report = pipeline.report_record(content)
         draft = content.report.draft_notice or f"with an LLM draft by {content.report.draft_model}"
@@ -127,12 +175,8 @@ def cmd_db_init(args: argparse.Namespace) -> int:
 
 
 def cmd_db_list(args: argparse.Namespace) -> int:
-    from datetime import date
-
     repository = _repository(args)
-    since = date.fromisoformat(args.since) if args.since else None
-    until = date.fromisoformat(args.until) if args.until else None
-    rows = repository.list_results(patient=args.patient, model_id=args.model, since=since, until=until)
+    rows = repository.list_results(patient=args.patient, model_id=args.model, since=args.since, until=args.until)
     if not rows:
         print(f"No saved results in the {repository.where}.")
         return 0
@@ -208,18 +252,18 @@ def _add_db_parser(sub: argparse._SubParsersAction) -> None:
     listing = actions.add_parser("list", help="list saved results, newest first")
     listing.add_argument("--patient", help="patient name or ID contains this")
     listing.add_argument("--model", help="only this model id")
-    listing.add_argument("--since", help="saved on or after YYYY-MM-DD")
-    listing.add_argument("--until", help="saved on or before YYYY-MM-DD")
+    listing.add_argument("--since", type=iso_date, help="saved on or after YYYY-MM-DD")
+    listing.add_argument("--until", type=iso_date, help="saved on or before YYYY-MM-DD")
     listing.set_defaults(func=cmd_db_list)
     show = actions.add_parser("show", help="show one saved result")
-    show.add_argument("id", type=int)
+    show.add_argument("id", type=record_id)
     show.set_defaults(func=cmd_db_show)
     delete = actions.add_parser("delete", help="delete a saved result (or --study: a study and all its results)")
-    delete.add_argument("id", type=int)
+    delete.add_argument("id", type=record_id)
     delete.add_argument("--study", action="store_true", help="ID is a study id")
     delete.set_defaults(func=cmd_db_delete)
     export = actions.add_parser("export", help="write a saved result's labels, measurements and reports")
-    export.add_argument("id", type=int)
+    export.add_argument("id", type=record_id)
     export.add_argument("--out", required=True)
     export.set_defaults(func=cmd_db_export)
     save = actions.add_parser("save", help="save a `liverhealth segment` output folder (retry a failed save)")
@@ -228,7 +272,7 @@ def _add_db_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="liverhealth", description="Liver and liver-tumour CT workstation.")
+    parser = OneLineParser(prog="liverhealth", description="Liver and liver-tumour CT workstation.")
     parser.add_argument("--version", action="version", version=f"liverhealth {__version__}")
     parser.add_argument("--models-dir", type=Path, default=None,
                         help="folder with manifest.json (default: $LIVERHEALTH_MODELS_DIR or models/)")
@@ -238,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("input", help="path to the CT or image")
     seg.add_argument("--model", default=None, help="model id from `liverhealth models` (default: the manifest's)")
     seg.add_argument("--out", default=None, help="output folder (default: ./liverhealth_out)")
-    seg.add_argument("--pixel-size", type=float, default=None,
+    seg.add_argument("--pixel-size", type=pixel_size, default=None,
                      help="pixel size in mm for a PNG/JPG slice, so areas come out in mm²")
     seg.add_argument("--report", action="store_true",
                      help="also write report.pdf and report.md (measured findings + an LLM draft when one answers)")
@@ -277,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"liverhealth: {exc}", file=sys.stderr)
         return 130
     except LiverHealthError as exc:
-        print(f"liverhealth: error: {exc}", file=sys.stderr)
+        print(f"liverhealth: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("liverhealth: interrupted; nothing more was written.", file=sys.stderr)

@@ -15,6 +15,10 @@ class InputError(LiverHealthError):
     """The input path or its contents cannot be read as a CT or image."""
 
 
+class OutputError(LiverHealthError):
+    """An output file or folder cannot be written (nothing half-written is left behind)."""
+
+
 class ModelError(LiverHealthError):
     """The model manifest or a model file is missing, altered or unsupported."""
 

@@ -20,9 +20,16 @@ import numpy as np
 
 from liverhealth import config, imaging
 from liverhealth.analysis import key_slice, measure
-from liverhealth.errors import InputError, ReportError
+from liverhealth.errors import InputError
 from liverhealth.imaging.display import WINDOW_PRESETS, overlay_labels, to_display
-from liverhealth.imaging.writers import save_labels_nifti, save_labels_png, save_png
+from liverhealth.imaging.writers import (
+    check_output_folder,
+    make_output_folder,
+    save_labels_nifti,
+    save_labels_png,
+    save_png,
+    write_bytes_atomic,
+)
 from liverhealth.inference import Manifest, Segmenter, load_manifest
 from liverhealth.inference.engine import CancelCheck, Progress
 from liverhealth.redact import scrub_identifiers
@@ -140,12 +147,14 @@ def save_result(result: SegmentResult, db_url: str | None = None, store_patient:
 
 
 def write_outputs(result: SegmentResult, out_dir: str | Path) -> dict[str, Path]:
-    """Write labels, measurements.json and overlay.png into ``out_dir``; return their paths."""
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"Cannot create the output folder {out}: {exc.strerror or exc}.") from exc
+    """Write labels, overlay.png and, last, measurements.json into ``out_dir``; return their paths.
+
+    Each file is written whole or not at all, and measurements.json (which makes a folder a
+    complete result for `db save`) goes last, after the old one is removed: an interrupted run
+    never leaves a folder that looks complete.
+    """
+    out = make_output_folder(check_output_folder(Path(out_dir)))
+    (out / "measurements.json").unlink(missing_ok=True)
     written: dict[str, Path] = {}
     if result.volume.is_2d:
         written["labels"] = out / "labels.png"
@@ -156,10 +165,7 @@ def write_outputs(result: SegmentResult, out_dir: str | Path) -> dict[str, Path]
     written["overlay"] = out / "overlay.png"
     save_png(overlay_image(result), written["overlay"])
     written["measurements"] = out / "measurements.json"
-    try:
-        written["measurements"].write_text(json.dumps(measurements_document(result), indent=2), encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"Could not write {written['measurements']}: {exc.strerror or exc}.") from exc
+    write_bytes_atomic(written["measurements"], json.dumps(measurements_document(result), indent=2).encode("utf-8"))
     return written
 
 
@@ -227,11 +233,8 @@ def write_report(content: ReportContent, out_dir: str | Path) -> dict[str, Path]
     """Write report.pdf and report.md into ``out_dir``."""
     out = Path(out_dir)
     paths = {"pdf": out / "report.pdf", "markdown": out / "report.md"}
-    try:
-        paths["pdf"].write_bytes(write_pdf(content))
-        paths["markdown"].write_text(report_markdown(content.report, content.model), encoding="utf-8")
-    except OSError as exc:
-        raise ReportError(f"Could not write the report into {out}: {exc.strerror or exc}.") from exc
+    write_bytes_atomic(paths["pdf"], write_pdf(content))
+    write_bytes_atomic(paths["markdown"], report_markdown(content.report, content.model).encode("utf-8"))
     return paths
 
 

@@ -23,6 +23,7 @@ from pydicom.errors import InvalidDicomError
 
 from liverhealth.errors import InputError
 from liverhealth.imaging.geometry import check_affine, dicom_affine, reorient, spacing_from_affine
+from liverhealth.imaging.limits import check_slice, check_voxels, check_zip
 from liverhealth.types import CtVolume, PatientInfo, SourceInfo
 
 # Storage classes that carry no image to segment (SEG, RTSTRUCT, SR, presentation states...).
@@ -49,9 +50,9 @@ def _iter_zip(path: Path, prefix: str = "") -> Iterator[tuple[str, bytes | Path]
         raise InputError(f"{path} is not a readable zip archive ({exc}). Re-create the zip or "
                          "open the unpacked DICOM folder instead.") from exc
     with archive:
-        for info in archive.infolist():
-            if info.is_dir() or not info.filename.startswith(prefix):
-                continue
+        entries = [info for info in archive.infolist() if not info.is_dir() and info.filename.startswith(prefix)]
+        check_zip(entries, str(path))
+        for info in entries:
             try:
                 data = archive.read(info)
             except (zipfile.BadZipFile, OSError, EOFError) as exc:
@@ -342,6 +343,8 @@ def series_to_volume(series: list[_Instance], path: str, fmt: str) -> CtVolume:
         step = _head_normal(orientation) * _single_slice_thickness(ds0, path)
     affine = dicom_affine(placed.positions[0], orientation, pixel_spacing, step)
     check_affine(affine, path)
+    check_slice(int(ds0.Rows), int(ds0.Columns), path)
+    check_voxels((len(placed.slices), int(ds0.Rows), int(ds0.Columns)), path)
     voxels = np.stack([_to_hu(inst) for inst in placed.slices])
     if targets is not None:
         voxels = _resample_slices(voxels, placed.distances, targets)

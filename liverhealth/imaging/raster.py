@@ -14,6 +14,7 @@ import numpy as np
 
 from liverhealth.errors import InputError
 from liverhealth.imaging.geometry import LPS_TO_RAS
+from liverhealth.imaging.limits import check_raster
 from liverhealth.types import CtVolume, SourceInfo
 
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -31,8 +32,23 @@ def _to_grey(image: np.ndarray, path: Path) -> np.ndarray:
     raise InputError(f"{path} has an unsupported pixel layout {image.shape}.")
 
 
+def _check_declared_size(path: Path) -> None:
+    """The image's width and height from its header (Pillow reads only the header), checked
+    before the pixels are decoded."""
+    from PIL import Image, UnidentifiedImageError
+
+    Image.MAX_IMAGE_PIXELS = None  # our own limit applies, with our own message
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return  # not readable as declared: the decoder below gives the message
+    check_raster(width, height, str(path))
+
+
 def load_raster(path: Path) -> CtVolume:
     """Load an image file as a one-slice volume of grey levels (uint8 or uint16)."""
+    _check_declared_size(path)
     try:
         buffer = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:

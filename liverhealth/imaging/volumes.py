@@ -17,6 +17,7 @@ import numpy as np
 
 from liverhealth.errors import InputError
 from liverhealth.imaging.geometry import LPS_TO_RAS, check_affine, reorient, spacing_from_affine
+from liverhealth.imaging.limits import check_voxels
 from liverhealth.types import CtVolume, SourceInfo
 
 _READ_ERRORS = (OSError, EOFError, ValueError, TypeError, KeyError, IndexError,
@@ -27,6 +28,7 @@ _READ_ERRORS = (OSError, EOFError, ValueError, TypeError, KeyError, IndexError,
 def _read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         image = nib.load(str(path))
+        check_voxels(image.shape, str(path))
         data = np.asanyarray(image.dataobj)
         affine = np.asarray(image.affine, dtype=float)
     except _READ_ERRORS as exc:
@@ -51,6 +53,7 @@ def _nrrd_affine(header: dict) -> np.ndarray:
 
 def _read_nrrd(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
+        check_voxels(tuple(nrrd.read_header(str(path)).get("sizes", ())), str(path))
         data, header = nrrd.read(str(path))
     except _READ_ERRORS as exc:
         raise InputError(f"{path} is not a readable NRRD file ({exc}).") from exc

@@ -1,21 +1,77 @@
-"""Write label maps and pictures next to the input, in formats other tools read."""
+"""Write label maps and pictures next to the input, in formats other tools read.
+
+Every file is written whole or not at all: it goes to a hidden temporary name in the same
+folder and is renamed over the target once complete, so a full disk or a crash never leaves
+a truncated file behind.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
 import nibabel as nib
 import numpy as np
 
-from liverhealth.errors import InputError
+from liverhealth.errors import OutputError
 from liverhealth.types import CtVolume
+
+
+@contextmanager
+def atomic_target(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path``; renamed onto it when the block succeeds, removed otherwise."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial{''.join(path.suffixes)}")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise OutputError(f"Could not write {path}: {exc.strerror or exc}. Check that the folder is writable "
+                          "and the disk is not full; nothing was left half-written.") from exc
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all."""
+    with atomic_target(path) as temporary, open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def check_output_folder(folder: Path) -> Path:
+    """Refuse, before any slow work, an output folder that cannot be made or written; nothing is
+    created here (a refused input must leave no empty folder behind)."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"Cannot write into the output folder {folder}: {existing} is a file, not a folder. "
+                          "Choose another folder with --out.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"Cannot write into the output folder {folder}: no permission to write in {existing}. "
+                          "Choose another folder with --out.")
+    return folder
+
+
+def make_output_folder(folder: Path) -> Path:
+    """Create the output folder (its parents too)."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"Cannot create the output folder {folder}: {exc.strerror or exc}.") from exc
+    return Path(folder)
 
 
 def _check_written(ok: bool, path: Path) -> None:
     if not ok:
-        raise InputError(f"Could not write {path}; check that the folder is writable and the disk "
-                         "is not full.")
+        raise OutputError(f"Could not write {path}; check that the folder is writable and the disk "
+                          "is not full.")
 
 
 def save_labels_nifti(labels: np.ndarray, volume: CtVolume, path: Path) -> None:
@@ -38,16 +94,16 @@ def _save_nifti(array: np.ndarray, volume: CtVolume, path: Path) -> None:
     image.header.set_xyzt_units("mm")
     image.set_qform(volume.affine, code=1)
     image.set_sform(volume.affine, code=1)
-    try:
-        nib.save(image, str(path))
-    except OSError as exc:
-        raise InputError(f"Could not write {path}: {exc.strerror or exc}.") from exc
+    with atomic_target(path) as temporary:
+        nib.save(image, str(temporary))
 
 
 def save_png(image: np.ndarray, path: Path) -> None:
     """Save a uint8 grey or RGB image as PNG."""
     array = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
-    _check_written(cv2.imwrite(str(path), array), path)
+    ok, buffer = cv2.imencode(".png", array)
+    _check_written(ok, path)
+    write_bytes_atomic(path, buffer.tobytes())
 
 
 def save_labels_png(labels_2d: np.ndarray, path: Path) -> None:

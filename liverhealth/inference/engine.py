@@ -89,6 +89,9 @@ class Segmenter:
         if scores.ndim != 4 or scores.shape[1] != len(spec.classes):
             raise ModelError(f"Model '{spec.model_id}' returned shape {scores.shape}; expected "
                              f"[N, {len(spec.classes)}, H, W].")
+        if not np.isfinite(scores).all():
+            raise ModelError(f"Model '{spec.model_id}' returned NaN or infinite scores, so nothing it labels can "
+                             "be measured. The model file is broken; reinstall it or choose another model.")
         return scores
 
     def segment(self, volume: CtVolume, model_id: str | None = None,

@@ -126,3 +126,41 @@ def test_bad_model_choices(data_root, models_dir, tmp_path):
     shutil.rmtree(models_dir)
     result = run_cli("models")
     assert result.returncode == 2 and "No model manifest" in result.stderr
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["segment", "x.png", "--pixel-size", "nan"], "not a pixel size"),
+    (["segment", "x.png", "--pixel-size", "inf"], "not a pixel size"),
+    (["segment", "x.png", "--pixel-size", "1e308"], "not a pixel size"),
+    (["db", "list", "--since", "tomorrow"], "not a date"),
+    (["db", "show", "99999999999999999999"], "not a result or study id"),
+    (["db", "show", "0"], "not a result or study id"),
+])
+def test_bad_flag_values_are_one_line_and_exit_2(argv, expected, capsys):
+    from liverhealth.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and expected in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_bad_llm_timeout_fails_before_the_work(tmp_path, monkeypatch, capsys, data_root, models_dir):
+    from liverhealth.cli import main
+
+    monkeypatch.setenv("LIVERHEALTH_LLM_TIMEOUT", "abc")
+    out = tmp_path / "out"
+    code = main(["segment", str(data_root / "dcmqi" / "ct-3slice"), "--report", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "LLM timeout 'abc'" in err and err.count("\n") == 1
+    assert not (out / "labels.nii.gz").exists()  # refused before any segmentation
+
+
+def test_unwritable_output_folder_is_refused_before_segmenting(tmp_path, capsys, data_root, models_dir):
+    from liverhealth.cli import main
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code = main(["segment", str(data_root / "dcmqi" / "ct-3slice"), "--out", str(blocker / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Cannot write into the output folder" in err and err.count("\n") == 1
