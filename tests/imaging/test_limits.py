@@ -28,7 +28,7 @@ def test_zip_entry_declaring_gigabytes(tmp_path, data_root):
 
 
 def test_png_declaring_20000_by_20000(tmp_path):
-    ok, buffer = cv2.imencode(".png", np.zeros((16, 16), np.uint8))
+    _ok, buffer = cv2.imencode(".png", np.zeros((16, 16), np.uint8))
     raw = bytearray(buffer.tobytes())
     raw[16:24] = struct.pack(">II", 20000, 20000)  # IHDR width and height
     raw[29:33] = struct.pack(">I", zlib.crc32(bytes(raw[12:29])))  # a valid IHDR checksum
