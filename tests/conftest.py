@@ -13,7 +13,7 @@ from liverhealth import config
 from liverhealth.imaging import load
 from liverhealth.imaging.dicom import read_mask_series
 from liverhealth.types import CtVolume
-from tests.onnx_models import make_conv_model, manifest_entry
+from tests.helpers.onnx_models import make_threshold_model, manifest_entry
 
 
 def _data_root() -> Path:
@@ -61,21 +61,26 @@ def models_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-def make_threshold_model(path: Path, size: tuple[int, int] | None, context: int = 0) -> None:
-    """A 1x1-conv model whose arg-max is background / tumour / liver by HU of the centre slice.
-
-    With the window [-200, 200], mean 0.5 and std 0.5 the input is s = HU / 200. Logits are
-    0 (background), 20 s - 2 (tumour: wins from HU 20), 40 s - 9 (liver: wins from HU 90).
-    """
-    channels = 2 * context + 1
-    weights = np.zeros((3, channels), dtype=np.float32)
-    weights[1, context] = 40.0
-    weights[2, context] = 20.0
-    bias = np.array([0.0, -9.0, -2.05], dtype=np.float32)
-    make_conv_model(path, weights, bias, size)
-
-
 @pytest.fixture(autouse=True)
 def _quiet_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("LIVERHEALTH_CONFIG", str(tmp_path / "no-config.toml"))
     os.environ.setdefault("LIVERHEALTH_THREADS", "2")
+
+
+_TIER_BY_PATH = {"tests/gui/": "gui", "tests/training/test_roundtrip.py": "training_env"}
+_MYSQL_FIXTURES = {"private_mariadb", "secret_user"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tier markers from what a test needs: a MariaDB server (mysql), a Qt window (gui), the Paddle
+    training venv (training_env); ``slow`` is set on the test itself."""
+    root = Path(config.rootpath)
+    for item in items:
+        where = Path(item.fspath).relative_to(root).as_posix()
+        for prefix, marker in _TIER_BY_PATH.items():
+            if where.startswith(prefix):
+                item.add_marker(marker)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if _MYSQL_FIXTURES & set(getattr(item, "fixturenames", ())) or params.get("db_url") == "mysql" \
+                or "mysql" in item.name:
+            item.add_marker("mysql")

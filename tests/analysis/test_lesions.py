@@ -39,6 +39,7 @@ def test_split_prediction_counts_once():
     assert result.matches[0].dice == pytest.approx(2 * 70 / (80 + 70))
 
 
+@pytest.mark.slow
 def test_ircadb_against_itself(data_root, ircadb1):
     labels = ircadb_labels(data_root / "3Dircadb1.1", ircadb1.shape)
     result = lesion_detection(labels, labels)

@@ -6,6 +6,7 @@ import json
 import sys
 
 import numpy as np
+import pytest
 
 from bench import compare_peers
 from liverhealth import config
@@ -34,6 +35,7 @@ def test_rows_say_whether_the_model_saw_the_case():
     assert compare_peers.trained_on(None, "3Dircadb1.1").startswith("unknown")
 
 
+@pytest.mark.slow
 def test_shipped_model_on_a_real_case_without_the_peer(tmp_path, data_root):
     out = tmp_path / "out"
     code = compare_peers.main(["--no-peer", "--data", str(data_root), "--cases", "3Dircadb1.1",

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -16,12 +14,7 @@ import numpy as np
 import pytest
 
 from liverhealth.imaging import load
-
-
-def run_cli(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "liverhealth.cli", *args], capture_output=True, text=True,
-                          env=env, stdin=subprocess.DEVNULL, timeout=300)
+from tests.helpers.cli import run_cli
 
 
 def test_segment_dicom_series_writes_all_outputs(data_root, models_dir, tmp_path):

@@ -7,9 +7,10 @@ import uuid
 
 import nibabel as nib
 import numpy as np
+import pytest
 
-from tests.cli.test_cli import run_cli
-from tests.storage.conftest import MYSQL_HOST, MYSQL_PORT, free_port, mysql_root
+from tests.helpers.cli import run_cli
+from tests.helpers.databases import MYSQL_HOST, MYSQL_PORT, free_port, mysql_root
 
 
 def test_save_list_show_export_delete_sqlite(data_root, models_dir, tmp_path):
@@ -36,6 +37,7 @@ def test_save_list_show_export_delete_sqlite(data_root, models_dir, tmp_path):
     assert missing.returncode == 2 and "No saved result 1" in missing.stderr
 
 
+@pytest.mark.mysql
 def test_failed_save_keeps_outputs_and_retry_works(data_root, models_dir, tmp_path):
     password = f"Pw-{uuid.uuid4().hex[:10]}"
     dead = f"mysql+pymysql://root:{password}@127.0.0.1:{free_port()}/liverhealth"

@@ -157,7 +157,7 @@ def test_unreachable_database_gives_a_dialog(qtbot, window, data_root, monkeypat
 def test_report_streams_from_a_local_llm_server(qtbot, window, data_root, monkeypatch):
     import threading
 
-    from tests.reporting.conftest import DRAFT_PIECES, ChatServer
+    from tests.helpers.chat_server import DRAFT_PIECES, ChatServer
 
     server = ChatServer()
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -12,8 +12,7 @@ from liverhealth.imaging import load
 from liverhealth.inference import Segmenter, load_manifest
 from liverhealth.inference.postprocess import largest_component
 from liverhealth.inference.preprocess import roi_box
-from tests.conftest import make_threshold_model
-from tests.onnx_models import make_conv_model, manifest_entry, threshold_reference
+from tests.helpers.onnx_models import make_conv_model, make_threshold_model, manifest_entry, threshold_reference
 
 MARGIN_MM = 10.0
 

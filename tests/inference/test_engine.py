@@ -11,8 +11,7 @@ import pytest
 from liverhealth.errors import Cancelled, ModelError
 from liverhealth.imaging import load
 from liverhealth.inference import Segmenter, load_manifest
-from tests.conftest import make_threshold_model
-from tests.onnx_models import make_conv_model, manifest_entry, threshold_reference
+from tests.helpers.onnx_models import make_conv_model, make_threshold_model, manifest_entry, threshold_reference
 
 
 @pytest.fixture(scope="module")

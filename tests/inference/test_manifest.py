@@ -10,8 +10,7 @@ import pytest
 
 from liverhealth.errors import ModelError
 from liverhealth.inference import get_session, load_manifest
-from tests.conftest import make_threshold_model
-from tests.onnx_models import make_conv_model, manifest_entry
+from tests.helpers.onnx_models import make_conv_model, make_threshold_model, manifest_entry
 
 
 def _write(folder: Path, *entries: dict, default: str = "m") -> Path:

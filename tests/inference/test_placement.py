@@ -12,8 +12,7 @@ from liverhealth.errors import ModelError
 from liverhealth.inference import Segmenter, load_manifest
 from liverhealth.inference.manifest import InputSpec
 from liverhealth.inference.preprocess import place_stack, placement, scores_to_labels
-from tests.conftest import make_threshold_model
-from tests.onnx_models import manifest_entry
+from tests.helpers.onnx_models import make_threshold_model, manifest_entry
 
 SPEC = InputSpec(context_slices=1, size=(192, 192), hu_window=(-200.0, 200.0), mean=0.5, std=0.5, pixel_mm=2.0)
 

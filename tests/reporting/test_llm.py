@@ -10,7 +10,7 @@ import pytest
 
 from liverhealth.pipeline import make_report
 from liverhealth.reporting import LlmSettings
-from tests.reporting.conftest import DRAFT_PIECES
+from tests.helpers.chat_server import DRAFT_PIECES
 
 KEY = "sk-test-1234567890abcdef"
 

@@ -10,7 +10,7 @@ import time
 from liverhealth.pipeline import make_report
 from liverhealth.reporting import LlmSettings
 from liverhealth.reporting.llm import MAX_DRAFT_CHARS
-from tests.reporting.conftest import ChatServer
+from tests.helpers.chat_server import ChatServer
 
 KEY = "sk-in-the-url-0123456789"
 

@@ -11,7 +11,8 @@ from pypdf import PdfReader
 
 from liverhealth.pipeline import make_report
 from liverhealth.reporting import LlmSettings, write_pdf
-from tests.cli.test_cli import run_cli
+from tests.helpers.cli import run_cli
+from tests.helpers.prerequisites import require
 
 
 def _text(pdf: bytes) -> tuple[str, int]:
@@ -51,8 +52,8 @@ def test_patient_block_only_when_asked(chat_server, gt_result):
 
 
 def test_pdf_renders_with_poppler(content, tmp_path):
-    if shutil.which("pdftoppm") is None:
-        pytest.fail("pdftoppm is missing: apt-get install poppler-utils poppler-data (.ci/run does).", pytrace=False)
+    require(shutil.which("pdftoppm") is not None,
+            "pdftoppm is missing: apt-get install poppler-utils poppler-data (`bash scripts/test.sh` does as root).")
     (tmp_path / "report.pdf").write_bytes(write_pdf(content))
     done = subprocess.run(["pdftoppm", "-r", "50", "-png", str(tmp_path / "report.pdf"), str(tmp_path / "page")],
                           capture_output=True, text=True, timeout=120)

@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from liverhealth.errors import StorageError
 from liverhealth.storage import Repository
-from tests.storage.conftest import MYSQL_HOST, MYSQL_PORT, free_port, mysql_root, small_record
+from tests.helpers.databases import MYSQL_HOST, MYSQL_PORT, free_port, mysql_root, small_record
 
 PASSWORD = f"Pw-{uuid.uuid4().hex[:12]}"
 
@@ -134,7 +134,7 @@ def test_invalid_urls():
 WRITER = """
 import sys
 from liverhealth.storage import Repository
-from tests.storage.conftest import small_record
+from tests.helpers.databases import small_record
 repo = Repository(sys.argv[1])
 for i in range(int(sys.argv[3])):
     repo.save(small_record(int(sys.argv[2]) * 100 + i, shape=(8, 64, 64)))

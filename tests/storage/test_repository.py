@@ -10,7 +10,7 @@ import pytest
 
 from liverhealth.errors import StorageError
 from liverhealth.storage import ReportRecord, Repository
-from tests.storage.conftest import small_record
+from tests.helpers.databases import small_record
 
 REPORT = ReportRecord(findings_text="Liver 1489.4 mL; 7 lesions.", draft_text="Draft: hypodense lesions…",
                       llm_endpoint="http://127.0.0.1:9/v1", llm_model="qwen-vl-max", pdf=b"%PDF-1.4 test")

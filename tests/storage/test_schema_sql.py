@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pytest
+
 from liverhealth.storage import Repository
-from tests.storage.conftest import MYSQL_HOST, MYSQL_PORT, mysql_root
+from tests.helpers.databases import MYSQL_HOST, MYSQL_PORT, mysql_root
 
 SCHEMA = Path(__file__).resolve().parents[2] / "sql" / "schema.sql"
 
@@ -29,6 +31,7 @@ def describe_schema(database: str) -> dict:
     return {"columns": columns, "indexes": indexes, "foreign_keys": foreign_keys, "revision": revision}
 
 
+@pytest.mark.mysql
 def test_schema_sql_matches_the_orm():
     orm_db, sql_db = (f"lh_schema_{kind}_{uuid.uuid4().hex[:8]}" for kind in ("orm", "sql"))
     try:

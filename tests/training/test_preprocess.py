@@ -142,6 +142,7 @@ def test_second_stage_samples_are_the_liver_box_and_record_the_contract(tmp_path
     assert parity.min() >= -1.0 - 1e-6 and parity.max() <= 1.0 + 1e-6  # (unit - 0.5) / 0.5
 
 
+@pytest.mark.slow
 def test_lits_jpg_samples_come_through_the_same_path(tmp_path, data_root):
     out = tmp_path / "lits"
     assert preprocess.main(["--out", str(out), "--lits-jpg", str(data_root / "lits_jpg"), "--size", str(SIZE),

@@ -12,6 +12,7 @@ import pytest
 
 from liverhealth.imaging import load
 from liverhealth.inference import Segmenter, load_manifest
+from tests.helpers.prerequisites import require
 from training import preprocess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,8 +21,8 @@ TRAIN_PYTHON = REPO / ".venv-train" / "bin" / "python"
 
 def require_training_stack() -> None:
     """Fail with the fix when the separate training venv is missing."""
-    if not TRAIN_PYTHON.exists():
-        pytest.fail("The training stack is not installed: run `bash training/setup.sh` (CI does).", pytrace=False)
+    require(TRAIN_PYTHON.exists(), "The training stack is not installed: run `bash training/setup.sh` "
+                                   "(`bash scripts/test.sh` does).")
 
 
 def run_in_training_env(script: str) -> str:

@@ -57,6 +57,7 @@ def test_same_seed_same_lesions(liver_slab):
     assert np.array_equal(first[0], second[0]) and first[2] == second[2]
 
 
+@pytest.mark.slow
 def test_peripheral_lesions_run_into_the_liver_edge_and_deep_ones_do_not(liver_slab):
     """Subcapsular lesions are cut off by the liver outline, as real ones are; deep ones mostly keep clear of it."""
     hu, labels, spacing = liver_slab

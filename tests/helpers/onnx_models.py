@@ -58,3 +58,17 @@ def threshold_reference(hu: np.ndarray) -> np.ndarray:
     s = np.clip(hu.astype(np.float64), -200, 200) / 200.0
     logits = np.stack([np.zeros_like(s), 40 * s - 9, 20 * s - 2.05])
     return np.argmax(logits, axis=0).astype(np.uint8)
+
+
+def make_threshold_model(path: Path, size: tuple[int, int] | None, context: int = 0) -> None:
+    """A 1x1-conv model whose arg-max is background / tumour / liver by HU of the centre slice.
+
+    With the window [-200, 200], mean 0.5 and std 0.5 the input is s = HU / 200. Logits are
+    0 (background), 20 s - 2 (tumour: wins from HU 20), 40 s - 9 (liver: wins from HU 90).
+    """
+    channels = 2 * context + 1
+    weights = np.zeros((3, channels), dtype=np.float32)
+    weights[1, context] = 40.0
+    weights[2, context] = 20.0
+    bias = np.array([0.0, -9.0, -2.05], dtype=np.float32)
+    make_conv_model(path, weights, bias, size)

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The README's test command.
+#   bash scripts/test.sh            the full gate, what CI runs: nothing may be skipped
+#   bash scripts/test.sh --quick    the edit-test loop (about 2 minutes): no slow, mysql, gui or
+#                                   training_env tests; a missing prerequisite is a skip with its reason
+# Extra arguments go to pytest (e.g. `bash scripts/test.sh --quick tests/imaging`).
+# The full gate installs what the tests need when run as root (poppler, MariaDB, the Paddle
+# training venv) and starts MariaDB on 127.0.0.1:3306 if none answers; otherwise it says what
+# to install. pytest's exit code 5 (no tests collected) is a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+quick=0
+if [ "${1:-}" = "--quick" ]; then quick=1; shift; fi
+
+[ -x .venv/bin/python ] || bash scripts/setup.sh
+
+as_root() { [ "$(id -u)" = 0 ]; }
+apt_once() {
+    if [ -z "${APT_UPDATED:-}" ]; then apt-get update -qq; APT_UPDATED=1; fi
+    apt-get install -y -qq "$@" >/dev/null
+}
+need() {  # need COMMAND-OR-PATH "debian packages" "what it is for"
+    if command -v "$1" >/dev/null 2>&1 || [ -x "$1" ]; then return 0; fi
+    if as_root; then apt_once $2; return 0; fi
+    echo "scripts/test.sh: $3 needs $1: run  sudo apt-get install $2  (or use --quick)" >&2
+    exit 1
+}
+mysql_answers() {
+    .venv/bin/python -c "import socket; socket.create_connection(('127.0.0.1', 3306), 2).close()" 2>/dev/null
+}
+
+if [ "$quick" = 1 ]; then
+    markers="not slow and not mysql and not gui and not training_env"
+    set +e
+    .venv/bin/python -m pytest -m "$markers" "$@"
+    status=$?
+    set -e
+else
+    export LIVERHEALTH_FULL_GATE=1
+    need pdftoppm "poppler-utils poppler-data" "the PDF rendering test"
+    [ -d /usr/share/poppler/cMap ] || { as_root && apt_once poppler-data; } || {
+        echo "scripts/test.sh: the PDF test needs poppler-data: run  sudo apt-get install poppler-data" >&2; exit 1; }
+    need /usr/sbin/mariadbd "mariadb-server" "the database tests"
+    if ! mysql_answers; then
+        if ! as_root; then
+            echo "scripts/test.sh: the database tests need MariaDB on 127.0.0.1:3306 (root, no password);" \
+                 "start it (sudo service mariadb start) or use --quick" >&2
+            exit 1
+        fi
+        mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
+        start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
+        for _ in $(seq 60); do mysql_answers && break; sleep 0.5; done
+        mysql_answers || { echo "scripts/test.sh: MariaDB did not start" >&2; exit 1; }
+        # Debian's root uses unix_socket auth; the tests connect over TCP as root without a password.
+        mariadb -uroot -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
+                           GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;" || true
+    fi
+    bash training/setup.sh   # the separate Paddle training stack, for the training round-trip test
+    .venv/bin/ruff check liverhealth training tests bench scripts
+    set +e
+    .venv/bin/python -m pytest "$@"
+    status=$?
+    set -e
+fi
+if [ "$status" -eq 5 ]; then
+    echo "scripts/test.sh: pytest collected no tests" >&2
+    exit 1
+fi
+exit "$status"

@@ -1,0 +1,1 @@
+"""Helpers shared by the tests (real servers, small ONNX models, CLI runner, prerequisites)."""
