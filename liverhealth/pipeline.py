@@ -182,6 +182,7 @@ def record_from_outputs(out_dir: str | Path) -> ResultRecord:
         source_fields = {k: doc["input"][k] for k in ("format", "path", "description", "slice_count",
                                                       "series_uid", "modality")}
         spacing = doc["input"]["spacing_zyx_mm"]
+        _check_labels_fit(out, labels, doc)
         return ResultRecord(
             labels=np.ascontiguousarray(labels), model_id=doc["model"]["id"], model_sha256=doc["model"]["sha256"],
             measurements=doc["measurements"], timings=doc["timings"],
@@ -190,6 +191,18 @@ def record_from_outputs(out_dir: str | Path) -> ResultRecord:
             affine=np.asarray(doc["input"]["affine"]), overlay_png=overlay)
     except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InputError(f"{out} is not a complete `liverhealth segment` output folder ({exc}).") from exc
+
+
+def _check_labels_fit(out: Path, labels: np.ndarray, doc: dict[str, Any]) -> None:
+    """Refuse an output folder whose label map is not the one its measurements.json describes."""
+    measured = doc["measurements"]
+    shape = tuple(doc["input"]["shape_zyx"])
+    liver = int(np.count_nonzero(labels > 0))
+    tumour = int(np.count_nonzero(labels == 2))
+    if labels.shape != shape or liver != measured["liver_voxels"] or tumour != measured["tumour_voxels"]:
+        raise InputError(f"{out}: the label map does not fit measurements.json (shape {labels.shape} against "
+                         f"{shape}, {liver} liver and {tumour} tumour voxels against {measured['liver_voxels']} and "
+                         f"{measured['tumour_voxels']}); it was changed after the run. Segment the CT again.")
 
 
 def _png(image: np.ndarray) -> bytes:

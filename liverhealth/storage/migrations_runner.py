@@ -7,6 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -21,6 +22,25 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def upgrade_to_head(connection: Connection) -> str:
-    """Upgrade the schema to the newest revision; returns it."""
-    command.upgrade(alembic_config(connection), "head")
-    return MigrationContext.configure(connection).get_current_revision() or ""
+    """Upgrade the schema to the newest revision; returns it.
+
+    On MySQL/MariaDB a named server lock makes concurrent first-time saves (two workstations
+    creating the tables at once) take turns: the second finds the schema in place.
+    """
+    mysql = connection.dialect.name in ("mysql", "mariadb")
+    if mysql and connection.execute(text("SELECT GET_LOCK('liverhealth_schema', 60)")).scalar() != 1:
+        raise TimeoutError("another workstation has been upgrading the schema for a minute")
+    try:
+        command.upgrade(alembic_config(connection), "head")
+        return MigrationContext.configure(connection).get_current_revision() or ""
+    finally:
+        if mysql:
+            connection.execute(text("SELECT RELEASE_LOCK('liverhealth_schema')"))
+
+
+def missing_tables(connection: Connection) -> list[str]:
+    """Tables of the ORM that the database lacks (a schema said to be current can still miss one)."""
+    from liverhealth.storage.models import Base
+
+    present = set(inspect(connection).get_table_names())
+    return sorted(set(Base.metadata.tables) - present)

@@ -55,7 +55,7 @@ class Study(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     patient_ref: Mapped[int | None] = mapped_column(ForeignKey("patient.id", ondelete="SET NULL"), index=True)
-    content_sha256: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    content_sha256: Mapped[str] = mapped_column(String(64), nullable=False, index=True, unique=True)
     source_format: Mapped[str] = mapped_column(String(32), nullable=False)
     description: Mapped[str] = mapped_column(String(512), nullable=False)
     source_path: Mapped[str | None] = mapped_column(String(1024))

@@ -11,6 +11,7 @@ import getpass
 import hashlib
 import json
 import socket
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,11 +21,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from liverhealth.errors import StorageError
 from liverhealth.storage.database import database_url, describe, make_engine, parse_url, translate
+from liverhealth.storage.migrations_runner import missing_tables, upgrade_to_head
 from liverhealth.storage.models import Patient, Report, SegmentationResult, Study
 from liverhealth.types import PatientInfo, SourceInfo
 
@@ -131,13 +133,18 @@ class Repository:
         """Human description of the database, without the password."""
         return describe(self._parsed)
 
-    def _run(self, action: str, work: Callable[[Session], T], writing: bool = False) -> T:
-        """Run ``work`` in one transaction; roll back and translate any database failure."""
+    def _run(self, action: str, work: Callable[[Session], T], writing: bool = False, conflicts: bool = False) -> T:
+        """Run ``work`` in one transaction; roll back and translate any database failure (a unique-key
+        conflict is passed on as IntegrityError when the caller retries on ``conflicts``)."""
         try:
             with self._sessions.begin() as session:
                 return work(session)
         except StorageError:
             raise
+        except IntegrityError as exc:
+            if conflicts:
+                raise
+            raise translate(exc, self._parsed, action, writing) from exc
         except (DBAPIError, SQLAlchemyError, OSError) as exc:
             raise translate(exc, self._parsed, action, writing) from exc
 
@@ -156,17 +163,31 @@ class Repository:
 
         On MySQL a missing database is created first, when the user may create it.
         """
-        from liverhealth.storage.migrations_runner import upgrade_to_head
-
         try:
-            with self._connection("create the tables") as connection:
-                return upgrade_to_head(connection)
+            revision = self._upgrade()
         except StorageError as exc:
             if getattr(exc, "code", None) != 1049:
                 raise
-        self._create_mysql_database_if_missing()
-        with self._connection("create the tables") as connection:
-            return upgrade_to_head(connection)
+            self._create_mysql_database_if_missing()
+            revision = self._upgrade()
+        with self._connection("check the tables") as connection:
+            missing = missing_tables(connection)
+        if missing:
+            raise StorageError(f"The {self.where} is at schema revision {revision} but lacks the table(s) "
+                               f"{', '.join(missing)}: it was changed by hand. Restore it from a backup, or point "
+                               "LiverHealth at a new database.")
+        return revision
+
+    def _upgrade(self) -> str:
+        for attempt in range(3):  # SQLite: a concurrent first-time creation shows up as 'already exists'
+            try:
+                with self._connection("create the tables") as connection:
+                    return upgrade_to_head(connection)
+            except StorageError as exc:
+                if attempt == 2 or "already exists" not in str(exc.__cause__ or ""):
+                    raise
+                time.sleep(0.5 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def _create_mysql_database_if_missing(self) -> None:
         name = self._parsed.database
@@ -183,17 +204,39 @@ class Repository:
             server.dispose()
 
     def save(self, record: ResultRecord, report: ReportRecord | None = None, store_patient: bool = False) -> int:
-        """Save a result (and a report) in one transaction; returns the result id."""
+        """Save a result (and a report) in one transaction; returns the result id.
+
+        The same scan is one study even when two workstations save it at once (a unique content
+        hash; the loser of the race retries and finds the study). Saving the same result again
+        (same scan, model and label map) returns the id it already has instead of a copy.
+        """
+        for attempt in range(3):
+            try:
+                return self._save_once(record, report, store_patient)
+            except IntegrityError as exc:
+                if attempt == 2:
+                    raise translate(exc, self._parsed, "save the result", writing=True) from exc
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _save_once(self, record: ResultRecord, report: ReportRecord | None, store_patient: bool) -> int:
         now = datetime.now().replace(microsecond=0)
         raw = np.ascontiguousarray(record.labels, dtype=np.uint8).tobytes()
+        labels_sha256 = hashlib.sha256(raw).hexdigest()
 
         def work(session: Session) -> int:
             study = self._study(session, record, now, store_patient)
+            if study.id is not None:
+                existing = session.scalars(select(SegmentationResult.id).where(
+                    SegmentationResult.study_id == study.id, SegmentationResult.model_sha256 == record.model_sha256,
+                    SegmentationResult.labels_sha256 == labels_sha256)).first()
+                if existing is not None and report is None:
+                    return int(existing)
             m = record.measurements
             result = SegmentationResult(
                 study=study, model_id=record.model_id, model_sha256=record.model_sha256,
                 labels_zlib=zlib.compress(raw, 6), labels_shape=json.dumps(list(record.labels.shape)),
-                labels_sha256=hashlib.sha256(raw).hexdigest(), overlay_png=record.overlay_png,
+                labels_sha256=labels_sha256, overlay_png=record.overlay_png,
                 measurements=record.measurements, timings=record.timings,
                 liver_volume_ml=m.get("liver_volume_ml"), tumour_volume_ml=m.get("tumour_volume_ml"),
                 lesion_count=len(m.get("lesions", [])), workstation=socket.gethostname()[:255],
@@ -204,7 +247,7 @@ class Repository:
             session.flush()
             return result.id
 
-        return self._run("save the result", work, writing=True)
+        return self._run("save the result", work, writing=True, conflicts=True)
 
     def _study(self, session: Session, record: ResultRecord, now: datetime, store_patient: bool) -> Study:
         patient = None

@@ -64,3 +64,20 @@ def test_failed_save_keeps_outputs_and_retry_works(data_root, models_dir, tmp_pa
     finally:
         with mysql_root() as connection, connection.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+
+
+def test_db_save_twice_keeps_one_and_refuses_a_tampered_folder(data_root, models_dir, tmp_path):
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    out = tmp_path / "out"
+    assert run_cli("segment", str(data_root / "dcmqi" / "ct-3slice"), "--out", str(out)).returncode == 0
+    first = run_cli("db", "--db-url", url, "save", str(out))
+    again = run_cli("db", "--db-url", url, "save", str(out))
+    assert first.returncode == 0 and again.returncode == 0
+    assert "as result 1" in first.stdout and "as result 1" in again.stdout
+    image = nib.load(str(out / "labels.nii.gz"))
+    tampered = np.asarray(image.dataobj).copy()
+    tampered[:10, :10, :] = 1
+    nib.save(nib.Nifti1Image(tampered, image.affine), str(out / "labels.nii.gz"))
+    refused = run_cli("db", "--db-url", url, "save", str(out))
+    assert refused.returncode == 2 and "does not fit measurements.json" in refused.stderr
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr

@@ -159,3 +159,55 @@ def test_two_processes_save_at_once_to_mysql():
     finally:
         with mysql_root() as connection, connection.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+
+
+SAME_SCAN_WRITER = """
+import sys
+from liverhealth.storage import Repository
+from tests.helpers.databases import small_record
+repo = Repository(sys.argv[1])
+repo.init()
+for i in range(int(sys.argv[3])):
+    record = small_record(i, shape=(8, 64, 64))  # the same scans in both processes
+    repo.save(record.__class__(**{**record.__dict__, "model_sha256": sys.argv[2] * 64}))
+"""
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "mysql"])
+def test_first_time_concurrent_saves_of_the_same_scans_make_one_study_each(kind, tmp_path):
+    """Two processes on a database that does not exist yet: no migration race, one study per scan."""
+    name = f"lh_race_{uuid.uuid4().hex[:8]}"
+    url = (f"sqlite:///{tmp_path / 'race.db'}" if kind == "sqlite"
+           else f"mysql+pymysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{name}")
+    try:
+        writers = [subprocess.Popen([sys.executable, "-c", SAME_SCAN_WRITER, url, digit, "5"],
+                                    stderr=subprocess.PIPE, text=True) for digit in ("1", "2")]
+        outcomes = [(w.wait(timeout=300), w.stderr.read()) for w in writers]
+        assert [code for code, _ in outcomes] == [0, 0], outcomes
+        repo = Repository(url)
+        assert repo.counts()["study"] == 5 and repo.counts()["segmentation_result"] == 10
+        repo.close()
+    finally:
+        if kind == "mysql":
+            with mysql_root() as connection, connection.cursor() as cursor:
+                cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+
+
+def test_init_detects_a_missing_table(tmp_path):
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    Repository(url).init()
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "results.db") as connection:
+        connection.execute("DROP TABLE report")
+    with pytest.raises(StorageError, match=r"lacks the table\(s\) report"):
+        Repository(url).init()
+
+
+def test_saving_the_same_result_twice_keeps_one(tmp_path):
+    repo = Repository(f"sqlite:///{tmp_path / 'results.db'}")
+    repo.init()
+    first = repo.save(small_record(7))
+    assert repo.save(small_record(7)) == first
+    assert repo.counts()["segmentation_result"] == 1
+    repo.close()
