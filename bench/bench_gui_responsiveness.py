@@ -52,8 +52,10 @@ def main() -> None:
     for name, start in (("load 3Dircadb1.1", lambda: window.open_path(case)), ("segment", window.segment)):
         step, ticks = run_step(app, window, start)
         gaps = [b - a for a, b in itertools.pairwise(ticks)]
-        print(f"{name:<18} ({step}, model {window.model_id}): {ticks[-1] - ticks[0]:.1f} s, "
-              f"longest event-loop gap {1000 * max(gaps):.0f} ms over {len(ticks)} ticks")
+        print(
+            f"{name:<18} ({step}, model {window.model_id}): {ticks[-1] - ticks[0]:.1f} s, "
+            f"longest event-loop gap {1000 * max(gaps):.0f} ms over {len(ticks)} ticks"
+        )
 
 
 if __name__ == "__main__":

@@ -71,8 +71,14 @@ def bench_run(run: Path, repeats: int) -> dict:
             session.run(None, {name: x})
             ort_times.append(time.perf_counter() - started)
     paddle_ms, ort_ms = 1000 * min(paddle_times) / 8, 1000 * min(ort_times) / 8
-    return {"run": run.name, "paddle_ms": paddle_ms, "ort_ms": ort_ms, "ratio": paddle_ms / ort_ms,
-            "max_abs_diff": float(np.abs(paddle_out - ort_out).max()), "input": f"8×{channels}×{size}×{size}"}
+    return {
+        "run": run.name,
+        "paddle_ms": paddle_ms,
+        "ort_ms": ort_ms,
+        "ratio": paddle_ms / ort_ms,
+        "max_abs_diff": float(np.abs(paddle_out - ort_out).max()),
+        "input": f"8×{channels}×{size}×{size}",
+    }
 
 
 def main() -> None:
@@ -81,14 +87,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     runs = args.runs or sorted(p.parent for p in Path("training/work/runs").glob("*/final.pdparams"))
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; paddle {paddle.__version__}; "
-          f"best of {args.repeats}, batch 8")
-    print(f"{'run':<22} {'input':<16} {'Paddle ms/slice':>16} {'ORT ms/slice':>13} {'Paddle/ORT':>11} "
-          f"{'max |diff|':>11}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores; paddle {paddle.__version__}; "
+        f"best of {args.repeats}, batch 8"
+    )
+    print(
+        f"{'run':<22} {'input':<16} {'Paddle ms/slice':>16} {'ORT ms/slice':>13} {'Paddle/ORT':>11} {'max |diff|':>11}"
+    )
     for run in runs:
         r = bench_run(run, args.repeats)
-        print(f"{r['run']:<22} {r['input']:<16} {r['paddle_ms']:>16.1f} {r['ort_ms']:>13.1f} {r['ratio']:>11.2f} "
-              f"{r['max_abs_diff']:>11.2e}")
+        print(
+            f"{r['run']:<22} {r['input']:<16} {r['paddle_ms']:>16.1f} {r['ort_ms']:>13.1f} {r['ratio']:>11.2f} "
+            f"{r['max_abs_diff']:>11.2e}"
+        )
 
 
 if __name__ == "__main__":

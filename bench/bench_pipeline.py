@@ -68,10 +68,16 @@ def reference_manifest(folder: Path, base: int, size: int) -> Path:
     """A manifest holding one untrained reference UNet (speed only)."""
     path = folder / f"reference_unet_w{base}.onnx"
     build_unet(path, base=base, size=size)
-    entry = {"id": f"untrained-unet-w{base}-{size}", "name": "untrained UNet", "architecture": "reference UNet",
-             "file": path.name, "sha256": file_sha256(path),
-             "input": {"context_slices": 1, "size": [size, size], "hu_window": [-200, 200], "mean": 0.5, "std": 0.5},
-             "classes": ["background", "liver", "tumour"], "output": "logits"}
+    entry = {
+        "id": f"untrained-unet-w{base}-{size}",
+        "name": "untrained UNet",
+        "architecture": "reference UNet",
+        "file": path.name,
+        "sha256": file_sha256(path),
+        "input": {"context_slices": 1, "size": [size, size], "hu_window": [-200, 200], "mean": 0.5, "std": 0.5},
+        "classes": ["background", "liver", "tumour"],
+        "output": "logits",
+    }
     (folder / "manifest.json").write_text(json.dumps({"schema": 1, "default": entry["id"], "models": [entry]}))
     return folder
 
@@ -82,11 +88,15 @@ def main() -> None:
     parser.add_argument("--skip-reference", action="store_true")
     args = parser.parse_args()
     case = config.data_dir() / "3Dircadb1.1"
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"onnxruntime {ort.__version__}, threads={os.environ.get('LIVERHEALTH_THREADS', os.cpu_count())}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"onnxruntime {ort.__version__}, threads={os.environ.get('LIVERHEALTH_THREADS', os.cpu_count())}"
+    )
     load_s, volume = best_of(args.repeats, lambda: load(case / "PATIENT_DICOM.zip"))
-    print(f"DICOM load 3Dircadb1.1 ({volume.shape[0]} slices, {volume.shape[1]}x{volume.shape[2]}, zip): "
-          f"{load_s:.2f} s (best of {args.repeats})")
+    print(
+        f"DICOM load 3Dircadb1.1 ({volume.shape[0]} slices, {volume.shape[1]}x{volume.shape[2]}, zip): "
+        f"{load_s:.2f} s (best of {args.repeats})"
+    )
     post_s, measure_s = bench_clean_and_measure(volume, ircadb_labels(case, volume.shape), args.repeats)
     print(f"post-process {post_s:.2f} s + measure {measure_s:.2f} s on the 3Dircadb1.1 ground-truth label map")
 
@@ -100,8 +110,10 @@ def main() -> None:
     for manifest, model_id in trained:
         row = bench_model(manifest, model_id, volume, args.repeats)
         t = row["timings"]
-        print(f"{model_id:<26} {row['ms_per_slice']:>9.1f} {t['model_s'] + t['resize_back_s']:>15.2f} "
-              f"{load_s + row['volume_s']:>13.2f}  load + segment + post-process + measure")
+        print(
+            f"{model_id:<26} {row['ms_per_slice']:>9.1f} {t['model_s'] + t['resize_back_s']:>15.2f} "
+            f"{load_s + row['volume_s']:>13.2f}  load + segment + post-process + measure"
+        )
     if not trained:
         print("(no trained models in the manifest yet)")
     if args.skip_reference:
@@ -115,9 +127,11 @@ def main() -> None:
             t = row["timings"]
             core = t["preprocess_s"] + t["model_s"] + t["resize_back_s"]
             estimate = load_s + core + post_s + measure_s
-            print(f"{ref.default:<26} {row['ms_per_slice']:>9.1f} {t['model_s'] + t['resize_back_s']:>15.2f} "
-                  f"{estimate:>13.2f}  untrained (random weights): load + preprocess + model + resize "
-                  "+ ground-truth post-process/measure")
+            print(
+                f"{ref.default:<26} {row['ms_per_slice']:>9.1f} {t['model_s'] + t['resize_back_s']:>15.2f} "
+                f"{estimate:>13.2f}  untrained (random weights): load + preprocess + model + resize "
+                "+ ground-truth post-process/measure"
+            )
 
 
 if __name__ == "__main__":

@@ -101,8 +101,9 @@ def run_measured(command: list[str], env: dict[str, str] | None = None, timeout_
     started = time.perf_counter()
     peak_kb = 0
     with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   env={**os.environ, **(env or {})})
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})}
+        )
         deadline = started + timeout_s
         while True:
             peak_kb = max(peak_kb, _high_water_kb(process.pid))
@@ -170,11 +171,18 @@ def ensure_peer() -> str | None:
     if python.exists():
         return None
     print(f"setting up {PEER} in {PEER_VENV} (several minutes, once)...", file=sys.stderr)
-    result = subprocess.run(["bash", str(PEER_SETUP)], capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                            env={**os.environ, "PEER_VENV": str(PEER_VENV)})
+    result = subprocess.run(
+        ["bash", str(PEER_SETUP)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "PEER_VENV": str(PEER_VENV)},
+    )
     if result.returncode == 3:
-        return (f"{PEER} skipped: no Python 3.6 here (it needs TensorFlow 1.12); install one, e.g. "
-                "`pyenv install 3.6.15`, or set PYTHON36")
+        return (
+            f"{PEER} skipped: no Python 3.6 here (it needs TensorFlow 1.12); install one, e.g. "
+            "`pyenv install 3.6.15`, or set PYTHON36"
+        )
     if result.returncode != 0 or not python.exists():
         last = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
         script = PEER_SETUP.relative_to(config.REPO_ROOT)
@@ -203,18 +211,22 @@ def _fmt(value, digits: int = 3) -> str:
 
 def table(rows: list[Row]) -> str:
     """The Markdown table the README quotes."""
-    lines = ["| case | tool | trained on this case? | wall s | peak RSS MB | liver Dice | tumour Dice | "
-             "lesions found | FP lesions | time ours/peer | RSS ours/peer | liver Dice ours/peer | "
-             "tumour Dice ours/peer |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| case | tool | trained on this case? | wall s | peak RSS MB | liver Dice | tumour Dice | "
+        "lesions found | FP lesions | time ours/peer | RSS ours/peer | liver Dice ours/peer | "
+        "tumour Dice ours/peer |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         found = "–" if r.lesions_found is None else f"{r.lesions_found} of {r.reference_lesions}"
         tumour = "n/a (no tumour)" if r.reference_lesions == 0 else _fmt(r.tumour_dice)
         tool = r.tool + (f" ({r.note})" if r.note else "")
-        lines.append(f"| {r.case} | {tool} | {r.trained_on_case} | {_fmt(r.wall_s, 1)} | {_fmt(r.peak_rss_mb, 0)} | "
-                     f"{_fmt(r.liver_dice)} | {tumour} | {found} | {_fmt(r.false_positive_lesions)} | "
-                     + " | ".join(_fmt(r.ratios.get(k), 3) for k in ("wall_s", "peak_rss_mb", "liver_dice",
-                                                                     "tumour_dice")) + " |")
+        lines.append(
+            f"| {r.case} | {tool} | {r.trained_on_case} | {_fmt(r.wall_s, 1)} | {_fmt(r.peak_rss_mb, 0)} | "
+            f"{_fmt(r.liver_dice)} | {tumour} | {found} | {_fmt(r.false_positive_lesions)} | "
+            + " | ".join(_fmt(r.ratios.get(k), 3) for k in ("wall_s", "peak_rss_mb", "liver_dice", "tumour_dice"))
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -247,8 +259,14 @@ def chart(rows: list[Row], path: Path) -> None:
     plt.close(fig)
 
 
-def compare_case(case: str, data: Path, models: list[tuple[Path, str, str | None]], peer_skip: str | None,
-                 peer_liver_only: bool, work: Path) -> list[Row]:
+def compare_case(
+    case: str,
+    data: Path,
+    models: list[tuple[Path, str, str | None]],
+    peer_skip: str | None,
+    peer_liver_only: bool,
+    work: Path,
+) -> list[Row]:
     """Every tool on one case."""
     folder = data / case
     volume, reference = load_ircadb_case(folder)
@@ -258,8 +276,21 @@ def compare_case(case: str, data: Path, models: list[tuple[Path, str, str | None
         row = Row(tool=f"LiverHealth {model_id}", case=case, trained_on_case=trained_on(fold, case))
         out = work / f"{case}_{model_id}"
         print(f"{case}: liverhealth segment --model {model_id}", file=sys.stderr)
-        measured = run_measured([sys.executable, "-m", "liverhealth.cli", "--models-dir", str(models_dir),
-                                 "segment", str(dicom), "--model", model_id, "--out", str(out)])
+        measured = run_measured(
+            [
+                sys.executable,
+                "-m",
+                "liverhealth.cli",
+                "--models-dir",
+                str(models_dir),
+                "segment",
+                str(dicom),
+                "--model",
+                model_id,
+                "--out",
+                str(out),
+            ]
+        )
         row.wall_s, row.peak_rss_mb = measured.wall_s, measured.peak_rss_mb
         if measured.returncode != 0:
             row.note = f"failed: {measured.tail.strip().splitlines()[-1][:120]}"
@@ -293,8 +324,11 @@ def write_outputs(rows: list[Row], out: Path, header: str, stamp: str, machine: 
     add_ratios(rows)
     markdown = header + "\n\n" + table(rows)
     (out / "comparison.md").write_text(markdown + "\n")
-    (out / "results.json").write_text(json.dumps({"measured": stamp, "machine": machine, "header": header,
-                                                  "rows": [asdict(r) for r in rows]}, indent=2))
+    (out / "results.json").write_text(
+        json.dumps(
+            {"measured": stamp, "machine": machine, "header": header, "rows": [asdict(r) for r in rows]}, indent=2
+        )
+    )
     chart(rows, out / "comparison.png")
     return markdown
 
@@ -310,17 +344,27 @@ def render(out: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="LiverHealth vs pyliverlesionseg on the IRCADb cases, one table.")
-    parser.add_argument("--data", type=Path, default=None,
-                        help="data folder (default: $LIVERHEALTH_DATA or ../shared/data)")
+    parser.add_argument(
+        "--data", type=Path, default=None, help="data folder (default: $LIVERHEALTH_DATA or ../shared/data)"
+    )
     parser.add_argument("--cases", nargs="+", default=None, help="IRCADb case folders (default: every 3Dircadb*)")
-    parser.add_argument("--models-dir", type=Path, action="append", default=None,
-                        help="manifest folders (default: models/ and training/work/models_eval if present)")
+    parser.add_argument(
+        "--models-dir",
+        type=Path,
+        action="append",
+        default=None,
+        help="manifest folders (default: models/ and training/work/models_eval if present)",
+    )
     parser.add_argument("--no-peer", action="store_true", help="only our models")
-    parser.add_argument("--peer-liver-only", action="store_true",
-                        help="run the peer's liver step only (minutes instead of ~20 per case)")
+    parser.add_argument(
+        "--peer-liver-only",
+        action="store_true",
+        help="run the peer's liver step only (minutes instead of ~20 per case)",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results/compare_peers"))
-    parser.add_argument("--render", action="store_true",
-                        help="only redraw the table and chart from --out/results.json (no runs)")
+    parser.add_argument(
+        "--render", action="store_true", help="only redraw the table and chart from --out/results.json (no runs)"
+    )
     args = parser.parse_args(argv)
     if args.render:
         return render(args.out)
@@ -346,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     stamp = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     header = f"Measured {stamp} on {machine}; data {data}; command: python -m bench.compare_peers " + " ".join(
-        argv if argv is not None else sys.argv[1:])
+        argv if argv is not None else sys.argv[1:]
+    )
     print(write_outputs(rows, args.out, header, stamp, machine))
     return 0
 

@@ -54,11 +54,12 @@ class _Graph:
         return cat
 
 
-def build_unet(path: Path, base: int = 16, depth: int = 4, in_channels: int = 3, size: int = 256,
-               seed: int = 0) -> None:
+def build_unet(
+    path: Path, base: int = 16, depth: int = 4, in_channels: int = 3, size: int = 256, seed: int = 0
+) -> None:
     """Write an untrained UNet with ``depth`` poolings and base width ``base`` to ``path``."""
     g = _Graph(np.random.default_rng(seed))
-    widths = [base * 2 ** i for i in range(depth + 1)]
+    widths = [base * 2**i for i in range(depth + 1)]
     x, skips, cin = "x", [], in_channels
     for width in widths[:-1]:
         x = g.block(x, cin, width)
@@ -72,10 +73,12 @@ def build_unet(path: Path, base: int = 16, depth: int = 4, in_channels: int = 3,
     logits = g.conv(x, cin, 3, k=1, relu=False)
     g.nodes.append(helper.make_node("Identity", [logits], ["logits"]))
     graph = helper.make_graph(
-        g.nodes, "reference_unet",
+        g.nodes,
+        "reference_unet",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", in_channels, size, size])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3, size, size])],
-        initializer=g.inits)
+        initializer=g.inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.checker.check_model(model)

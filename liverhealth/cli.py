@@ -90,8 +90,13 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
     out_dir = check_output_folder(Path(args.out) if args.out else Path.cwd() / "liverhealth_out")
     settings = LlmSettings.from_environment() if args.report else None  # a bad setting fails before the work
-    result = pipeline.segment_file(args.input, model_id=args.model, models_dir=args.models_dir,
-                                   pixel_size_mm=args.pixel_size, progress=_progress_bar("segmenting"))
+    result = pipeline.segment_file(
+        args.input,
+        model_id=args.model,
+        models_dir=args.models_dir,
+        pixel_size_mm=args.pixel_size,
+        progress=_progress_bar("segmenting"),
+    )
     written = pipeline.write_outputs(result, out_dir)
     report_note = ""
     report = None
@@ -104,11 +109,13 @@ def cmd_segment(args: argparse.Namespace) -> int:
     saved = ""
     if args.save_db:
         try:
-            result_id, where = pipeline.save_result(result, args.db_url, store_patient=args.store_patient,
-                                                    report=report)
+            result_id, where = pipeline.save_result(
+                result, args.db_url, store_patient=args.store_patient, report=report
+            )
         except LiverHealthError as exc:
-            raise LiverHealthError(f"{exc} The outputs are in {out_dir}; retry with "
-                                   f"`liverhealth db save {out_dir}`.") from exc
+            raise LiverHealthError(
+                f"{exc} The outputs are in {out_dir}; retry with `liverhealth db save {out_dir}`."
+            ) from exc
         saved = f" Saved as result {result_id} in the {where}."
     m = result.measurements
     if m.liver_volume_ml is not None:
@@ -117,9 +124,11 @@ def cmd_segment(args: argparse.Namespace) -> int:
         size = f"liver {m.liver_area_mm2:.0f} mm², tumour {m.tumour_area_mm2:.0f} mm²"
     else:
         size = f"liver {m.liver_voxels} px, tumour {m.tumour_voxels} px"
-    print(f"{result.model['id']}: {size}, {len(m.lesions)} lesion(s); "
-          f"{result.timings['total_s']:.2f} s. Wrote {', '.join(p.name for p in written.values())} "
-          f"to {out_dir}.{saved}{report_note}")
+    print(
+        f"{result.model['id']}: {size}, {len(m.lesions)} lesion(s); "
+        f"{result.timings['total_s']:.2f} s. Wrote {', '.join(p.name for p in written.values())} "
+        f"to {out_dir}.{saved}{report_note}"
+    )
     return 0
 
 
@@ -130,8 +139,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     if not manifest.models:
         print(f"No models in {manifest.path}.")
         return 0
-    print(f"{'':1} {'id':<12} {'name':<20} {'input':<17} {'liver Dice':>10} {'tumour Dice':>11} "
-          f"{'ms/slice':>8}  status")
+    print(
+        f"{'':1} {'id':<12} {'name':<20} {'input':<17} {'liver Dice':>10} {'tumour Dice':>11} {'ms/slice':>8}  status"
+    )
     for spec in manifest.models:
         try:
             verify_model_file(spec)
@@ -149,8 +159,10 @@ def cmd_models(args: argparse.Namespace) -> int:
         if spec.input.pixel_mm:
             size += f" @{spec.input.pixel_mm:g}mm"
         mark = "*" if spec.model_id == manifest.default else ""
-        print(f"{mark:1} {spec.model_id:<12} {spec.name:<20} {size:<17} {fmt('liver_dice'):>10} "
-              f"{fmt('tumour_dice'):>11} {latency:>8}  {status}")
+        print(
+            f"{mark:1} {spec.model_id:<12} {spec.name:<20} {size:<17} {fmt('liver_dice'):>10} "
+            f"{fmt('tumour_dice'):>11} {latency:>8}  {status}"
+        )
         if metrics.get("protocol"):
             print(f"    protocol: {metrics['protocol']}")
     print("* default model. Metrics are from the protocol shown; see models/MODEL_CARD.md.")
@@ -184,24 +196,32 @@ def cmd_db_list(args: argparse.Namespace) -> int:
     for r in rows:
         names = " ".join(filter(None, (r.patient_name, r.patient_id)))
         who = f" [{names}]" if names else ""
-        print(f"{r.result_id:>5} {r.created_at:%Y-%m-%d %H:%M:%S} {r.model_id:<14} {_fmt(r.liver_volume_ml, 'mL'):>11} "
-              f"{_fmt(r.tumour_volume_ml, 'mL'):>10} {r.lesion_count:>7}  {r.description}{who}")
+        print(
+            f"{r.result_id:>5} {r.created_at:%Y-%m-%d %H:%M:%S} {r.model_id:<14} {_fmt(r.liver_volume_ml, 'mL'):>11} "
+            f"{_fmt(r.tumour_volume_ml, 'mL'):>10} {r.lesion_count:>7}  {r.description}{who}"
+        )
     return 0
 
 
 def cmd_db_show(args: argparse.Namespace) -> int:
     stored = _repository(args).get(args.id)
     s = stored.summary
-    print(f"Result {s.result_id} (study {s.study_id}), saved {s.created_at:%Y-%m-%d %H:%M:%S} by "
-          f"{stored.user_name or '?'} on {stored.workstation or '?'}")
+    print(
+        f"Result {s.result_id} (study {s.study_id}), saved {s.created_at:%Y-%m-%d %H:%M:%S} by "
+        f"{stored.user_name or '?'} on {stored.workstation or '?'}"
+    )
     print(f"  study: {stored.study['description']} ({stored.study['format']}), shape {stored.study['shape']}")
     print(f"  model: {s.model_id} (sha256 {stored.model_sha256[:12]}…)")
-    print(f"  liver {_fmt(s.liver_volume_ml, 'mL')}, tumour {_fmt(s.tumour_volume_ml, 'mL')}, "
-          f"{s.lesion_count} lesion(s); reports: {len(stored.reports)}")
+    print(
+        f"  liver {_fmt(s.liver_volume_ml, 'mL')}, tumour {_fmt(s.tumour_volume_ml, 'mL')}, "
+        f"{s.lesion_count} lesion(s); reports: {len(stored.reports)}"
+    )
     for lesion in stored.measurements.get("lesions", []):
         diameter = lesion.get("longest_diameter_mm")
-        print(f"    lesion {lesion['lesion_id']}: {_fmt(lesion.get('volume_ml'), 'mL')}, longest axial "
-              f"{_fmt(diameter, 'mm')}, slices {lesion['slice_range'][0]}–{lesion['slice_range'][1]}")
+        print(
+            f"    lesion {lesion['lesion_id']}: {_fmt(lesion.get('volume_ml'), 'mL')}, longest axial "
+            f"{_fmt(diameter, 'mm')}, slices {lesion['slice_range'][0]}–{lesion['slice_range'][1]}"
+        )
     return 0
 
 
@@ -239,14 +259,16 @@ def cmd_gui(args: argparse.Namespace) -> int:
         from liverhealth.gui.app import run
     except ImportError as exc:
         raise LiverHealthError(f"The window needs PyQt5 ({exc}): pip install 'liverhealth[gui]'.") from exc
-    return run(args.open, args.segment, args.report, Path(args.screenshot) if args.screenshot else None,
-               args.database)
+    return run(args.open, args.segment, args.report, Path(args.screenshot) if args.screenshot else None, args.database)
 
 
 def _add_db_parser(sub: argparse._SubParsersAction) -> None:
     db = sub.add_parser("db", help="the results database (SQLite by default, or MySQL)")
-    db.add_argument("--db-url", default=None, help="database URL (default: $LIVERHEALTH_DB_URL, the config file, "
-                                                   "or an SQLite file in the user data folder)")
+    db.add_argument(
+        "--db-url",
+        default=None,
+        help="database URL (default: $LIVERHEALTH_DB_URL, the config file, or an SQLite file in the user data folder)",
+    )
     actions = db.add_subparsers(dest="db_command", required=True)
     actions.add_parser("init", help="create or upgrade the tables").set_defaults(func=cmd_db_init)
     listing = actions.add_parser("list", help="list saved results, newest first")
@@ -274,22 +296,36 @@ def _add_db_parser(sub: argparse._SubParsersAction) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="liverhealth", description="Liver and liver-tumour CT workstation.")
     parser.add_argument("--version", action="version", version=f"liverhealth {__version__}")
-    parser.add_argument("--models-dir", type=Path, default=None,
-                        help="folder with manifest.json (default: $LIVERHEALTH_MODELS_DIR or models/)")
+    parser.add_argument(
+        "--models-dir",
+        type=Path,
+        default=None,
+        help="folder with manifest.json (default: $LIVERHEALTH_MODELS_DIR or models/)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     seg = sub.add_parser("segment", help="segment a CT (DICOM file/folder/zip, NIfTI, NRRD, PNG/JPG)")
     seg.add_argument("input", help="path to the CT or image")
     seg.add_argument("--model", default=None, help="model id from `liverhealth models` (default: the manifest's)")
     seg.add_argument("--out", default=None, help="output folder (default: ./liverhealth_out)")
-    seg.add_argument("--pixel-size", type=pixel_size, default=None,
-                     help="pixel size in mm for a PNG/JPG slice, so areas come out in mm²")
-    seg.add_argument("--report", action="store_true",
-                     help="also write report.pdf and report.md (measured findings + an LLM draft when one answers)")
+    seg.add_argument(
+        "--pixel-size",
+        type=pixel_size,
+        default=None,
+        help="pixel size in mm for a PNG/JPG slice, so areas come out in mm²",
+    )
+    seg.add_argument(
+        "--report",
+        action="store_true",
+        help="also write report.pdf and report.md (measured findings + an LLM draft when one answers)",
+    )
     seg.add_argument("--save-db", action="store_true", help="also save the result in the results database")
     seg.add_argument("--db-url", default=None, help="database URL for --save-db (see `liverhealth db --help`)")
-    seg.add_argument("--store-patient", action="store_true",
-                     help="with --save-db: keep the patient's name, ID, sex and birth year (left out by default)")
+    seg.add_argument(
+        "--store-patient",
+        action="store_true",
+        help="with --save-db: keep the patient's name, ID, sex and birth year (left out by default)",
+    )
     seg.set_defaults(func=cmd_segment)
 
     models = sub.add_parser("models", help="list the installed models and their metrics")
@@ -300,8 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--segment", action="store_true", help="segment it once loaded")
     gui.add_argument("--report", action="store_true", help="then generate the diagnostic report")
     gui.add_argument("--database", action="store_true", help="then open the Read Database dialog")
-    gui.add_argument("--screenshot", default=None,
-                     help="after those steps, save the window (or the database dialog) as an image and exit")
+    gui.add_argument(
+        "--screenshot",
+        default=None,
+        help="after those steps, save the window (or the database dialog) as an image and exit",
+    )
     gui.set_defaults(func=cmd_gui)
     return parser
 
@@ -337,8 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             where = f" Details were written to {path}."
         except OSError:
             where = ""
-        print(f"liverhealth: internal error while running '{args.command}'.{where} "
-              "Please report it.", file=sys.stderr)
+        print(f"liverhealth: internal error while running '{args.command}'.{where} Please report it.", file=sys.stderr)
         return 1
 
 

@@ -37,8 +37,10 @@ from liverhealth.reporting import LlmSettings, ReportContent, build_report, repo
 from liverhealth.storage import ReportRecord, Repository, ResultRecord, StoredResult, content_hash
 from liverhealth.types import CtVolume, Measurements, Segmentation, SourceInfo
 
-DISCLAIMER = ("Draft for radiologist review. LiverHealth is not a medical device; measurements "
-              "come from an automatic segmentation and must be checked.")
+DISCLAIMER = (
+    "Draft for radiologist review. LiverHealth is not a medical device; measurements "
+    "come from an automatic segmentation and must be checked."
+)
 
 
 @dataclass(frozen=True)
@@ -63,31 +65,48 @@ def load_input(path: str | Path, pixel_size_mm: float | None = None) -> CtVolume
     volume = imaging.load(path)
     if pixel_size_mm is not None:
         if volume.is_hu:
-            raise InputError("--pixel-size applies to PNG/JPG/BMP/TIFF images; this input carries its "
-                             "own spacing.")
+            raise InputError("--pixel-size applies to PNG/JPG/BMP/TIFF images; this input carries its own spacing.")
         volume = imaging.with_pixel_size(volume, pixel_size_mm)
     return volume
 
 
-def segment_volume(volume: CtVolume, manifest: Manifest, model_id: str | None = None,
-                   progress: Progress | None = None, cancel: CancelCheck | None = None,
-                   load_s: float = 0.0) -> SegmentResult:
+def segment_volume(
+    volume: CtVolume,
+    manifest: Manifest,
+    model_id: str | None = None,
+    progress: Progress | None = None,
+    cancel: CancelCheck | None = None,
+    load_s: float = 0.0,
+) -> SegmentResult:
     """Segment and measure a loaded volume."""
     started = time.perf_counter()
     segmentation = Segmenter(manifest).segment(volume, model_id, progress=progress, cancel=cancel)
     measurements = measure(volume, segmentation.labels)
     spec = manifest.get(segmentation.model_id)
-    timings = {"load_s": round(load_s, 4), **segmentation.timings,
-               "measure_s": round(time.perf_counter() - started - segmentation.timings["inference_s"], 4)}
+    timings = {
+        "load_s": round(load_s, 4),
+        **segmentation.timings,
+        "measure_s": round(time.perf_counter() - started - segmentation.timings["inference_s"], 4),
+    }
     timings["total_s"] = round(load_s + time.perf_counter() - started, 4)
-    model = {"id": spec.model_id, "name": spec.name, "architecture": spec.architecture,
-             "sha256": spec.sha256, "metrics": spec.metrics}
+    model = {
+        "id": spec.model_id,
+        "name": spec.name,
+        "architecture": spec.architecture,
+        "sha256": spec.sha256,
+        "metrics": spec.metrics,
+    }
     return SegmentResult(volume, segmentation, measurements, key_slice(segmentation.labels), timings, model)
 
 
-def segment_file(path: str | Path, model_id: str | None = None, models_dir: Path | None = None,
-                 pixel_size_mm: float | None = None, progress: Progress | None = None,
-                 cancel: CancelCheck | None = None) -> SegmentResult:
+def segment_file(
+    path: str | Path,
+    model_id: str | None = None,
+    models_dir: Path | None = None,
+    pixel_size_mm: float | None = None,
+    progress: Progress | None = None,
+    cancel: CancelCheck | None = None,
+) -> SegmentResult:
     """Load, segment and measure one input."""
     manifest = load_manifest(models_dir or config.models_dir())
     manifest.get(model_id)  # fail on an unknown model before the slow load
@@ -110,10 +129,14 @@ def measurements_document(result: SegmentResult) -> dict[str, Any]:
         "liverhealth_measurements": 1,
         "disclaimer": DISCLAIMER,
         "model": result.model,
-        "input": {**volume.source.to_dict(), "shape_zyx": list(volume.shape),
-                  "spacing_zyx_mm": list(volume.spacing) if volume.spacing else None,
-                  "is_hu": volume.is_hu, "affine": np.asarray(volume.affine).tolist(),
-                  "content_sha256": result.content_sha256},
+        "input": {
+            **volume.source.to_dict(),
+            "shape_zyx": list(volume.shape),
+            "spacing_zyx_mm": list(volume.spacing) if volume.spacing else None,
+            "is_hu": volume.is_hu,
+            "affine": np.asarray(volume.affine).tolist(),
+            "content_sha256": result.content_sha256,
+        },
         "key_slice": result.key_slice,
         "measurements": result.measurements.to_dict(),
         "timings": result.timings,
@@ -129,14 +152,23 @@ def result_record(result: SegmentResult) -> ResultRecord:
     """What the database keeps of a segmentation run."""
     volume = result.volume
     return ResultRecord(
-        labels=result.segmentation.labels, model_id=result.model["id"], model_sha256=result.model["sha256"],
-        measurements=result.measurements.to_dict(), timings=result.timings, source=volume.source,
-        spacing=volume.spacing, content_sha256=result.content_sha256,
-        affine=volume.affine, overlay_png=overlay_png(result), patient=volume.patient)
+        labels=result.segmentation.labels,
+        model_id=result.model["id"],
+        model_sha256=result.model["sha256"],
+        measurements=result.measurements.to_dict(),
+        timings=result.timings,
+        source=volume.source,
+        spacing=volume.spacing,
+        content_sha256=result.content_sha256,
+        affine=volume.affine,
+        overlay_png=overlay_png(result),
+        patient=volume.patient,
+    )
 
 
-def save_result(result: SegmentResult, db_url: str | None = None, store_patient: bool = False,
-                report: ReportRecord | None = None) -> tuple[int, str]:
+def save_result(
+    result: SegmentResult, db_url: str | None = None, store_patient: bool = False, report: ReportRecord | None = None
+) -> tuple[int, str]:
     """Save a result to the database (created on first use); returns (result id, where)."""
     repository = Repository(db_url)
     try:
@@ -179,16 +211,23 @@ def record_from_outputs(out_dir: str | Path) -> ResultRecord:
         else:
             labels = cv2.imread(str(out / "labels.png"), cv2.IMREAD_UNCHANGED)[np.newaxis]
         overlay = (out / "overlay.png").read_bytes() if (out / "overlay.png").is_file() else None
-        source_fields = {k: doc["input"][k] for k in ("format", "path", "description", "slice_count",
-                                                      "series_uid", "modality")}
+        source_fields = {
+            k: doc["input"][k] for k in ("format", "path", "description", "slice_count", "series_uid", "modality")
+        }
         spacing = doc["input"]["spacing_zyx_mm"]
         _check_labels_fit(out, labels, doc)
         return ResultRecord(
-            labels=np.ascontiguousarray(labels), model_id=doc["model"]["id"], model_sha256=doc["model"]["sha256"],
-            measurements=doc["measurements"], timings=doc["timings"],
+            labels=np.ascontiguousarray(labels),
+            model_id=doc["model"]["id"],
+            model_sha256=doc["model"]["sha256"],
+            measurements=doc["measurements"],
+            timings=doc["timings"],
             source=SourceInfo(**source_fields, notes=tuple(doc["input"].get("notes", ()))),
-            spacing=tuple(spacing) if spacing else None, content_sha256=doc["input"]["content_sha256"],
-            affine=np.asarray(doc["input"]["affine"]), overlay_png=overlay)
+            spacing=tuple(spacing) if spacing else None,
+            content_sha256=doc["input"]["content_sha256"],
+            affine=np.asarray(doc["input"]["affine"]),
+            overlay_png=overlay,
+        )
     except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InputError(f"{out} is not a complete `liverhealth segment` output folder ({exc}).") from exc
 
@@ -200,9 +239,11 @@ def _check_labels_fit(out: Path, labels: np.ndarray, doc: dict[str, Any]) -> Non
     liver = int(np.count_nonzero(labels > 0))
     tumour = int(np.count_nonzero(labels == 2))
     if labels.shape != shape or liver != measured["liver_voxels"] or tumour != measured["tumour_voxels"]:
-        raise InputError(f"{out}: the label map does not fit measurements.json (shape {labels.shape} against "
-                         f"{shape}, {liver} liver and {tumour} tumour voxels against {measured['liver_voxels']} and "
-                         f"{measured['tumour_voxels']}); it was changed after the run. Segment the CT again.")
+        raise InputError(
+            f"{out}: the label map does not fit measurements.json (shape {labels.shape} against "
+            f"{shape}, {liver} liver and {tumour} tumour voxels against {measured['liver_voxels']} and "
+            f"{measured['tumour_voxels']}); it was changed after the run. Segment the CT again."
+        )
 
 
 def _png(image: np.ndarray) -> bytes:
@@ -226,20 +267,33 @@ def key_slice_strip(result: SegmentResult, count: int = 5, width: int = 160) -> 
     return strip
 
 
-def make_report(result: SegmentResult, settings: LlmSettings | None = None, use_llm: bool = True,
-                on_text: Callable[[str], None] | None = None, cancel: Callable[[], bool] | None = None,
-                include_patient: bool = False) -> ReportContent:
+def make_report(
+    result: SegmentResult,
+    settings: LlmSettings | None = None,
+    use_llm: bool = True,
+    on_text: Callable[[str], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    include_patient: bool = False,
+) -> ReportContent:
     """Findings + LLM draft for a result, with everything the PDF shows."""
     volume = result.volume
     slice_png = _png(to_display(volume.voxels[result.key_slice], volume.is_hu, WINDOW_PRESETS["abdomen"]))
     overlay = overlay_png(result)
     measurements = result.measurements.to_dict()
-    study = scrub_identifiers(f"{volume.source.description} ({volume.source.format}); key slice {result.key_slice}",
-                              volume.patient)
+    study = scrub_identifiers(
+        f"{volume.source.description} ({volume.source.format}); key slice {result.key_slice}", volume.patient
+    )
     report = build_report(measurements, result.model, study, slice_png, overlay, settings, use_llm, on_text, cancel)
-    return ReportContent(report=report, measurements=measurements, model=result.model, study=study,
-                         slice_png=slice_png, overlay_png=overlay, key_slices=key_slice_strip(result),
-                         patient=volume.patient if include_patient else None)
+    return ReportContent(
+        report=report,
+        measurements=measurements,
+        model=result.model,
+        study=study,
+        slice_png=slice_png,
+        overlay_png=overlay,
+        key_slices=key_slice_strip(result),
+        patient=volume.patient if include_patient else None,
+    )
 
 
 def write_report(content: ReportContent, out_dir: str | Path) -> dict[str, Path]:
@@ -254,8 +308,14 @@ def write_report(content: ReportContent, out_dir: str | Path) -> dict[str, Path]
 def report_record(content: ReportContent) -> ReportRecord:
     """What the database keeps of a report."""
     report = content.report
-    return ReportRecord(findings_text=report.findings, draft_text=report.draft, draft_notice=report.draft_notice,
-                        llm_endpoint=report.draft_endpoint, llm_model=report.draft_model, pdf=write_pdf(content))
+    return ReportRecord(
+        findings_text=report.findings,
+        draft_text=report.draft,
+        draft_notice=report.draft_notice,
+        llm_endpoint=report.draft_endpoint,
+        llm_model=report.draft_model,
+        pdf=write_pdf(content),
+    )
 
 
 def reopen_result(stored: StoredResult) -> SegmentResult:
@@ -263,16 +323,25 @@ def reopen_result(stored: StoredResult) -> SegmentResult:
     to be the same scan, with the saved labels (measurements recomputed from them)."""
     path = stored.study.get("source_path")
     if not path or not Path(path).exists():
-        raise InputError(f"The CT of saved result {stored.summary.result_id} is no longer at {path or 'a known '}"
-                         f"{'' if path else 'place'}; its labels, measurements and reports are still in the "
-                         "database (`liverhealth db export`).")
+        raise InputError(
+            f"The CT of saved result {stored.summary.result_id} is no longer at {path or 'a known '}"
+            f"{'' if path else 'place'}; its labels, measurements and reports are still in the "
+            "database (`liverhealth db export`)."
+        )
     volume = load_input(path)
     if content_hash(volume.voxels, volume.spacing) != stored.study["content_sha256"]:
-        raise InputError(f"The CT at {path} has changed since result {stored.summary.result_id} was saved; "
-                         "the saved labels do not belong to it.")
-    segmentation = Segmentation(labels=stored.labels, model_id=stored.summary.model_id,
-                                model_sha256=stored.model_sha256, timings=stored.timings)
+        raise InputError(
+            f"The CT at {path} has changed since result {stored.summary.result_id} was saved; "
+            "the saved labels do not belong to it."
+        )
+    segmentation = Segmentation(
+        labels=stored.labels, model_id=stored.summary.model_id, model_sha256=stored.model_sha256, timings=stored.timings
+    )
     labels = stored.labels
-    model = {"id": stored.summary.model_id, "name": stored.summary.model_id, "sha256": stored.model_sha256,
-             "metrics": {}}
+    model = {
+        "id": stored.summary.model_id,
+        "name": stored.summary.model_id,
+        "sha256": stored.model_sha256,
+        "metrics": {},
+    }
     return SegmentResult(volume, segmentation, measure(volume, labels), key_slice(labels), stored.timings, model)

@@ -29,8 +29,12 @@ def safe_url(url: str) -> str:
     netloc = f"[{host}]" if ":" in host else host
     if port is not None:
         netloc += f":{port}"
-    query = urlencode([(k, v if k.lower() not in SECRET_QUERY_KEYS else REMOVED)
-                       for k, v in parse_qsl(parts.query, keep_blank_values=True)])
+    query = urlencode(
+        [
+            (k, v if k.lower() not in SECRET_QUERY_KEYS else REMOVED)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        ]
+    )
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 

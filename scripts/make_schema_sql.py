@@ -27,12 +27,16 @@ def schema_sql(revision: str) -> str:
     for table in Base.metadata.sorted_tables:
         ddl = str(CreateTable(table).compile(dialect=dialect)).strip()
         parts.append(ddl.replace("\n\t", "\n    ").replace(", \n", ",\n") + " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;\n")
-        parts += [str(CreateIndex(index).compile(dialect=dialect)).strip() + ";"
-                  for index in sorted(table.indexes, key=lambda i: i.name)]
+        parts += [
+            str(CreateIndex(index).compile(dialect=dialect)).strip() + ";"
+            for index in sorted(table.indexes, key=lambda i: i.name)
+        ]
         parts.append("")
-    parts.append("CREATE TABLE alembic_version (\n    version_num VARCHAR(32) NOT NULL,\n"
-                 "    CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)\n"
-                 ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;\n")
+    parts.append(
+        "CREATE TABLE alembic_version (\n    version_num VARCHAR(32) NOT NULL,\n"
+        "    CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)\n"
+        ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;\n"
+    )
     parts.append(f"INSERT INTO alembic_version (version_num) VALUES ('{revision}');")
     return "\n".join(parts) + "\n"
 

@@ -58,6 +58,7 @@ else
     fi
     bash training/setup.sh   # the separate Paddle training stack, for the training round-trip test
     .venv/bin/ruff check liverhealth training tests bench scripts
+    .venv/bin/ruff format --check liverhealth training tests bench scripts
     set +e
     .venv/bin/python -m pytest "$@"
     status=$?

@@ -19,8 +19,11 @@ from tests.helpers.onnx_models import make_threshold_model, manifest_entry
 def _data_root() -> Path:
     root = config.data_dir()
     if not (root / "3Dircadb1.1" / "PATIENT_DICOM.zip").is_file():
-        pytest.fail(f"Real CT test data not found at {root}. Put the shared data folder beside the "
-                    "repository (../shared/data) or set LIVERHEALTH_DATA.", pytrace=False)
+        pytest.fail(
+            f"Real CT test data not found at {root}. Put the shared data folder beside the "
+            "repository (../shared/data) or set LIVERHEALTH_DATA.",
+            pytrace=False,
+        )
     return root
 
 
@@ -53,8 +56,11 @@ def models_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "models"
     folder.mkdir()
     make_threshold_model(folder / "threshold.onnx", size=(128, 128))
-    manifest = {"schema": 1, "default": "threshold",
-                "models": [manifest_entry("threshold", folder / "threshold.onnx", size=(128, 128))]}
+    manifest = {
+        "schema": 1,
+        "default": "threshold",
+        "models": [manifest_entry("threshold", folder / "threshold.onnx", size=(128, 128))],
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest))
     monkeypatch.setenv("LIVERHEALTH_MODELS_DIR", str(folder))
     monkeypatch.setenv("LIVERHEALTH_LOG_DIR", str(tmp_path / "logs"))
@@ -81,6 +87,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if where.startswith(prefix):
                 item.add_marker(marker)
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if _MYSQL_FIXTURES & set(getattr(item, "fixturenames", ())) or params.get("db_url") == "mysql" \
-                or "mysql" in item.name:
+        if (
+            _MYSQL_FIXTURES & set(getattr(item, "fixturenames", ()))
+            or params.get("db_url") == "mysql"
+            or "mysql" in item.name
+        ):
             item.add_marker("mysql")

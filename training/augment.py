@@ -23,8 +23,9 @@ class AugmentConfig:
     noise: float = 0.3
 
 
-def geometric(image: np.ndarray, label: np.ndarray, cfg: AugmentConfig,
-              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def geometric(
+    image: np.ndarray, label: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Random flips, then one affine warp (rotation + scale) about the centre."""
     if rng.random() < cfg.flip_lr:
         image, label = image[:, ::-1], label[:, ::-1]
@@ -34,10 +35,22 @@ def geometric(image: np.ndarray, label: np.ndarray, cfg: AugmentConfig,
     angle = rng.uniform(-cfg.rotate_deg, cfg.rotate_deg)
     scale = rng.uniform(*cfg.scale)
     matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, scale)
-    image = cv2.warpAffine(np.ascontiguousarray(image), matrix, (width, height), flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    label = cv2.warpAffine(np.ascontiguousarray(label), matrix, (width, height), flags=cv2.INTER_NEAREST,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    image = cv2.warpAffine(
+        np.ascontiguousarray(image),
+        matrix,
+        (width, height),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
+    label = cv2.warpAffine(
+        np.ascontiguousarray(label),
+        matrix,
+        (width, height),
+        flags=cv2.INTER_NEAREST,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
     return image, label
 
 

@@ -40,8 +40,9 @@ def _outline(ax, mask: np.ndarray, colour: str, style: str = "-") -> None:
         ax.contour(mask.astype(float), levels=[0.5], colors=colour, linewidths=0.8, linestyles=style)
 
 
-def error_atlas(hu: np.ndarray, prediction: np.ndarray, reference: np.ndarray, path: Path,
-                title: str, count: int = 4) -> list[int]:
+def error_atlas(
+    hu: np.ndarray, prediction: np.ndarray, reference: np.ndarray, path: Path, title: str, count: int = 4
+) -> list[int]:
     """Write the atlas PNG for one case; returns the slices it shows."""
     import matplotlib
 
@@ -54,8 +55,10 @@ def error_atlas(hu: np.ndarray, prediction: np.ndarray, reference: np.ndarray, p
     grid = fig.add_gridspec(2, max(count, 1), height_ratios=[1, 1.6])
     curve = fig.add_subplot(grid[0, :])
     z = np.arange(prediction.shape[0])
-    area = {name: (test(reference).reshape(len(z), -1).sum(axis=1), test(prediction).reshape(len(z), -1).sum(axis=1))
-            for name, test in (("liver", lambda a: a > 0), ("tumour", lambda a: a == LABEL_TUMOUR))}
+    area = {
+        name: (test(reference).reshape(len(z), -1).sum(axis=1), test(prediction).reshape(len(z), -1).sum(axis=1))
+        for name, test in (("liver", lambda a: a > 0), ("tumour", lambda a: a == LABEL_TUMOUR))
+    }
     for (name, (ref, pred)), colour in zip(area.items(), ("tab:green", "tab:orange"), strict=True):
         curve.plot(z, ref, color=colour, label=f"{name} reference")
         curve.plot(z, pred, color=colour, linestyle="--", label=f"{name} predicted")
@@ -74,8 +77,12 @@ def error_atlas(hu: np.ndarray, prediction: np.ndarray, reference: np.ndarray, p
         _outline(ax, prediction[s] == LABEL_TUMOUR, "magenta", "--")
         ax.set_title(f"slice {s}: {int(errors[s])} voxels wrong", fontsize=8)
         ax.axis("off")
-    fig.text(0.01, 0.01, "solid: reference (green liver, yellow tumour); dashed: model (red liver, magenta tumour)",
-             fontsize=7)
+    fig.text(
+        0.01,
+        0.01,
+        "solid: reference (green liver, yellow tumour); dashed: model (red liver, magenta tumour)",
+        fontsize=7,
+    )
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)

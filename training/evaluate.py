@@ -32,8 +32,11 @@ TABLE_KEYS = ("liver_dice", "tumour_dice", "miou", "kappa", "accuracy")
 
 def per_slice(prediction: np.ndarray, reference: np.ndarray, label_test) -> float | None:
     """Mean 2D Dice over the slices where the reference or the prediction has the structure."""
-    scores = [dice(label_test(p), label_test(r)) for p, r in zip(prediction, reference, strict=True)
-              if label_test(p).any() or label_test(r).any()]
+    scores = [
+        dice(label_test(p), label_test(r))
+        for p, r in zip(prediction, reference, strict=True)
+        if label_test(p).any() or label_test(r).any()
+    ]
     return float(np.mean(scores)) if scores else None
 
 
@@ -49,16 +52,22 @@ def evaluate_model(models_dir: Path, model_id: str, data: Path, atlas: Path | No
     result = Segmenter(manifest).segment(volume, model_id)
     report = segmentation_report(result.labels, reference)
     report["lesions"] = lesion_detection(result.labels, reference).to_dict()
-    report.update({
-        "liver_dice_per_slice": per_slice(result.labels, reference, lambda a: a > 0),
-        "tumour_dice_per_slice": per_slice(result.labels, reference, lambda a: a == 2),
-        "model": model_id, "fold": fold, "test_case": case,
-        "protocol": spec.trained.get("data") or FOLDS[fold]["protocol"],
-        "inference_s": result.timings["inference_s"],
-    })
+    report.update(
+        {
+            "liver_dice_per_slice": per_slice(result.labels, reference, lambda a: a > 0),
+            "tumour_dice_per_slice": per_slice(result.labels, reference, lambda a: a == 2),
+            "model": model_id,
+            "fold": fold,
+            "test_case": case,
+            "protocol": spec.trained.get("data") or FOLDS[fold]["protocol"],
+            "inference_s": result.timings["inference_s"],
+        }
+    )
     if atlas is not None:
-        title = (f"{model_id} on held-out {case}: liver Dice {report['liver_dice']:.3f}, "
-                 f"tumour Dice {report['tumour_dice']:.3f}")
+        title = (
+            f"{model_id} on held-out {case}: liver Dice {report['liver_dice']:.3f}, "
+            f"tumour Dice {report['tumour_dice']:.3f}"
+        )
         report["atlas_slices"] = error_atlas(volume.voxels, result.labels, reference, atlas, title)
     return report
 
@@ -79,13 +88,19 @@ def manifest_metrics(result: dict) -> dict:
 
 def comparison_table(results: list[dict]) -> str:
     """A Markdown table of the key metrics, one row per model."""
-    lines = ["| model | fold | test case | " + " | ".join(TABLE_KEYS) + " | liver Dice / slice |",
-             "|---|---|---|" + "---|" * (len(TABLE_KEYS) + 1)]
+    lines = [
+        "| model | fold | test case | " + " | ".join(TABLE_KEYS) + " | liver Dice / slice |",
+        "|---|---|---|" + "---|" * (len(TABLE_KEYS) + 1),
+    ]
     for r in results:
         per_slice_liver = r["liver_dice_per_slice"]
-        lines.append(f"| {r['model']} | {r['fold']} | {r['test_case']} | "
-                     + " | ".join(f"{r[k]:.3f}" for k in TABLE_KEYS)
-                     + f" | {per_slice_liver:.3f} |" if per_slice_liver is not None else " | n/a |")
+        lines.append(
+            f"| {r['model']} | {r['fold']} | {r['test_case']} | "
+            + " | ".join(f"{r[k]:.3f}" for k in TABLE_KEYS)
+            + f" | {per_slice_liver:.3f} |"
+            if per_slice_liver is not None
+            else " | n/a |"
+        )
     return "\n".join(lines)
 
 
@@ -117,16 +132,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("training/work/eval"))
     args = parser.parse_args(argv)
     manifest = load_manifest(args.models_dir)
-    ids = args.models or [m.model_id for m in manifest.models
-                          if FOLDS.get(m.trained.get("fold"), {}).get("test_case")]
+    ids = args.models or [m.model_id for m in manifest.models if FOLDS.get(m.trained.get("fold"), {}).get("test_case")]
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
     for model_id in ids:
         result = evaluate_model(args.models_dir, model_id, args.data, args.out / f"{model_id}.errors.png")
         (args.out / f"{model_id}.json").write_text(json.dumps(result, indent=2))
         (args.out / f"{model_id}.manifest_metrics.json").write_text(json.dumps(manifest_metrics(result), indent=2))
-        print(f"{model_id}: liver {result['liver_dice']:.3f}, tumour {result['tumour_dice']:.3f} "
-              f"on {result['test_case']}", file=sys.stderr)
+        print(
+            f"{model_id}: liver {result['liver_dice']:.3f}, tumour {result['tumour_dice']:.3f} "
+            f"on {result['test_case']}",
+            file=sys.stderr,
+        )
         results.append(result)
     table = comparison_table(results)
     (args.out / "comparison.md").write_text(table + "\n")

@@ -33,16 +33,25 @@ from training.protocol import CV_PATIENTS, FOLDS
 
 FULL_3D = ndimage.generate_binary_structure(3, 3)
 LARGE_MM = 10.0
-CASE_KEYS = ("liver_dice", "tumour_dice", "lesion_recall", "lesion_recall_10mm", "false_positives",
-             "false_positives_10mm")
+CASE_KEYS = (
+    "liver_dice",
+    "tumour_dice",
+    "lesion_recall",
+    "lesion_recall_10mm",
+    "false_positives",
+    "false_positives_10mm",
+)
 
 
 def load_patient(data: Path, name: str) -> tuple[CtVolume, np.ndarray, dict]:
     """CT, reference labels (0/1/2) and facts of one cross-validation patient."""
     if name.startswith("lits"):
         lits = read_lits_volume(data / "lits_jpg", int(name[4:]))
-        return lits.volume, lits.labels, {"source": "3D-IRCADb" if lits.is_ircadb else "LiTS",
-                                          "spacing_estimated": lits.spacing_estimated}
+        return (
+            lits.volume,
+            lits.labels,
+            {"source": "3D-IRCADb" if lits.is_ircadb else "LiTS", "spacing_estimated": lits.spacing_estimated},
+        )
     volume, labels = load_ircadb_case(data / name)
     return volume, labels, {"source": "3D-IRCADb", "spacing_estimated": False}
 
@@ -69,15 +78,17 @@ def lesion_scores(prediction: np.ndarray, reference: np.ndarray, pixel_yx: tuple
     matched = set(np.unique(pred[overlap]).tolist())
     ref_objects, pred_objects = ndimage.find_objects(ref), ndimage.find_objects(pred)
     ref_sizes = [_longest_mm(ref[box] == i + 1, pixel_yx) for i, box in enumerate(ref_objects)]
-    fp_sizes = [_longest_mm(pred[box] == i + 1, pixel_yx) for i, box in enumerate(pred_objects)
-                if i + 1 not in matched]
+    fp_sizes = [_longest_mm(pred[box] == i + 1, pixel_yx) for i, box in enumerate(pred_objects) if i + 1 not in matched]
     large = [i + 1 for i, size in enumerate(ref_sizes) if size >= LARGE_MM]
     return {
-        "reference_lesions": ref_count, "reference_lesions_10mm": len(large),
-        "found": len(found), "found_10mm": len([i for i in large if i in found]),
+        "reference_lesions": ref_count,
+        "reference_lesions_10mm": len(large),
+        "found": len(found),
+        "found_10mm": len([i for i in large if i in found]),
         "lesion_recall": len(found) / ref_count if ref_count else None,
         "lesion_recall_10mm": len([i for i in large if i in found]) / len(large) if large else None,
-        "predicted_lesions": pred_count, "false_positives": len(fp_sizes),
+        "predicted_lesions": pred_count,
+        "false_positives": len(fp_sizes),
         "false_positives_10mm": sum(size >= LARGE_MM for size in fp_sizes),
         "reference_diameters_mm": [round(size, 1) for size in ref_sizes],
     }
@@ -95,19 +106,29 @@ def score_case(prediction: np.ndarray, reference: np.ndarray, volume: CtVolume) 
         **lesion_scores(prediction, reference, pixel_yx),
         "liver_ml": float(liver_p.sum()) * float(np.prod(volume.spacing)) / 1000,
         "reference_liver_ml": float(liver_r.sum()) * float(np.prod(volume.spacing)) / 1000,
-        "counts": {"liver": [int(np.count_nonzero(liver_p & liver_r)), int(liver_p.sum()), int(liver_r.sum())],
-                   "tumour": [int(np.count_nonzero(tumour_p & tumour_r)), int(tumour_p.sum()), int(tumour_r.sum())]},
+        "counts": {
+            "liver": [int(np.count_nonzero(liver_p & liver_r)), int(liver_p.sum()), int(liver_r.sum())],
+            "tumour": [int(np.count_nonzero(tumour_p & tumour_r)), int(tumour_p.sum()), int(tumour_r.sum())],
+        },
     }
 
 
 def summarise(cases: list[dict]) -> dict:
     """Mean and sd of each per-case metric (over the cases that have it), global Dice, and by source."""
+
     def stats(rows: list[dict]) -> dict:
         out: dict = {"cases": len(rows)}
         for key in CASE_KEYS:
             values = [row[key] for row in rows if row.get(key) is not None]
-            out[key] = {"mean": float(np.mean(values)), "sd": float(np.std(values, ddof=1)) if len(values) > 1
-                        else 0.0, "n": len(values)} if values else None
+            out[key] = (
+                {
+                    "mean": float(np.mean(values)),
+                    "sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                    "n": len(values),
+                }
+                if values
+                else None
+            )
         for structure in ("liver", "tumour"):
             inter = sum(row["counts"][structure][0] for row in rows)
             total = sum(row["counts"][structure][1] + row["counts"][structure][2] for row in rows)
@@ -115,8 +136,9 @@ def summarise(cases: list[dict]) -> dict:
         return out
 
     summary = stats(cases)
-    summary["by_source"] = {source: stats([c for c in cases if c["source"] == source])
-                            for source in sorted({c["source"] for c in cases})}
+    summary["by_source"] = {
+        source: stats([c for c in cases if c["source"] == source]) for source in sorted({c["source"] for c in cases})
+    }
     return summary
 
 
@@ -133,17 +155,31 @@ def score_model(models_dir: Path, model_id: str, data: Path, out: Path) -> dict:
     for name in FOLDS[fold]["test"]:
         volume, reference, facts = load_patient(data, name)
         result = segmenter.segment(volume, model_id)
-        case = {"case": name, **facts, **score_case(result.labels, reference, volume),
-                "inference_s": result.timings["inference_s"]}
+        case = {
+            "case": name,
+            **facts,
+            **score_case(result.labels, reference, volume),
+            "inference_s": result.timings["inference_s"],
+        }
         cases.append(case)
         tumour = f"{case['tumour_dice']:.3f}" if case["tumour_dice"] is not None else "n/a"
         title = f"{model_id} on held-out {name}: liver Dice {case['liver_dice']:.3f}, tumour Dice {tumour}"
-        case["atlas_slices"] = error_atlas(volume.voxels, result.labels, reference,
-                                           out / f"{model_id}.{name}.errors.png", title)
-        print(f"{model_id} {name}: liver {case['liver_dice']:.3f}, tumour {tumour}, "
-              f"lesions {case['found']}/{case['reference_lesions']}, FP {case['false_positives']}", file=sys.stderr)
-    result = {"model": model_id, "fold": fold, "protocol": FOLDS[fold]["protocol"],
-              "trained": spec.trained, "cases": cases, "summary": summarise(cases)}
+        case["atlas_slices"] = error_atlas(
+            volume.voxels, result.labels, reference, out / f"{model_id}.{name}.errors.png", title
+        )
+        print(
+            f"{model_id} {name}: liver {case['liver_dice']:.3f}, tumour {tumour}, "
+            f"lesions {case['found']}/{case['reference_lesions']}, FP {case['false_positives']}",
+            file=sys.stderr,
+        )
+    result = {
+        "model": model_id,
+        "fold": fold,
+        "protocol": FOLDS[fold]["protocol"],
+        "trained": spec.trained,
+        "cases": cases,
+        "summary": summarise(cases),
+    }
     (out / f"{model_id}.json").write_text(json.dumps(result, indent=2))
     return result
 
@@ -154,16 +190,21 @@ def _fmt(stat: dict | None) -> str:
 
 def fold_table(results: list[dict]) -> str:
     """Markdown: one row per fold, then the mean over all held-out cases."""
-    lines = ["| fold | cases | liver Dice | tumour Dice | global liver | global tumour | recall | recall ≥10 mm "
-             "| FP / case | FP ≥10 mm / case |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| fold | cases | liver Dice | tumour Dice | global liver | global tumour | recall | recall ≥10 mm "
+        "| FP / case | FP ≥10 mm / case |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     rows = [(r["fold"], r["summary"]) for r in results]
     rows.append(("all held-out cases", summarise([c for r in results for c in r["cases"]])))
     for name, s in rows:
         g_l = f"{s['global_liver_dice']:.3f}" if s["global_liver_dice"] is not None else "n/a"
         g_t = f"{s['global_tumour_dice']:.3f}" if s["global_tumour_dice"] is not None else "n/a"
-        lines.append(f"| {name} | {s['cases']} | {_fmt(s['liver_dice'])} | {_fmt(s['tumour_dice'])} | {g_l} | {g_t} "
-                     f"| {_fmt(s['lesion_recall'])} | {_fmt(s['lesion_recall_10mm'])} | {_fmt(s['false_positives'])} "
-                     f"| {_fmt(s['false_positives_10mm'])} |")
+        lines.append(
+            f"| {name} | {s['cases']} | {_fmt(s['liver_dice'])} | {_fmt(s['tumour_dice'])} | {g_l} | {g_t} "
+            f"| {_fmt(s['lesion_recall'])} | {_fmt(s['lesion_recall_10mm'])} | {_fmt(s['false_positives'])} "
+            f"| {_fmt(s['false_positives_10mm'])} |"
+        )
     return "\n".join(lines)
 
 
@@ -171,18 +212,32 @@ def summary_report(paths: list[Path], out: Path) -> dict:
     """Collect fold results into ``summary.json`` and ``summary.md`` (per fold, all cases, by source)."""
     results = [json.loads(Path(p).read_text()) for p in paths]
     cases = [c for r in results for c in r["cases"]]
-    summary = {"folds": [r["fold"] for r in results], "models": [r["model"] for r in results],
-               "protocol": results[0]["protocol"].split("; this model")[0] if results else "",
-               "per_fold": {r["fold"]: r["summary"] for r in results}, "all": summarise(cases),
-               "missing_patients": sorted(set(CV_PATIENTS) - {c["case"] for c in cases})}
+    summary = {
+        "folds": [r["fold"] for r in results],
+        "models": [r["model"] for r in results],
+        "protocol": results[0]["protocol"].split("; this model")[0] if results else "",
+        "per_fold": {r["fold"]: r["summary"] for r in results},
+        "all": summarise(cases),
+        "missing_patients": sorted(set(CV_PATIENTS) - {c["case"] for c in cases}),
+    }
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     by_source = summary["all"]["by_source"]
-    text = [f"Protocol: {summary['protocol']}.", "", fold_table(results), "", "By source (all held-out cases):", "",
-            "| source | cases | liver Dice | tumour Dice | recall ≥10 mm | FP / case |", "|---|---|---|---|---|---|"]
+    text = [
+        f"Protocol: {summary['protocol']}.",
+        "",
+        fold_table(results),
+        "",
+        "By source (all held-out cases):",
+        "",
+        "| source | cases | liver Dice | tumour Dice | recall ≥10 mm | FP / case |",
+        "|---|---|---|---|---|---|",
+    ]
     for source, s in by_source.items():
-        text.append(f"| {source} | {s['cases']} | {_fmt(s['liver_dice'])} | {_fmt(s['tumour_dice'])} "
-                    f"| {_fmt(s['lesion_recall_10mm'])} | {_fmt(s['false_positives'])} |")
+        text.append(
+            f"| {source} | {s['cases']} | {_fmt(s['liver_dice'])} | {_fmt(s['tumour_dice'])} "
+            f"| {_fmt(s['lesion_recall_10mm'])} | {_fmt(s['false_positives'])} |"
+        )
     if summary["missing_patients"]:
         text += ["", f"Not yet scored (their folds have not run): {', '.join(summary['missing_patients'])}."]
     (out / "summary.md").write_text("\n".join(text) + "\n")

@@ -46,8 +46,9 @@ REPO = Path(__file__).resolve().parent.parent
 def app_manifest_module():
     """The app's manifest parser (``liverhealth/inference/manifest.py``), loaded on its own: it needs
     only the standard library, while the rest of the app does not install beside Paddle."""
-    spec = importlib.util.spec_from_file_location("liverhealth_app_manifest",
-                                                  REPO / "liverhealth" / "inference" / "manifest.py")
+    spec = importlib.util.spec_from_file_location(
+        "liverhealth_app_manifest", REPO / "liverhealth" / "inference" / "manifest.py"
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)  # type: ignore[union-attr]
@@ -57,13 +58,20 @@ def app_manifest_module():
 def input_spec_block(data_root: Path, channels: int, size: int) -> dict:
     """The manifest ``input`` block: the sample folder's recorded spec, checked by the app's parser."""
     meta = json.loads((data_root / "meta.json").read_text())
-    block = meta.get("input") or {"context_slices": (channels - 1) // 2, "size": [size, size],
-                                  "hu_window": [-200, 200], "mean": 0.5, "std": 0.5,
-                                  **({"pixel_mm": float(meta["pixel_mm"])} if meta.get("pixel_mm") else {})}
+    block = meta.get("input") or {
+        "context_slices": (channels - 1) // 2,
+        "size": [size, size],
+        "hu_window": [-200, 200],
+        "mean": 0.5,
+        "std": 0.5,
+        **({"pixel_mm": float(meta["pixel_mm"])} if meta.get("pixel_mm") else {}),
+    }
     parsed = app_manifest_module().parse_input_spec("export", block)
     if parsed.channels != channels or parsed.size != (size, size):
-        raise SystemExit(f"{data_root}/meta.json says {parsed.channels} channels of {parsed.size}; the run "
-                         f"was trained on {channels} of {size}²")
+        raise SystemExit(
+            f"{data_root}/meta.json says {parsed.channels} channels of {parsed.size}; the run "
+            f"was trained on {channels} of {size}²"
+        )
     return block
 
 
@@ -102,9 +110,12 @@ def parity(model: paddle.nn.Layer, session: ort.InferenceSession, inputs: np.nda
     with paddle.no_grad():
         reference = model(paddle.to_tensor(inputs))[0].numpy()
     onnx_out = session.run(None, {session.get_inputs()[0].name: inputs})[0]
-    return {"max_abs_diff": float(np.abs(reference - onnx_out).max()),
-            "argmax_agreement": float((reference.argmax(1) == onnx_out.argmax(1)).mean()),
-            "samples": len(inputs), "inputs": source}
+    return {
+        "max_abs_diff": float(np.abs(reference - onnx_out).max()),
+        "argmax_agreement": float((reference.argmax(1) == onnx_out.argmax(1)).mean()),
+        "samples": len(inputs),
+        "inputs": source,
+    }
 
 
 def parity_inputs(data_root: Path, val_cases: list[str]) -> tuple[np.ndarray, str]:
@@ -164,8 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--default", action="store_true", help="make it the manifest's default model")
     parser.add_argument("--stage", action="store_true", help="list it as a cascade stage, not a selectable model")
-    parser.add_argument("--roi-stage", default=None,
-                        help="for a cascade's second stage: the id its first stage has in this manifest")
+    parser.add_argument(
+        "--roi-stage", default=None, help="for a cascade's second stage: the id its first stage has in this manifest"
+    )
     parser.add_argument("--metrics", type=Path, default=None, help="metrics JSON from training.evaluate")
     parser.add_argument("--tolerance", type=float, default=1e-3)
     args = parser.parse_args(argv)
@@ -193,8 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     inputs, source = parity_inputs(data_root, state.get("val_cases") or FOLDS[state["fold"]]["val"])
     check = parity(model, session, inputs, source)
     (args.run / "parity.json").write_text(json.dumps(check, indent=2))
-    print(f"parity: max abs diff {check['max_abs_diff']:.2e}, argmax agreement {check['argmax_agreement']:.5f}",
-          file=sys.stderr)
+    print(
+        f"parity: max abs diff {check['max_abs_diff']:.2e}, argmax agreement {check['argmax_agreement']:.5f}",
+        file=sys.stderr,
+    )
     if check["max_abs_diff"] > args.tolerance:
         onnx_path.unlink()
         raise SystemExit(f"parity check failed: {check['max_abs_diff']:.2e} > {args.tolerance}")
@@ -213,14 +227,22 @@ def main(argv: list[str] | None = None) -> int:
         "output": "logits",
         "metrics": metrics,
         "latency_ms_per_slice_cpu": round(latency_ms(session, (8, channels, size, size)), 1),
-        "trained": {"framework": f"paddleseg {paddleseg.__version__} / paddle {paddle.__version__}",
-                    "data": state.get("protocol", ""), "fold": state["fold"], "iterations": state["iter"],
-                    "config": config["name"], "train_minutes_cpu": round(state["train_seconds"] / 60, 1),
-                    "parity": check, "onnx_bytes": size_bytes},
+        "trained": {
+            "framework": f"paddleseg {paddleseg.__version__} / paddle {paddle.__version__}",
+            "data": state.get("protocol", ""),
+            "fold": state["fold"],
+            "iterations": state["iter"],
+            "config": config["name"],
+            "train_minutes_cpu": round(state["train_seconds"] / 60, 1),
+            "parity": check,
+            "onnx_bytes": size_bytes,
+        },
     }
     update_manifest(args.models_dir, entry, args.default, args.stage)
-    print(f"exported {onnx_path} ({size_bytes / 2**20:.1f} MB, {entry['latency_ms_per_slice_cpu']} ms/slice)",
-          file=sys.stderr)
+    print(
+        f"exported {onnx_path} ({size_bytes / 2**20:.1f} MB, {entry['latency_ms_per_slice_cpu']} ms/slice)",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -87,13 +87,30 @@ def read_lits_volume(root: Path, volume_id: int, use_red: bool = False) -> LitsV
     pixel = float(row["inplane_spacing_mm"])
     step = 2.0 * float(row["slice_step_mm"])  # every 2nd original slice is stored
     # Pixel (row, col) of stored slice S lies at DICOM LPS (col * ps, row * ps, S * step).
-    affine = dicom_affine(np.array([0.0, 0.0, first * float(row["slice_step_mm"])]),
-                          np.array([1.0, 0, 0, 0, 1.0, 0]), (pixel, pixel), np.array([0.0, 0.0, step]))
+    affine = dicom_affine(
+        np.array([0.0, 0.0, first * float(row["slice_step_mm"])]),
+        np.array([1.0, 0, 0, 0, 1.0, 0]),
+        (pixel, pixel),
+        np.array([0.0, 0.0, step]),
+    )
     estimated = row["inplane_status"].startswith("estimated") or row["slice_step_status"].startswith("estimated")
-    source = SourceInfo(format="LiTS JPEG slices", path=str(root), description=(
-        f"LiTS volume {volume_id}, {len(indices)} stored slices (every 2nd), HU rebuilt from the "
-        f"[-40, 160] window{' and R' if use_red else ''}"), slice_count=len(indices), modality="CT",
-        notes=("spacing estimated (±11 %)",) if estimated else ())
+    source = SourceInfo(
+        format="LiTS JPEG slices",
+        path=str(root),
+        description=(
+            f"LiTS volume {volume_id}, {len(indices)} stored slices (every 2nd), HU rebuilt from the "
+            f"[-40, 160] window{' and R' if use_red else ''}"
+        ),
+        slice_count=len(indices),
+        modality="CT",
+        notes=("spacing estimated (±11 %)",) if estimated else (),
+    )
     volume = CtVolume(voxels=voxels, spacing=(step, pixel, pixel), affine=affine, is_hu=True, source=source)
-    return LitsVolume(case=f"lits{volume_id:03d}", volume=volume, labels=np.stack(labels), slice_indices=indices,
-                      source=row["source"], spacing_estimated=estimated)
+    return LitsVolume(
+        case=f"lits{volume_id:03d}",
+        volume=volume,
+        labels=np.stack(labels),
+        slice_indices=indices,
+        source=row["source"],
+        spacing_estimated=estimated,
+    )

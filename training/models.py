@@ -19,8 +19,9 @@ from paddleseg.models.backbones import MixVisionTransformer
 
 class ConvBNReLU(nn.Sequential):
     def __init__(self, cin: int, cout: int, kernel: int = 3) -> None:
-        super().__init__(nn.Conv2D(cin, cout, kernel, padding=kernel // 2, bias_attr=False),
-                         nn.BatchNorm2D(cout), nn.ReLU())
+        super().__init__(
+            nn.Conv2D(cin, cout, kernel, padding=kernel // 2, bias_attr=False), nn.BatchNorm2D(cout), nn.ReLU()
+        )
 
 
 class DoubleConv(nn.Sequential):
@@ -33,7 +34,7 @@ def _up(x: paddle.Tensor, factor: int = 2) -> paddle.Tensor:
 
 
 def _widths(base: int, depth: int) -> list[int]:
-    return [base * 2 ** i for i in range(depth + 1)]
+    return [base * 2**i for i in range(depth + 1)]
 
 
 @manager.MODELS.add_component
@@ -43,11 +44,11 @@ class SlimUNet(nn.Layer):
     def __init__(self, num_classes: int = 3, in_channels: int = 3, base_channels: int = 16, depth: int = 4) -> None:
         super().__init__()
         widths = _widths(base_channels, depth)
-        self.encoders = nn.LayerList([DoubleConv(c_in, c_out) for c_in, c_out in
-                                      zip([in_channels, *widths[:-2]], widths[:-1], strict=True)])
+        self.encoders = nn.LayerList(
+            [DoubleConv(c_in, c_out) for c_in, c_out in zip([in_channels, *widths[:-2]], widths[:-1], strict=True)]
+        )
         self.bottom = DoubleConv(widths[-2], widths[-1])
-        self.decoders = nn.LayerList([DoubleConv(widths[i + 1] + widths[i], widths[i])
-                                      for i in reversed(range(depth))])
+        self.decoders = nn.LayerList([DoubleConv(widths[i + 1] + widths[i], widths[i]) for i in reversed(range(depth))])
         self.head = nn.Conv2D(widths[0], num_classes, 1)
 
     def forward(self, x: paddle.Tensor) -> list[paddle.Tensor]:
@@ -95,15 +96,22 @@ class SlimUNet3Plus(nn.Layer):
     """UNet3+ (Huang et al. 2020): every decoder stage fuses all encoder and deeper decoder
     scales (full-scale skips), each reduced to ``cat_channels``; no deep supervision."""
 
-    def __init__(self, num_classes: int = 3, in_channels: int = 3, base_channels: int = 16, depth: int = 4,
-                 cat_channels: int | None = None) -> None:
+    def __init__(
+        self,
+        num_classes: int = 3,
+        in_channels: int = 3,
+        base_channels: int = 16,
+        depth: int = 4,
+        cat_channels: int | None = None,
+    ) -> None:
         super().__init__()
         self.depth = depth
         widths = _widths(base_channels, depth)
         cat = cat_channels or base_channels
         fused = cat * (depth + 1)
-        self.encoders = nn.LayerList([DoubleConv(in_channels if i == 0 else widths[i - 1], widths[i])
-                                      for i in range(depth + 1)])
+        self.encoders = nn.LayerList(
+            [DoubleConv(in_channels if i == 0 else widths[i - 1], widths[i]) for i in range(depth + 1)]
+        )
         self.links = nn.LayerDict()
         for stage in range(depth - 1, -1, -1):  # decoder stage at the resolution of encoder level `stage`
             for source in range(depth + 1):
@@ -140,14 +148,28 @@ class SlimSegFormer(nn.Layer):
     the embedding dims for slimmer variants.
     """
 
-    def __init__(self, num_classes: int = 3, in_channels: int = 3, width: float = 1.0,
-                 embedding_dim: int = 256, depths: tuple[int, ...] = (2, 2, 2, 2)) -> None:
+    def __init__(
+        self,
+        num_classes: int = 3,
+        in_channels: int = 3,
+        width: float = 1.0,
+        embedding_dim: int = 256,
+        depths: tuple[int, ...] = (2, 2, 2, 2),
+    ) -> None:
         super().__init__()
         heads = [1, 2, 5, 8]
         dims = [max(round(d * width / h) * h, h) for d, h in zip((32, 64, 160, 256), heads, strict=True)]
-        backbone = MixVisionTransformer(in_channels=in_channels, embed_dims=dims, num_heads=heads,
-                                        mlp_ratios=[4, 4, 4, 4], qkv_bias=True, depths=list(depths),
-                                        sr_ratios=[8, 4, 2, 1], drop_rate=0.0, drop_path_rate=0.1)
+        backbone = MixVisionTransformer(
+            in_channels=in_channels,
+            embed_dims=dims,
+            num_heads=heads,
+            mlp_ratios=[4, 4, 4, 4],
+            qkv_bias=True,
+            depths=list(depths),
+            sr_ratios=[8, 4, 2, 1],
+            drop_rate=0.0,
+            drop_path_rate=0.1,
+        )
         self.model = SegFormer(num_classes=num_classes, backbone=backbone, embedding_dim=embedding_dim)
 
     def forward(self, x: paddle.Tensor) -> list[paddle.Tensor]:

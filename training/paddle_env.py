@@ -11,8 +11,12 @@ import os
 import sys
 from pathlib import Path
 
-SYSTEM_ZLIB = ("/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1", "/lib64/libz.so.1",
-               "/usr/lib64/libz.so.1")
+SYSTEM_ZLIB = (
+    "/lib/x86_64-linux-gnu/libz.so.1",
+    "/usr/lib/x86_64-linux-gnu/libz.so.1",
+    "/lib64/libz.so.1",
+    "/usr/lib64/libz.so.1",
+)
 
 
 def ensure_system_zlib() -> None:
@@ -22,8 +26,11 @@ def ensure_system_zlib() -> None:
     zlib = next((path for path in SYSTEM_ZLIB if Path(path).exists()), None)
     if zlib is None:
         return
-    env = {**os.environ, "LD_PRELOAD": f"{zlib} {os.environ.get('LD_PRELOAD', '')}".strip(),
-           "LIVERHEALTH_ZLIB_DONE": "1"}
+    env = {
+        **os.environ,
+        "LD_PRELOAD": f"{zlib} {os.environ.get('LD_PRELOAD', '')}".strip(),
+        "LIVERHEALTH_ZLIB_DONE": "1",
+    }
     os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
 
 

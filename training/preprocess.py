@@ -82,8 +82,9 @@ def map_labels(raw: np.ndarray, meaning: dict[str, tuple[int, ...]]) -> np.ndarr
     return labels
 
 
-def load_case(kind: str, path: Path, segmentation: Path | None = None,
-              values: str = "liver=1;tumour=2") -> tuple[np.ndarray, np.ndarray, tuple]:
+def load_case(
+    kind: str, path: Path, segmentation: Path | None = None, values: str = "liver=1;tumour=2"
+) -> tuple[np.ndarray, np.ndarray, tuple]:
     """HU [z, y, x], labels [z, y, x] (0/1/2) and spacing of one case.
 
     ``labelled`` cases are any CT our readers open (DICOM series, NIfTI, NRRD) with a label
@@ -107,14 +108,21 @@ def kept_slices(labels: np.ndarray, margin: int, negatives_every: int) -> np.nda
         return np.arange(0, labels.shape[0], max(negatives_every, 1))
     first, last = np.flatnonzero(has_liver)[[0, -1]]
     keep = np.zeros(labels.shape[0], bool)
-    keep[max(first - margin, 0):last + margin + 1] = True
+    keep[max(first - margin, 0) : last + margin + 1] = True
     if negatives_every > 0:
         keep[::negatives_every] = True
     return np.flatnonzero(keep)
 
 
-def write_samples(name: str, hu: np.ndarray, labels: np.ndarray, out: Path, spec: InputSpec,
-                  spacing: tuple[float, float, float], slices: np.ndarray) -> list[str]:
+def write_samples(
+    name: str,
+    hu: np.ndarray,
+    labels: np.ndarray,
+    out: Path,
+    spec: InputSpec,
+    spacing: tuple[float, float, float],
+    slices: np.ndarray,
+) -> list[str]:
     """Write the samples of one case, placed as the engine will place them; returns their list lines.
 
     For a cascade's second stage (``spec.roi``) the slices are cropped to the liver's box plus
@@ -144,8 +152,9 @@ def write_samples(name: str, hu: np.ndarray, labels: np.ndarray, out: Path, spec
     return lines
 
 
-def parity_inputs(hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, float, float], spec: InputSpec,
-                  count: int = 8) -> np.ndarray:
+def parity_inputs(
+    hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, float, float], spec: InputSpec, count: int = 8
+) -> np.ndarray:
     """Float32 NCHW inputs of ``count`` liver slices made by the engine's own input path
     (``prepare_volume``; for a second stage, on the reference liver's box): training.export
     checks Paddle against ONNX Runtime on exactly what the app will feed the model."""
@@ -162,8 +171,16 @@ def parity_inputs(hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, floa
 def input_spec_from_args(args: argparse.Namespace) -> InputSpec:
     """The preprocessing contract of a sample folder, validated by the app's own manifest parser."""
     roi = RoiSpec(args.roi_stage, args.roi_margin_mm, args.roi_min_pixel_mm) if args.roi_stage else None
-    spec = InputSpec(context_slices=args.context, size=(args.size, args.size), hu_window=tuple(args.window),
-                     mean=0.5, std=0.5, pixel_mm=args.pixel_mm, context_mm=args.context_mm, roi=roi)
+    spec = InputSpec(
+        context_slices=args.context,
+        size=(args.size, args.size),
+        hu_window=tuple(args.window),
+        mean=0.5,
+        std=0.5,
+        pixel_mm=args.pixel_mm,
+        context_mm=args.context_mm,
+        roi=roi,
+    )
     parsed = parse_input_spec("preprocess", spec.to_dict())
     if parsed != spec:
         raise SystemExit(f"the input spec does not survive the manifest parser: {spec} -> {parsed}")
@@ -181,7 +198,7 @@ def split_by_case(names: list[str], seed: int) -> dict[str, list[str]] | None:
         return None
     order = list(np.random.default_rng(seed).permutation(names))
     n_val = n_test = max(len(order) // 10, 1)
-    return {"test": order[:n_test], "val": order[n_test:n_test + n_val], "train": order[n_test + n_val:]}
+    return {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,29 +206,58 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--ircadb", type=Path, action="append", default=[], help="an IRCADb case folder")
     parser.add_argument("--lits", type=Path, action="append", default=[], help="a LiTS-layout folder")
-    parser.add_argument("--lits-jpg", type=Path, default=None,
-                        help="the lits_jpg folder (26 volumes of windowed JPEG slices, data README section 4)")
+    parser.add_argument(
+        "--lits-jpg",
+        type=Path,
+        default=None,
+        help="the lits_jpg folder (26 volumes of windowed JPEG slices, data README section 4)",
+    )
     parser.add_argument("--lits-red", action="store_true", help="refine lits_jpg HU from R inside [-45, 105]")
-    parser.add_argument("--labelled", nargs=4, action="append", default=[], metavar=("NAME", "CT", "LABELS", "VALUES"),
-                        help="a CT (DICOM folder, NIfTI, NRRD) with a label volume on its grid; VALUES says "
-                             "which label values are liver and tumour, e.g. liver=5 or liver=1;tumour=2")
-    parser.add_argument("--ignore", action="append", default=[], metavar="CASE:STRUCTURE",
-                        help="mark an IRCADb structure's background voxels 'ignore' (255: no loss, no score), "
-                             "e.g. 3Dircadb1.7:tumor, whose mass the reference leaves outside the liver "
-                             "without saying whether it is hepatic")
+    parser.add_argument(
+        "--labelled",
+        nargs=4,
+        action="append",
+        default=[],
+        metavar=("NAME", "CT", "LABELS", "VALUES"),
+        help="a CT (DICOM folder, NIfTI, NRRD) with a label volume on its grid; VALUES says "
+        "which label values are liver and tumour, e.g. liver=5 or liver=1;tumour=2",
+    )
+    parser.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="CASE:STRUCTURE",
+        help="mark an IRCADb structure's background voxels 'ignore' (255: no loss, no score), "
+        "e.g. 3Dircadb1.7:tumor, whose mass the reference leaves outside the liver "
+        "without saying whether it is hepatic",
+    )
     parser.add_argument("--size", type=int, default=256, help="sample size in pixels (the model's input)")
     parser.add_argument("--context", type=int, default=1, help="neighbouring slices on each side (2.5D)")
-    parser.add_argument("--window", type=float, nargs=2, default=list(HU_WINDOW), metavar=("LOW", "HIGH"),
-                        help="HU window (inside [-40, 160] for any model that trains on lits_jpg)")
-    parser.add_argument("--context-mm", type=float, default=None,
-                        help="neighbouring slices this many mm away (rounded to whole slices)")
-    parser.add_argument("--roi-stage", default=None,
-                        help="make cascade second-stage samples: crop to the liver's box (the id of the first stage)")
+    parser.add_argument(
+        "--window",
+        type=float,
+        nargs=2,
+        default=list(HU_WINDOW),
+        metavar=("LOW", "HIGH"),
+        help="HU window (inside [-40, 160] for any model that trains on lits_jpg)",
+    )
+    parser.add_argument(
+        "--context-mm", type=float, default=None, help="neighbouring slices this many mm away (rounded to whole slices)"
+    )
+    parser.add_argument(
+        "--roi-stage",
+        default=None,
+        help="make cascade second-stage samples: crop to the liver's box (the id of the first stage)",
+    )
     parser.add_argument("--roi-margin-mm", type=float, default=15.0)
     parser.add_argument("--roi-min-pixel-mm", type=float, default=0.5)
-    parser.add_argument("--pixel-mm", type=float, default=None,
-                        help="resample slices to this pixel size and centre them (pad/crop) in the "
-                             "input; default: resize the whole slice to --size")
+    parser.add_argument(
+        "--pixel-mm",
+        type=float,
+        default=None,
+        help="resample slices to this pixel size and centre them (pad/crop) in the "
+        "input; default: resize the whole slice to --size",
+    )
     parser.add_argument("--margin", type=int, default=5, help="slices kept beyond the liver")
     parser.add_argument("--negatives-every", type=int, default=4, help="keep every n-th slice elsewhere")
     parser.add_argument("--synthetic-copies", type=int, default=3, help="copies with synthetic tumours per case")
@@ -238,8 +284,15 @@ def main(argv: list[str] | None = None) -> int:
         case, _, structure = item.partition(":")
         ignored.setdefault(case, []).append(structure)
     spec = input_spec_from_args(args)
-    meta: dict = {"size": args.size, "context": args.context, "hu_window": list(spec.hu_window),
-                  "pixel_mm": args.pixel_mm, "input": spec.to_dict(), "ignored": args.ignore, "cases": {}}
+    meta: dict = {
+        "size": args.size,
+        "context": args.context,
+        "hu_window": list(spec.hu_window),
+        "pixel_mm": args.pixel_mm,
+        "input": spec.to_dict(),
+        "ignored": args.ignore,
+        "cases": {},
+    }
     parity_case = ""
     for index, (name, kind, path, seg, values) in enumerate(sources):
         if kind == "lits_jpg":
@@ -255,14 +308,21 @@ def main(argv: list[str] | None = None) -> int:
             parity_case = meta["parity_inputs"] = f"{name}: 8 liver slices through liverhealth.inference.prepare_volume"
         lines = write_samples(name, hu, labels, args.out, spec, spacing, slices)
         (args.out / "cases" / f"{name}.txt").write_text("\n".join(lines) + "\n")
-        case_meta = {"source": _relative(path), "labels": _relative(seg) if isinstance(seg, Path) else seg,
-                     "values": values, "slices": len(lines),
-                     "spacing": spacing, "ignored": ignored.get(name, []), "synthetic": []}
+        case_meta = {
+            "source": _relative(path),
+            "labels": _relative(seg) if isinstance(seg, Path) else seg,
+            "values": values,
+            "slices": len(lines),
+            "spacing": spacing,
+            "ignored": ignored.get(name, []),
+            "synthetic": [],
+        }
         for copy in range(args.synthetic_copies if kind != "lits_jpg" else 0):  # lits_jpg has real tumours
             rng = np.random.default_rng([args.seed, index, copy])
             count = int(rng.integers(low, high + 1))
-            painted_hu, painted_labels, lesions = paint_lesions(hu, labels, spacing, count,
-                                                                seed=int(rng.integers(1 << 31)))
+            painted_hu, painted_labels, lesions = paint_lesions(
+                hu, labels, spacing, count, seed=int(rng.integers(1 << 31))
+            )
             variant = f"{name}+synth{copy}"
             lines = write_samples(variant, painted_hu, painted_labels, args.out, spec, spacing, slices)
             (args.out / "cases" / f"{variant}.txt").write_text("\n".join(lines) + "\n")

@@ -1,6 +1,6 @@
 """Render examples of synthetic tumours: original slice, painted slice, and the label outline.
 
-    python -m training.preview_synthetic --case ../shared/data/3Dircadb1.7 --out docs/synthetic_tumours.png
+python -m training.preview_synthetic --case ../shared/data/3Dircadb1.7 --out docs/synthetic_tumours.png
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from training.synthetic import paint_lesions
 def crop_around(image: np.ndarray, centre: tuple[int, int], half: int) -> np.ndarray:
     y, x = centre
     y0, x0 = max(y - half, 0), max(x - half, 0)
-    return image[y0:y0 + 2 * half, x0:x0 + 2 * half]
+    return image[y0 : y0 + 2 * half, x0 : x0 + 2 * half]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,8 +40,11 @@ def main(argv: list[str] | None = None) -> int:
         z, y, x = lesions[0].centre_zyx
         before = apply_window(volume.voxels[z], window.center, window.width)
         after = apply_window(hu[z], window.center, window.width)
-        tiles = [cv2.cvtColor(before, cv2.COLOR_GRAY2RGB), cv2.cvtColor(after, cv2.COLOR_GRAY2RGB),
-                 overlay_labels(after, painted[z], alpha=0.0)]
+        tiles = [
+            cv2.cvtColor(before, cv2.COLOR_GRAY2RGB),
+            cv2.cvtColor(after, cv2.COLOR_GRAY2RGB),
+            overlay_labels(after, painted[z], alpha=0.0),
+        ]
         tiles = [cv2.resize(crop_around(t, (y, x), 80), (240, 240), interpolation=cv2.INTER_NEAREST) for t in tiles]
         where = "edge" if lesions[0].peripheral else "deep"
         caption = f"{lesions[0].size_class}, {where}, r={lesions[0].radius_mm:.0f} mm, -{lesions[0].contrast_hu:.0f} HU"

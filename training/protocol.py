@@ -29,38 +29,38 @@ FOLDS: dict[str, dict] = {
         "val": ["3Dircadb1.7+synth2"],
         "test_case": "3Dircadb1.1",
         "protocol": "trained on 3Dircadb1.7 (+ synthetic tumours only), tested on held-out 3Dircadb1.1 "
-                    "(liver and its 7 real tumours), 3D per-case metrics after post-processing",
+        "(liver and its 7 real tumours), 3D per-case metrics after post-processing",
     },
     "B": {
         "train": ["3Dircadb1.1", "3Dircadb1.1+synth0", "3Dircadb1.1+synth1"],
         "val": ["3Dircadb1.1+synth2"],
         "test_case": "3Dircadb1.7",
         "protocol": "trained on 3Dircadb1.1 (+ synthetic tumours), tested on held-out 3Dircadb1.7 (liver; its "
-                    "large extra-hepatic mass is a hard negative), 3D per-case metrics after post-processing",
+        "large extra-hepatic mass is a hard negative), 3D per-case metrics after post-processing",
     },
     "A2": {
         "train": [f"3Dircadb1.7{copy}" for copy in _COPIES] + _EXTRA_TRAIN,
         "val": ["3Dircadb1.7+synth2"],
         "test_case": "3Dircadb1.1",
         "protocol": "trained on 3Dircadb1.7 and three liver-only cases (TotalSegmentator's two example CTs with "
-                    "TotalSegmentator's own liver output as label, dcmqi's 3-slice CT), each + 5 synthetic-tumour "
-                    "copies; tested on held-out 3Dircadb1.1 (liver and its 7 real tumours), 3D per-case metrics after "
-                    "post-processing",
+        "TotalSegmentator's own liver output as label, dcmqi's 3-slice CT), each + 5 synthetic-tumour "
+        "copies; tested on held-out 3Dircadb1.1 (liver and its 7 real tumours), 3D per-case metrics after "
+        "post-processing",
     },
     "B2": {
         "train": [f"3Dircadb1.1{copy}" for copy in _COPIES] + _EXTRA_TRAIN,
         "val": ["3Dircadb1.1+synth2"],
         "test_case": "3Dircadb1.7",
         "protocol": "trained on 3Dircadb1.1 and the three liver-only cases of fold A2 (+ synthetic tumours), tested "
-                    "on held-out 3Dircadb1.7 (liver; its large extra-hepatic mass is a hard negative), 3D per-case "
-                    "metrics after post-processing",
+        "on held-out 3Dircadb1.7 (liver; its large extra-hepatic mass is a hard negative), 3D per-case "
+        "metrics after post-processing",
     },
     "all": {
         "train": [f"{case}{copy}" for case in ("3Dircadb1.1", "3Dircadb1.7") for copy in _COPIES] + _EXTRA_TRAIN,
         "val": ["3Dircadb1.1+synth2", "3Dircadb1.7+synth2"],
         "test_case": None,
         "protocol": "trained on both labelled IRCADb cases and the three liver-only cases: no held-out case left; "
-                    "see the fold A/B models' metrics",
+        "see the fold A/B models' metrics",
     },
 }
 
@@ -81,12 +81,14 @@ CV_K = 3
 CV_SEED = 20261201
 CV_INNER_VAL = 2  # training patients per fold kept out of training: the curve and every choice are made on them
 
-CV_PROTOCOL = ("patient-level {k}-fold cross-validation over the 28 fully labelled patients in ../shared/data "
-               "(26 lits_jpg volumes: 15 LiTS + 11 3D-IRCADb-01, every 2nd slice, HU rebuilt from the [-40, 160] "
-               "window; 3Dircadb1.1 and 3Dircadb1.7 full-HU DICOM), stratified by source and tumour; this model "
-               "{what}; 2 training patients per fold held out as inner validation (curve, choices); the liver-only "
-               "cases (TotalSegmentator's example CTs with its own liver output, dcmqi's 3-slice CT) train only, "
-               "never scored; 3D per-case metrics on the held-out patients through liverhealth.inference")
+CV_PROTOCOL = (
+    "patient-level {k}-fold cross-validation over the 28 fully labelled patients in ../shared/data "
+    "(26 lits_jpg volumes: 15 LiTS + 11 3D-IRCADb-01, every 2nd slice, HU rebuilt from the [-40, 160] "
+    "window; 3Dircadb1.1 and 3Dircadb1.7 full-HU DICOM), stratified by source and tumour; this model "
+    "{what}; 2 training patients per fold held out as inner validation (curve, choices); the liver-only "
+    "cases (TotalSegmentator's example CTs with its own liver output, dcmqi's 3-slice CT) train only, "
+    "never scored; 3D per-case metrics on the held-out patients through liverhealth.inference"
+)
 
 
 def cv_folds(k: int = CV_K, seed: int = CV_SEED) -> dict[str, dict]:
@@ -107,21 +109,34 @@ def cv_folds(k: int = CV_K, seed: int = CV_SEED) -> dict[str, dict]:
     for index, test in enumerate(tests):
         rest = [name for name in sorted(CV_PATIENTS) if name not in test]
         by_source = {source: [n for n in rest if CV_PATIENTS[n] == (source, True)] for source in ("3D-IRCADb", "LiTS")}
-        inner = [str(np.random.default_rng([seed, index, i]).choice(by_source[src]))
-                 for i, src in enumerate(("3D-IRCADb", "LiTS")[:CV_INNER_VAL])]
+        inner = [
+            str(np.random.default_rng([seed, index, i]).choice(by_source[src]))
+            for i, src in enumerate(("3D-IRCADb", "LiTS")[:CV_INNER_VAL])
+        ]
         train = [n for n in rest if n not in inner]
         folds[f"cv{index}"] = {
-            "test": sorted(test), "val": inner, "train_patients": train,
+            "test": sorted(test),
+            "val": inner,
+            "train_patients": train,
             "train": train + list(EXTRA_LIVER_CASES),
             "test_case": None,
-            "protocol": CV_PROTOCOL.format(k=k, what=f"was trained on fold cv{index}'s training patients and is "
-                                                   f"scored on its held-out patients {', '.join(sorted(test))}"),
+            "protocol": CV_PROTOCOL.format(
+                k=k,
+                what=f"was trained on fold cv{index}'s training patients and is "
+                f"scored on its held-out patients {', '.join(sorted(test))}",
+            ),
         }
     folds["cvall"] = {
-        "test": [], "val": folds["cv0"]["val"], "train_patients": sorted(CV_PATIENTS),
-        "train": sorted(CV_PATIENTS) + list(EXTRA_LIVER_CASES), "test_case": None,
-        "protocol": CV_PROTOCOL.format(k=k, what="was trained on all 28 patients (no held-out patient left); its "
-                                               "figures are the cross-validation means of the same recipe"),
+        "test": [],
+        "val": folds["cv0"]["val"],
+        "train_patients": sorted(CV_PATIENTS),
+        "train": sorted(CV_PATIENTS) + list(EXTRA_LIVER_CASES),
+        "test_case": None,
+        "protocol": CV_PROTOCOL.format(
+            k=k,
+            what="was trained on all 28 patients (no held-out patient left); its "
+            "figures are the cross-validation means of the same recipe",
+        ),
     }
     return folds
 
@@ -132,8 +147,10 @@ FOLDS.update(cv_folds())
 def main() -> int:
     """Print the cross-validation folds (``python -m training.protocol``)."""
     for name, fold in cv_folds().items():
-        print(f"{name}: test {' '.join(fold['test']) or '-'} | inner val {' '.join(fold['val'])} | "
-              f"{len(fold['train_patients'])} training patients")
+        print(
+            f"{name}: test {' '.join(fold['test']) or '-'} | inner val {' '.join(fold['val'])} | "
+            f"{len(fold['train_patients'])} training patients"
+        )
     return 0
 
 

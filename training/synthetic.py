@@ -67,13 +67,15 @@ def _parenchyma(hu: np.ndarray, liver: np.ndarray) -> tuple[float, float, np.nda
     return median, spread, parenchyma
 
 
-def _deformed_ellipsoid(shape: tuple[int, int, int], spacing: tuple[float, float, float], radius_mm: float,
-                        rng: np.random.Generator) -> np.ndarray:
+def _deformed_ellipsoid(
+    shape: tuple[int, int, int], spacing: tuple[float, float, float], radius_mm: float, rng: np.random.Generator
+) -> np.ndarray:
     """Signed 'inside-ness' (> 0 inside) of a randomly rotated, deformed ellipsoid centred in the crop."""
     axes = radius_mm * rng.uniform(0.75, 1.25, 3)
     rotation, _ = np.linalg.qr(rng.normal(size=(3, 3)))
-    grid = np.stack(np.meshgrid(*[(np.arange(n) - n // 2) * s for n, s in zip(shape, spacing, strict=True)],
-                                indexing="ij"), axis=-1)
+    grid = np.stack(
+        np.meshgrid(*[(np.arange(n) - n // 2) * s for n, s in zip(shape, spacing, strict=True)], indexing="ij"), axis=-1
+    )
     local = grid @ rotation
     distance = np.sqrt(np.sum((local / axes) ** 2, axis=-1))
     wobble = ndimage.gaussian_filter(rng.normal(size=shape), sigma=[max(radius_mm / (2 * s), 1.0) for s in spacing])
@@ -81,15 +83,17 @@ def _deformed_ellipsoid(shape: tuple[int, int, int], spacing: tuple[float, float
     return 1.0 + wobble - distance
 
 
-def _texture(shape: tuple[int, int, int], rng: np.random.Generator,
-             sigma_px: float | Sequence[float] = 1.0) -> np.ndarray:
+def _texture(
+    shape: tuple[int, int, int], rng: np.random.Generator, sigma_px: float | Sequence[float] = 1.0
+) -> np.ndarray:
     """A smoothed random field with unit standard deviation."""
     field = ndimage.gaussian_filter(rng.normal(size=shape), sigma_px)
     return field / (field.std() + 1e-6)
 
 
-def _mottled(shape: tuple[int, int, int], spacing: tuple[float, float, float], radius_mm: float,
-             rng: np.random.Generator) -> np.ndarray:
+def _mottled(
+    shape: tuple[int, int, int], spacing: tuple[float, float, float], radius_mm: float, rng: np.random.Generator
+) -> np.ndarray:
     """Fine grain mixed with blobs a quarter of the lesion's radius across; unit standard deviation."""
     coarse = _texture(shape, rng, [max(radius_mm / (4 * s), 1.0) for s in spacing])
     share = rng.uniform(0.0, 1.0)
@@ -104,8 +108,13 @@ def sample_size(rng: np.random.Generator) -> tuple[str, float]:
     return names[index], float(rng.uniform(*ranges[index]))
 
 
-def _pick_centre(parenchyma: np.ndarray, region: np.ndarray, spacing: tuple[float, float, float],
-                 depth_mm: tuple[float, float], rng: np.random.Generator) -> np.ndarray | None:
+def _pick_centre(
+    parenchyma: np.ndarray,
+    region: np.ndarray,
+    spacing: tuple[float, float, float],
+    depth_mm: tuple[float, float],
+    rng: np.random.Generator,
+) -> np.ndarray | None:
     """A random parenchyma voxel whose distance to the edge of ``region`` lies in ``depth_mm``.
 
     A Euclidean distance transform on the region's bounding box: a morphological erosion with
@@ -121,9 +130,14 @@ def _pick_centre(parenchyma: np.ndarray, region: np.ndarray, spacing: tuple[floa
     return candidates[rng.integers(len(candidates))] + np.array([b.start for b in box])
 
 
-def paint_lesion(hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, float, float],
-                 rng: np.random.Generator, margin_mm: float = 4.0,
-                 peripheral_fraction: float = PERIPHERAL_FRACTION) -> SyntheticLesion | None:
+def paint_lesion(
+    hu: np.ndarray,
+    labels: np.ndarray,
+    spacing: tuple[float, float, float],
+    rng: np.random.Generator,
+    margin_mm: float = 4.0,
+    peripheral_fraction: float = PERIPHERAL_FRACTION,
+) -> SyntheticLesion | None:
     """Paint one lesion in place into ``hu`` (int16) and ``labels``; None when no room was found.
 
     A peripheral lesion's centre lies closer to the liver's outline than 0.6 of its radius, so
@@ -135,8 +149,9 @@ def paint_lesion(hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, float
     size_class, radius_mm = sample_size(rng)
     peripheral = bool(rng.random() < peripheral_fraction)
     if peripheral:
-        centre = _pick_centre(parenchyma, liver, spacing, (EDGE_DEPTH_MM, max(0.6 * radius_mm, EDGE_DEPTH_MM + 1.0)),
-                              rng)
+        centre = _pick_centre(
+            parenchyma, liver, spacing, (EDGE_DEPTH_MM, max(0.6 * radius_mm, EDGE_DEPTH_MM + 1.0)), rng
+        )
     else:
         centre = _pick_centre(parenchyma, parenchyma, spacing, (min(radius_mm * 0.5, 15.0), np.inf), rng)
     if centre is None:
@@ -158,13 +173,19 @@ def paint_lesion(hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, float
     hu[box] = np.clip(np.rint((1 - alpha) * region + alpha * lesion_hu), -1024, 3071).astype(hu.dtype)
     painted = (alpha > 0.5) & liver[box]
     labels[box][painted] = LABEL_TUMOUR
-    return SyntheticLesion(tuple(int(c) for c in centre), radius_mm, size_class, contrast, int(painted.sum()),
-                           peripheral)
+    return SyntheticLesion(
+        tuple(int(c) for c in centre), radius_mm, size_class, contrast, int(painted.sum()), peripheral
+    )
 
 
-def paint_lesions(hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, float, float], count: int,
-                  seed: int, peripheral_fraction: float = PERIPHERAL_FRACTION,
-                  ) -> tuple[np.ndarray, np.ndarray, list[SyntheticLesion]]:
+def paint_lesions(
+    hu: np.ndarray,
+    labels: np.ndarray,
+    spacing: tuple[float, float, float],
+    count: int,
+    seed: int,
+    peripheral_fraction: float = PERIPHERAL_FRACTION,
+) -> tuple[np.ndarray, np.ndarray, list[SyntheticLesion]]:
     """A copy of the case with ``count`` synthetic lesions painted into its liver."""
     rng = np.random.default_rng(seed)
     hu, labels = hu.copy(), labels.copy()

@@ -80,10 +80,16 @@ def to_tensor(units: np.ndarray, norm: tuple[float, float] = (0.5, 0.5)) -> padd
     return paddle.to_tensor(((units - mean) / std).transpose(0, 3, 1, 2).astype(np.float32))
 
 
-def make_batch(images: np.ndarray, labels: np.ndarray, size: int, aug: AugmentConfig,
-               rng: np.random.Generator, tumour_indices: np.ndarray | None = None,
-               tumour_fraction: float = 0.0,
-               norm: tuple[float, float] = (0.5, 0.5)) -> tuple[paddle.Tensor, paddle.Tensor]:
+def make_batch(
+    images: np.ndarray,
+    labels: np.ndarray,
+    size: int,
+    aug: AugmentConfig,
+    rng: np.random.Generator,
+    tumour_indices: np.ndarray | None = None,
+    tumour_fraction: float = 0.0,
+    norm: tuple[float, float] = (0.5, 0.5),
+) -> tuple[paddle.Tensor, paddle.Tensor]:
     """A random batch; ``tumour_fraction`` of it drawn from slices that contain tumour."""
     picks = rng.integers(0, len(images), size)
     if tumour_indices is not None and len(tumour_indices) and tumour_fraction > 0:
@@ -98,15 +104,20 @@ def make_batch(images: np.ndarray, labels: np.ndarray, size: int, aug: AugmentCo
     return to_tensor(np.stack(batch_images), norm), paddle.to_tensor(np.stack(batch_labels).astype(np.int64))
 
 
-def loss_fn(logits: paddle.Tensor, labels: paddle.Tensor, class_weights: list[float],
-            dice_weight: float) -> tuple[paddle.Tensor, float, float]:
+def loss_fn(
+    logits: paddle.Tensor, labels: paddle.Tensor, class_weights: list[float], dice_weight: float
+) -> tuple[paddle.Tensor, float, float]:
     """Weighted cross-entropy plus soft Dice over the foreground classes; label 255 counts for neither."""
     weight = paddle.to_tensor(np.array(class_weights, np.float32))
     ce = F.cross_entropy(logits, labels, weight=weight, axis=1, ignore_index=IGNORE)
     valid = (labels != IGNORE).astype("float32").unsqueeze(1)
     probs = F.softmax(logits, axis=1) * valid
-    onehot = F.one_hot(paddle.where(labels == IGNORE, paddle.zeros_like(labels), labels),
-                       logits.shape[1]).transpose([0, 3, 1, 2]) * valid
+    onehot = (
+        F.one_hot(paddle.where(labels == IGNORE, paddle.zeros_like(labels), labels), logits.shape[1]).transpose(
+            [0, 3, 1, 2]
+        )
+        * valid
+    )
     dims = [0, 2, 3]
     intersection = paddle.sum(probs * onehot, axis=dims)
     total = paddle.sum(probs, axis=dims) + paddle.sum(onehot, axis=dims)
@@ -115,16 +126,21 @@ def loss_fn(logits: paddle.Tensor, labels: paddle.Tensor, class_weights: list[fl
     return ce + dice_weight * dice_loss, float(ce), float(dice_loss)
 
 
-def evaluate(model: paddle.nn.Layer, images: np.ndarray, labels: np.ndarray, batch: int = 16,
-             norm: tuple[float, float] = (0.5, 0.5)) -> dict[str, float]:
+def evaluate(
+    model: paddle.nn.Layer,
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch: int = 16,
+    norm: tuple[float, float] = (0.5, 0.5),
+) -> dict[str, float]:
     """Pooled 2D Dice of liver (1 or 2) and tumour (2) over the validation samples, outside label 255."""
     model.eval()
     sums = {"liver": [0, 0], "tumour": [0, 0]}
     with paddle.no_grad():
         for start in range(0, len(images), batch):
-            units = images[start:start + batch].astype(np.float32) / 255.0
+            units = images[start : start + batch].astype(np.float32) / 255.0
             pred = paddle.argmax(model(to_tensor(units, norm))[0], axis=1).numpy()
-            truth = labels[start:start + batch]
+            truth = labels[start : start + batch]
             valid = truth != IGNORE
             for name, p, t in (("liver", pred > 0, (truth > 0) & valid), ("tumour", pred == 2, truth == 2)):
                 p = p & valid
@@ -173,13 +189,23 @@ def save_checkpoint(out: Path, model, optimizer, state: dict) -> None:
 def fold_cases(fold: str, train_cases: list[str] | None = None, val_cases: list[str] | None = None) -> dict:
     """The protocol fold, or a custom one when case lists are given (tests, new data)."""
     if train_cases:
-        return {"train": train_cases, "val": val_cases or train_cases[:1], "test_case": None,
-                "protocol": f"custom: trained on {', '.join(train_cases)}; no held-out case"}
+        return {
+            "train": train_cases,
+            "val": val_cases or train_cases[:1],
+            "test_case": None,
+            "protocol": f"custom: trained on {', '.join(train_cases)}; no held-out case",
+        }
     return FOLDS[fold]
 
 
-def train(config: dict, fold: str, out: Path, max_minutes: float | None = None,
-          train_cases: list[str] | None = None, val_cases: list[str] | None = None) -> dict:
+def train(
+    config: dict,
+    fold: str,
+    out: Path,
+    max_minutes: float | None = None,
+    train_cases: list[str] | None = None,
+    val_cases: list[str] | None = None,
+) -> dict:
     """Train (or resume) one run; returns the final state."""
     data_cfg, train_cfg = config["data"], config["train"]
     folds = fold_cases(fold, train_cases, val_cases)
@@ -194,20 +220,30 @@ def train(config: dict, fold: str, out: Path, max_minutes: float | None = None,
     model = build_model(config["model"], num_classes=3, in_channels=in_channels)
     iters = int(train_cfg["iters"])
     warmup = int(train_cfg.get("warmup", min(50, iters // 10)))
-    schedule = paddle.optimizer.lr.CosineAnnealingDecay(float(train_cfg["lr"]), T_max=max(iters - warmup, 1),
-                                                        eta_min=float(train_cfg.get("min_lr", 1e-5)))
+    schedule = paddle.optimizer.lr.CosineAnnealingDecay(
+        float(train_cfg["lr"]), T_max=max(iters - warmup, 1), eta_min=float(train_cfg.get("min_lr", 1e-5))
+    )
     if warmup:
         schedule = paddle.optimizer.lr.LinearWarmup(schedule, warmup, 0.0, float(train_cfg["lr"]))
-    optimizer = paddle.optimizer.AdamW(schedule, parameters=model.parameters(),
-                                       weight_decay=float(train_cfg.get("weight_decay", 1e-4)))
+    optimizer = paddle.optimizer.AdamW(
+        schedule, parameters=model.parameters(), weight_decay=float(train_cfg.get("weight_decay", 1e-4))
+    )
     out.mkdir(parents=True, exist_ok=True)
     protocol = folds["protocol"]
     meta_path = root / "meta.json"
     ignored = json.loads(meta_path.read_text()).get("ignored") if meta_path.is_file() else None
     if ignored:
         protocol += f"; label 'ignore' (no loss) on {', '.join(ignored)} outside the liver"
-    state = {"iter": 0, "history": [], "fold": fold, "protocol": protocol, "config": config,
-             "in_channels": int(in_channels), "train_seconds": 0.0, "val_cases": folds["val"]}
+    state = {
+        "iter": 0,
+        "history": [],
+        "fold": fold,
+        "protocol": protocol,
+        "config": config,
+        "in_channels": int(in_channels),
+        "train_seconds": 0.0,
+        "val_cases": folds["val"],
+    }
     ckpt = out / "checkpoint"
     if (ckpt / "state.json").is_file():
         state = json.loads((ckpt / "state.json").read_text())
@@ -227,10 +263,10 @@ def train(config: dict, fold: str, out: Path, max_minutes: float | None = None,
     tumour_indices = np.flatnonzero((labels == 2).reshape(len(labels), -1).any(axis=1))
     tumour_fraction = float(train_cfg.get("tumour_fraction", 0.0))
     while state["iter"] < iters:
-        x, y = make_batch(images, labels, int(train_cfg["batch_size"]), aug, rng, tumour_indices, tumour_fraction,
-                          norm)
-        loss, ce, dice_loss = loss_fn(model(x)[0], y, train_cfg["class_weights"],
-                                      float(train_cfg.get("dice_weight", 1.0)))
+        x, y = make_batch(images, labels, int(train_cfg["batch_size"]), aug, rng, tumour_indices, tumour_fraction, norm)
+        loss, ce, dice_loss = loss_fn(
+            model(x)[0], y, train_cfg["class_weights"], float(train_cfg.get("dice_weight", 1.0))
+        )
         loss.backward()
         optimizer.step()
         optimizer.clear_grad()
@@ -239,8 +275,14 @@ def train(config: dict, fold: str, out: Path, max_minutes: float | None = None,
         state["train_seconds"] = base_seconds + time.perf_counter() - started
         it = state["iter"]
         if it % int(train_cfg.get("log_every", 10)) == 0 or it == 1:
-            entry = {"iter": it, "loss": float(loss), "ce": ce, "dice_loss": dice_loss,
-                     "lr": float(optimizer.get_lr()), "seconds": round(state["train_seconds"], 1)}
+            entry = {
+                "iter": it,
+                "loss": float(loss),
+                "ce": ce,
+                "dice_loss": dice_loss,
+                "lr": float(optimizer.get_lr()),
+                "seconds": round(state["train_seconds"], 1),
+            }
             state["history"].append(entry)
             log.write(json.dumps(entry) + "\n")
             log.flush()
@@ -272,8 +314,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-minutes", type=float, default=None, help="stop (and checkpoint) after this long")
     parser.add_argument("--train-cases", nargs="+", default=None, help="case lists instead of the fold's")
     parser.add_argument("--val-cases", nargs="+", default=None)
-    parser.add_argument("--set", nargs="+", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override config values, e.g. model.base_channels=4 train.batch_size=2")
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override config values, e.g. model.base_channels=4 train.batch_size=2",
+    )
     args = parser.parse_args(argv)
     config = load_config(args.config)
     if args.iters:
@@ -285,10 +332,14 @@ def main(argv: list[str] | None = None) -> int:
         section, name = key.split(".", 1)
         config[section][name] = yaml.safe_load(value)
     paddle.set_device("cpu" if not paddle.is_compiled_with_cuda() else "gpu")
-    state = train(config, args.fold, run_dir(config, args.fold, args.out), args.max_minutes,
-                  args.train_cases, args.val_cases)
-    print(f"{config['name']} fold {args.fold}: iteration {state['iter']}/{config['train']['iters']}, "
-          f"{state['train_seconds'] / 60:.1f} min", file=sys.stderr)
+    state = train(
+        config, args.fold, run_dir(config, args.fold, args.out), args.max_minutes, args.train_cases, args.val_cases
+    )
+    print(
+        f"{config['name']} fold {args.fold}: iteration {state['iter']}/{config['train']['iters']}, "
+        f"{state['train_seconds'] / 60:.1f} min",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -45,15 +45,19 @@ def stage(message):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description="Segment liver (and lesions) in a CT NIfTI with pyliverlesionseg 0.3; "
-                    "write labels 0/1/2 on the input's voxel grid.")
+        "write labels 0/1/2 on the input's voxel grid."
+    )
     parser.add_argument("--ct", required=True, help="input CT NIfTI in Hounsfield units")
     parser.add_argument("--out", required=True, help="output label NIfTI (uint8 0/1/2)")
-    parser.add_argument("--liver-only", action="store_true",
-                        help="run only the peer's liver model (about 3 CPU minutes instead of ~20)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="TensorFlow intra/inter-op threads (0: TensorFlow's default)")
-    parser.add_argument("--keep-temp", action="store_true",
-                        help="keep the temporary folder with the peer's own outputs")
+    parser.add_argument(
+        "--liver-only", action="store_true", help="run only the peer's liver model (about 3 CPU minutes instead of ~20)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=0, help="TensorFlow intra/inter-op threads (0: TensorFlow's default)"
+    )
+    parser.add_argument(
+        "--keep-temp", action="store_true", help="keep the temporary folder with the peer's own outputs"
+    )
     return parser.parse_args(argv)
 
 
@@ -69,14 +73,14 @@ def load_ct(path):
     if data.dtype.kind == "f" or data.dtype.itemsize > 2 or data.dtype.kind == "u":
         as_float = data.astype(np.float32)
         rounded = np.rint(as_float)
-        if (np.array_equal(rounded, as_float) and rounded.min() >= -32768
-                and rounded.max() <= 32767):
+        if np.array_equal(rounded, as_float) and rounded.min() >= -32768 and rounded.max() <= 32767:
             data = rounded.astype(np.int16)
         else:
             data = as_float
     if float(data.min()) >= 0:
-        stage("warning: no negative values in the CT; the peer expects Hounsfield units "
-              "(air -1000), results will be poor")
+        stage(
+            "warning: no negative values in the CT; the peer expects Hounsfield units (air -1000), results will be poor"
+        )
     return image, data
 
 
@@ -116,8 +120,7 @@ def set_tf_threads(threads):
     import tensorflow as tf
     from keras import backend as K
 
-    config = tf.ConfigProto(intra_op_parallelism_threads=threads,
-                            inter_op_parallelism_threads=threads)
+    config = tf.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads)
     K.set_session(tf.Session(config=config))
 
 
@@ -151,18 +154,30 @@ def run_peer(ct_ras_path, liver_only, threads):
     stage("importing pyliverlesionseg (TensorFlow 1.12, Keras 2.2.4)")
     with contextlib.redirect_stdout(sys.stderr):
         import pyliverlesionseg
+
         set_tf_threads(threads)
         models = Path(pyliverlesionseg.__file__).parent / "trained_models"
-        liver_model = str(models / "model_unet_ct_mr_liv_seg_resize_1.5mm_med_3_resize_3mm_"
-                                   "20201011_dice_loss_val_binary_dice_mean.hdf5")
-        lesion_model = str(models / "model_unet_ct_mr_lesion_seg_resize_1mm_1mm_3mm_"
-                                    "20220207_dice_loss_val_binary_dice_mean.hdf5")
+        liver_model = str(
+            models / "model_unet_ct_mr_liv_seg_resize_1.5mm_med_3_resize_3mm_"
+            "20201011_dice_loss_val_binary_dice_mean.hdf5"
+        )
+        lesion_model = str(
+            models / "model_unet_ct_mr_lesion_seg_resize_1mm_1mm_3mm_20220207_dice_loss_val_binary_dice_mean.hdf5"
+        )
         what = "liver only" if liver_only else "liver, then lesions"
         stage(f"running pyliverlesionseg.cnn_liver_lesion_seg_CT_MR_main ({what})")
         pyliverlesionseg.cnn_liver_lesion_seg_CT_MR_main(
-            ct_ras_path, None, liver_model, lesion_model,
-            seg_liver=True, seg_lesion=not liver_only, save_nifti=True, input_nifti=True,
-            Modality="CT", logger=_StderrLogger())
+            ct_ras_path,
+            None,
+            liver_model,
+            lesion_model,
+            seg_liver=True,
+            seg_lesion=not liver_only,
+            save_nifti=True,
+            input_nifti=True,
+            Modality="CT",
+            logger=_StderrLogger(),
+        )
     liver = ct_ras_path + "_cnn_pred_liver.nii.gz"
     lesions = None if liver_only else ct_ras_path + "_cnn_pred_liver_lesions.nii.gz"
     return liver, lesions
@@ -177,11 +192,14 @@ def read_peer_mask(path, shape_ras, affine_ras):
     image = nib.load(path)
     mask = np.asarray(image.dataobj) > 0
     if mask.shape != tuple(shape_ras):
-        raise SystemExit(f"run_pyliverlesionseg: peer output {path} has shape {mask.shape}, "
-                         f"expected {tuple(shape_ras)}")
+        raise SystemExit(
+            f"run_pyliverlesionseg: peer output {path} has shape {mask.shape}, expected {tuple(shape_ras)}"
+        )
     if not np.allclose(image.affine, affine_ras, atol=1e-3):
-        stage("note: peer output affine differs from the RAS input's (ignored; the array is "
-              "taken to be on the RAS input grid, as the peer's code builds it)")
+        stage(
+            "note: peer output affine differs from the RAS input's (ignored; the array is "
+            "taken to be on the RAS input grid, as the peer's code builds it)"
+        )
     return mask
 
 
@@ -197,8 +215,7 @@ def main(argv=None):
     data_ras, affine_ras, _ = to_ras(data, affine)
     axes = "".join(nib.aff2axcodes(affine))
     zooms = tuple(round(float(z), 3) for z in image.header.get_zooms()[:3])
-    stage(f"input shape {data.shape}, axes {axes} -> peer input RAS shape {data_ras.shape}, "
-          f"voxel size {zooms} mm")
+    stage(f"input shape {data.shape}, axes {axes} -> peer input RAS shape {data_ras.shape}, voxel size {zooms} mm")
 
     workdir = tempfile.mkdtemp(prefix="pyliverlesionseg_")
     try:

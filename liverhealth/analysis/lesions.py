@@ -56,9 +56,14 @@ class LesionDetection:
         return len(self.false_positive_ids)
 
     def to_dict(self) -> dict:
-        return {"reference_lesions": self.reference_count, "found": self.found_count, "recall": self.recall,
-                "predicted_lesions": self.predicted_count, "false_positives": self.false_positives,
-                "per_lesion_dice": [round(m.dice, 4) for m in self.matches]}
+        return {
+            "reference_lesions": self.reference_count,
+            "found": self.found_count,
+            "recall": self.recall,
+            "predicted_lesions": self.predicted_count,
+            "false_positives": self.false_positives,
+            "per_lesion_dice": [round(m.dice, 4) for m in self.matches],
+        }
 
 
 def lesion_detection(prediction: np.ndarray, reference: np.ndarray) -> LesionDetection:
@@ -68,8 +73,11 @@ def lesion_detection(prediction: np.ndarray, reference: np.ndarray) -> LesionDet
     ref_components, ref_count = ndimage.label(truth, structure=FULL_3D if truth.ndim == 3 else None)
     pred_components, pred_count = ndimage.label(predicted, structure=FULL_3D if predicted.ndim == 3 else None)
     both = truth & predicted
-    pairs = np.unique(np.stack([ref_components[both], pred_components[both]]), axis=1) if both.any() \
+    pairs = (
+        np.unique(np.stack([ref_components[both], pred_components[both]]), axis=1)
+        if both.any()
         else np.zeros((2, 0), int)
+    )
     matches = []
     sizes = np.bincount(ref_components.ravel(), minlength=ref_count + 1)
     for ref_id in range(1, ref_count + 1):

@@ -57,8 +57,7 @@ def _lesion_diameters(component: np.ndarray, pixel_yx: tuple[float, float]) -> t
     return longest, perpendicular, longest_px
 
 
-def measure_lesion(volume: CtVolume, lesion_id: int, component: np.ndarray,
-                   offset: tuple[int, int, int]) -> Lesion:
+def measure_lesion(volume: CtVolume, lesion_id: int, component: np.ndarray, offset: tuple[int, int, int]) -> Lesion:
     """Measure one lesion given its boolean mask cropped to its bounding box at ``offset``."""
     spacing = volume.spacing
     voxel_count = int(component.sum())
@@ -114,8 +113,9 @@ def measure(volume: CtVolume, labels: np.ndarray) -> Measurements:
     tumour_voxels = int(np.count_nonzero(tumour))
     voxel_ml = volume.voxel_mm3 / 1000.0 if volume.voxel_mm3 else None
     pixel_mm2 = spacing[1] * spacing[2] if spacing and is_2d else None
-    lesions = tuple(measure_lesion(volume, i, crop, offset)
-                    for i, (crop, offset) in enumerate(find_lesions(tumour), start=1))
+    lesions = tuple(
+        measure_lesion(volume, i, crop, offset) for i, (crop, offset) in enumerate(find_lesions(tumour), start=1)
+    )
     return Measurements(
         is_2d=is_2d,
         spacing=spacing,

@@ -53,7 +53,7 @@ def cohen_kappa(confusion: np.ndarray) -> float:
     if total == 0:
         return 1.0
     observed = float(np.trace(confusion)) / total
-    expected = float((confusion.sum(axis=0) * confusion.sum(axis=1)).sum()) / total ** 2
+    expected = float((confusion.sum(axis=0) * confusion.sum(axis=1)).sum()) / total**2
     return 1.0 if expected == 1.0 else (observed - expected) / (1.0 - expected)
 
 

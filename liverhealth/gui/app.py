@@ -13,8 +13,13 @@ from liverhealth.gui.main_window import MainWindow
 STEP_METHODS = {"segment": "segment", "report": "generate_report", "list": "read_database"}
 
 
-def run(open_path: str | None = None, segment: bool = False, report: bool = False,
-        screenshot: Path | None = None, database: bool = False) -> int:
+def run(
+    open_path: str | None = None,
+    segment: bool = False,
+    report: bool = False,
+    screenshot: Path | None = None,
+    database: bool = False,
+) -> int:
     """Run the workstation. With ``screenshot`` the requested steps run, the window (or, with
     ``database``, the Read Database dialog) is saved as an image and the program exits (status 2
     if a step failed)."""

@@ -46,8 +46,14 @@ class DatabaseDialog(QDialog):
     It calls back into the window for every database access, which runs in worker threads.
     """
 
-    def __init__(self, parent: Any, rows: list[ResultSummary], load: Callable[[int], None],
-                 delete: Callable[[int], None], preview: Callable[[int, Callable[[StoredResult], None]], None]) -> None:
+    def __init__(
+        self,
+        parent: Any,
+        rows: list[ResultSummary],
+        load: Callable[[int], None],
+        delete: Callable[[int], None],
+        preview: Callable[[int, Callable[[StoredResult], None]], None],
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Saved results")
         self.resize(980, 520)
@@ -80,13 +86,18 @@ class DatabaseDialog(QDialog):
         self.table.setSortingEnabled(False)
         self.table.setRowCount(len(rows))
         for r, row in enumerate(rows):
-            cells = [NumberItem(row.result_id, str(row.result_id)),
-                     QTableWidgetItem(f"{row.created_at:%Y-%m-%d %H:%M}"), QTableWidgetItem(row.model_id),
-                     NumberItem(row.liver_volume_ml, f"{row.liver_volume_ml:.1f}" if row.liver_volume_ml else "n/a"),
-                     NumberItem(row.tumour_volume_ml,
-                                f"{row.tumour_volume_ml:.2f}" if row.tumour_volume_ml is not None else "n/a"),
-                     NumberItem(row.lesion_count, str(row.lesion_count)),
-                     NumberItem(row.report_count, str(row.report_count)), QTableWidgetItem(row.description)]
+            cells = [
+                NumberItem(row.result_id, str(row.result_id)),
+                QTableWidgetItem(f"{row.created_at:%Y-%m-%d %H:%M}"),
+                QTableWidgetItem(row.model_id),
+                NumberItem(row.liver_volume_ml, f"{row.liver_volume_ml:.1f}" if row.liver_volume_ml else "n/a"),
+                NumberItem(
+                    row.tumour_volume_ml, f"{row.tumour_volume_ml:.2f}" if row.tumour_volume_ml is not None else "n/a"
+                ),
+                NumberItem(row.lesion_count, str(row.lesion_count)),
+                NumberItem(row.report_count, str(row.report_count)),
+                QTableWidgetItem(row.description),
+            ]
             for c, cell in enumerate(cells):
                 self.table.setItem(r, c, cell)
         self.table.setSortingEnabled(True)
@@ -119,8 +130,13 @@ class DatabaseDialog(QDialog):
         result_id = self.selected_id()
         if result_id is None:
             return
-        if confirm and QMessageBox.question(self, "Delete result", f"Delete saved result {result_id} and its "
-                                            "reports? This cannot be undone.") != QMessageBox.Yes:
+        if (
+            confirm
+            and QMessageBox.question(
+                self, "Delete result", f"Delete saved result {result_id} and its reports? This cannot be undone."
+            )
+            != QMessageBox.Yes
+        ):
             return
         self._delete(result_id)
 

@@ -108,8 +108,8 @@ class WorkstationLogic:
             return []
         rows = []
         for lesion in self.result.measurements.lesions:
-            size = (f"{lesion.volume_ml:.2f} mL" if lesion.volume_ml is not None else f"{lesion.largest_area_px} px")
-            diameter = (f", {lesion.longest_diameter_mm:.1f} mm" if lesion.longest_diameter_mm is not None else "")
+            size = f"{lesion.volume_ml:.2f} mL" if lesion.volume_ml is not None else f"{lesion.largest_area_px} px"
+            diameter = f", {lesion.longest_diameter_mm:.1f} mm" if lesion.longest_diameter_mm is not None else ""
             rows.append((lesion.lesion_id, f"Lesion {lesion.lesion_id}: {size}{diameter}", lesion.largest_slice))
         return rows
 

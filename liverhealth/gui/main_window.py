@@ -73,8 +73,7 @@ class MainWindow(QMainWindow):
         self.lesions = QListWidget()
         self.lesions.itemActivated.connect(self._jump_to_lesion)
         self.lesions.itemClicked.connect(self._jump_to_lesion)
-        self.legend = QLabel("<span style='color:#28c83c'>■</span> liver  "
-                             "<span style='color:#e62828'>■</span> tumour")
+        self.legend = QLabel("<span style='color:#28c83c'>■</span> liver  <span style='color:#e62828'>■</span> tumour")
         self.opacity = QSlider(Qt.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(40)
@@ -134,8 +133,11 @@ class MainWindow(QMainWindow):
         processing = bar.addMenu("Image Processing")
         windows = processing.addMenu("Window")
         for key, window in WINDOW_PRESETS.items():
-            self._action(windows, f"{window.name} ({window.width:g}/{window.center:g})",
-                         lambda key=key: self.set_window_preset(key))
+            self._action(
+                windows,
+                f"{window.name} ({window.width:g}/{window.center:g})",
+                lambda key=key: self.set_window_preset(key),
+            )
         for key, (text, _) in PROCESSING.items():
             self._action(processing, text, lambda key=key: self.show_processing(key))
         self._action(processing, "Show segmentation overlay", lambda: self.show_processing("segmentation"))
@@ -153,9 +155,15 @@ class MainWindow(QMainWindow):
         help_menu = bar.addMenu("Help")
         self._action(help_menu, "Model card", self.show_model_card)
         self._action(help_menu, "Disclaimer", lambda: self._inform("Disclaimer", DISCLAIMER))
-        self._action(help_menu, "About", lambda: self._inform(
-            "About LiverHealth", "LiverHealth: liver and liver-tumour CT workstation. Open source; not a medical "
-            "device. Models and their validation: models/MODEL_CARD.md."))
+        self._action(
+            help_menu,
+            "About",
+            lambda: self._inform(
+                "About LiverHealth",
+                "LiverHealth: liver and liver-tumour CT workstation. Open source; not a medical "
+                "device. Models and their validation: models/MODEL_CARD.md.",
+            ),
+        )
 
     def _load_models(self) -> None:
         self.model_menu.clear()
@@ -168,9 +176,11 @@ class MainWindow(QMainWindow):
         group = QActionGroup(self)
         for spec in self.manifest.models:
             metrics = spec.metrics
-            dice = (f" - liver Dice {metrics['liver_dice']:.3f}, tumour Dice {metrics['tumour_dice']:.3f}"
-                    if isinstance(metrics.get("liver_dice"), float) and isinstance(metrics.get("tumour_dice"), float)
-                    else "")
+            dice = (
+                f" - liver Dice {metrics['liver_dice']:.3f}, tumour Dice {metrics['tumour_dice']:.3f}"
+                if isinstance(metrics.get("liver_dice"), float) and isinstance(metrics.get("tumour_dice"), float)
+                else ""
+            )
             action = QAction(f"{spec.name}{dice}", self, checkable=True)
             action.setChecked(spec.model_id == self.manifest.default)
             action.triggered.connect(lambda _checked=False, model_id=spec.model_id: self._choose_model(model_id))
@@ -191,8 +201,10 @@ class MainWindow(QMainWindow):
         self.slider.setValue(logic.slice_index)
         self.slider.setEnabled(logic.slice_count > 1)
         self.slider.blockSignals(False)
-        self.status.setText(f"{logic.status_text()} · slice {logic.slice_index + 1}/{max(logic.slice_count, 1)} · "
-                            f"window {logic.window.width:g}/{logic.window.center:g}")
+        self.status.setText(
+            f"{logic.status_text()} · slice {logic.slice_index + 1}/{max(logic.slice_count, 1)} · "
+            f"window {logic.window.width:g}/{logic.window.center:g}"
+        )
         busy = self.worker is not None
         has_volume, has_result = logic.volume is not None, logic.result is not None
         self.segment_action.setEnabled(has_volume and not busy and self.manifest is not None)
@@ -314,8 +326,13 @@ class MainWindow(QMainWindow):
         volume, manifest, model_id = self.logic.volume, self.manifest, self.model_id
         if volume is None or manifest is None:
             return
-        self._run("segment", lambda progress, cancelled, text: pipeline.segment_volume(
-            volume, manifest, model_id, progress=progress, cancel=cancelled), self._segmented)
+        self._run(
+            "segment",
+            lambda progress, cancelled, text: pipeline.segment_volume(
+                volume, manifest, model_id, progress=progress, cancel=cancelled
+            ),
+            self._segmented,
+        )
 
     def _segmented(self, result: Any) -> None:
         self.logic.set_result(result)
@@ -326,46 +343,61 @@ class MainWindow(QMainWindow):
             item.setData(Qt.UserRole, z)
             item.setData(Qt.UserRole + 1, lesion_id)
             self.lesions.addItem(item)
-        self.text.setPlainText(build_findings(result.measurements.to_dict(), result.model,
-                                                       result.volume.source.description))
+        self.text.setPlainText(
+            build_findings(result.measurements.to_dict(), result.model, result.volume.source.description)
+        )
 
     def generate_report(self) -> None:
         result = self.logic.result
         if result is None:
             return
         self.text.setPlainText("")
-        self._run("report", lambda progress, cancelled, text: pipeline.make_report(
-            result, on_text=text, cancel=cancelled), self._reported)
+        self._run(
+            "report",
+            lambda progress, cancelled, text: pipeline.make_report(result, on_text=text, cancel=cancelled),
+            self._reported,
+        )
 
     def _reported(self, content: Any) -> None:
         self.report = content
         report = content.report
         draft = report.draft or report.draft_notice or ""
-        self.text.setPlainText(f"MEASURED FINDINGS\n{report.findings}\n\nMACHINE-WRITTEN DRAFT "
-                               f"({report.draft_model or 'none'}), NOT REVIEWED\n{draft}\n\n{DISCLAIMER}")
+        self.text.setPlainText(
+            f"MEASURED FINDINGS\n{report.findings}\n\nMACHINE-WRITTEN DRAFT "
+            f"({report.draft_model or 'none'}), NOT REVIEWED\n{draft}\n\n{DISCLAIMER}"
+        )
 
     def save_to_database(self) -> None:
         result = self.logic.result
         if result is None:
             return
-        answer = QMessageBox.question(self, "Save to database", "Save this result (and its report, if any) to "
-                                      "the results database? Patient identifiers are left out.")
+        answer = QMessageBox.question(
+            self,
+            "Save to database",
+            "Save this result (and its report, if any) to the results database? Patient identifiers are left out.",
+        )
         if answer != QMessageBox.Yes:
             return
         content = self.report
-        self._run("save", lambda progress, cancelled, text: pipeline.save_result(
-                      result, report=pipeline.report_record(content) if content is not None else None),
-                  lambda saved: self.statusBar().showMessage(f"Saved as result {saved[0]} in the {saved[1]}", 8000))
+        self._run(
+            "save",
+            lambda progress, cancelled, text: pipeline.save_result(
+                result, report=pipeline.report_record(content) if content is not None else None
+            ),
+            lambda saved: self.statusBar().showMessage(f"Saved as result {saved[0]} in the {saved[1]}", 8000),
+        )
 
     def read_database(self) -> None:
         """List saved results (in a worker), then show them in the database dialog."""
         self.database_dialog: DatabaseDialog | None = None
-        self._run("list", lambda progress, cancelled, text: _with_repository(lambda r: r.list_results()),
-                  self._show_database)
+        self._run(
+            "list", lambda progress, cancelled, text: _with_repository(lambda r: r.list_results()), self._show_database
+        )
 
     def _show_database(self, rows: Any) -> None:
-        self.database_dialog = DatabaseDialog(self, rows, load=self._open_saved, delete=self._delete_saved,
-                                              preview=self._preview_saved)
+        self.database_dialog = DatabaseDialog(
+            self, rows, load=self._open_saved, delete=self._delete_saved, preview=self._preview_saved
+        )
         self.database_dialog.setModal(False)
         self.database_dialog.show()
 
@@ -399,8 +431,12 @@ class MainWindow(QMainWindow):
 
     # files ----------------------------------------------------------------------------------
     def choose_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open CT or image", "", "CT and images (*.dcm *.nii *.nii.gz "
-                                              "*.nrrd *.zip *.png *.jpg *.jpeg *.bmp *.tif *.tiff);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Open CT or image",
+            "",
+            "CT and images (*.dcm *.nii *.nii.gz *.nrrd *.zip *.png *.jpg *.jpeg *.bmp *.tif *.tiff);;All files (*)",
+        )
         if path:
             self.open_path(path)
 

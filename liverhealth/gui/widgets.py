@@ -63,7 +63,7 @@ class SliceCanvas(QGraphicsView):
     def wheelEvent(self, event) -> None:
         steps = 1 if event.angleDelta().y() > 0 else -1
         if event.modifiers() & Qt.ControlModifier:
-            self.scale(1.15 ** steps, 1.15 ** steps)
+            self.scale(1.15**steps, 1.15**steps)
         else:
             self.scrolled.emit(steps)
 

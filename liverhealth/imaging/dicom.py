@@ -47,8 +47,10 @@ def _iter_zip(path: Path, prefix: str = "") -> Iterator[tuple[str, bytes | Path]
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise InputError(f"{path} is not a readable zip archive ({exc}). Re-create the zip or "
-                         "open the unpacked DICOM folder instead.") from exc
+        raise InputError(
+            f"{path} is not a readable zip archive ({exc}). Re-create the zip or "
+            "open the unpacked DICOM folder instead."
+        ) from exc
     with archive:
         entries = [info for info in archive.infolist() if not info.is_dir() and info.filename.startswith(prefix)]
         check_zip(entries, str(path))
@@ -56,8 +58,9 @@ def _iter_zip(path: Path, prefix: str = "") -> Iterator[tuple[str, bytes | Path]
             try:
                 data = archive.read(info)
             except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                raise InputError(f"{path}: entry {info.filename} is damaged ({exc}). "
-                                 "Re-create the zip archive.") from exc
+                raise InputError(
+                    f"{path}: entry {info.filename} is damaged ({exc}). Re-create the zip archive."
+                ) from exc
             yield f"{path}:{info.filename}", data
 
 
@@ -69,8 +72,10 @@ def _read_instance(name: str, source: bytes | Path) -> _Instance | None:
     except InvalidDicomError:
         return None
     except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise InputError(f"{name} is a damaged or truncated DICOM file ({exc.__class__.__name__})."
-                         " Export the series again from the PACS.") from exc
+        raise InputError(
+            f"{name} is a damaged or truncated DICOM file ({exc.__class__.__name__})."
+            " Export the series again from the PACS."
+        ) from exc
     return _Instance(name, dataset)
 
 
@@ -103,13 +108,16 @@ def _group_series(instances: list[_Instance]) -> dict[str, list[_Instance]]:
 
 def _pick_ct_series(instances: list[_Instance], where: str) -> list[_Instance]:
     if not instances:
-        raise InputError(f"No DICOM files found in {where}. Choose the folder that holds the CT "
-                         "series, or a NIfTI/NRRD/PNG file.")
+        raise InputError(
+            f"No DICOM files found in {where}. Choose the folder that holds the CT series, or a NIfTI/NRRD/PNG file."
+        )
     groups = _group_series(instances)
     ct_groups = [g for g in groups.values() if _is_image(g[0].dataset) and _is_ct(g[0].dataset)]
     if not ct_groups:
-        raise InputError(f"{where} holds no CT image series (found: {_describe_series(groups)}). "
-                         "LiverHealth segments CT; choose the CT series.")
+        raise InputError(
+            f"{where} holds no CT image series (found: {_describe_series(groups)}). "
+            "LiverHealth segments CT; choose the CT series."
+        )
     return max(ct_groups, key=len)
 
 
@@ -119,8 +127,10 @@ def _floats(ds: Dataset, keyword: str, count: int, where: str) -> np.ndarray | N
     if value is None or value == "":
         return None
     try:
-        numbers = np.array([float(v) for v in (value if isinstance(value, (list, tuple, pydicom.multival.MultiValue))
-                                              else [value])], dtype=float)
+        numbers = np.array(
+            [float(v) for v in (value if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value])],
+            dtype=float,
+        )
     except (TypeError, ValueError) as exc:
         raise InputError(f"{where}: {keyword} is not numeric ({str(value)[:40]}). Export the series again.") from exc
     if len(numbers) != count or not np.isfinite(numbers).all():
@@ -135,9 +145,13 @@ def _orientation(ds: Dataset, where: str) -> np.ndarray:
         return np.array([1.0, 0, 0, 0, 1.0, 0])
     row, col = iop[:3], iop[3:]
     if min(np.linalg.norm(row), np.linalg.norm(col)) < 0.5 or abs(float(np.dot(row, col))) > 0.05 * (
-            np.linalg.norm(row) * np.linalg.norm(col)):
-        raise InputError(f"{where}: ImageOrientationPatient {list(iop)} does not describe an image plane "
-                         "(zero or non-perpendicular directions). Export the series again.")
+        np.linalg.norm(row) * np.linalg.norm(col)
+    ):
+        raise InputError(
+            f"{where}: ImageOrientationPatient ({', '.join(f'{v:g}' for v in iop)}) does not describe "
+            "an image plane "
+            "(zero or non-perpendicular directions). Export the series again."
+        )
     return np.concatenate([row / np.linalg.norm(row), col / np.linalg.norm(col)])
 
 
@@ -147,7 +161,10 @@ def _pixel_spacing(ds: Dataset, where: str, notes: list[str]) -> tuple[float, fl
         notes.append("no PixelSpacing: 1 mm assumed")
         return (1.0, 1.0)
     if spacing.min() <= 0 or spacing.max() > 50:
-        raise InputError(f"{where}: PixelSpacing {list(spacing)} mm is not a pixel size. Export the series again.")
+        raise InputError(
+            f"{where}: PixelSpacing ({', '.join(f'{v:g}' for v in spacing)}) mm is not a pixel size. "
+            "Export the series again."
+        )
     return (float(spacing[0]), float(spacing[1]))
 
 
@@ -167,8 +184,10 @@ def _one_acquisition(series: list[_Instance], notes: list[str]) -> list[_Instanc
     best = max(groups.values(), key=len)
     left_out = len(series) - len(best)
     if left_out:
-        notes.append(f"{left_out} slice(s) of another acquisition in the same series (other size, orientation "
-                     "or pixel spacing) were left out")
+        notes.append(
+            f"{left_out} slice(s) of another acquisition in the same series (other size, orientation "
+            "or pixel spacing) were left out"
+        )
     return best
 
 
@@ -210,9 +229,11 @@ def _spacing_without_positions(ds0: Dataset, where: str) -> float:
         value = _floats(ds0, keyword, 1, where)
         if value is not None and value[0] > 0:
             return float(value[0])
-    raise InputError(f"{where}: the slices have no ImagePositionPatient and no SliceThickness or "
-                     "SpacingBetweenSlices, so their spacing is unknown and no volume can be measured. Export "
-                     "the series with its geometry.")
+    raise InputError(
+        f"{where}: the slices have no ImagePositionPatient and no SliceThickness or "
+        "SpacingBetweenSlices, so their spacing is unknown and no volume can be measured. Export "
+        "the series with its geometry."
+    )
 
 
 def _place_slices(series: list[_Instance], normal: np.ndarray, where: str, notes: list[str]) -> _Placed:
@@ -224,14 +245,18 @@ def _place_slices(series: list[_Instance], normal: np.ndarray, where: str, notes
     else:
         numbers = [inst.dataset.get("InstanceNumber") for inst in series]
         if any(n is None for n in numbers) or len(set(int(n) for n in numbers)) != len(numbers):
-            raise InputError(f"{where}: the slices have no ImagePositionPatient and no distinct InstanceNumber, "
-                             "so their order is unknown. Export the series with its geometry.")
+            raise InputError(
+                f"{where}: the slices have no ImagePositionPatient and no distinct InstanceNumber, "
+                "so their order is unknown. Export the series with its geometry."
+            )
         step = _spacing_without_positions(series[0].dataset, where)
         order = np.argsort([int(n) for n in numbers])
         series = [series[i] for i in order]
         positions = np.array([normal * step * k for k in range(len(series))])
-        notes.append(f"no ImagePositionPatient: slices ordered by InstanceNumber, {step:g} mm apart from "
-                     "SliceThickness/SpacingBetweenSlices; their position in the patient is unknown")
+        notes.append(
+            f"no ImagePositionPatient: slices ordered by InstanceNumber, {step:g} mm apart from "
+            "SliceThickness/SpacingBetweenSlices; their position in the patient is unknown"
+        )
     distances = positions @ normal
     order = np.argsort(distances, kind="stable")
     return _Placed([series[i] for i in order], positions[order], distances[order])
@@ -247,11 +272,14 @@ def _drop_duplicates(placed: _Placed, where: str, notes: list[str]) -> _Placed:
             keep.append(i)
             continue
         same_uid = placed.slices[i].dataset.get("SOPInstanceUID") == placed.slices[keep[-1]].dataset.get(
-            "SOPInstanceUID")
+            "SOPInstanceUID"
+        )
         if not (same_uid or np.array_equal(_pixels(placed.slices[i]), _pixels(placed.slices[keep[-1]]))):
-            raise InputError(f"{where}: two different slices lie at the same position "
-                             f"({placed.distances[i]:.2f} mm): the series mixes two acquisitions. Export each "
-                             "acquisition as its own series, or choose one.")
+            raise InputError(
+                f"{where}: two different slices lie at the same position "
+                f"({placed.distances[i]:.2f} mm): the series mixes two acquisitions. Export each "
+                "acquisition as its own series, or choose one."
+            )
         dropped += 1
     if dropped:
         notes.append(f"{dropped} duplicated slice(s) dropped")
@@ -269,14 +297,18 @@ def _regular_grid(placed: _Placed, where: str, notes: list[str]) -> tuple[np.nda
         return (placed.positions[-1] - placed.positions[0]) / (len(placed.slices) - 1), None
     worst = int(np.argmax(gaps))
     if gaps[worst] > MAX_GAP_STEPS * median:
-        raise InputError(f"{where}: slices are missing between {placed.distances[worst]:.1f} and "
-                         f"{placed.distances[worst + 1]:.1f} mm (a {gaps[worst]:.1f} mm gap; the other slices are "
-                         f"{median:.2f} mm apart). Export the complete series.")
+        raise InputError(
+            f"{where}: slices are missing between {placed.distances[worst]:.1f} and "
+            f"{placed.distances[worst + 1]:.1f} mm (a {gaps[worst]:.1f} mm gap; the other slices are "
+            f"{median:.2f} mm apart). Export the complete series."
+        )
     count = round(float(placed.distances[-1] - placed.distances[0]) / median) + 1
     step_mm = (placed.distances[-1] - placed.distances[0]) / (count - 1)
     direction = (placed.positions[-1] - placed.positions[0]) / (placed.distances[-1] - placed.distances[0])
-    notes.append(f"irregular slice spacing ({gaps.min():.2f}-{gaps.max():.2f} mm): resampled onto a regular "
-                 f"{step_mm:.2f} mm grid of {count} slices")
+    notes.append(
+        f"irregular slice spacing ({gaps.min():.2f}-{gaps.max():.2f} mm): resampled onto a regular "
+        f"{step_mm:.2f} mm grid of {count} slices"
+    )
     return direction * step_mm, placed.distances[0] + step_mm * np.arange(count)
 
 
@@ -298,11 +330,14 @@ def _pixels(inst: _Instance) -> np.ndarray:
     except Exception as exc:  # pydicom raises many types for damaged or undecodable data
         syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "unknown")
         reason = str(exc).split(" - ")[0][:160]
-        raise InputError(f"Cannot decode the pixels of {inst.name} (transfer syntax {syntax}): "
-                         f"{reason}. The file may be truncated; export the series again.") from exc
+        raise InputError(
+            f"Cannot decode the pixels of {inst.name} (transfer syntax {syntax}): "
+            f"{reason}. The file may be truncated; export the series again."
+        ) from exc
     if array.ndim != 2:
-        raise InputError(f"{inst.name} is a multi-frame or colour image; LiverHealth reads "
-                         "single-frame greyscale CT slices.")
+        raise InputError(
+            f"{inst.name} is a multi-frame or colour image; LiverHealth reads single-frame greyscale CT slices."
+        )
     return array
 
 
@@ -361,8 +396,14 @@ def series_to_volume(series: list[_Instance], path: str, fmt: str) -> CtVolume:
         modality=str(ds0.get("Modality", "")),
         notes=tuple(notes),
     )
-    return CtVolume(voxels=voxels, spacing=spacing_from_affine(affine), affine=affine,
-                    is_hu=True, source=source, patient=_patient(ds0))
+    return CtVolume(
+        voxels=voxels,
+        spacing=spacing_from_affine(affine),
+        affine=affine,
+        is_hu=True,
+        source=source,
+        patient=_patient(ds0),
+    )
 
 
 def _single_slice_thickness(ds0: Dataset, where: str) -> float:
@@ -384,8 +425,10 @@ def _axial(voxels: np.ndarray, affine: np.ndarray, notes: list[str]) -> tuple[np
     axes = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
     shear = max(abs(float(axes[:, 2] @ axes[:, 0])), abs(float(axes[:, 2] @ axes[:, 1])))
     if shear > 1e-3:
-        notes.append(f"slices tilted or sheared by {np.degrees(np.arcsin(min(shear, 1.0))):.1f}°: volumes use "
-                     "the true voxel volume")
+        notes.append(
+            f"slices tilted or sheared by {np.degrees(np.arcsin(min(shear, 1.0))):.1f}°: volumes use "
+            "the true voxel volume"
+        )
     return voxels, affine
 
 
@@ -402,8 +445,10 @@ def load_dicom_file(path: Path) -> CtVolume:
     """Load one DICOM file as a one-slice volume."""
     inst = _read_instance(str(path), path)
     if inst is None:
-        raise InputError(f"{path} is not a DICOM file (no DICM header). Open a DICOM series, "
-                         "a NIfTI/NRRD volume or a PNG/JPG/BMP/TIFF image.")
+        raise InputError(
+            f"{path} is not a DICOM file (no DICM header). Open a DICOM series, "
+            "a NIfTI/NRRD volume or a PNG/JPG/BMP/TIFF image."
+        )
     series = _pick_ct_series([inst], str(path))
     return series_to_volume(series, str(path), "DICOM file")
 

@@ -104,8 +104,9 @@ def denoise_median(grey: np.ndarray, size: int = 3) -> np.ndarray:
     return cv2.medianBlur(np.ascontiguousarray(grey, dtype=np.uint8), size)
 
 
-def denoise_bilateral(grey: np.ndarray, diameter: int = 7, sigma_color: float = 40.0,
-                      sigma_space: float = 5.0) -> np.ndarray:
+def denoise_bilateral(
+    grey: np.ndarray, diameter: int = 7, sigma_color: float = 40.0, sigma_space: float = 5.0
+) -> np.ndarray:
     """Edge-preserving bilateral filter of a uint8 image."""
     return cv2.bilateralFilter(np.ascontiguousarray(grey, dtype=np.uint8), diameter, sigma_color, sigma_space)
 
@@ -136,12 +137,10 @@ def tissue_fractions(hu: np.ndarray) -> dict[str, float]:
     """Share of pixels (0..1) in each HU tissue class, for the legend."""
     hu = np.asarray(hu, dtype=np.float32)
     total = max(hu.size, 1)
-    return {name: float(np.count_nonzero((hu >= low) & (hu < high))) / total
-            for name, low, high, _ in TISSUE_CLASSES}
+    return {name: float(np.count_nonzero((hu >= low) & (hu < high))) / total for name, low, high, _ in TISSUE_CLASSES}
 
 
-def overlay_labels(grey: np.ndarray, labels: np.ndarray, alpha: float = 0.4,
-                   outline: bool = True) -> np.ndarray:
+def overlay_labels(grey: np.ndarray, labels: np.ndarray, alpha: float = 0.4, outline: bool = True) -> np.ndarray:
     """Blend liver and tumour colours over a uint8 grey slice; returns uint8 RGB."""
     rgb = cv2.cvtColor(np.ascontiguousarray(grey, dtype=np.uint8), cv2.COLOR_GRAY2RGB).astype(np.float32)
     for label, colour in LABEL_COLOURS.items():

@@ -20,12 +20,16 @@ def check_affine(affine: np.ndarray, where: str) -> None:
     (singular) voxel axis. Called by every reader before any pixel work."""
     matrix = np.asarray(affine, dtype=float)
     if matrix.shape != (4, 4) or not np.isfinite(matrix).all():
-        raise InputError(f"{where} has no valid geometry (NaN or infinite values in its orientation or "
-                         "spacing). Export the scan again from the scanner or PACS.")
+        raise InputError(
+            f"{where} has no valid geometry (NaN or infinite values in its orientation or "
+            "spacing). Export the scan again from the scanner or PACS."
+        )
     lengths = np.linalg.norm(matrix[:3, :3], axis=0)
     if lengths.min() <= 1e-6 or abs(np.linalg.det(matrix[:3, :3])) <= 1e-6 * float(np.prod(lengths)):
-        raise InputError(f"{where} has degenerate geometry (a voxel size of 0 or axes that do not span 3D: "
-                         f"voxel axis lengths {', '.join(f'{v:g}' for v in lengths)} mm). Export the scan again.")
+        raise InputError(
+            f"{where} has degenerate geometry (a voxel size of 0 or axes that do not span 3D: "
+            f"voxel axis lengths {', '.join(f'{v:g}' for v in lengths)} mm). Export the scan again."
+        )
 
 
 def reorient(data_xyz: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -22,8 +22,11 @@ MASKS_ROOT = "MASKS_DICOM/"
 def mask_structures(masks_zip: Path) -> list[str]:
     """Names of the structures in an IRCADb MASKS_DICOM.zip."""
     with zipfile.ZipFile(masks_zip) as archive:
-        names = {n[len(MASKS_ROOT):].split("/", 1)[0] for n in archive.namelist()
-                 if n.startswith(MASKS_ROOT) and n.count("/") >= 2}
+        names = {
+            n[len(MASKS_ROOT) :].split("/", 1)[0]
+            for n in archive.namelist()
+            if n.startswith(MASKS_ROOT) and n.count("/") >= 2
+        }
     return sorted(n for n in names if n)
 
 

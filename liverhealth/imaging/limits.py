@@ -30,15 +30,19 @@ def check_voxels(shape: tuple[int, ...], where: str) -> None:
     for n in shape:
         count *= int(n)
     if count > MAX_VOXELS:
-        raise InputError(f"{where} declares {_size(count)} voxels {tuple(int(n) for n in shape)}, over LiverHealth's "
-                         f"limit of {_size(MAX_VOXELS)}; it is not a CT LiverHealth can read (or the header is "
-                         "damaged).")
+        raise InputError(
+            f"{where} declares {_size(count)} voxels {tuple(int(n) for n in shape)}, over LiverHealth's "
+            f"limit of {_size(MAX_VOXELS)}; it is not a CT LiverHealth can read (or the header is "
+            "damaged)."
+        )
 
 
 def check_raster(width: int, height: int, where: str) -> None:
     if width * height > MAX_RASTER_PIXELS:
-        raise InputError(f"{where} is a {width} × {height} image ({_size(width * height)} pixels), over the limit of "
-                         f"{_size(MAX_RASTER_PIXELS)} pixels. Export the CT slice at its own size.")
+        raise InputError(
+            f"{where} is a {width} × {height} image ({_size(width * height)} pixels), over the limit of "
+            f"{_size(MAX_RASTER_PIXELS)} pixels. Export the CT slice at its own size."
+        )
 
 
 def check_slice(rows: int, columns: int, where: str) -> None:
@@ -53,6 +57,8 @@ def check_zip(entries: list, where: str) -> None:
     biggest = max((info.file_size for info in entries), default=0)
     total = sum(info.file_size for info in entries)
     if biggest > MAX_ZIP_ENTRY_BYTES or total > MAX_ZIP_TOTAL_BYTES:
-        raise InputError(f"{where} would unpack to {total / 2**30:.1f} GiB (largest entry {biggest / 2**30:.1f} GiB), "
-                         f"over the limits of {MAX_ZIP_TOTAL_BYTES >> 30} GiB in all and {MAX_ZIP_ENTRY_BYTES >> 30} "
-                         "GiB per file; it is not a CT series zip (or a zip bomb).")
+        raise InputError(
+            f"{where} would unpack to {total / 2**30:.1f} GiB (largest entry {biggest / 2**30:.1f} GiB), "
+            f"over the limits of {MAX_ZIP_TOTAL_BYTES >> 30} GiB in all and {MAX_ZIP_ENTRY_BYTES >> 30} "
+            "GiB per file; it is not a CT series zip (or a zip bomb)."
+        )

@@ -55,20 +55,24 @@ def load_raster(path: Path) -> CtVolume:
         raise InputError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
     image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
     if image is None:
-        raise InputError(f"{path} is not a readable image (damaged or not really "
-                         f"{path.suffix.lstrip('.').upper()}). Export the slice again.")
+        raise InputError(
+            f"{path} is not a readable image (damaged or not really "
+            f"{path.suffix.lstrip('.').upper()}). Export the slice again."
+        )
     grey = _to_grey(image, path)
     if grey.dtype not in (np.uint8, np.uint16):
         grey = np.clip(grey, 0, 65535).astype(np.uint16)
     height, width = grey.shape
     depth = "16-bit" if grey.dtype == np.uint16 else "8-bit"
     colour = "colour" if image.ndim == 3 else "grey"
-    source = SourceInfo(format="raster", path=str(path),
-                        description=f"{path.suffix.lstrip('.').upper()} image, {width}×{height}, "
-                                    f"{depth} {colour}",
-                        slice_count=1, notes=("grey levels, not Hounsfield units",))
-    return CtVolume(voxels=grey[np.newaxis].copy(), spacing=None, affine=LPS_TO_RAS.copy(),
-                    is_hu=False, source=source)
+    source = SourceInfo(
+        format="raster",
+        path=str(path),
+        description=f"{path.suffix.lstrip('.').upper()} image, {width}×{height}, {depth} {colour}",
+        slice_count=1,
+        notes=("grey levels, not Hounsfield units",),
+    )
+    return CtVolume(voxels=grey[np.newaxis].copy(), spacing=None, affine=LPS_TO_RAS.copy(), is_hu=False, source=source)
 
 
 def with_pixel_size(volume: CtVolume, pixel_mm: float) -> CtVolume:
@@ -77,5 +81,4 @@ def with_pixel_size(volume: CtVolume, pixel_mm: float) -> CtVolume:
         raise InputError(f"The pixel size must be positive (got {pixel_mm} mm).")
     affine = LPS_TO_RAS @ np.diag([pixel_mm, pixel_mm, 1.0, 1.0])
     notes = (*volume.source.notes, f"pixel size {pixel_mm} mm given by the user")
-    return replace(volume, spacing=(1.0, pixel_mm, pixel_mm), affine=affine,
-                   source=replace(volume.source, notes=notes))
+    return replace(volume, spacing=(1.0, pixel_mm, pixel_mm), affine=affine, source=replace(volume.source, notes=notes))

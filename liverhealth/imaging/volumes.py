@@ -20,9 +20,18 @@ from liverhealth.imaging.geometry import LPS_TO_RAS, check_affine, reorient, spa
 from liverhealth.imaging.limits import check_voxels
 from liverhealth.types import CtVolume, SourceInfo
 
-_READ_ERRORS = (OSError, EOFError, ValueError, TypeError, KeyError, IndexError,
-                zlib.error, gzip.BadGzipFile, nib.filebasedimages.ImageFileError,
-                nrrd.NRRDError)
+_READ_ERRORS = (
+    OSError,
+    EOFError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    zlib.error,
+    gzip.BadGzipFile,
+    nib.filebasedimages.ImageFileError,
+    nrrd.NRRDError,
+)
 
 
 def _read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -32,8 +41,9 @@ def _read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
         data = np.asanyarray(image.dataobj)
         affine = np.asarray(image.affine, dtype=float)
     except _READ_ERRORS as exc:
-        raise InputError(f"{path} is not a readable NIfTI file ({exc}). The file may be "
-                         "truncated; export it again.") from exc
+        raise InputError(
+            f"{path} is not a readable NIfTI file ({exc}). The file may be truncated; export it again."
+        ) from exc
     return data, affine
 
 
@@ -104,15 +114,19 @@ def load_volume(path: Path) -> CtVolume:
         raise InputError(f"{path} has NaN or infinite values, so it cannot be measured. Export the CT again.")
     low, high = float(np.min(data)), float(np.max(data))
     if data.dtype == np.uint8 or looks_like_label_map(data):
-        raise InputError(f"{path} holds {'8-bit grey levels' if data.dtype == np.uint8 else 'a few whole numbers'} "
-                         f"({low:g} to {high:g}), not Hounsfield units: it looks like a label map. "
-                         "Open the CT volume instead.")
+        raise InputError(
+            f"{path} holds {'8-bit grey levels' if data.dtype == np.uint8 else 'a few whole numbers'} "
+            f"({low:g} to {high:g}), not Hounsfield units: it looks like a label map. "
+            "Open the CT volume instead."
+        )
     if (high - low) < 50 or low > 0 or high < 0:
-        raise InputError(f"{path} does not look like a CT in Hounsfield units (values {low:g} to "
-                         f"{high:g}). Open the CT volume instead.")
+        raise InputError(
+            f"{path} does not look like a CT in Hounsfield units (values {low:g} to "
+            f"{high:g}). Open the CT volume instead."
+        )
     voxels = np.clip(np.rint(data), -32768, 32767).astype(np.int16)
     z, y, x = voxels.shape
-    source = SourceInfo(format=fmt, path=str(path), description=f"{fmt} volume, {z} slices of {y}×{x}",
-                        slice_count=z, modality="CT")
-    return CtVolume(voxels=voxels, spacing=spacing_from_affine(affine), affine=affine,
-                    is_hu=True, source=source)
+    source = SourceInfo(
+        format=fmt, path=str(path), description=f"{fmt} volume, {z} slices of {y}×{x}", slice_count=z, modality="CT"
+    )
+    return CtVolume(voxels=voxels, spacing=spacing_from_affine(affine), affine=affine, is_hu=True, source=source)

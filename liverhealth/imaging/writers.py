@@ -29,8 +29,10 @@ def atomic_target(path: Path) -> Iterator[Path]:
         yield temporary
         os.replace(temporary, path)
     except OSError as exc:
-        raise OutputError(f"Could not write {path}: {exc.strerror or exc}. Check that the folder is writable "
-                          "and the disk is not full; nothing was left half-written.") from exc
+        raise OutputError(
+            f"Could not write {path}: {exc.strerror or exc}. Check that the folder is writable "
+            "and the disk is not full; nothing was left half-written."
+        ) from exc
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -51,11 +53,15 @@ def check_output_folder(folder: Path) -> Path:
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise OutputError(f"Cannot write into the output folder {folder}: {existing} is a file, not a folder. "
-                          "Choose another folder with --out.")
+        raise OutputError(
+            f"Cannot write into the output folder {folder}: {existing} is a file, not a folder. "
+            "Choose another folder with --out."
+        )
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise OutputError(f"Cannot write into the output folder {folder}: no permission to write in {existing}. "
-                          "Choose another folder with --out.")
+        raise OutputError(
+            f"Cannot write into the output folder {folder}: no permission to write in {existing}. "
+            "Choose another folder with --out."
+        )
     return folder
 
 
@@ -70,8 +76,7 @@ def make_output_folder(folder: Path) -> Path:
 
 def _check_written(ok: bool, path: Path) -> None:
     if not ok:
-        raise OutputError(f"Could not write {path}; check that the folder is writable and the disk "
-                          "is not full.")
+        raise OutputError(f"Could not write {path}; check that the folder is writable and the disk is not full.")
 
 
 def save_labels_nifti(labels: np.ndarray, volume: CtVolume, path: Path) -> None:

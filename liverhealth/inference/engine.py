@@ -49,8 +49,10 @@ def get_session(spec: ModelSpec) -> ort.InferenceSession:
             try:
                 session = ort.InferenceSession(str(spec.path), options, providers=["CPUExecutionProvider"])
             except Exception as exc:  # onnxruntime raises its own untyped errors for bad graphs
-                raise ModelError(f"Model '{spec.model_id}': {spec.path.name} is not a loadable ONNX "
-                                 f"model ({str(exc).splitlines()[0][:200]}).") from exc
+                raise ModelError(
+                    f"Model '{spec.model_id}': {spec.path.name} is not a loadable ONNX "
+                    f"model ({str(exc).splitlines()[0][:200]})."
+                ) from exc
             _check_session(spec, session)
             _SESSIONS[key] = session
     return session
@@ -59,12 +61,15 @@ def get_session(spec: ModelSpec) -> ort.InferenceSession:
 def _check_session(spec: ModelSpec, session: ort.InferenceSession) -> None:
     inputs = session.get_inputs()
     if len(inputs) != 1 or len(inputs[0].shape) != 4:
-        raise ModelError(f"Model '{spec.model_id}' must take one NCHW tensor; it takes "
-                         f"{[(i.name, i.shape) for i in inputs]}.")
+        raise ModelError(
+            f"Model '{spec.model_id}' must take one NCHW tensor; it takes {[(i.name, i.shape) for i in inputs]}."
+        )
     _, channels, height, width = inputs[0].shape
     if isinstance(channels, int) and channels != spec.input.channels:
-        raise ModelError(f"Model '{spec.model_id}' takes {channels} channels but the manifest's "
-                         f"context_slices={spec.input.context_slices} gives {spec.input.channels}.")
+        raise ModelError(
+            f"Model '{spec.model_id}' takes {channels} channels but the manifest's "
+            f"context_slices={spec.input.context_slices} gives {spec.input.channels}."
+        )
     for name, actual, wanted in (("height", height, spec.input.size[0]), ("width", width, spec.input.size[1])):
         if isinstance(actual, int) and actual != wanted:
             raise ModelError(f"Model '{spec.model_id}' takes {name} {actual}, the manifest says {wanted}.")
@@ -73,8 +78,7 @@ def _check_session(spec: ModelSpec, session: ort.InferenceSession) -> None:
 class Segmenter:
     """Runs manifest models on CtVolumes."""
 
-    def __init__(self, manifest: Manifest, batch_size: int = 8,
-                 options: PostprocessOptions | None = None) -> None:
+    def __init__(self, manifest: Manifest, batch_size: int = 8, options: PostprocessOptions | None = None) -> None:
         self.manifest = manifest
         self.batch_size = batch_size
         self.options = options or PostprocessOptions()
@@ -84,19 +88,28 @@ class Segmenter:
         try:
             scores = session.run(None, {name: batch})[0]
         except Exception as exc:  # onnxruntime's errors are not typed
-            raise ModelError(f"Model '{spec.model_id}' failed on input {batch.shape}: "
-                             f"{str(exc).splitlines()[0][:200]}") from exc
+            raise ModelError(
+                f"Model '{spec.model_id}' failed on input {batch.shape}: {str(exc).splitlines()[0][:200]}"
+            ) from exc
         if scores.ndim != 4 or scores.shape[1] != len(spec.classes):
-            raise ModelError(f"Model '{spec.model_id}' returned shape {scores.shape}; expected "
-                             f"[N, {len(spec.classes)}, H, W].")
+            raise ModelError(
+                f"Model '{spec.model_id}' returned shape {scores.shape}; expected [N, {len(spec.classes)}, H, W]."
+            )
         if not np.isfinite(scores).all():
-            raise ModelError(f"Model '{spec.model_id}' returned NaN or infinite scores, so nothing it labels can "
-                             "be measured. The model file is broken; reinstall it or choose another model.")
+            raise ModelError(
+                f"Model '{spec.model_id}' returned NaN or infinite scores, so nothing it labels can "
+                "be measured. The model file is broken; reinstall it or choose another model."
+            )
         return scores
 
-    def segment(self, volume: CtVolume, model_id: str | None = None,
-                progress: Progress | None = None, cancel: CancelCheck | None = None,
-                clean: bool = True) -> Segmentation:
+    def segment(
+        self,
+        volume: CtVolume,
+        model_id: str | None = None,
+        progress: Progress | None = None,
+        cancel: CancelCheck | None = None,
+        clean: bool = True,
+    ) -> Segmentation:
         """Segment every slice of ``volume``; labels come back on the volume's own grid.
 
         A model whose input has a ``roi`` is a cascade: its first stage runs on the whole
@@ -107,8 +120,9 @@ class Segmenter:
         spacing = _effective_spacing(volume, self.manifest.stage(spec.input.roi.stage) if spec.input.roi else spec)
         timings: dict[str, float] = {}
         if spec.input.roi is None:
-            labels = self._predict(volume.voxels, volume.is_hu, spacing, volume.spacing is not None, spec,
-                                   progress, cancel, timings)
+            labels = self._predict(
+                volume.voxels, volume.is_hu, spacing, volume.spacing is not None, spec, progress, cancel, timings
+            )
         else:
             labels = self._cascade(volume, spacing, spec, progress, cancel, timings)
         tick = time.perf_counter()
@@ -118,8 +132,15 @@ class Segmenter:
         timings["inference_s"] = round(time.perf_counter() - started, 4)
         return Segmentation(labels=labels, model_id=spec.model_id, model_sha256=spec.sha256, timings=timings)
 
-    def _cascade(self, volume: CtVolume, spacing: tuple[float, float, float], spec: ModelSpec,
-                 progress: Progress | None, cancel: CancelCheck | None, timings: dict[str, float]) -> np.ndarray:
+    def _cascade(
+        self,
+        volume: CtVolume,
+        spacing: tuple[float, float, float],
+        spec: ModelSpec,
+        progress: Progress | None,
+        cancel: CancelCheck | None,
+        timings: dict[str, float],
+    ) -> np.ndarray:
         """Stage 1 on the whole volume, then ``spec`` on the box of stage 1's (cleaned) foreground."""
         roi = spec.input.roi
         assert roi is not None
@@ -133,8 +154,9 @@ class Segmenter:
 
         tick = time.perf_counter()
         stage_timings: dict[str, float] = {}
-        first = self._predict(volume.voxels, volume.is_hu, spacing, volume.spacing is not None, stage,
-                              first_half, cancel, stage_timings)
+        first = self._predict(
+            volume.voxels, volume.is_hu, spacing, volume.spacing is not None, stage, first_half, cancel, stage_timings
+        )
         first = largest_component(first > 0)
         timings["stage1_s"] = round(time.perf_counter() - tick, 4)
         labels = np.zeros((depth, height, width), dtype=np.uint8)
@@ -158,17 +180,27 @@ class Segmenter:
         timings["roi_voxels"] = float(crop.size)
         return labels
 
-    def _predict(self, voxels: np.ndarray, is_hu: bool, spacing: tuple[float, float, float], has_pixel_size: bool,
-                 spec: ModelSpec, progress: Progress | None, cancel: CancelCheck | None,
-                 timings: dict[str, float], input_spec: InputSpec | None = None) -> np.ndarray:
+    def _predict(
+        self,
+        voxels: np.ndarray,
+        is_hu: bool,
+        spacing: tuple[float, float, float],
+        has_pixel_size: bool,
+        spec: ModelSpec,
+        progress: Progress | None,
+        cancel: CancelCheck | None,
+        timings: dict[str, float],
+        input_spec: InputSpec | None = None,
+    ) -> np.ndarray:
         """Arg-max labels of one model on every slice of ``voxels`` (no clean-up); adds its timings."""
         input_spec = input_spec or spec.input
         started = time.perf_counter()
         session = get_session(spec)
         session_s = time.perf_counter() - started
         depth, height, width = voxels.shape
-        prepared = prepare_volume(voxels, is_hu, (spacing[1], spacing[2]) if has_pixel_size else None,
-                                  spacing[0], input_spec)
+        prepared = prepare_volume(
+            voxels, is_hu, (spacing[1], spacing[2]) if has_pixel_size else None, spacing[0], input_spec
+        )
         preprocess_s = time.perf_counter() - started - session_s
         labels = np.empty((depth, height, width), dtype=np.uint8)
         run_s = resize_s = 0.0
@@ -185,8 +217,12 @@ class Segmenter:
             resize_s += time.perf_counter() - tick
             if progress is not None:
                 progress(int(indices[-1]) + 1, depth)
-        for key, value in (("session_s", session_s), ("preprocess_s", preprocess_s), ("model_s", run_s),
-                           ("resize_back_s", resize_s)):
+        for key, value in (
+            ("session_s", session_s),
+            ("preprocess_s", preprocess_s),
+            ("model_s", run_s),
+            ("resize_back_s", resize_s),
+        ):
             timings[key] = round(timings.get(key, 0.0) + value, 4)
         return labels
 

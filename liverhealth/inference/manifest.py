@@ -64,8 +64,13 @@ class InputSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest's ``input`` block (keys left out when unset, as older manifests have them)."""
-        data: dict[str, Any] = {"context_slices": self.context_slices, "size": list(self.size),
-                                "hu_window": list(self.hu_window), "mean": self.mean, "std": self.std}
+        data: dict[str, Any] = {
+            "context_slices": self.context_slices,
+            "size": list(self.size),
+            "hu_window": list(self.hu_window),
+            "mean": self.mean,
+            "std": self.std,
+        }
         if self.pixel_mm is not None:
             data["pixel_mm"] = self.pixel_mm
         if self.context_mm is not None:
@@ -115,22 +120,27 @@ class Manifest:
     def get(self, model_id: str | None = None) -> ModelSpec:
         """The model with this id (the default when None)."""
         if not self.models:
-            raise ModelError(f"No segmentation models are installed ({self.path} lists none). Trained "
-                             "models ship with LiverHealth releases; see models/MODEL_CARD.md.")
+            raise ModelError(
+                f"No segmentation models are installed ({self.path} lists none). Trained "
+                "models ship with LiverHealth releases; see models/MODEL_CARD.md."
+            )
         wanted = model_id or self.default
         for spec in self.models:
             if spec.model_id == wanted:
                 return spec
         known = ", ".join(m.model_id for m in self.models) or "none"
-        raise ModelError(f"No model '{wanted}' in {self.path} (available: {known}). "
-                         "Run `liverhealth models` to list them.")
+        raise ModelError(
+            f"No model '{wanted}' in {self.path} (available: {known}). Run `liverhealth models` to list them."
+        )
 
 
 def _number(model_id: str, key: str, value: Any) -> float:
     """A finite JSON number (not a bool, a string or NaN) or a ModelError naming the key."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ModelError(f"Model '{model_id}': the manifest's input '{key}' is {value!r}, not a finite "
-                         "number. Re-export the model with training.export.")
+        raise ModelError(
+            f"Model '{model_id}': the manifest's input '{key}' is {value!r}, not a finite "
+            "number. Re-export the model with training.export."
+        )
     return float(value)
 
 
@@ -148,36 +158,45 @@ def _roi_spec(model_id: str, raw: Any) -> RoiSpec | None:
     if raw is None:
         return None
     if not isinstance(raw, dict) or not isinstance(raw.get("stage"), str) or not raw["stage"].strip():
-        raise ModelError(f"Model '{model_id}': the manifest's input 'roi' needs the id of its first stage "
-                         "('stage').")
-    roi = RoiSpec(stage=raw["stage"].strip(), margin_mm=_number(model_id, "roi.margin_mm", raw.get("margin_mm", 15.0)),
-                  min_pixel_mm=_number(model_id, "roi.min_pixel_mm", raw.get("min_pixel_mm", 0.5)))
+        raise ModelError(f"Model '{model_id}': the manifest's input 'roi' needs the id of its first stage ('stage').")
+    roi = RoiSpec(
+        stage=raw["stage"].strip(),
+        margin_mm=_number(model_id, "roi.margin_mm", raw.get("margin_mm", 15.0)),
+        min_pixel_mm=_number(model_id, "roi.min_pixel_mm", raw.get("min_pixel_mm", 0.5)),
+    )
     if not 0 <= roi.margin_mm <= 200 or not 0.1 <= roi.min_pixel_mm <= 20:
-        raise ModelError(f"Model '{model_id}': roi margin {roi.margin_mm} mm / min pixel {roi.min_pixel_mm} mm "
-                         "is not supported (0-200 mm, 0.1-20 mm).")
+        raise ModelError(
+            f"Model '{model_id}': roi margin {roi.margin_mm} mm / min pixel {roi.min_pixel_mm} mm "
+            "is not supported (0-200 mm, 0.1-20 mm)."
+        )
     return roi
 
 
 def parse_input_spec(model_id: str, raw: Any) -> InputSpec:
     """Validate a manifest ``input`` block (the same parser checks what training.export writes)."""
     if not isinstance(raw, dict) or "size" not in raw or "hu_window" not in raw:
-        raise ModelError(f"Model '{model_id}': the manifest's input spec is incomplete (it needs 'size' and "
-                         "'hu_window'). Re-export the model with training.export.")
+        raise ModelError(
+            f"Model '{model_id}': the manifest's input spec is incomplete (it needs 'size' and "
+            "'hu_window'). Re-export the model with training.export."
+        )
     height, width = _pair(model_id, "size", raw["size"])
     context = _number(model_id, "context_slices", raw.get("context_slices", 0))
     if height != int(height) or width != int(width) or context != int(context):
         raise ModelError(f"Model '{model_id}': input size and context_slices must be whole numbers.")
-    spec = InputSpec(context_slices=int(context), size=(int(height), int(width)),
-                     hu_window=_pair(model_id, "hu_window", raw["hu_window"]),
-                     mean=_number(model_id, "mean", raw.get("mean", 0.0)),
-                     std=_number(model_id, "std", raw.get("std", 1.0)),
-                     pixel_mm=_optional(model_id, raw, "pixel_mm"), context_mm=_optional(model_id, raw, "context_mm"),
-                     roi=_roi_spec(model_id, raw.get("roi")))
+    spec = InputSpec(
+        context_slices=int(context),
+        size=(int(height), int(width)),
+        hu_window=_pair(model_id, "hu_window", raw["hu_window"]),
+        mean=_number(model_id, "mean", raw.get("mean", 0.0)),
+        std=_number(model_id, "std", raw.get("std", 1.0)),
+        pixel_mm=_optional(model_id, raw, "pixel_mm"),
+        context_mm=_optional(model_id, raw, "context_mm"),
+        roi=_roi_spec(model_id, raw.get("roi")),
+    )
     if min(spec.size) < 8 or max(spec.size) > 2048:
         raise ModelError(f"Model '{model_id}': input size {spec.size} is not supported (8 to 2048 pixels).")
     if spec.context_slices < 0 or spec.context_slices > 4:
-        raise ModelError(f"Model '{model_id}': context_slices={spec.context_slices} is not "
-                         "supported (0 to 4).")
+        raise ModelError(f"Model '{model_id}': context_slices={spec.context_slices} is not supported (0 to 4).")
     if spec.pixel_mm is not None and not 0.1 <= spec.pixel_mm <= 20:
         raise ModelError(f"Model '{model_id}': pixel_mm={spec.pixel_mm} is not supported (0.1 to 20 mm).")
     if spec.context_mm is not None and not 0.1 <= spec.context_mm <= 50:
@@ -193,20 +212,26 @@ def _model_spec(base: Path, raw: dict[str, Any]) -> ModelSpec:
         raise ModelError(f"A model in {base / 'manifest.json'} has no id.")
     classes = tuple(str(c) for c in raw.get("classes", EXPECTED_CLASSES))
     if classes != EXPECTED_CLASSES:
-        raise ModelError(f"Model '{model_id}': classes {list(classes)} are not supported "
-                         f"(LiverHealth expects {list(EXPECTED_CLASSES)}).")
+        raise ModelError(
+            f"Model '{model_id}': classes {list(classes)} are not supported "
+            f"(LiverHealth expects {list(EXPECTED_CLASSES)})."
+        )
     output = str(raw.get("output", "logits"))
     if output not in SUPPORTED_OUTPUTS:
-        raise ModelError(f"Model '{model_id}': output '{output}' is not supported "
-                         f"({' or '.join(SUPPORTED_OUTPUTS)}).")
+        raise ModelError(f"Model '{model_id}': output '{output}' is not supported ({' or '.join(SUPPORTED_OUTPUTS)}).")
     if "file" not in raw or "sha256" not in raw:
         raise ModelError(f"Model '{model_id}': the manifest entry needs 'file' and 'sha256'.")
     latency = raw.get("latency_ms_per_slice_cpu")
     return ModelSpec(
-        model_id=model_id, name=str(raw.get("name", model_id)),
-        architecture=str(raw.get("architecture", "")), path=base / str(raw["file"]),
-        sha256=str(raw["sha256"]).lower(), input=parse_input_spec(model_id, raw.get("input")),
-        classes=classes, output=output, metrics=dict(raw.get("metrics", {})),
+        model_id=model_id,
+        name=str(raw.get("name", model_id)),
+        architecture=str(raw.get("architecture", "")),
+        path=base / str(raw["file"]),
+        sha256=str(raw["sha256"]).lower(),
+        input=parse_input_spec(model_id, raw.get("input")),
+        classes=classes,
+        output=output,
+        metrics=dict(raw.get("metrics", {})),
         latency_ms_per_slice_cpu=float(latency) if latency is not None else None,
         trained=dict(raw.get("trained", {})),
     )
@@ -218,15 +243,20 @@ def load_manifest(models_dir: Path) -> Manifest:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ModelError(f"No model manifest at {path}. Set LIVERHEALTH_MODELS_DIR to the folder "
-                         "with manifest.json, or reinstall LiverHealth.") from exc
+        raise ModelError(
+            f"No model manifest at {path}. Set LIVERHEALTH_MODELS_DIR to the folder "
+            "with manifest.json, or reinstall LiverHealth."
+        ) from exc
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelError(f"The model manifest {path} cannot be read ({exc}).") from exc
     if not isinstance(raw, dict) or raw.get("schema") != SUPPORTED_SCHEMA:
         raise ModelError(f"{path} is not a schema-{SUPPORTED_SCHEMA} LiverHealth manifest.")
     entries, stage_entries = raw.get("models", []), raw.get("stages", [])
-    if not isinstance(entries, list) or not isinstance(stage_entries, list) or not all(
-            isinstance(e, dict) for e in (*entries, *stage_entries)):
+    if (
+        not isinstance(entries, list)
+        or not isinstance(stage_entries, list)
+        or not all(isinstance(e, dict) for e in (*entries, *stage_entries))
+    ):
         raise ModelError(f"{path}: 'models' and 'stages' must be lists of objects. Reinstall the models.")
     models = tuple(_model_spec(path.parent, entry) for entry in entries)
     stages = tuple(_model_spec(path.parent, entry) for entry in stage_entries)
@@ -240,8 +270,10 @@ def load_manifest(models_dir: Path) -> Manifest:
             continue
         first = by_id.get(roi.stage)
         if first is None or first.input.roi is not None:
-            raise ModelError(f"Model '{spec.model_id}': its first stage '{roi.stage}' is "
-                             f"{'missing from' if first is None else 'itself a cascade in'} {path}.")
+            raise ModelError(
+                f"Model '{spec.model_id}': its first stage '{roi.stage}' is "
+                f"{'missing from' if first is None else 'itself a cascade in'} {path}."
+            )
     default = raw.get("default", ids[0] if models else "")
     if not isinstance(default, str):
         raise ModelError(f"{path}: 'default' must be a model id.")
@@ -266,10 +298,13 @@ def file_sha256(path: Path) -> str:
 def verify_model_file(spec: ModelSpec) -> None:
     """Refuse a missing model file or one whose sha256 differs from the manifest."""
     if not spec.path.is_file():
-        raise ModelError(f"Model '{spec.model_id}': file {spec.path} is missing. Reinstall the "
-                         "models or fix the manifest.")
+        raise ModelError(
+            f"Model '{spec.model_id}': file {spec.path} is missing. Reinstall the models or fix the manifest."
+        )
     actual = file_sha256(spec.path)
     if actual != spec.sha256:
-        raise ModelError(f"Model '{spec.model_id}': {spec.path.name} does not match the manifest "
-                         f"(sha256 {actual[:12]}… ≠ {spec.sha256[:12]}…). The file is damaged or "
-                         "was replaced; reinstall it.")
+        raise ModelError(
+            f"Model '{spec.model_id}': {spec.path.name} does not match the manifest "
+            f"(sha256 {actual[:12]}… ≠ {spec.sha256[:12]}…). The file is damaged or "
+            "was replaced; reinstall it."
+        )

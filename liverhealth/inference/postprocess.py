@@ -73,8 +73,9 @@ def drop_small_components(mask: np.ndarray, min_voxels: int) -> np.ndarray:
     return keep[components]
 
 
-def _min_lesion_voxels(single_slice: bool, spacing: tuple[float, float, float] | None,
-                       options: PostprocessOptions) -> int:
+def _min_lesion_voxels(
+    single_slice: bool, spacing: tuple[float, float, float] | None, options: PostprocessOptions
+) -> int:
     if spacing is None:
         return options.min_lesion_px
     if single_slice:
@@ -82,8 +83,9 @@ def _min_lesion_voxels(single_slice: bool, spacing: tuple[float, float, float] |
     return max(int(np.ceil(options.min_lesion_mm3 / (spacing[0] * spacing[1] * spacing[2]))), 1)
 
 
-def postprocess(labels: np.ndarray, spacing: tuple[float, float, float] | None,
-                options: PostprocessOptions | None = None) -> np.ndarray:
+def postprocess(
+    labels: np.ndarray, spacing: tuple[float, float, float] | None, options: PostprocessOptions | None = None
+) -> np.ndarray:
     """Apply the clean-up rules to a uint8 [z, y, x] label map; returns a new map."""
     options = options or PostprocessOptions()
     out = np.zeros_like(labels, dtype=np.uint8)

@@ -99,8 +99,7 @@ def place_stack(stack: np.ndarray, where: Placement, fill: float = 0.0, nearest:
     return canvas
 
 
-def normalised_stack(voxels: np.ndarray, is_hu: bool, spec: InputSpec,
-                     where: Placement | None = None) -> np.ndarray:
+def normalised_stack(voxels: np.ndarray, is_hu: bool, spec: InputSpec, where: Placement | None = None) -> np.ndarray:
     """The whole volume placed in the model's input and at its intensity scale, float32 [z, h, w]."""
     unit = to_unit(voxels, is_hu, spec.hu_window)
     placed = place_stack(unit, where or placement(voxels.shape[1:], None, spec))
@@ -137,13 +136,18 @@ class PreparedVolume:
         return gather_context(self.stack, indices, self.context, self.stride)
 
 
-def prepare_volume(voxels: np.ndarray, is_hu: bool, pixel_yx: tuple[float, float] | None,
-                   slice_mm: float | None, spec: InputSpec) -> PreparedVolume:
+def prepare_volume(
+    voxels: np.ndarray, is_hu: bool, pixel_yx: tuple[float, float] | None, slice_mm: float | None, spec: InputSpec
+) -> PreparedVolume:
     """Place and normalise [z, y, x] voxels as ``spec`` says: the one input path of the engine,
     also used by training.preprocess to make the export's parity inputs."""
     where = placement(voxels.shape[1:], pixel_yx, spec)
-    return PreparedVolume(stack=normalised_stack(voxels, is_hu, spec, where), where=where,
-                          context=spec.context_slices, stride=context_stride(spec, slice_mm))
+    return PreparedVolume(
+        stack=normalised_stack(voxels, is_hu, spec, where),
+        where=where,
+        context=spec.context_slices,
+        stride=context_stride(spec, slice_mm),
+    )
 
 
 def scores_to_labels(scores: np.ndarray, out_shape: tuple[int, int], where: Placement | None = None) -> np.ndarray:

@@ -11,28 +11,53 @@ from liverhealth.reporting.llm import DraftResult, LlmSettings, request_draft
 from liverhealth.reporting.pdf import DISCLAIMER, ReportContent, write_pdf
 from liverhealth.types import Report
 
-__all__ = ["DISCLAIMER", "DraftResult", "LlmSettings", "ReportContent", "build_findings", "build_report",
-           "report_markdown", "request_draft", "write_pdf"]
+__all__ = [
+    "DISCLAIMER",
+    "DraftResult",
+    "LlmSettings",
+    "ReportContent",
+    "build_findings",
+    "build_report",
+    "report_markdown",
+    "request_draft",
+    "write_pdf",
+]
 
 
-def build_report(measurements: dict[str, Any], model: dict[str, Any], study: str, slice_png: bytes,
-                 overlay_png: bytes, settings: LlmSettings | None = None, use_llm: bool = True,
-                 on_text: Callable[[str], None] | None = None, cancel: Callable[[], bool] | None = None) -> Report:
+def build_report(
+    measurements: dict[str, Any],
+    model: dict[str, Any],
+    study: str,
+    slice_png: bytes,
+    overlay_png: bytes,
+    settings: LlmSettings | None = None,
+    use_llm: bool = True,
+    on_text: Callable[[str], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> Report:
     """Findings from the measurements, plus a streamed LLM draft (or the reason there is none)."""
     findings = build_findings(measurements, model, study)
     if use_llm:
         draft = request_draft(findings, slice_png, overlay_png, settings, on_text, cancel)
     else:
         draft = DraftResult(None, "No LLM draft: not requested.", "", "")
-    return Report(findings=findings, draft=draft.text, draft_notice=draft.notice, draft_model=draft.model or None,
-                  draft_endpoint=draft.endpoint or None, created_at=datetime.now().strftime("%Y-%m-%d %H:%M"))
+    return Report(
+        findings=findings,
+        draft=draft.text,
+        draft_notice=draft.notice,
+        draft_model=draft.model or None,
+        draft_endpoint=draft.endpoint or None,
+        created_at=datetime.now().strftime("%Y-%m-%d %H:%M"),
+    )
 
 
 def report_markdown(report: Report, model: dict[str, Any]) -> str:
     """The report as Markdown (for report.md and the database)."""
     draft = report.draft or f"_{report.draft_notice}_"
-    return (f"# LiverHealth liver CT report (draft)\n\nCreated {report.created_at}.\n\n> {DISCLAIMER}\n\n"
-            f"## Measured findings\n\n{report.findings}\n\n"
-            f"## Machine-written draft ({report.draft_model or 'no model'}), not reviewed\n\n{draft}\n\n"
-            f"## Segmentation model\n\n{model.get('name', '')} ({model.get('id', '')}); validation: "
-            f"{model.get('metrics') or 'not available'}\n")
+    return (
+        f"# LiverHealth liver CT report (draft)\n\nCreated {report.created_at}.\n\n> {DISCLAIMER}\n\n"
+        f"## Measured findings\n\n{report.findings}\n\n"
+        f"## Machine-written draft ({report.draft_model or 'no model'}), not reviewed\n\n{draft}\n\n"
+        f"## Segmentation model\n\n{model.get('name', '')} ({model.get('id', '')}); validation: "
+        f"{model.get('metrics') or 'not available'}\n"
+    )

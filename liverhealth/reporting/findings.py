@@ -25,25 +25,27 @@ def _number(value: float | None, unit: str, digits: int = 1) -> str:
 def target_lesions(lesions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """RECIST 1.1 target lesions: measurable (longest axial diameter ≥ 10 mm), at most two in the liver,
     the largest first."""
-    measurable = [lesion for lesion in lesions
-                  if (lesion.get("longest_diameter_mm") or 0.0) >= RECIST_MIN_DIAMETER_MM]
+    measurable = [lesion for lesion in lesions if (lesion.get("longest_diameter_mm") or 0.0) >= RECIST_MIN_DIAMETER_MM]
     measurable.sort(key=lambda lesion: -lesion["longest_diameter_mm"])
     return measurable[:RECIST_MAX_TARGETS_PER_ORGAN]
 
 
 def lesion_line(lesion: dict[str, Any]) -> str:
     first, last = lesion["slice_range"]
-    size = (f"{_number(lesion.get('volume_ml'), 'mL', 2)}, longest axial diameter "
-            f"{_number(lesion.get('longest_diameter_mm'), 'mm')} × "
-            f"{_number(lesion.get('perpendicular_diameter_mm'), 'mm')}")
+    size = (
+        f"{_number(lesion.get('volume_ml'), 'mL', 2)}, longest axial diameter "
+        f"{_number(lesion.get('longest_diameter_mm'), 'mm')} × "
+        f"{_number(lesion.get('perpendicular_diameter_mm'), 'mm')}"
+    )
     if lesion.get("longest_diameter_mm") is None:
         size = f"{lesion['largest_area_px']} px, longest diameter {lesion['longest_diameter_px']:.0f} px"
     hu = f", mean {lesion['mean_hu']:.0f} HU" if lesion.get("mean_hu") is not None else ""
     return f"Lesion {lesion['lesion_id']}: {size}; slices {first}–{last}{hu}."
 
 
-def build_findings(measurements: dict[str, Any], model: dict[str, Any] | None = None,
-                   source_description: str = "") -> str:
+def build_findings(
+    measurements: dict[str, Any], model: dict[str, Any] | None = None, source_description: str = ""
+) -> str:
     """The measured-findings text of a report (plain text, one statement per line)."""
     m = measurements
     lines = []
@@ -69,8 +71,10 @@ def build_findings(measurements: dict[str, Any], model: dict[str, Any] | None = 
         if targets:
             total = sum(t["longest_diameter_mm"] for t in targets)
             names = ", ".join(f"lesion {t['lesion_id']} ({t['longest_diameter_mm']:.1f} mm)" for t in targets)
-            lines.append(f"RECIST 1.1 target lesions (≥ 10 mm, at most two in the liver): {names}; "
-                         f"sum of longest diameters {total:.1f} mm.")
+            lines.append(
+                f"RECIST 1.1 target lesions (≥ 10 mm, at most two in the liver): {names}; "
+                f"sum of longest diameters {total:.1f} mm."
+            )
         else:
             lines.append("No lesion reaches the RECIST 1.1 measurable size of 10 mm.")
     else:

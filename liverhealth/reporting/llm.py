@@ -53,19 +53,23 @@ class LlmSettings:
     @classmethod
     def from_environment(cls) -> LlmSettings:
         """LIVERHEALTH_LLM_* (or DASHSCOPE_API_KEY) over the config file over the defaults."""
-        key = (config.setting("llm_api_key", "LIVERHEALTH_LLM_API_KEY")
-               or os.environ.get("DASHSCOPE_API_KEY") or None)
+        key = config.setting("llm_api_key", "LIVERHEALTH_LLM_API_KEY") or os.environ.get("DASHSCOPE_API_KEY") or None
         raw_timeout = config.setting("llm_timeout_s", "LIVERHEALTH_LLM_TIMEOUT", "60") or "60"
         try:
             timeout = float(raw_timeout)
         except ValueError:
             timeout = math.nan
         if not math.isfinite(timeout) or not 1 <= timeout <= 3600:
-            raise LiverHealthError(f"The LLM timeout '{raw_timeout[:20]}' (LIVERHEALTH_LLM_TIMEOUT or llm_timeout_s) "
-                                   "is not a number of seconds between 1 and 3600.")
-        return cls(base_url=config.setting("llm_base_url", "LIVERHEALTH_LLM_BASE_URL", DEFAULT_BASE_URL) or "",
-                   model=config.setting("llm_model", "LIVERHEALTH_LLM_MODEL", DEFAULT_MODEL) or "",
-                   api_key=key, timeout_s=timeout)
+            raise LiverHealthError(
+                f"The LLM timeout '{raw_timeout[:20]}' (LIVERHEALTH_LLM_TIMEOUT or llm_timeout_s) "
+                "is not a number of seconds between 1 and 3600."
+            )
+        return cls(
+            base_url=config.setting("llm_base_url", "LIVERHEALTH_LLM_BASE_URL", DEFAULT_BASE_URL) or "",
+            model=config.setting("llm_model", "LIVERHEALTH_LLM_MODEL", DEFAULT_MODEL) or "",
+            api_key=key,
+            timeout_s=timeout,
+        )
 
     @property
     def endpoint(self) -> str:
@@ -107,12 +111,15 @@ def build_messages(findings: str, slice_png: bytes, overlay_png: bytes) -> list[
     """The chat request: system prompt, then the findings and both images."""
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": [
-            {"type": "text", "text": f"Measured findings (from the segmentation):\n{findings}"},
-            {"type": "text", "text": "Image 1: the axial CT slice. Image 2: the same slice with the overlay."},
-            {"type": "image_url", "image_url": {"url": png_data_url(slice_png)}},
-            {"type": "image_url", "image_url": {"url": png_data_url(overlay_png)}},
-        ]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": f"Measured findings (from the segmentation):\n{findings}"},
+                {"type": "text", "text": "Image 1: the axial CT slice. Image 2: the same slice with the overlay."},
+                {"type": "image_url", "image_url": {"url": png_data_url(slice_png)}},
+                {"type": "image_url", "image_url": {"url": png_data_url(overlay_png)}},
+            ],
+        },
     ]
 
 
@@ -183,14 +190,21 @@ def _failure_notice(exc: BaseException, settings: LlmSettings) -> str:
     if isinstance(cause, _Deadline) or isinstance(exc, _Deadline):
         return f"No LLM draft: the LLM endpoint {settings.host} did not finish within {settings.timeout_s:.0f} s."
     if isinstance(cause, _CrossOriginRedirect):
-        return (f"No LLM draft: the LLM endpoint {settings.host} redirected to another server ({cause}); "
-                "the request was not sent there. Set LIVERHEALTH_LLM_BASE_URL to the real endpoint.")
+        return (
+            f"No LLM draft: the LLM endpoint {settings.host} redirected to another server ({cause}); "
+            "the request was not sent there. Set LIVERHEALTH_LLM_BASE_URL to the real endpoint."
+        )
     return f"No LLM draft: {_notice_for(exc, settings)}"  # type: ignore[arg-type]
 
 
-def request_draft(findings: str, slice_png: bytes, overlay_png: bytes, settings: LlmSettings | None = None,
-                  on_text: Callable[[str], None] | None = None,
-                  cancel: Callable[[], bool] | None = None) -> DraftResult:
+def request_draft(
+    findings: str,
+    slice_png: bytes,
+    overlay_png: bytes,
+    settings: LlmSettings | None = None,
+    on_text: Callable[[str], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> DraftResult:
     """Stream a draft from the model; ``on_text`` receives each piece as it arrives.
 
     One deadline (``timeout_s``) covers the whole draft, retries included; an answer longer
@@ -201,13 +215,21 @@ def request_draft(findings: str, slice_png: bytes, overlay_png: bytes, settings:
     url, key = settings.connection()
     key = key or ("not-needed" if settings.is_local else None)
     if not key:
-        return DraftResult(None, "No LLM draft: no API key is set (LIVERHEALTH_LLM_API_KEY or "
-                                 "DASHSCOPE_API_KEY).", settings.model, endpoint)
+        return DraftResult(
+            None,
+            "No LLM draft: no API key is set (LIVERHEALTH_LLM_API_KEY or DASHSCOPE_API_KEY).",
+            settings.model,
+            endpoint,
+        )
     try:
         import openai
     except ImportError:
-        return DraftResult(None, "No LLM draft: the openai package is not installed "
-                                 "(pip install 'liverhealth[llm]').", settings.model, endpoint)
+        return DraftResult(
+            None,
+            "No LLM draft: the openai package is not installed (pip install 'liverhealth[llm]').",
+            settings.model,
+            endpoint,
+        )
     deadline = time.monotonic() + settings.timeout_s
     http = _http_client(url, deadline)
     client = openai.OpenAI(api_key=key, base_url=url, timeout=settings.timeout_s, max_retries=0, http_client=http)
@@ -218,8 +240,9 @@ def request_draft(findings: str, slice_png: bytes, overlay_png: bytes, settings:
         for attempt in range(settings.max_retries + 1):
             pieces, length = [], 0
             try:
-                stream = client.chat.completions.create(model=settings.model, temperature=0.2, stream=True,
-                                                        messages=messages)
+                stream = client.chat.completions.create(
+                    model=settings.model, temperature=0.2, stream=True, messages=messages
+                )
                 with stream:
                     for chunk in stream:
                         if cancel is not None and cancel():
@@ -229,7 +252,7 @@ def request_draft(findings: str, slice_png: bytes, overlay_png: bytes, settings:
                         delta = chunk.choices[0].delta.content if chunk.choices else None
                         if not delta:
                             continue
-                        delta = delta[:MAX_DRAFT_CHARS - length]
+                        delta = delta[: MAX_DRAFT_CHARS - length]
                         pieces.append(delta)
                         length += len(delta)
                         if on_text is not None:
@@ -240,7 +263,7 @@ def request_draft(findings: str, slice_png: bytes, overlay_png: bytes, settings:
                 break
             except Exception as exc:  # the SDK raises many types; each becomes a notice, never a crash
                 if attempt < settings.max_retries and _retryable(exc) and time.monotonic() < deadline - 1:
-                    time.sleep(min(0.5 * 2 ** attempt, max(deadline - time.monotonic() - 1, 0)))
+                    time.sleep(min(0.5 * 2**attempt, max(deadline - time.monotonic() - 1, 0)))
                     continue
                 return DraftResult(None, _failure_notice(exc, settings), settings.model, endpoint)
     finally:
@@ -248,6 +271,7 @@ def request_draft(findings: str, slice_png: bytes, overlay_png: bytes, settings:
         http.close()
     text = "".join(pieces).strip()
     if not text:
-        return DraftResult(None, f"No LLM draft: the LLM endpoint {settings.host} returned an empty answer.",
-                           settings.model, endpoint)
+        return DraftResult(
+            None, f"No LLM draft: the LLM endpoint {settings.host} returned an empty answer.", settings.model, endpoint
+        )
     return DraftResult(text, f"Note: {notice}." if notice else None, settings.model, endpoint)

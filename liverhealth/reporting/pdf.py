@@ -23,9 +23,11 @@ from reportlab.platypus import Image, KeepTogether, Paragraph, SimpleDocTemplate
 from liverhealth.types import PatientInfo, Report
 
 CJK_FONT = "STSong-Light"
-DISCLAIMER = ("Not a medical device: for research and assistance only. This report is a draft that requires "
-              "review by a radiologist. Measurements come from an automatic segmentation, never from the "
-              "language model.")
+DISCLAIMER = (
+    "Not a medical device: for research and assistance only. This report is a draft that requires "
+    "review by a radiologist. Measurements come from an automatic segmentation, never from the "
+    "language model."
+)
 pdfmetrics.registerFont(UnicodeCIDFont(CJK_FONT))
 
 
@@ -86,8 +88,11 @@ PARAGRAPH_CHARS = 1500
 def _paragraphs(text: str, style: ParagraphStyle) -> list[Paragraph]:
     """One short Paragraph per line (long lines cut into pieces): reportlab re-wraps a paragraph
     that spans pages on every page, so one huge paragraph costs time quadratic in its length."""
-    pieces = [line[i:i + PARAGRAPH_CHARS] for line in text.splitlines() or [""]
-              for i in range(0, max(len(line), 1), PARAGRAPH_CHARS)]
+    pieces = [
+        line[i : i + PARAGRAPH_CHARS]
+        for line in text.splitlines() or [""]
+        for i in range(0, max(len(line), 1), PARAGRAPH_CHARS)
+    ]
     return [_para(piece, style) for piece in pieces]
 
 
@@ -99,11 +104,18 @@ def _image(png: bytes, width_mm: float) -> Image:
 
 
 def _table(rows: list[list[str]], widths: list[float], style: ParagraphStyle) -> Table:
-    table = Table([[_para(cell, style) for cell in row] for row in rows], colWidths=[w * mm for w in widths],
-                  repeatRows=1)
-    table.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e4ecf4")),
-                               ("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
-                               ("VALIGN", (0, 0), (-1, -1), "TOP")]))
+    table = Table(
+        [[_para(cell, style) for cell in row] for row in rows], colWidths=[w * mm for w in widths], repeatRows=1
+    )
+    table.setStyle(
+        TableStyle(
+            [
+                ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e4ecf4")),
+                ("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            ]
+        )
+    )
     return table
 
 
@@ -114,15 +126,21 @@ def _fmt(value: Any, digits: int = 1, unit: str = "") -> str:
 def _measurement_rows(m: dict[str, Any]) -> list[list[str]]:
     rows = [["Quantity", "Value"]]
     if m.get("liver_volume_ml") is not None:
-        rows += [["Liver volume (tumour included)", _fmt(m["liver_volume_ml"], 1, " mL")],
-                 ["Tumour volume", _fmt(m.get("tumour_volume_ml"), 2, " mL")]]
+        rows += [
+            ["Liver volume (tumour included)", _fmt(m["liver_volume_ml"], 1, " mL")],
+            ["Tumour volume", _fmt(m.get("tumour_volume_ml"), 2, " mL")],
+        ]
     elif m.get("liver_area_mm2") is not None:
-        rows += [["Liver area", _fmt(m["liver_area_mm2"], 0, " mm²")],
-                 ["Tumour area", _fmt(m.get("tumour_area_mm2"), 0, " mm²")]]
+        rows += [
+            ["Liver area", _fmt(m["liver_area_mm2"], 0, " mm²")],
+            ["Tumour area", _fmt(m.get("tumour_area_mm2"), 0, " mm²")],
+        ]
     else:
         rows += [["Liver area", f"{m['liver_voxels']} px"], ["Tumour area", f"{m['tumour_voxels']} px"]]
-    rows += [["Tumour burden", _fmt(m.get("tumour_burden_pct"), 1, " % of liver")],
-             ["Lesions", str(len(m.get("lesions", [])))]]
+    rows += [
+        ["Tumour burden", _fmt(m.get("tumour_burden_pct"), 1, " % of liver")],
+        ["Lesions", str(len(m.get("lesions", [])))],
+    ]
     return rows
 
 
@@ -130,9 +148,16 @@ def _lesion_rows(lesions: list[dict[str, Any]]) -> list[list[str]]:
     rows = [["#", "Volume (mL)", "Longest axial (mm)", "Perpendicular (mm)", "Slices", "Mean HU"]]
     for lesion in lesions:
         first, last = lesion["slice_range"]
-        rows.append([str(lesion["lesion_id"]), _fmt(lesion.get("volume_ml"), 2),
-                     _fmt(lesion.get("longest_diameter_mm")), _fmt(lesion.get("perpendicular_diameter_mm")),
-                     f"{first}–{last}", _fmt(lesion.get("mean_hu"), 0)])
+        rows.append(
+            [
+                str(lesion["lesion_id"]),
+                _fmt(lesion.get("volume_ml"), 2),
+                _fmt(lesion.get("longest_diameter_mm")),
+                _fmt(lesion.get("perpendicular_diameter_mm")),
+                f"{first}–{last}",
+                _fmt(lesion.get("mean_hu"), 0),
+            ]
+        )
     return rows
 
 
@@ -141,24 +166,54 @@ def write_pdf(content: ReportContent) -> bytes:
     styles = getSampleStyleSheet()
     body, small = styles["BodyText"], ParagraphStyle("small", parent=styles["BodyText"], fontSize=8, leading=10)
     heading = styles["Heading2"]
-    notice = ParagraphStyle("notice", parent=body, textColor=colors.HexColor("#8a1c1c"), borderColor=colors.red,
-                            borderWidth=0.8, borderPadding=4, spaceBefore=6, spaceAfter=6)
+    notice = ParagraphStyle(
+        "notice",
+        parent=body,
+        textColor=colors.HexColor("#8a1c1c"),
+        borderColor=colors.red,
+        borderWidth=0.8,
+        borderPadding=4,
+        spaceBefore=6,
+        spaceAfter=6,
+    )
     report = content.report
-    story: list[Any] = [Paragraph("LiverHealth liver CT report (draft)", styles["Title"]),
-                        _para(f"Created {report.created_at}. {content.study}", body), _para(DISCLAIMER, notice)]
+    story: list[Any] = [
+        Paragraph("LiverHealth liver CT report (draft)", styles["Title"]),
+        _para(f"Created {report.created_at}. {content.study}", body),
+        _para(DISCLAIMER, notice),
+    ]
     patient = content.patient
     if patient is not None and not patient.is_empty():
-        story += [Paragraph("Patient", heading),
-                  _table([["Name", "ID", "Sex", "Birth date"],
-                          [patient.name, patient.patient_id, patient.sex, patient.birth_date]], [60, 40, 20, 40], body)]
-    story += [Paragraph("Images", heading),
-              Table([[_image(content.slice_png, 85), _image(content.overlay_png, 85)],
-                     [_para("CT slice (abdomen window)", small),
-                      _para("Segmentation: liver green, tumour red", small)]])]
+        story += [
+            Paragraph("Patient", heading),
+            _table(
+                [
+                    ["Name", "ID", "Sex", "Birth date"],
+                    [patient.name, patient.patient_id, patient.sex, patient.birth_date],
+                ],
+                [60, 40, 20, 40],
+                body,
+            ),
+        ]
+    story += [
+        Paragraph("Images", heading),
+        Table(
+            [
+                [_image(content.slice_png, 85), _image(content.overlay_png, 85)],
+                [_para("CT slice (abdomen window)", small), _para("Segmentation: liver green, tumour red", small)],
+            ]
+        ),
+    ]
     if content.key_slices:
         width = 180 / max(len(content.key_slices), 1) - 2
-        story.append(Table([[_image(png, width) for _, png in content.key_slices],
-                            [_para(f"slice {z}", small) for z, _ in content.key_slices]]))
+        story.append(
+            Table(
+                [
+                    [_image(png, width) for _, png in content.key_slices],
+                    [_para(f"slice {z}", small) for z, _ in content.key_slices],
+                ]
+            )
+        )
     story += [Paragraph("Measurements", heading), _table(_measurement_rows(content.measurements), [90, 70], body)]
     lesions = content.measurements.get("lesions", [])
     if lesions:
@@ -166,20 +221,34 @@ def write_pdf(content: ReportContent) -> bytes:
     story += [Paragraph("Measured findings", heading)]
     story += [_para(line, body) for line in report.findings.splitlines()]
     draft_title = f"Machine-written draft ({report.draft_model or 'no model'}) - not reviewed by a radiologist"
-    draft = _paragraphs(report.draft if report.draft else (report.draft_notice or "No draft."),
-                        body if report.draft else notice)
+    draft = _paragraphs(
+        report.draft if report.draft else (report.draft_notice or "No draft."), body if report.draft else notice
+    )
     story += [KeepTogether([Paragraph(escape(draft_title), heading), draft[0]]), *draft[1:]]
     if report.draft and report.draft_notice:
         story.append(_para(report.draft_notice, notice))
     metrics = content.model.get("metrics") or {}
     metric_text = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, int | float))
-    story += [Paragraph("Segmentation model", heading),
-              _para(f"{content.model.get('name', '')} ({content.model.get('id', '')}, sha256 "
-                    f"{str(content.model.get('sha256', ''))[:12]}…). Validation: {metric_text or 'not available'}. "
-                    f"Protocol: {metrics.get('protocol', 'not stated')}.", body),
-              _para(DISCLAIMER, notice)]
+    story += [
+        Paragraph("Segmentation model", heading),
+        _para(
+            f"{content.model.get('name', '')} ({content.model.get('id', '')}, sha256 "
+            f"{str(content.model.get('sha256', ''))[:12]}…). Validation: {metric_text or 'not available'}. "
+            f"Protocol: {metrics.get('protocol', 'not stated')}.",
+            body,
+        ),
+        _para(DISCLAIMER, notice),
+    ]
     buffer = io.BytesIO()
-    document = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm, topMargin=15 * mm,
-                                 bottomMargin=18 * mm, title="LiverHealth report (draft)", author="LiverHealth")
+    document = SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        leftMargin=15 * mm,
+        rightMargin=15 * mm,
+        topMargin=15 * mm,
+        bottomMargin=18 * mm,
+        title="LiverHealth report (draft)",
+        author="LiverHealth",
+    )
     document.build(story, canvasmaker=_NumberedCanvas)
     return buffer.getvalue()

@@ -26,12 +26,12 @@ CONNECT_TIMEOUT_S = 5
 # PyMySQL / MariaDB error codes -> what happened and what to do
 MYSQL_ERRORS: dict[int, str] = {
     2003: "cannot reach the server (not running, wrong host or port, or a firewall). Start it or check "
-          "the database URL",
+    "the database URL",
     1045: "the server refused the user name or password. Check them in Settings or LIVERHEALTH_DB_URL",
     1698: "the server refused the user name or password. Check them in Settings or LIVERHEALTH_DB_URL",
     1044: "the user may not use this database. Ask the administrator for access",
     1049: "the database does not exist on the server. Create it (CREATE DATABASE ...) or run "
-          "`liverhealth db init` with a user allowed to create it",
+    "`liverhealth db init` with a user allowed to create it",
     2006: "the server closed the connection. Try again when it is back",
     2013: "the connection to the server was lost. Try again when it is back",
     1114: "the server's disk or table is full. Free space on the server",
@@ -73,11 +73,13 @@ def parse_url(url: str) -> URL:
     try:
         parsed = make_url(_encode_userinfo(url))
     except ArgumentError as exc:
-        raise StorageError("The database URL is not valid. Use sqlite:///PATH or "
-                           "mysql+pymysql://USER:PASSWORD@HOST/DATABASE.") from exc
+        raise StorageError(
+            "The database URL is not valid. Use sqlite:///PATH or mysql+pymysql://USER:PASSWORD@HOST/DATABASE."
+        ) from exc
     except ValueError as exc:
-        raise StorageError("The database URL's port is not a number. Use "
-                           "mysql+pymysql://USER:PASSWORD@HOST:PORT/DATABASE.") from exc
+        raise StorageError(
+            "The database URL's port is not a number. Use mysql+pymysql://USER:PASSWORD@HOST:PORT/DATABASE."
+        ) from exc
     if parsed.get_backend_name() not in ("sqlite", "mysql", "mariadb"):
         raise StorageError(f"Database type '{parsed.get_backend_name()}' is not supported; use SQLite or MySQL.")
     return parsed
@@ -139,8 +141,9 @@ def make_engine(url: str) -> Engine:
                 try:
                     Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
-                    raise StorageError(f"Cannot create the folder for {describe(parsed)}: "
-                                       f"{exc.strerror or exc}.") from exc
+                    raise StorageError(
+                        f"Cannot create the folder for {describe(parsed)}: {exc.strerror or exc}."
+                    ) from exc
             engine = create_engine(parsed, connect_args={"timeout": 10})
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
@@ -148,8 +151,12 @@ def make_engine(url: str) -> Engine:
         query.setdefault("charset", "utf8mb4")
         parsed = parsed.set(query=query)
         timeout = int(os.environ.get("LIVERHEALTH_DB_TIMEOUT", CONNECT_TIMEOUT_S))
-        return create_engine(parsed, pool_pre_ping=True, pool_recycle=3600,
-                             connect_args={"connect_timeout": timeout, "read_timeout": 30, "write_timeout": 30})
+        return create_engine(
+            parsed,
+            pool_pre_ping=True,
+            pool_recycle=3600,
+            connect_args={"connect_timeout": timeout, "read_timeout": 30, "write_timeout": 30},
+        )
     except NoSuchModuleError as exc:
         raise StorageError("MySQL support is not installed: pip install 'liverhealth[mysql]'.") from exc
     except (DBAPIError, SQLAlchemyError) as exc:

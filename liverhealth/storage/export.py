@@ -29,9 +29,14 @@ def export_result(stored: StoredResult, out: Path) -> list[Path]:
             nib.save(nib.Nifti1Image(np.ascontiguousarray(labels.transpose(2, 1, 0)), affine), str(path))
         written.append(path)
         path = out / "measurements.json"
-        document = {"result_id": stored.summary.result_id, "model_id": stored.summary.model_id,
-                    "model_sha256": stored.model_sha256, "study": stored.study,
-                    "measurements": stored.measurements, "timings": stored.timings}
+        document = {
+            "result_id": stored.summary.result_id,
+            "model_id": stored.summary.model_id,
+            "model_sha256": stored.model_sha256,
+            "study": stored.study,
+            "measurements": stored.measurements,
+            "timings": stored.timings,
+        }
         path.write_text(json.dumps(document, indent=2, default=str), encoding="utf-8")
         written.append(path)
         if stored.overlay_png:
@@ -46,8 +51,10 @@ def export_result(stored: StoredResult, out: Path) -> list[Path]:
                 written.append(path)
             path = out / f"report{suffix}.md"
             draft = report["draft_text"] or f"(no draft: {report['draft_notice'] or 'not requested'})"
-            path.write_text(f"{report['findings_text']}\n\n## Draft ({report['llm_model'] or 'no model'})\n\n{draft}\n",
-                            encoding="utf-8")
+            path.write_text(
+                f"{report['findings_text']}\n\n## Draft ({report['llm_model'] or 'no model'})\n\n{draft}\n",
+                encoding="utf-8",
+            )
             written.append(path)
         return written
     except OSError as exc:

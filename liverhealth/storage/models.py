@@ -72,7 +72,8 @@ class Study(Base):
 
     patient: Mapped[Patient | None] = relationship(back_populates="studies")
     results: Mapped[list[SegmentationResult]] = relationship(
-        back_populates="study", cascade="all, delete-orphan", passive_deletes=True)
+        back_populates="study", cascade="all, delete-orphan", passive_deletes=True
+    )
 
 
 class SegmentationResult(Base):
@@ -100,7 +101,8 @@ class SegmentationResult(Base):
 
     study: Mapped[Study] = relationship(back_populates="results")
     reports: Mapped[list[Report]] = relationship(
-        back_populates="result", cascade="all, delete-orphan", passive_deletes=True)
+        back_populates="result", cascade="all, delete-orphan", passive_deletes=True
+    )
 
 
 class Report(Base):
@@ -109,8 +111,9 @@ class Report(Base):
     __tablename__ = "report"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    result_id: Mapped[int] = mapped_column(ForeignKey("segmentation_result.id", ondelete="CASCADE"),
-                                           nullable=False, index=True)
+    result_id: Mapped[int] = mapped_column(
+        ForeignKey("segmentation_result.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     findings_text: Mapped[str] = mapped_column(LongText, nullable=False)
     draft_text: Mapped[str | None] = mapped_column(LongText)
     draft_notice: Mapped[str | None] = mapped_column(String(512))

@@ -98,8 +98,11 @@ class StoredResult:
 def content_hash(voxels: np.ndarray, spacing: tuple[float, float, float] | None) -> str:
     """sha256 of a scan's voxels, shape and spacing: the same scan gets the same hash."""
     digest = hashlib.sha256()
-    digest.update(json.dumps([list(voxels.shape), str(voxels.dtype),
-                              [round(s, 5) for s in spacing] if spacing else None]).encode())
+    digest.update(
+        json.dumps(
+            [list(voxels.shape), str(voxels.dtype), [round(s, 5) for s in spacing] if spacing else None]
+        ).encode()
+    )
     digest.update(np.ascontiguousarray(voxels).tobytes())
     return digest.hexdigest()
 
@@ -112,11 +115,18 @@ def _birth_year(birth_date: str) -> int | None:
 def _summary(result: SegmentationResult) -> ResultSummary:
     patient = result.study.patient
     return ResultSummary(
-        result_id=result.id, study_id=result.study_id, created_at=result.created_at, model_id=result.model_id,
-        description=result.study.description, patient_name=patient.name if patient else None,
-        patient_id=patient.patient_id if patient else None, liver_volume_ml=result.liver_volume_ml,
-        tumour_volume_ml=result.tumour_volume_ml, lesion_count=result.lesion_count,
-        report_count=len(result.reports))
+        result_id=result.id,
+        study_id=result.study_id,
+        created_at=result.created_at,
+        model_id=result.model_id,
+        description=result.study.description,
+        patient_name=patient.name if patient else None,
+        patient_id=patient.patient_id if patient else None,
+        liver_volume_ml=result.liver_volume_ml,
+        tumour_volume_ml=result.tumour_volume_ml,
+        lesion_count=result.lesion_count,
+        report_count=len(result.reports),
+    )
 
 
 class Repository:
@@ -173,9 +183,11 @@ class Repository:
         with self._connection("check the tables") as connection:
             missing = missing_tables(connection)
         if missing:
-            raise StorageError(f"The {self.where} is at schema revision {revision} but lacks the table(s) "
-                               f"{', '.join(missing)}: it was changed by hand. Restore it from a backup, or point "
-                               "LiverHealth at a new database.")
+            raise StorageError(
+                f"The {self.where} is at schema revision {revision} but lacks the table(s) "
+                f"{', '.join(missing)}: it was changed by hand. Restore it from a backup, or point "
+                "LiverHealth at a new database."
+            )
         return revision
 
     def _upgrade(self) -> str:
@@ -227,20 +239,33 @@ class Repository:
         def work(session: Session) -> int:
             study = self._study(session, record, now, store_patient)
             if study.id is not None:
-                existing = session.scalars(select(SegmentationResult.id).where(
-                    SegmentationResult.study_id == study.id, SegmentationResult.model_sha256 == record.model_sha256,
-                    SegmentationResult.labels_sha256 == labels_sha256)).first()
+                existing = session.scalars(
+                    select(SegmentationResult.id).where(
+                        SegmentationResult.study_id == study.id,
+                        SegmentationResult.model_sha256 == record.model_sha256,
+                        SegmentationResult.labels_sha256 == labels_sha256,
+                    )
+                ).first()
                 if existing is not None and report is None:
                     return int(existing)
             m = record.measurements
             result = SegmentationResult(
-                study=study, model_id=record.model_id, model_sha256=record.model_sha256,
-                labels_zlib=zlib.compress(raw, 6), labels_shape=json.dumps(list(record.labels.shape)),
-                labels_sha256=labels_sha256, overlay_png=record.overlay_png,
-                measurements=record.measurements, timings=record.timings,
-                liver_volume_ml=m.get("liver_volume_ml"), tumour_volume_ml=m.get("tumour_volume_ml"),
-                lesion_count=len(m.get("lesions", [])), workstation=socket.gethostname()[:255],
-                user_name=getpass.getuser()[:255], created_at=now)
+                study=study,
+                model_id=record.model_id,
+                model_sha256=record.model_sha256,
+                labels_zlib=zlib.compress(raw, 6),
+                labels_shape=json.dumps(list(record.labels.shape)),
+                labels_sha256=labels_sha256,
+                overlay_png=record.overlay_png,
+                measurements=record.measurements,
+                timings=record.timings,
+                liver_volume_ml=m.get("liver_volume_ml"),
+                tumour_volume_ml=m.get("tumour_volume_ml"),
+                lesion_count=len(m.get("lesions", [])),
+                workstation=socket.gethostname()[:255],
+                user_name=getpass.getuser()[:255],
+                created_at=now,
+            )
             session.add(result)
             if report is not None:
                 session.add(self._report(result, report, now))
@@ -256,21 +281,35 @@ class Repository:
             if info.patient_id:
                 patient = session.scalars(select(Patient).where(Patient.patient_id == info.patient_id)).first()
             if patient is None:
-                patient = Patient(name=info.name or None, patient_id=info.patient_id or None, sex=info.sex or None,
-                                  birth_year=_birth_year(info.birth_date), created_at=now)
-        study = session.scalars(select(Study).where(Study.content_sha256 == record.content_sha256)
-                                .order_by(Study.id)).first()
+                patient = Patient(
+                    name=info.name or None,
+                    patient_id=info.patient_id or None,
+                    sex=info.sex or None,
+                    birth_year=_birth_year(info.birth_date),
+                    created_at=now,
+                )
+        study = session.scalars(
+            select(Study).where(Study.content_sha256 == record.content_sha256).order_by(Study.id)
+        ).first()
         if study is None:
             shape = record.labels.shape
             spacing = record.spacing or (None, None, None)
-            study = Study(content_sha256=record.content_sha256, source_format=record.source.format[:32],
-                          description=record.source.description[:512], source_path=record.source.path[:1024] or None,
-                          modality=record.source.modality or None,
-                          series_uid=record.source.series_uid or None, slice_count=shape[0], row_count=shape[1],
-                          column_count=shape[2], spacing_z_mm=spacing[0], spacing_y_mm=spacing[1],
-                          spacing_x_mm=spacing[2],
-                          affine=np.asarray(record.affine).tolist() if record.affine is not None else None,
-                          created_at=now)
+            study = Study(
+                content_sha256=record.content_sha256,
+                source_format=record.source.format[:32],
+                description=record.source.description[:512],
+                source_path=record.source.path[:1024] or None,
+                modality=record.source.modality or None,
+                series_uid=record.source.series_uid or None,
+                slice_count=shape[0],
+                row_count=shape[1],
+                column_count=shape[2],
+                spacing_z_mm=spacing[0],
+                spacing_y_mm=spacing[1],
+                spacing_x_mm=spacing[2],
+                affine=np.asarray(record.affine).tolist() if record.affine is not None else None,
+                created_at=now,
+            )
             session.add(study)
         if patient is not None and study.patient is None:
             study.patient = patient
@@ -278,12 +317,20 @@ class Repository:
 
     @staticmethod
     def _report(result: SegmentationResult, report: ReportRecord, now: datetime) -> Report:
-        return Report(result=result, findings_text=report.findings_text, draft_text=report.draft_text,
-                      draft_notice=report.draft_notice, llm_endpoint=report.llm_endpoint,
-                      llm_model=report.llm_model, pdf=report.pdf, created_at=now)
+        return Report(
+            result=result,
+            findings_text=report.findings_text,
+            draft_text=report.draft_text,
+            draft_notice=report.draft_notice,
+            llm_endpoint=report.llm_endpoint,
+            llm_model=report.llm_model,
+            pdf=report.pdf,
+            created_at=now,
+        )
 
     def add_report(self, result_id: int, report: ReportRecord) -> int:
         """Attach a report to a saved result; returns the report id."""
+
         def work(session: Session) -> int:
             result = session.get(SegmentationResult, result_id)
             if result is None:
@@ -295,14 +342,28 @@ class Repository:
 
         return self._run("save the report", work, writing=True)
 
-    def list_results(self, patient: str | None = None, model_id: str | None = None,
-                     since: date | None = None, until: date | None = None, limit: int = 500) -> list[ResultSummary]:
+    def list_results(
+        self,
+        patient: str | None = None,
+        model_id: str | None = None,
+        since: date | None = None,
+        until: date | None = None,
+        limit: int = 500,
+    ) -> list[ResultSummary]:
         """Saved results, newest first; ``patient`` matches name or ID (substring)."""
+
         def work(session: Session) -> list[ResultSummary]:
-            query = (select(SegmentationResult).join(Study).outerjoin(Patient)
-                     .options(selectinload(SegmentationResult.study).selectinload(Study.patient),
-                              selectinload(SegmentationResult.reports).load_only(Report.id))
-                     .order_by(SegmentationResult.created_at.desc(), SegmentationResult.id.desc()).limit(limit))
+            query = (
+                select(SegmentationResult)
+                .join(Study)
+                .outerjoin(Patient)
+                .options(
+                    selectinload(SegmentationResult.study).selectinload(Study.patient),
+                    selectinload(SegmentationResult.reports).load_only(Report.id),
+                )
+                .order_by(SegmentationResult.created_at.desc(), SegmentationResult.id.desc())
+                .limit(limit)
+            )
             if patient:
                 pattern = f"%{patient}%"
                 query = query.where(Patient.name.like(pattern) | Patient.patient_id.like(pattern))
@@ -319,36 +380,64 @@ class Repository:
 
     def get(self, result_id: int) -> StoredResult:
         """Load one result in full (labels decompressed and checked against their sha256)."""
+
         def work(session: Session) -> StoredResult:
-            result = session.get(SegmentationResult, result_id,
-                                 options=[selectinload(SegmentationResult.reports),
-                                          selectinload(SegmentationResult.study).selectinload(Study.patient)])
+            result = session.get(
+                SegmentationResult,
+                result_id,
+                options=[
+                    selectinload(SegmentationResult.reports),
+                    selectinload(SegmentationResult.study).selectinload(Study.patient),
+                ],
+            )
             if result is None:
                 raise StorageError(f"No saved result {result_id} in {self.where}. `liverhealth db list` shows them.")
             raw = zlib.decompress(result.labels_zlib)
             if hashlib.sha256(raw).hexdigest() != result.labels_sha256:
-                raise StorageError(f"Saved result {result_id} is damaged (its label map does not match its "
-                                   "checksum).")
+                raise StorageError(f"Saved result {result_id} is damaged (its label map does not match its checksum).")
             labels = np.frombuffer(raw, dtype=np.uint8).reshape(json.loads(result.labels_shape)).copy()
             study = result.study
             return StoredResult(
-                summary=_summary(result), labels=labels, measurements=result.measurements, timings=result.timings,
-                overlay_png=result.overlay_png, model_sha256=result.model_sha256, workstation=result.workstation,
+                summary=_summary(result),
+                labels=labels,
+                measurements=result.measurements,
+                timings=result.timings,
+                overlay_png=result.overlay_png,
+                model_sha256=result.model_sha256,
+                workstation=result.workstation,
                 user_name=result.user_name,
-                study={"id": study.id, "description": study.description, "format": study.source_format,
-                       "source_path": study.source_path,
-                       "modality": study.modality, "series_uid": study.series_uid,
-                       "shape": [study.slice_count, study.row_count, study.column_count],
-                       "spacing_mm": [study.spacing_z_mm, study.spacing_y_mm, study.spacing_x_mm],
-                       "content_sha256": study.content_sha256, "affine": study.affine},
-                reports=[{"id": r.id, "findings_text": r.findings_text, "draft_text": r.draft_text,
-                          "draft_notice": r.draft_notice, "llm_endpoint": r.llm_endpoint, "llm_model": r.llm_model,
-                          "pdf": r.pdf, "created_at": r.created_at} for r in result.reports])
+                study={
+                    "id": study.id,
+                    "description": study.description,
+                    "format": study.source_format,
+                    "source_path": study.source_path,
+                    "modality": study.modality,
+                    "series_uid": study.series_uid,
+                    "shape": [study.slice_count, study.row_count, study.column_count],
+                    "spacing_mm": [study.spacing_z_mm, study.spacing_y_mm, study.spacing_x_mm],
+                    "content_sha256": study.content_sha256,
+                    "affine": study.affine,
+                },
+                reports=[
+                    {
+                        "id": r.id,
+                        "findings_text": r.findings_text,
+                        "draft_text": r.draft_text,
+                        "draft_notice": r.draft_notice,
+                        "llm_endpoint": r.llm_endpoint,
+                        "llm_model": r.llm_model,
+                        "pdf": r.pdf,
+                        "created_at": r.created_at,
+                    }
+                    for r in result.reports
+                ],
+            )
 
         return self._run("load the result", work)
 
     def delete_result(self, result_id: int) -> None:
         """Delete a result and its reports; its study goes too when nothing else uses it."""
+
         def work(session: Session) -> None:
             result = session.get(SegmentationResult, result_id)
             if result is None:
@@ -356,8 +445,9 @@ class Repository:
             study_id = result.study_id
             session.delete(result)
             session.flush()
-            remaining = session.scalar(select(func.count()).select_from(SegmentationResult)
-                                       .where(SegmentationResult.study_id == study_id))
+            remaining = session.scalar(
+                select(func.count()).select_from(SegmentationResult).where(SegmentationResult.study_id == study_id)
+            )
             if not remaining:
                 session.delete(session.get(Study, study_id))
 
@@ -365,6 +455,7 @@ class Repository:
 
     def delete_study(self, study_id: int) -> None:
         """Delete a study with all its results and reports."""
+
         def work(session: Session) -> None:
             study = session.get(Study, study_id)
             if study is None:
@@ -375,9 +466,12 @@ class Repository:
 
     def counts(self) -> dict[str, int]:
         """Rows per table (for checks and the status bar)."""
+
         def work(session: Session) -> dict[str, int]:
-            return {model.__tablename__: int(session.scalar(select(func.count()).select_from(model)) or 0)
-                    for model in (Patient, Study, SegmentationResult, Report)}
+            return {
+                model.__tablename__: int(session.scalar(select(func.count()).select_from(model)) or 0)
+                for model in (Patient, Study, SegmentationResult, Report)
+            }
 
         return self._run("count the saved results", work)
 

@@ -15,14 +15,22 @@ from liverhealth.types import CtVolume, SourceInfo
 
 def _volume(shape, spacing, hu=40) -> CtVolume:
     affine = LPS_TO_RAS @ np.diag([spacing[2], spacing[1], spacing[0], 1.0])
-    return CtVolume(voxels=np.full(shape, hu, np.int16), spacing=spacing, affine=affine, is_hu=True,
-                    source=SourceInfo("test", "memory", "synthetic", shape[0]))
+    return CtVolume(
+        voxels=np.full(shape, hu, np.int16),
+        spacing=spacing,
+        affine=affine,
+        is_hu=True,
+        source=SourceInfo("test", "memory", "synthetic", shape[0]),
+    )
 
 
 def _ball(shape, spacing, centre_mm, radius_mm) -> np.ndarray:
     z, y, x = np.indices(shape, dtype=float)
-    return ((z * spacing[0] - centre_mm[0]) ** 2 + (y * spacing[1] - centre_mm[1]) ** 2
-            + (x * spacing[2] - centre_mm[2]) ** 2) <= radius_mm ** 2
+    return (
+        (z * spacing[0] - centre_mm[0]) ** 2
+        + (y * spacing[1] - centre_mm[1]) ** 2
+        + (x * spacing[2] - centre_mm[2]) ** 2
+    ) <= radius_mm**2
 
 
 def test_sphere_volume_and_diameter():
@@ -34,7 +42,7 @@ def test_sphere_volume_and_diameter():
     m = measure(_volume(shape, spacing), labels)
     assert len(m.lesions) == 1
     lesion = m.lesions[0]
-    assert lesion.volume_ml == pytest.approx(4 / 3 * np.pi * 15 ** 3 / 1000, rel=0.03)
+    assert lesion.volume_ml == pytest.approx(4 / 3 * np.pi * 15**3 / 1000, rel=0.03)
     assert lesion.longest_diameter_mm == pytest.approx(30.0, abs=0.75)  # within 1.5 pixels
     assert lesion.perpendicular_diameter_mm == pytest.approx(30.0, abs=0.75)
     assert lesion.slice_range == (15, 45)
@@ -62,7 +70,7 @@ def test_two_lesions_sorted_and_separated():
 
 def test_disc_in_2d_pixels_and_mm():
     yy, xx = np.mgrid[:200, :200]
-    disc = ((yy - 100) ** 2 + (xx - 100) ** 2) <= 40 ** 2
+    disc = ((yy - 100) ** 2 + (xx - 100) ** 2) <= 40**2
     longest, perpendicular = feret_diameters(disc)
     assert longest == pytest.approx(81, abs=1.0) and perpendicular == pytest.approx(81, abs=1.0)
     assert feret_diameters(disc, (0.5, 0.5))[0] == pytest.approx(40.5, abs=0.5)
@@ -71,14 +79,20 @@ def test_disc_in_2d_pixels_and_mm():
     assert longest == pytest.approx(121, abs=1.5) and perpendicular == pytest.approx(41, abs=1.5)
     labels = np.zeros((1, 200, 200), np.uint8)
     labels[0][disc] = 2
-    raster = CtVolume(voxels=np.zeros((1, 200, 200), np.uint8), spacing=None, affine=np.eye(4), is_hu=False,
-                      source=SourceInfo("raster", "memory", "png", 1))
+    raster = CtVolume(
+        voxels=np.zeros((1, 200, 200), np.uint8),
+        spacing=None,
+        affine=np.eye(4),
+        is_hu=False,
+        source=SourceInfo("raster", "memory", "png", 1),
+    )
     m = measure(raster, labels)
     assert m.liver_volume_ml is None and m.liver_area_mm2 is None
     assert m.lesions[0].largest_area_px == int(disc.sum())
     assert m.lesions[0].longest_diameter_mm is None and m.lesions[0].mean_hu is None
-    with_size = CtVolume(voxels=raster.voxels, spacing=(1.0, 0.5, 0.5), affine=np.eye(4), is_hu=False,
-                         source=raster.source)
+    with_size = CtVolume(
+        voxels=raster.voxels, spacing=(1.0, 0.5, 0.5), affine=np.eye(4), is_hu=False, source=raster.source
+    )
     m = measure(with_size, labels)
     assert m.tumour_area_mm2 == pytest.approx(disc.sum() * 0.25)
     assert m.lesions[0].volume_ml is None

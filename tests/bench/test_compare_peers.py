@@ -38,8 +38,19 @@ def test_rows_say_whether_the_model_saw_the_case():
 @pytest.mark.slow
 def test_shipped_model_on_a_real_case_without_the_peer(tmp_path, data_root):
     out = tmp_path / "out"
-    code = compare_peers.main(["--no-peer", "--data", str(data_root), "--cases", "3Dircadb1.1",
-                               "--models-dir", str(config.REPO_ROOT / "models"), "--out", str(out)])
+    code = compare_peers.main(
+        [
+            "--no-peer",
+            "--data",
+            str(data_root),
+            "--cases",
+            "3Dircadb1.1",
+            "--models-dir",
+            str(config.REPO_ROOT / "models"),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     rows = json.loads((out / "results.json").read_text())["rows"]
     ours = [r for r in rows if r["tool"].startswith("LiverHealth")]

@@ -94,8 +94,21 @@ def bad_inputs(tmp_path_factory, data_root):
     return _bad_inputs(tmp_path_factory.mktemp("bad"), data_root)
 
 
-@pytest.mark.parametrize("case", ["missing", "empty folder", "text file", "truncated dicom", "corrupt dicom",
-                                  "dicom seg", "mask series", "broken zip", "label map nifti", "fake png"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "empty folder",
+        "text file",
+        "truncated dicom",
+        "corrupt dicom",
+        "dicom seg",
+        "mask series",
+        "broken zip",
+        "label map nifti",
+        "fake png",
+    ],
+)
 def test_bad_input_one_line_exit_2(bad_inputs, models_dir, tmp_path, case):
     result = run_cli("segment", str(bad_inputs[case]), "--out", str(tmp_path / "out"))
     assert result.returncode == 2, (case, result.stdout, result.stderr)
@@ -121,14 +134,17 @@ def test_bad_model_choices(data_root, models_dir, tmp_path):
     assert result.returncode == 2 and "No model manifest" in result.stderr
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["segment", "x.png", "--pixel-size", "nan"], "not a pixel size"),
-    (["segment", "x.png", "--pixel-size", "inf"], "not a pixel size"),
-    (["segment", "x.png", "--pixel-size", "1e308"], "not a pixel size"),
-    (["db", "list", "--since", "tomorrow"], "not a date"),
-    (["db", "show", "99999999999999999999"], "not a result or study id"),
-    (["db", "show", "0"], "not a result or study id"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["segment", "x.png", "--pixel-size", "nan"], "not a pixel size"),
+        (["segment", "x.png", "--pixel-size", "inf"], "not a pixel size"),
+        (["segment", "x.png", "--pixel-size", "1e308"], "not a pixel size"),
+        (["db", "list", "--since", "tomorrow"], "not a date"),
+        (["db", "show", "99999999999999999999"], "not a result or study id"),
+        (["db", "show", "0"], "not a result or study id"),
+    ],
+)
 def test_bad_flag_values_are_one_line_and_exit_2(argv, expected, capsys):
     from liverhealth.cli import main
 

@@ -42,8 +42,16 @@ def test_failed_save_keeps_outputs_and_retry_works(data_root, models_dir, tmp_pa
     password = f"Pw-{uuid.uuid4().hex[:10]}"
     dead = f"mysql+pymysql://root:{password}@127.0.0.1:{free_port()}/liverhealth"
     out = tmp_path / "out"
-    result = run_cli("segment", str(data_root / "dcmqi" / "ct-3slice"), "--out", str(out), "--save-db",
-                     "--db-url", dead, env_extra={"LIVERHEALTH_DB_TIMEOUT": "2"})
+    result = run_cli(
+        "segment",
+        str(data_root / "dcmqi" / "ct-3slice"),
+        "--out",
+        str(out),
+        "--save-db",
+        "--db-url",
+        dead,
+        env_extra={"LIVERHEALTH_DB_TIMEOUT": "2"},
+    )
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.startswith("liverhealth:")]
     assert len(lines) == 1 and "cannot reach the server" in lines[0] and "db save" in lines[0]

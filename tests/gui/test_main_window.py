@@ -67,8 +67,7 @@ def test_import_scroll_process_segment(qtbot, window, data_root):
 def test_report_without_key_still_has_findings(qtbot, window, data_root, tmp_path):
     _run_step(qtbot, window, lambda: window.open_path(str(data_root / "dcmqi" / "ct-3slice")), "load")
     _run_step(qtbot, window, window.segment, "segment")
-    _run_step(qtbot, window, _menu_action(window, "Image Segmentation", "Generate Diagnostic Report").trigger,
-              "report")
+    _run_step(qtbot, window, _menu_action(window, "Image Segmentation", "Generate Diagnostic Report").trigger, "report")
     text = window.text.toPlainText()
     assert "MEASURED FINDINGS" in text and "No LLM draft" in text and "not a medical device" in text.lower()
     window.write_pdf(tmp_path / "r.pdf")
@@ -166,8 +165,9 @@ def test_report_streams_from_a_local_llm_server(qtbot, window, data_root, monkey
         monkeypatch.setenv("LIVERHEALTH_LLM_API_KEY", "test-key")
         _run_step(qtbot, window, lambda: window.open_path(str(data_root / "dcmqi" / "ct-3slice")), "load")
         _run_step(qtbot, window, window.segment, "segment")
-        _run_step(qtbot, window, _menu_action(window, "Image Segmentation", "Generate Diagnostic Report").trigger,
-                  "report")
+        _run_step(
+            qtbot, window, _menu_action(window, "Image Segmentation", "Generate Diagnostic Report").trigger, "report"
+        )
         text = window.text.toPlainText()
         assert "MEASURED FINDINGS" in text and "".join(DRAFT_PIECES).strip() in text
         assert window.report.report.draft_model == "qwen-vl-max" and window.pdf_action.isEnabled()

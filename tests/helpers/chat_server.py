@@ -6,8 +6,12 @@ import json
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-DRAFT_PIECES = ["Findings: the liver measures 1489.4 mL. ", "Seven hypodense lesions are segmented. ",
-                "肝脏可见多发低密度病灶。", "Draft for radiologist review; not a medical device."]
+DRAFT_PIECES = [
+    "Findings: the liver measures 1489.4 mL. ",
+    "Seven hypodense lesions are segmented. ",
+    "肝脏可见多发低密度病灶。",
+    "Draft for radiologist review; not a medical device.",
+]
 
 
 class ChatServer(ThreadingHTTPServer):
@@ -56,9 +60,19 @@ class ChatHandler(BaseHTTPRequestHandler):
             self.end_headers()
             return None
         if not body.get("stream"):
-            answer = {"id": "c1", "object": "chat.completion", "created": 0, "model": body["model"],
-                      "choices": [{"index": 0, "finish_reason": "stop",
-                                   "message": {"role": "assistant", "content": "".join(DRAFT_PIECES)}}]}
+            answer = {
+                "id": "c1",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": "".join(DRAFT_PIECES)},
+                    }
+                ],
+            }
             return self._send(200, json.dumps(answer).encode())
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -73,8 +87,13 @@ class ChatHandler(BaseHTTPRequestHandler):
         if mode == "huge":  # a 10 MB answer
             pieces = ["x" * 10_000] * 1000
         for piece in pieces:
-            chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
-                     "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+            chunk = {
+                "id": "c1",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": body["model"],
+                "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
+            }
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
             self.wfile.flush()
             time.sleep(0.2 if mode == "trickle" else 0 if mode == "huge" else 0.02)

@@ -22,11 +22,15 @@ MYSQL_HOST, MYSQL_PORT = "127.0.0.1", int(os.environ.get("LIVERHEALTH_TEST_MYSQL
 
 def mysql_root(database: str | None = None, port: int = MYSQL_PORT) -> pymysql.Connection:
     try:
-        return pymysql.connect(host=MYSQL_HOST, port=port, user="root", password="", database=database,
-                               connect_timeout=5, autocommit=True)
+        return pymysql.connect(
+            host=MYSQL_HOST, port=port, user="root", password="", database=database, connect_timeout=5, autocommit=True
+        )
     except pymysql.err.OperationalError as exc:
-        require(False, f"No MariaDB/MySQL server answers on {MYSQL_HOST}:{port} as root without a password "
-                       f"({exc}). Start one (`bash scripts/test.sh` does, as root) to run the database tests.")
+        require(
+            False,
+            f"No MariaDB/MySQL server answers on {MYSQL_HOST}:{port} as root without a password "
+            f"({exc}). Start one (`bash scripts/test.sh` does, as root) to run the database tests.",
+        )
         raise
 
 
@@ -45,20 +49,43 @@ class PrivateMariaDB:
         self.process: subprocess.Popen | None = None
         server = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
         install = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
-        require(Path(server).exists(), "mariadbd is not installed (apt-get install mariadb-server; "
-                                       "`bash scripts/test.sh` does as root).")
+        require(
+            Path(server).exists(),
+            "mariadbd is not installed (apt-get install mariadb-server; `bash scripts/test.sh` does as root).",
+        )
         self.server = server
-        subprocess.run([install, "--no-defaults", f"--datadir={folder / 'data'}", "--user=root",
-                        "--auth-root-authentication-method=normal", "--skip-test-db"],
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [
+                install,
+                "--no-defaults",
+                f"--datadir={folder / 'data'}",
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
 
     def start(self) -> None:
         log = open(self.folder / "server.log", "ab")  # noqa: SIM115 - the server writes to it
         self.process = subprocess.Popen(
-            [self.server, "--no-defaults", f"--datadir={self.folder / 'data'}", f"--port={self.port}",
-             "--bind-address=127.0.0.1", f"--socket={self.folder / 'mysql.sock'}", "--user=root",
-             f"--pid-file={self.folder / 'mysql.pid'}", "--skip-log-bin", "--innodb-buffer-pool-size=32M"],
-            stdout=log, stderr=log)
+            [
+                self.server,
+                "--no-defaults",
+                f"--datadir={self.folder / 'data'}",
+                f"--port={self.port}",
+                "--bind-address=127.0.0.1",
+                f"--socket={self.folder / 'mysql.sock'}",
+                "--user=root",
+                f"--pid-file={self.folder / 'mysql.pid'}",
+                "--skip-log-bin",
+                "--innodb-buffer-pool-size=32M",
+            ],
+            stdout=log,
+            stderr=log,
+        )
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
@@ -81,8 +108,15 @@ def small_record(seed: int = 0, shape=(4, 32, 32)) -> ResultRecord:
     from liverhealth.types import PatientInfo, SourceInfo
 
     labels = np.random.default_rng(seed).integers(0, 3, shape).astype(np.uint8)
-    return ResultRecord(labels=labels, model_id=f"model-{seed % 2}", model_sha256="0" * 64,
-                        measurements={"liver_volume_ml": 10.0 + seed, "tumour_volume_ml": 1.0, "lesions": []},
-                        timings={"total_s": 0.1}, source=SourceInfo("test", "memory", f"synthetic {seed}", shape[0]),
-                        spacing=(1.0, 1.0, 1.0), content_sha256=f"{seed:064x}", affine=np.eye(4),
-                        patient=PatientInfo(f"Patient^{seed}", f"ID{seed}", "F", "19600101"))
+    return ResultRecord(
+        labels=labels,
+        model_id=f"model-{seed % 2}",
+        model_sha256="0" * 64,
+        measurements={"liver_volume_ml": 10.0 + seed, "tumour_volume_ml": 1.0, "lesions": []},
+        timings={"total_s": 0.1},
+        source=SourceInfo("test", "memory", f"synthetic {seed}", shape[0]),
+        spacing=(1.0, 1.0, 1.0),
+        content_sha256=f"{seed:064x}",
+        affine=np.eye(4),
+        patient=PatientInfo(f"Patient^{seed}", f"ID{seed}", "F", "19600101"),
+    )

@@ -11,8 +11,13 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 
-def make_conv_model(path: Path, weights: np.ndarray, bias: np.ndarray,
-                    size: tuple[int, int] | None, out_channels_override: int | None = None) -> None:
+def make_conv_model(
+    path: Path,
+    weights: np.ndarray,
+    bias: np.ndarray,
+    size: tuple[int, int] | None,
+    out_channels_override: int | None = None,
+) -> None:
     """A one-layer 1x1 convolution: logits[k] = sum_c weights[k, c] * x[c] + bias[k].
 
     ``size`` fixes H and W in the graph's input (None leaves them dynamic).
@@ -20,8 +25,9 @@ def make_conv_model(path: Path, weights: np.ndarray, bias: np.ndarray,
     out_channels, in_channels = weights.shape
     height, width = size if size else ("H", "W")
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", in_channels, height, width])
-    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT,
-                                      ["N", out_channels_override or out_channels, height, width])
+    y = helper.make_tensor_value_info(
+        "logits", TensorProto.FLOAT, ["N", out_channels_override or out_channels, height, width]
+    )
     w = numpy_helper.from_array(weights.reshape(out_channels, in_channels, 1, 1).astype(np.float32), "w")
     b = numpy_helper.from_array(bias.astype(np.float32), "b")
     node = helper.make_node("Conv", ["x", "w", "b"], ["logits"], kernel_shape=[1, 1])
@@ -36,15 +42,19 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def manifest_entry(model_id: str, path: Path, size: tuple[int, int] = (128, 128), context: int = 0,
-                   **overrides: Any) -> dict[str, Any]:
+def manifest_entry(
+    model_id: str, path: Path, size: tuple[int, int] = (128, 128), context: int = 0, **overrides: Any
+) -> dict[str, Any]:
     """A manifest entry for a model file, with its real sha256."""
     entry = {
-        "id": model_id, "name": model_id.title(), "architecture": "test 1x1 conv",
-        "file": path.name, "sha256": sha256(path),
-        "input": {"context_slices": context, "size": list(size), "hu_window": [-200, 200],
-                  "mean": 0.5, "std": 0.5},
-        "classes": ["background", "liver", "tumour"], "output": "logits",
+        "id": model_id,
+        "name": model_id.title(),
+        "architecture": "test 1x1 conv",
+        "file": path.name,
+        "sha256": sha256(path),
+        "input": {"context_slices": context, "size": list(size), "hu_window": [-200, 200], "mean": 0.5, "std": 0.5},
+        "classes": ["background", "liver", "tumour"],
+        "output": "logits",
         "metrics": {"protocol": "test model: HU thresholds, not trained"},
         "latency_ms_per_slice_cpu": 1.0,
         "trained": {"framework": "none", "data": "none", "iterations": 0},

@@ -124,8 +124,9 @@ def test_rescale_slope_and_intercept_applied(data_root, tmp_path):
     ds.RescaleIntercept = -100
     ds.save_as(tmp_path / "scaled.dcm")
     raw = ds.pixel_array.astype(np.int32)
-    np.testing.assert_array_equal(load(tmp_path / "scaled.dcm").voxels[0],
-                                  np.clip(raw * 2 - 100, -32768, 32767).astype(np.int16))
+    np.testing.assert_array_equal(
+        load(tmp_path / "scaled.dcm").voxels[0], np.clip(raw * 2 - 100, -32768, 32767).astype(np.int16)
+    )
 
 
 @pytest.mark.parametrize("name", ["liver.dcm"])

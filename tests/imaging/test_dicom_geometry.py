@@ -26,8 +26,9 @@ FIRST, COUNT = 60, 20  # slices image_60 .. image_79 of 3Dircadb1.1 (z = 96.0 ..
 @pytest.fixture(scope="module")
 def originals(data_root) -> list[pydicom.Dataset]:
     with zipfile.ZipFile(data_root / "3Dircadb1.1" / "PATIENT_DICOM.zip") as archive:
-        return [pydicom.dcmread(io.BytesIO(archive.read(f"PATIENT_DICOM/image_{n}")))
-                for n in range(FIRST, FIRST + COUNT)]
+        return [
+            pydicom.dcmread(io.BytesIO(archive.read(f"PATIENT_DICOM/image_{n}"))) for n in range(FIRST, FIRST + COUNT)
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -167,11 +168,14 @@ def test_gantry_tilt_uses_the_true_voxel_volume(originals, reference, tmp_path):
     assert any("tilted or sheared by 20.0°" in note for note in volume.source.notes)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"PixelSpacing": [0, 0]}, "not a pixel size"),
-    ({"ImageOrientationPatient": [0, 0, 0, 0, 0, 0]}, "does not describe an image plane"),
-    ({"ImageOrientationPatient": [1, 0, 0, 1, 0, 0]}, "does not describe an image plane"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"PixelSpacing": [0, 0]}, "not a pixel size"),
+        ({"ImageOrientationPatient": [0, 0, 0, 0, 0, 0]}, "does not describe an image plane"),
+        ({"ImageOrientationPatient": [1, 0, 0, 1, 0, 0]}, "does not describe an image plane"),
+    ],
+)
 def test_degenerate_geometry_is_refused_before_the_pixels(originals, tmp_path, change, message):
     datasets = _copies(originals)
     for ds in datasets:

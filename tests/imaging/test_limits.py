@@ -21,7 +21,7 @@ def test_zip_entry_declaring_gigabytes(tmp_path, data_root):
         archive.write(data_root / "dcmqi" / "ct-3slice" / "01.dcm", "series/01.dcm")
     raw = bytearray(path.read_bytes())
     central = raw.rfind(b"PK\x01\x02")
-    raw[central + 24:central + 28] = struct.pack("<I", 0xF0000000)  # uncompressed size: 3.75 GiB
+    raw[central + 24 : central + 28] = struct.pack("<I", 0xF0000000)  # uncompressed size: 3.75 GiB
     path.write_bytes(bytes(raw))
     with pytest.raises(InputError, match=r"would unpack to 3\.8 GiB"):
         load(path)

@@ -40,8 +40,9 @@ def test_full_totalsegmentator_nifti(data_root):
 def test_nifti_orientation_is_normalised(data_root, tmp_path, axcodes):
     reference = load(data_root / TS / "example_ct_sm.nii.gz")
     image = nib.load(str(data_root / TS / "example_ct_sm.nii.gz"))
-    ornt = nib.orientations.ornt_transform(nib.orientations.io_orientation(image.affine),
-                                           nib.orientations.axcodes2ornt(axcodes))
+    ornt = nib.orientations.ornt_transform(
+        nib.orientations.io_orientation(image.affine), nib.orientations.axcodes2ornt(axcodes)
+    )
     moved = image.as_reoriented(ornt)
     assert nib.aff2axcodes(moved.affine) == axcodes
     nib.save(moved, str(tmp_path / "moved.nii.gz"))
@@ -54,8 +55,12 @@ def test_nrrd_ct_matches_nifti(data_root, tmp_path):
     reference = load(data_root / TS / "example_ct_sm.nii.gz")
     xyz = reference.voxels.transpose(2, 1, 0)
     lps = LPS_TO_RAS @ reference.affine  # RAS -> LPS (the matrix is its own inverse)
-    header = {"space": "left-posterior-superior", "space directions": lps[:3, :3].T,
-              "space origin": lps[:3, 3], "kinds": ["domain"] * 3}
+    header = {
+        "space": "left-posterior-superior",
+        "space directions": lps[:3, :3].T,
+        "space origin": lps[:3, 3],
+        "kinds": ["domain"] * 3,
+    }
     nrrd.write(str(tmp_path / "ct.nrrd"), xyz, header)
     volume = load(tmp_path / "ct.nrrd")
     np.testing.assert_array_equal(volume.voxels, reference.voxels)

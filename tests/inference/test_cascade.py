@@ -18,8 +18,9 @@ MARGIN_MM = 10.0
 
 
 def _write(folder, models, stages):
-    (folder / "manifest.json").write_text(json.dumps({"schema": 1, "default": models[0]["id"], "models": models,
-                                                      "stages": stages}))
+    (folder / "manifest.json").write_text(
+        json.dumps({"schema": 1, "default": models[0]["id"], "models": models, "stages": stages})
+    )
     return load_manifest(folder)
 
 

@@ -28,8 +28,9 @@ def test_full_resolution_matches_reference(tmp_path, ts_volume):
     make_threshold_model(tmp_path / "t.onnx", size=None)
     manifest = _manifest(tmp_path, manifest_entry("t", tmp_path / "t.onnx", size=(512, 512)))
     seen = []
-    result = Segmenter(manifest, batch_size=6).segment(ts_volume, progress=lambda d, t: seen.append((d, t)),
-                                                       clean=False)
+    result = Segmenter(manifest, batch_size=6).segment(
+        ts_volume, progress=lambda d, t: seen.append((d, t)), clean=False
+    )
     reference = threshold_reference(ts_volume.voxels)
     agreement = float((result.labels == reference).mean())
     assert agreement > 0.9999, agreement
@@ -54,7 +55,7 @@ def test_context_slices_in_order_with_edges_repeated(tmp_path, ts_volume):
     labels = Segmenter(manifest, batch_size=7).segment(ts_volume, clean=False).labels
     x = np.clip(ts_volume.voxels.astype(np.float64), -200, 200) / 200.0
     padded = np.concatenate([x[:1], x[:1], x, x[-1:], x[-1:]])  # edges repeated
-    channels = np.stack([padded[k:k + x.shape[0]] for k in range(5)], axis=1)  # [z, 5, y, x]
+    channels = np.stack([padded[k : k + x.shape[0]] for k in range(5)], axis=1)  # [z, 5, y, x]
     logits = np.einsum("kc,zcyx->zkyx", weights, channels) + bias[None, :, None, None]
     reference = np.argmax(logits, axis=1)
     assert float((labels == reference).mean()) > 0.9999
@@ -73,8 +74,9 @@ def load_raster_like(grey):
     from liverhealth.imaging.geometry import LPS_TO_RAS
     from liverhealth.types import CtVolume, SourceInfo
 
-    return CtVolume(voxels=grey, spacing=None, affine=LPS_TO_RAS, is_hu=False,
-                    source=SourceInfo("raster", "memory", "test", 1))
+    return CtVolume(
+        voxels=grey, spacing=None, affine=LPS_TO_RAS, is_hu=False, source=SourceInfo("raster", "memory", "test", 1)
+    )
 
 
 def test_cancel_and_bad_output(tmp_path, ts_volume, models_dir):

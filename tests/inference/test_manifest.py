@@ -46,21 +46,24 @@ def test_missing_file_and_wrong_sha(tmp_path):
         get_session(load_manifest(tmp_path).get("m"))
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"classes": ["background", "liver"]}, "classes"),
-    ({"output": "softmax"}, "output"),
-    ({"input": {"context_slices": 9, "size": [64, 64], "hu_window": [-200, 200]}}, "context_slices"),
-    ({"input": {"size": [64], "hu_window": [-200, 200]}}, "list of two numbers"),
-    ({"input": {"size": [4, 4], "hu_window": [-200, 200]}}, "not supported"),
-    ({"input": {"size": ["64", 64], "hu_window": [-200, 200]}}, "not a finite number"),
-    ({"input": {"size": [64, 64], "hu_window": [-200, 200], "mean": float("nan")}}, "'mean' is nan"),
-    ({"input": {"size": [64, 64], "hu_window": [-200, 200], "pixel_mm": True}}, "'pixel_mm' is True"),
-    ({"input": {"size": [64, 64], "hu_window": [-200, 200], "roi": {"margin_mm": 5}}}, "first stage"),
-    ({"input": {"size": [64, 64], "hu_window": [-200, 200], "roi": {"stage": "nowhere"}}}, "'nowhere' is missing"),
-    ({"input": "64x64"}, "incomplete"),
-    ({"input": {"size": [64, 64], "hu_window": [200, -200]}}, "invalid"),
-    ({"input": {"size": [64, 64]}}, "incomplete"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"classes": ["background", "liver"]}, "classes"),
+        ({"output": "softmax"}, "output"),
+        ({"input": {"context_slices": 9, "size": [64, 64], "hu_window": [-200, 200]}}, "context_slices"),
+        ({"input": {"size": [64], "hu_window": [-200, 200]}}, "list of two numbers"),
+        ({"input": {"size": [4, 4], "hu_window": [-200, 200]}}, "not supported"),
+        ({"input": {"size": ["64", 64], "hu_window": [-200, 200]}}, "not a finite number"),
+        ({"input": {"size": [64, 64], "hu_window": [-200, 200], "mean": float("nan")}}, "'mean' is nan"),
+        ({"input": {"size": [64, 64], "hu_window": [-200, 200], "pixel_mm": True}}, "'pixel_mm' is True"),
+        ({"input": {"size": [64, 64], "hu_window": [-200, 200], "roi": {"margin_mm": 5}}}, "first stage"),
+        ({"input": {"size": [64, 64], "hu_window": [-200, 200], "roi": {"stage": "nowhere"}}}, "'nowhere' is missing"),
+        ({"input": "64x64"}, "incomplete"),
+        ({"input": {"size": [64, 64], "hu_window": [200, -200]}}, "invalid"),
+        ({"input": {"size": [64, 64]}}, "incomplete"),
+    ],
+)
 def test_unsupported_specs(tmp_path, change, message):
     make_threshold_model(tmp_path / "m.onnx", (64, 64))
     _write(tmp_path, {**manifest_entry("m", tmp_path / "m.onnx", size=(64, 64)), **change})

@@ -29,8 +29,8 @@ def test_placement_keeps_millimetres():
 
 
 def _disc(shape, centre, radius):
-    yy, xx = np.mgrid[:shape[0], :shape[1]]
-    return ((yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius ** 2).astype(np.uint8)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return ((yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2).astype(np.uint8)
 
 
 @pytest.mark.parametrize("pixel", [0.57, 0.78, 1.2])
@@ -56,7 +56,7 @@ def test_parts_outside_the_field_of_view_are_background():
     seen = 384 / 1.2
     lo, hi = int(256 - seen / 2) + 2, int(256 + seen / 2) - 2
     assert (back[lo:hi, lo:hi] == 1).all()
-    assert (back[:lo - 4] == 0).all() and (back[:, hi + 4:] == 0).all()
+    assert (back[: lo - 4] == 0).all() and (back[:, hi + 4 :] == 0).all()
 
 
 def test_engine_with_pixel_mm_on_real_ct(tmp_path, ircadb1):

@@ -16,8 +16,7 @@ KEY = "sk-test-1234567890abcdef"
 
 
 def settings(server, **changes) -> LlmSettings:
-    values = {"base_url": server.base_url, "model": "qwen-vl-max", "api_key": KEY, "timeout_s": 5.0,
-              "max_retries": 1}
+    values = {"base_url": server.base_url, "model": "qwen-vl-max", "api_key": KEY, "timeout_s": 5.0, "max_retries": 1}
     values.update(changes)
     return LlmSettings(**values)
 
@@ -46,13 +45,16 @@ def test_request_carries_images_and_findings_not_the_patient(chat_server, gt_res
     assert headers["authorization"] == f"Bearer {KEY}"
 
 
-@pytest.mark.parametrize("mode, reason", [
-    ("500", "HTTP 500"),
-    ("401", "refused the API key"),
-    ("slow", "did not answer within"),
-    ("garbage", "could not be read"),
-    ("empty", "empty answer"),
-])
+@pytest.mark.parametrize(
+    "mode, reason",
+    [
+        ("500", "HTTP 500"),
+        ("401", "refused the API key"),
+        ("slow", "did not answer within"),
+        ("garbage", "could not be read"),
+        ("empty", "empty answer"),
+    ],
+)
 def test_failures_give_findings_and_a_notice(chat_server, gt_result, mode, reason):
     chat_server.mode = mode
     report = make_report(gt_result, settings(chat_server, timeout_s=1.0)).report

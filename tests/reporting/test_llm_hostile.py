@@ -47,8 +47,9 @@ def test_a_redirect_to_another_origin_is_not_followed(chat_server, gt_result):
 def test_an_endless_slow_stream_meets_one_deadline(chat_server, gt_result):
     chat_server.mode = "trickle"
     started = time.monotonic()
-    report = make_report(gt_result, LlmSettings(base_url=chat_server.base_url, api_key="k", timeout_s=2,
-                                                max_retries=2)).report
+    report = make_report(
+        gt_result, LlmSettings(base_url=chat_server.base_url, api_key="k", timeout_s=2, max_retries=2)
+    ).report
     elapsed = time.monotonic() - started
     assert report.draft is None and "did not finish within 2 s" in report.draft_notice
     assert "Liver volume: 1489.4 mL" in report.findings
@@ -87,8 +88,14 @@ def test_free_dicom_text_never_reaches_the_llm(chat_server, data_root, tmp_path)
     volume = load(tmp_path)
     assert "HOSP" not in volume.source.description and "liver_01" not in volume.source.description
     labels = (volume.voxels > 100).astype(np.uint8)
-    result = SegmentResult(volume, Segmentation(labels, "t", "f" * 64, {}), measure(volume, labels),
-                           key_slice(labels), {"total_s": 0.0}, {"id": "t", "name": "t", "metrics": {}})
+    result = SegmentResult(
+        volume,
+        Segmentation(labels, "t", "f" * 64, {}),
+        measure(volume, labels),
+        key_slice(labels),
+        {"total_s": 0.0},
+        {"id": "t", "name": "t", "metrics": {}},
+    )
     make_report(result, LlmSettings(base_url=chat_server.base_url, api_key="k", timeout_s=10))
     sent = json.dumps(chat_server.requests[0])
     assert "HOSP-778899" not in sent and "liver_01" not in sent.lower() and "Abdomen" not in sent

@@ -52,11 +52,17 @@ def test_patient_block_only_when_asked(chat_server, gt_result):
 
 
 def test_pdf_renders_with_poppler(content, tmp_path):
-    require(shutil.which("pdftoppm") is not None,
-            "pdftoppm is missing: apt-get install poppler-utils poppler-data (`bash scripts/test.sh` does as root).")
+    require(
+        shutil.which("pdftoppm") is not None,
+        "pdftoppm is missing: apt-get install poppler-utils poppler-data (`bash scripts/test.sh` does as root).",
+    )
     (tmp_path / "report.pdf").write_bytes(write_pdf(content))
-    done = subprocess.run(["pdftoppm", "-r", "50", "-png", str(tmp_path / "report.pdf"), str(tmp_path / "page")],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        ["pdftoppm", "-r", "50", "-png", str(tmp_path / "report.pdf"), str(tmp_path / "page")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0 and "Error" not in done.stderr, done.stderr
     assert sorted(p.name for p in tmp_path.glob("page*.png"))
 

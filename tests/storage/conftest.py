@@ -40,10 +40,18 @@ def ircadb1_record(data_root, ircadb1) -> ResultRecord:
     """A record holding the real 3Dircadb1.1 ground-truth label map and its measurements."""
     labels = ircadb_labels(data_root / "3Dircadb1.1", ircadb1.shape)
     return ResultRecord(
-        labels=labels, model_id="ground-truth", model_sha256="f" * 64,
-        measurements=measure(ircadb1, labels).to_dict(), timings={"total_s": 1.5},
-        source=ircadb1.source, spacing=ircadb1.spacing, content_sha256=content_hash(ircadb1.voxels, ircadb1.spacing),
-        affine=ircadb1.affine, overlay_png=b"\x89PNG fake overlay bytes", patient=ircadb1.patient)
+        labels=labels,
+        model_id="ground-truth",
+        model_sha256="f" * 64,
+        measurements=measure(ircadb1, labels).to_dict(),
+        timings={"total_s": 1.5},
+        source=ircadb1.source,
+        spacing=ircadb1.spacing,
+        content_sha256=content_hash(ircadb1.voxels, ircadb1.spacing),
+        affine=ircadb1.affine,
+        overlay_png=b"\x89PNG fake overlay bytes",
+        patient=ircadb1.patient,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -52,5 +60,3 @@ def private_mariadb(tmp_path_factory):
     server.start()
     yield server
     server.stop()
-
-

@@ -177,11 +177,18 @@ for i in range(int(sys.argv[3])):
 def test_first_time_concurrent_saves_of_the_same_scans_make_one_study_each(kind, tmp_path):
     """Two processes on a database that does not exist yet: no migration race, one study per scan."""
     name = f"lh_race_{uuid.uuid4().hex[:8]}"
-    url = (f"sqlite:///{tmp_path / 'race.db'}" if kind == "sqlite"
-           else f"mysql+pymysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{name}")
+    url = (
+        f"sqlite:///{tmp_path / 'race.db'}"
+        if kind == "sqlite"
+        else f"mysql+pymysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{name}"
+    )
     try:
-        writers = [subprocess.Popen([sys.executable, "-c", SAME_SCAN_WRITER, url, digit, "5"],
-                                    stderr=subprocess.PIPE, text=True) for digit in ("1", "2")]
+        writers = [
+            subprocess.Popen(
+                [sys.executable, "-c", SAME_SCAN_WRITER, url, digit, "5"], stderr=subprocess.PIPE, text=True
+            )
+            for digit in ("1", "2")
+        ]
         outcomes = [(w.wait(timeout=300), w.stderr.read()) for w in writers]
         assert [code for code, _ in outcomes] == [0, 0], outcomes
         repo = Repository(url)

@@ -12,8 +12,13 @@ from liverhealth.errors import StorageError
 from liverhealth.storage import ReportRecord, Repository
 from tests.helpers.databases import small_record
 
-REPORT = ReportRecord(findings_text="Liver 1489.4 mL; 7 lesions.", draft_text="Draft: hypodense lesions…",
-                      llm_endpoint="http://127.0.0.1:9/v1", llm_model="qwen-vl-max", pdf=b"%PDF-1.4 test")
+REPORT = ReportRecord(
+    findings_text="Liver 1489.4 mL; 7 lesions.",
+    draft_text="Draft: hypodense lesions…",
+    llm_endpoint="http://127.0.0.1:9/v1",
+    llm_model="qwen-vl-max",
+    pdf=b"%PDF-1.4 test",
+)
 
 
 def test_init_is_idempotent(repo):

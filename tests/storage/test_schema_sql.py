@@ -15,16 +15,25 @@ SCHEMA = Path(__file__).resolve().parents[2] / "sql" / "schema.sql"
 
 def describe_schema(database: str) -> dict:
     with mysql_root() as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_KEY, EXTRA "
-                       "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=%s ORDER BY 1, 2", (database,))
+        cursor.execute(
+            "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_KEY, EXTRA "
+            "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=%s ORDER BY 1, 2",
+            (database,),
+        )
         columns = cursor.fetchall()
-        cursor.execute("SELECT TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME, NON_UNIQUE "
-                       "FROM information_schema.STATISTICS WHERE TABLE_SCHEMA=%s ORDER BY 1, 2, 3", (database,))
+        cursor.execute(
+            "SELECT TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME, NON_UNIQUE "
+            "FROM information_schema.STATISTICS WHERE TABLE_SCHEMA=%s ORDER BY 1, 2, 3",
+            (database,),
+        )
         indexes = cursor.fetchall()
-        cursor.execute("SELECT k.TABLE_NAME, k.COLUMN_NAME, k.REFERENCED_TABLE_NAME, k.REFERENCED_COLUMN_NAME, "
-                       "r.DELETE_RULE FROM information_schema.KEY_COLUMN_USAGE k JOIN "
-                       "information_schema.REFERENTIAL_CONSTRAINTS r ON r.CONSTRAINT_SCHEMA=k.CONSTRAINT_SCHEMA "
-                       "AND r.CONSTRAINT_NAME=k.CONSTRAINT_NAME WHERE k.TABLE_SCHEMA=%s ORDER BY 1, 2", (database,))
+        cursor.execute(
+            "SELECT k.TABLE_NAME, k.COLUMN_NAME, k.REFERENCED_TABLE_NAME, k.REFERENCED_COLUMN_NAME, "
+            "r.DELETE_RULE FROM information_schema.KEY_COLUMN_USAGE k JOIN "
+            "information_schema.REFERENTIAL_CONSTRAINTS r ON r.CONSTRAINT_SCHEMA=k.CONSTRAINT_SCHEMA "
+            "AND r.CONSTRAINT_NAME=k.CONSTRAINT_NAME WHERE k.TABLE_SCHEMA=%s ORDER BY 1, 2",
+            (database,),
+        )
         foreign_keys = cursor.fetchall()
         cursor.execute(f"SELECT version_num FROM `{database}`.alembic_version")
         revision = cursor.fetchall()

@@ -22,8 +22,23 @@ SIZE = 64
 @pytest.fixture(scope="module")
 def samples(tmp_path_factory, data_root) -> Path:
     out = tmp_path_factory.mktemp("samples")
-    assert preprocess.main(["--out", str(out), "--ircadb", str(data_root / "3Dircadb1.1"), "--size", str(SIZE),
-                            "--synthetic-copies", "1", "--lesions", "2-2"]) == 0
+    assert (
+        preprocess.main(
+            [
+                "--out",
+                str(out),
+                "--ircadb",
+                str(data_root / "3Dircadb1.1"),
+                "--size",
+                str(SIZE),
+                "--synthetic-copies",
+                "1",
+                "--lesions",
+                "2-2",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -50,16 +65,23 @@ def test_channels_are_neighbouring_slices_in_the_training_window(samples, ircadb
     z = int(Path(lines[50][0]).stem.rsplit("_", 1)[1])
     assert image.shape == (SIZE, SIZE, 3)
     for channel, offset in enumerate((-1, 0, 1)):
-        expected = cv2.resize(apply_window(ircadb1.voxels[z + offset], 0, 400).astype(np.float32),
-                              (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+        expected = cv2.resize(
+            apply_window(ircadb1.voxels[z + offset], 0, 400).astype(np.float32),
+            (SIZE, SIZE),
+            interpolation=cv2.INTER_AREA,
+        )
         assert float(np.abs(image[:, :, channel] - expected).mean()) < 1.5
 
 
 def test_synthetic_copy_adds_tumour(samples):
-    real = sum(int((cv2.imread(str(samples / lab), cv2.IMREAD_UNCHANGED) == 2).sum())
-               for _, lab in _lines(samples, "3Dircadb1.1"))
-    synthetic = sum(int((cv2.imread(str(samples / lab), cv2.IMREAD_UNCHANGED) == 2).sum())
-                    for _, lab in _lines(samples, "3Dircadb1.1+synth0"))
+    real = sum(
+        int((cv2.imread(str(samples / lab), cv2.IMREAD_UNCHANGED) == 2).sum())
+        for _, lab in _lines(samples, "3Dircadb1.1")
+    )
+    synthetic = sum(
+        int((cv2.imread(str(samples / lab), cv2.IMREAD_UNCHANGED) == 2).sum())
+        for _, lab in _lines(samples, "3Dircadb1.1+synth0")
+    )
     assert synthetic > real
     meta = json.loads((samples / "meta.json").read_text())
     assert len(meta["cases"]["3Dircadb1.1"]["synthetic"][0]["lesions"]) >= 1
@@ -72,8 +94,9 @@ def test_lits_layout_gives_the_same_samples(samples, data_root, tmp_path):
     nib.save(nib.Nifti1Image(volume.voxels.transpose(2, 1, 0), volume.affine), str(lits / "volume-7.nii"))
     nib.save(nib.Nifti1Image(labels.transpose(2, 1, 0), volume.affine), str(lits / "segmentation-7.nii"))
     out = tmp_path / "out"
-    assert preprocess.main(["--out", str(out), "--lits", str(lits), "--size", str(SIZE),
-                            "--synthetic-copies", "0"]) == 0
+    assert (
+        preprocess.main(["--out", str(out), "--lits", str(lits), "--size", str(SIZE), "--synthetic-copies", "0"]) == 0
+    )
     ours = _lines(out, "lits007")
     theirs = _lines(samples, "3Dircadb1.1")
     assert len(ours) == len(theirs)
@@ -86,17 +109,35 @@ def test_labelled_case_in_another_numbering(data_root, tmp_path):
     """TotalSegmentator's multi-label map (liver = 5) on its JPEG 2000 DICOM series becomes 0/1 samples."""
     folder = data_root / "totalsegmentator"
     out = tmp_path / "ts"
-    assert preprocess.main(["--out", str(out), "--size", str(SIZE), "--synthetic-copies", "1", "--lesions", "1-1",
-                            "--labelled", "ts-dicom", str(folder / "example_ct_dicom"),
-                            str(folder / "example_seg_dicom.nii.gz"), "liver=5"]) == 0
+    assert (
+        preprocess.main(
+            [
+                "--out",
+                str(out),
+                "--size",
+                str(SIZE),
+                "--synthetic-copies",
+                "1",
+                "--lesions",
+                "1-1",
+                "--labelled",
+                "ts-dicom",
+                str(folder / "example_ct_dicom"),
+                str(folder / "example_seg_dicom.nii.gz"),
+                "liver=5",
+            ]
+        )
+        == 0
+    )
     lines = _lines(out, "ts-dicom")
     assert len(lines) == 20  # every slice of the 20-slice slab shows liver
     labels = np.stack([cv2.imread(str(out / label), cv2.IMREAD_UNCHANGED) for _, label in lines])
     assert set(np.unique(labels)) == {0, 1}  # other organs (labels 1-4, 6-104) are background here
     raw = nib.load(str(folder / "example_seg_dicom.nii.gz")).get_fdata()
     assert float((labels == 1).mean()) == pytest.approx(float((raw == 5).mean()), rel=0.1)
-    painted = np.stack([cv2.imread(str(out / label), cv2.IMREAD_UNCHANGED)
-                        for _, label in _lines(out, "ts-dicom+synth0")])
+    painted = np.stack(
+        [cv2.imread(str(out / label), cv2.IMREAD_UNCHANGED) for _, label in _lines(out, "ts-dicom+synth0")]
+    )
     assert (painted == 2).any()
     with pytest.raises(SystemExit, match="which value is liver"):
         preprocess.parse_values("tumour=2")
@@ -104,8 +145,23 @@ def test_labelled_case_in_another_numbering(data_root, tmp_path):
 
 def test_ignored_structure_is_255_outside_the_liver_only(data_root, tmp_path, ircadb1_masks):
     out = tmp_path / "ignore"
-    assert preprocess.main(["--out", str(out), "--ircadb", str(data_root / "3Dircadb1.1"), "--size", str(SIZE),
-                            "--synthetic-copies", "0", "--ignore", "3Dircadb1.1:spleen"]) == 0
+    assert (
+        preprocess.main(
+            [
+                "--out",
+                str(out),
+                "--ircadb",
+                str(data_root / "3Dircadb1.1"),
+                "--size",
+                str(SIZE),
+                "--synthetic-copies",
+                "0",
+                "--ignore",
+                "3Dircadb1.1:spleen",
+            ]
+        )
+        == 0
+    )
     lines = _lines(out, "3Dircadb1.1")
     labels = np.stack([cv2.imread(str(out / label), cv2.IMREAD_UNCHANGED) for _, label in lines])
     assert set(np.unique(labels)) == {0, 1, 2, 255}
@@ -124,9 +180,30 @@ def test_second_stage_samples_are_the_liver_box_and_record_the_contract(tmp_path
     """--roi-stage: slices cropped to the liver's box + margin; meta.json carries the input spec the
     manifest parser accepts, and parity inputs made by the engine's own input path."""
     out = tmp_path / "fine"
-    assert preprocess.main(["--out", str(out), "--ircadb", str(data_root / "3Dircadb1.1"), "--size", str(SIZE),
-                            "--window", "-40", "160", "--context-mm", "3", "--roi-stage", "locator",
-                            "--roi-margin-mm", "10", "--synthetic-copies", "0"]) == 0
+    assert (
+        preprocess.main(
+            [
+                "--out",
+                str(out),
+                "--ircadb",
+                str(data_root / "3Dircadb1.1"),
+                "--size",
+                str(SIZE),
+                "--window",
+                "-40",
+                "160",
+                "--context-mm",
+                "3",
+                "--roi-stage",
+                "locator",
+                "--roi-margin-mm",
+                "10",
+                "--synthetic-copies",
+                "0",
+            ]
+        )
+        == 0
+    )
     meta = json.loads((out / "meta.json").read_text())
     spec = parse_input_spec("fine", meta["input"])
     assert spec.roi.stage == "locator" and spec.roi.margin_mm == 10 and spec.hu_window == (-40, 160)
@@ -145,8 +222,26 @@ def test_second_stage_samples_are_the_liver_box_and_record_the_contract(tmp_path
 @pytest.mark.slow
 def test_lits_jpg_samples_come_through_the_same_path(tmp_path, data_root):
     out = tmp_path / "lits"
-    assert preprocess.main(["--out", str(out), "--lits-jpg", str(data_root / "lits_jpg"), "--size", str(SIZE),
-                            "--pixel-mm", "6", "--window", "-40", "160", "--synthetic-copies", "1"]) == 0
+    assert (
+        preprocess.main(
+            [
+                "--out",
+                str(out),
+                "--lits-jpg",
+                str(data_root / "lits_jpg"),
+                "--size",
+                str(SIZE),
+                "--pixel-mm",
+                "6",
+                "--window",
+                "-40",
+                "160",
+                "--synthetic-copies",
+                "1",
+            ]
+        )
+        == 0
+    )
     meta = json.loads((out / "meta.json").read_text())
     assert len(meta["cases"]) == 26 and meta["cases"]["lits029"]["synthetic"] == []  # real tumours only
     assert meta["cases"]["lits029"]["slices"] == 65 and meta["cases"]["lits029"]["source"].startswith("..")

@@ -21,15 +21,23 @@ TRAIN_PYTHON = REPO / ".venv-train" / "bin" / "python"
 
 def require_training_stack() -> None:
     """Fail with the fix when the separate training venv is missing."""
-    require(TRAIN_PYTHON.exists(), "The training stack is not installed: run `bash training/setup.sh` "
-                                   "(`bash scripts/test.sh` does).")
+    require(
+        TRAIN_PYTHON.exists(),
+        "The training stack is not installed: run `bash training/setup.sh` (`bash scripts/test.sh` does).",
+    )
 
 
 def run_in_training_env(script: str) -> str:
     """Run a Python snippet in the training venv (system zlib preloaded, as the entry points do); its stdout."""
     require_training_stack()
-    result = subprocess.run([str(TRAIN_PYTHON), "-c", script], cwd=REPO, capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "LD_PRELOAD": "/lib/x86_64-linux-gnu/libz.so.1"})
+    result = subprocess.run(
+        [str(TRAIN_PYTHON), "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "LD_PRELOAD": "/lib/x86_64-linux-gnu/libz.so.1"},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 
@@ -37,23 +45,69 @@ def run_in_training_env(script: str) -> str:
 def test_train_export_parity_round_trip(data_root, tmp_path):
     require_training_stack()
     data = tmp_path / "data"
-    assert preprocess.main(["--out", str(data), "--ircadb", str(data_root / "3Dircadb1.1"), "--size", "64",
-                            "--synthetic-copies", "0", "--negatives-every", "0", "--margin", "0",
-                            "--pixel-mm", "6.0"]) == 0
+    assert (
+        preprocess.main(
+            [
+                "--out",
+                str(data),
+                "--ircadb",
+                str(data_root / "3Dircadb1.1"),
+                "--size",
+                "64",
+                "--synthetic-copies",
+                "0",
+                "--negatives-every",
+                "0",
+                "--margin",
+                "0",
+                "--pixel-mm",
+                "6.0",
+            ]
+        )
+        == 0
+    )
     run = tmp_path / "run"
     train = subprocess.run(
-        [str(TRAIN_PYTHON), "-m", "training.train", "training/configs/unet_w16.yaml", "--out", str(run),
-         "--data", str(data), "--iters", "2", "--train-cases", "3Dircadb1.1",
-         "--set", "model.base_channels=4", "model.depth=2", "train.batch_size=2", "data.size=64",
-         "data.limit=12", "data.val_limit=4", "train.val_every=2", "train.log_every=1"],
-        cwd=REPO, capture_output=True, text=True, timeout=600)
+        [
+            str(TRAIN_PYTHON),
+            "-m",
+            "training.train",
+            "training/configs/unet_w16.yaml",
+            "--out",
+            str(run),
+            "--data",
+            str(data),
+            "--iters",
+            "2",
+            "--train-cases",
+            "3Dircadb1.1",
+            "--set",
+            "model.base_channels=4",
+            "model.depth=2",
+            "train.batch_size=2",
+            "data.size=64",
+            "data.limit=12",
+            "data.val_limit=4",
+            "train.val_every=2",
+            "train.log_every=1",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert train.returncode == 0, train.stderr[-2000:]
     assert (run / "final.pdparams").is_file() and (run / "curve.png").is_file()
     log = [json.loads(line) for line in (run / "train.log.jsonl").read_text().splitlines()]
     assert [entry["iter"] for entry in log if "loss" in entry] == [1, 2]
     models = tmp_path / "models"
-    export = subprocess.run([str(TRAIN_PYTHON), "-m", "training.export", str(run), "--id", "tiny",
-                             "--models-dir", str(models)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    export = subprocess.run(
+        [str(TRAIN_PYTHON), "-m", "training.export", str(run), "--id", "tiny", "--models-dir", str(models)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert export.returncode == 0, export.stderr[-2000:]
     assert sorted(p.name for p in models.iterdir()) == ["manifest.json", "tiny.onnx"]
     parity = json.loads((run / "parity.json").read_text())
@@ -100,7 +154,8 @@ def test_ignored_pixels_count_for_nothing_in_the_loss():
         "full = loss_fn(logits, paddle.to_tensor(labels), [0.3, 1, 2], 1.0)\n"
         "ignored = loss_fn(logits, paddle.to_tensor(masked), [0.3, 1, 2], 1.0)\n"
         "half = loss_fn(logits[:, :, 4:], paddle.to_tensor(labels[:, 4:]), [0.3, 1, 2], 1.0)\n"
-        "print(full[1], full[2], ignored[1], ignored[2], half[1], half[2])\n")
+        "print(full[1], full[2], ignored[1], ignored[2], half[1], half[2])\n"
+    )
     full_ce, full_dice, ce, dice, half_ce, half_dice = (float(v) for v in stdout.split())
     assert ce == pytest.approx(half_ce, rel=1e-5) and dice == pytest.approx(half_dice, rel=1e-5)
     assert abs(ce - full_ce) > 1e-3 and abs(dice - full_dice) > 1e-3  # the masked half did change the loss

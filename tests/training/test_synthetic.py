@@ -44,8 +44,11 @@ def test_painted_lesions_are_inside_darker_and_soft_edged(liver_slab):
     for lesion in lesions:
         z, y, x = lesion.centre_zyx
         reach = [int(np.ceil(lesion.radius_mm * 2.5 / s)) for s in spacing]
-        far[max(z - reach[0], 0):z + reach[0], max(y - reach[1], 0):y + reach[1],
-            max(x - reach[2], 0):x + reach[2]] = False
+        far[
+            max(z - reach[0], 0) : z + reach[0],
+            max(y - reach[1], 0) : y + reach[1],
+            max(x - reach[2], 0) : x + reach[2],
+        ] = False
     assert not changed[far].any()  # and stop near the lesion
     assert np.array_equal(hu, liver_slab[0])  # the input is not modified
 
