@@ -1,13 +1,18 @@
 """Pipeline speed on the real CT: DICOM load, and per-slice / per-volume segmentation.
 
-Usage: python -m bench.bench_pipeline [--repeats N] [--skip-reference]   (from the repository root)
+Usage: python -m bench.bench_pipeline [--repeats N] [--skip-reference] [--models-dir DIR ...]
+       [--models ID ...] [--cli]   (from the repository root)
 
 Times (1) loading 3Dircadb1.1 (129 DICOM slices of 512², zipped), (2) each model in the
 manifest on that volume (per slice at batch 8, and the whole `segment_volume` call:
 preprocess, model, resize back, post-process, measure), and (3) until trained models ship,
 an untrained reference UNet of the planned slim size, labelled as such; its own output is
-noise, so its post-processing is timed on the ground-truth label map instead. Prints the
-machine and the best of N runs.
+noise, so its post-processing is timed on the ground-truth label map instead. With ``--cli``,
+each model also runs as a user runs it: ``liverhealth segment`` on the zip in a new process
+(imports, session start, DICOM read, outputs written), and the table gives each model's time as a
+ratio to the first model's, measured in the same run. For a cascade, ms/slice is its second
+stage on whole slices (the engine runs it on the liver's box only). Prints the machine and the
+best of N runs.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import argparse
 import json
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -57,6 +64,32 @@ def bench_model(manifest, model_id: str, volume, repeats: int) -> dict:
     return {"ms_per_slice": 1000 * per_batch / 8, "volume_s": per_volume, "timings": result.timings}
 
 
+def bench_cli(models_dir: Path, model_id: str, zip_path: Path, repeats: int) -> float:
+    """Best-of-N wall time of ``liverhealth segment`` in a new process, outputs written."""
+
+    def run() -> None:
+        with tempfile.TemporaryDirectory() as out:
+            command = [
+                sys.executable,
+                "-m",
+                "liverhealth.cli",
+                "--models-dir",
+                str(models_dir),
+                "segment",
+                str(zip_path),
+                "--model",
+                model_id,
+                "--out",
+                out,
+            ]
+            done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
+            if done.returncode != 0:
+                raise SystemExit(f"{model_id}: {done.stderr.strip()}")
+
+    seconds, _ = best_of(repeats, run)
+    return seconds
+
+
 def bench_clean_and_measure(volume, labels, repeats: int) -> tuple[float, float]:
     """Post-processing and measuring on a realistic label map (the ground truth)."""
     post_s, cleaned = best_of(repeats, lambda: postprocess(labels, volume.spacing))
@@ -86,6 +119,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument(
+        "--models-dir",
+        type=Path,
+        action="append",
+        default=None,
+        help="manifest folder(s) to bench (default: the installed models)",
+    )
+    parser.add_argument("--models", nargs="+", default=None, help="only these model ids, in this order")
+    parser.add_argument("--cli", action="store_true", help="also time `liverhealth segment` per model")
     args = parser.parse_args()
     case = config.data_dir() / "3Dircadb1.1"
     print(
@@ -101,18 +143,31 @@ def main() -> None:
     print(f"post-process {post_s:.2f} s + measure {measure_s:.2f} s on the 3Dircadb1.1 ground-truth label map")
 
     trained = []
-    try:
-        manifest = load_manifest(config.models_dir())
-        trained = [(manifest, m.model_id) for m in manifest.models]
-    except LiverHealthError as exc:
-        print(f"manifest: {exc}")
-    print(f"\n{'model':<26} {'ms/slice':>9} {'model+resize s':>15} {'end-to-end s':>13}  note")
-    for manifest, model_id in trained:
+    for folder in args.models_dir or [config.models_dir()]:
+        try:
+            manifest = load_manifest(folder)
+            trained += [(folder, manifest, m.model_id) for m in manifest.models]
+        except LiverHealthError as exc:
+            print(f"manifest: {exc}")
+    if args.models:
+        by_id = {model_id: (folder, manifest, model_id) for folder, manifest, model_id in trained}
+        trained = [by_id[m] for m in args.models if m in by_id]
+    cli_head = f" {'CLI s':>7} {'CLI ratio':>9}" if args.cli else ""
+    print(f"\n{'model':<26} {'ms/slice':>9} {'model+resize s':>15} {'end-to-end s':>13}{cli_head}  note")
+    first_cli = None
+    for folder, manifest, model_id in trained:
         row = bench_model(manifest, model_id, volume, args.repeats)
         t = row["timings"]
+        cascade = manifest.get(model_id).input.roi is not None
+        cli = ""
+        if args.cli:
+            seconds = bench_cli(folder, model_id, case / "PATIENT_DICOM.zip", args.repeats)
+            first_cli = first_cli or seconds
+            cli = f" {seconds:>7.2f} {seconds / first_cli:>9.2f}"
+        note = "cascade: locator + model on the liver box" if cascade else "load + segment + post-process + measure"
         print(
             f"{model_id:<26} {row['ms_per_slice']:>9.1f} {t['model_s'] + t['resize_back_s']:>15.2f} "
-            f"{load_s + row['volume_s']:>13.2f}  load + segment + post-process + measure"
+            f"{load_s + row['volume_s']:>13.2f}{cli}  {note}"
         )
     if not trained:
         print("(no trained models in the manifest yet)")
