@@ -389,8 +389,9 @@ def main(argv: list[str] | None = None) -> int:
             rows += compare_case(case, data, models, peer_skip, args.peer_liver_only, Path(tmp))
     stamp = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    header = f"Measured {stamp} on {machine}; data {data}; command: python -m bench.compare_peers " + " ".join(
-        argv if argv is not None else sys.argv[1:]
+    header = (
+        f"Measured {stamp} on {machine}; data {os.path.relpath(Path(data).resolve())}; "
+        "command: python -m bench.compare_peers " + " ".join(argv if argv is not None else sys.argv[1:])
     )
     print(write_outputs(rows, args.out, header, stamp, machine))
     return 0

@@ -254,7 +254,34 @@ def cmd_db_save(args: argparse.Namespace) -> int:
     return 0
 
 
+XCB_LIBRARIES = {  # what Qt's xcb platform plugin loads, and the Debian package of each
+    "xcb-icccm": "libxcb-icccm4",
+    "xcb-image": "libxcb-image0",
+    "xcb-keysyms": "libxcb-keysyms1",
+    "xcb-render-util": "libxcb-render-util0",
+    "xcb-xinerama": "libxcb-xinerama0",
+    "xcb-xkb": "libxcb-xkb1",
+    "xkbcommon-x11": "libxkbcommon-x11-0",
+    "xcb-shape": "libxcb-shape0",
+}
+
+
+def missing_xcb_packages() -> list[str]:
+    """Debian packages Qt's xcb plugin needs that this machine lacks (only when a display is used)."""
+    import ctypes.util
+
+    if os.environ.get("QT_QPA_PLATFORM", "xcb").split(":")[0] != "xcb":
+        return []
+    return [package for library, package in XCB_LIBRARIES.items() if ctypes.util.find_library(library) is None]
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
+    missing = missing_xcb_packages()
+    if missing:
+        raise LiverHealthError(
+            f"The window cannot open: Qt's display plugin needs {', '.join(missing)}. Install them "
+            f"(sudo apt-get install {' '.join(missing)}), or run with QT_QPA_PLATFORM=offscreen."
+        )
     try:
         from liverhealth.gui.app import run
     except ImportError as exc:

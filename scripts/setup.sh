@@ -10,4 +10,15 @@ fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[all]"
+# The window's Qt display plugin (xcb) needs these libraries; offscreen use (tests, screenshots) does not.
+XCB_PACKAGES="libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-shape0"
+missing=$(.venv/bin/python -c "from liverhealth.cli import missing_xcb_packages as m; print(' '.join(m()))")
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $XCB_PACKAGES >/dev/null) \
+            || echo "setup: could not install the window's display libraries ($missing)" >&2
+    else
+        echo "setup: the window needs Qt's display libraries: sudo apt-get install $missing" >&2
+    fi
+fi
 echo "LiverHealth is installed in .venv ($(.venv/bin/liverhealth --version))"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -173,3 +175,26 @@ def test_unwritable_output_folder_is_refused_before_segmenting(tmp_path, capsys,
     code = main(["segment", str(data_root / "dcmqi" / "ct-3slice"), "--out", str(blocker / "out")])
     err = capsys.readouterr().err
     assert code == 2 and "Cannot write into the output folder" in err and err.count("\n") == 1
+
+
+def test_gui_without_the_xcb_libraries_says_which_to_install(tmp_path):
+    """On a machine with a display but without Qt's xcb libraries, one line naming them, not Qt's abort."""
+    import ctypes.util
+
+    from liverhealth.cli import XCB_LIBRARIES, missing_xcb_packages
+
+    expected = [package for library, package in XCB_LIBRARIES.items() if ctypes.util.find_library(library) is None]
+    env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
+    assert missing_xcb_packages() == expected or os.environ.get("QT_QPA_PLATFORM") == "offscreen"
+    if not expected:
+        return  # this machine has them all: the check lets the window start
+    done = subprocess.run(
+        [sys.executable, "-m", "liverhealth.cli", "gui"],
+        capture_output=True,
+        text=True,
+        env={**env, "DISPLAY": ":99"},
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert all(package in done.stderr for package in expected) and "apt-get install" in done.stderr
