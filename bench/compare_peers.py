@@ -36,7 +36,7 @@ import nibabel as nib
 import numpy as np
 
 from liverhealth import config
-from liverhealth.analysis.lesions import lesion_detection
+from liverhealth.analysis.detection import lesion_detection
 from liverhealth.analysis.metrics import dice
 from liverhealth.errors import LiverHealthError
 from liverhealth.imaging.ircadb import load_ircadb_case

@@ -1,4 +1,4 @@
-"""The ``liverhealth`` command: segment, models (db, report and gui come with their modules).
+"""The ``liverhealth`` command: segment (with --report, --save-db), models, db, gui.
 
 Expected failures print one line and exit with status 2; a bug prints a short notice and
 writes the traceback to the log file.
@@ -351,7 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument(
         "--store-patient",
         action="store_true",
-        help="with --save-db: keep the patient's name, ID, sex and birth year (left out by default)",
+        help="keep the patient's name, ID, sex and birth year: in the database with --save-db and in the PDF with "
+        "--report (left out of both by default)",
     )
     seg.set_defaults(func=cmd_segment)
 

@@ -1,4 +1,4 @@
-"""The one place that chains load -> segment -> measure (-> report -> save, as they land).
+"""The one place that chains load -> segment -> measure -> report -> save/export/reopen.
 
 The CLI calls ``segment_file`` and ``write_outputs``; the GUI calls the same steps one at a
 time in worker threads.
@@ -20,6 +20,7 @@ import numpy as np
 
 from liverhealth import config, imaging
 from liverhealth.analysis import key_slice, measure
+from liverhealth.domain import CtVolume, Measurements, Segmentation, SourceInfo
 from liverhealth.errors import InputError
 from liverhealth.imaging.display import WINDOW_PRESETS, overlay_labels, to_display
 from liverhealth.imaging.writers import (
@@ -35,7 +36,6 @@ from liverhealth.inference.engine import CancelCheck, Progress
 from liverhealth.redact import scrub_identifiers
 from liverhealth.reporting import LlmSettings, ReportContent, build_report, report_markdown, write_pdf
 from liverhealth.storage import ReportRecord, Repository, ResultRecord, StoredResult, content_hash
-from liverhealth.types import CtVolume, Measurements, Segmentation, SourceInfo
 
 DISCLAIMER = (
     "Draft for radiologist review. LiverHealth is not a medical device; measurements "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from liverhealth.types import PatientInfo
+from liverhealth.domain import PatientInfo
 
 SECRET_QUERY_KEYS = {"key", "api_key", "apikey", "token", "access_token", "password", "secret", "signature", "sig"}
 REMOVED = "[removed]"

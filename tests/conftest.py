@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from liverhealth import config
+from liverhealth.domain import CtVolume
 from liverhealth.imaging import load
 from liverhealth.imaging.dicom import read_mask_series
-from liverhealth.types import CtVolume
 from tests.helpers.onnx_models import make_threshold_model, manifest_entry
 
 

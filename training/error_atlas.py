@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from liverhealth.domain import LABEL_TUMOUR
 from liverhealth.imaging.display import apply_preset
-from liverhealth.types import LABEL_TUMOUR
 
 
 def slice_errors(prediction: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from liverhealth.analysis.lesions import lesion_detection
+from liverhealth.analysis.detection import lesion_detection
 from liverhealth.analysis.metrics import dice, segmentation_report
 from liverhealth.imaging.ircadb import load_ircadb_case
 from liverhealth.inference import Segmenter, load_manifest

@@ -24,9 +24,9 @@ from scipy import ndimage
 
 from liverhealth.analysis.measure import feret_diameters
 from liverhealth.analysis.metrics import dice
+from liverhealth.domain import CtVolume
 from liverhealth.imaging.ircadb import load_ircadb_case
 from liverhealth.inference import Segmenter, load_manifest
-from liverhealth.types import CtVolume
 from training.error_atlas import error_atlas
 from training.lits_jpg import read_lits_volume
 from training.protocol import CV_PATIENTS, FOLDS

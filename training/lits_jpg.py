@@ -23,8 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from liverhealth.domain import CtVolume, SourceInfo
 from liverhealth.imaging.geometry import dicom_affine
-from liverhealth.types import CtVolume, SourceInfo
 
 G_WINDOW = (-40.0, 160.0)
 R_WINDOW = (-45.0, 105.0)

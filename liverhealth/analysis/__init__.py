@@ -1,6 +1,6 @@
 """Measurements (volumes, lesions, RECIST diameters) and overlap metrics."""
 
-from liverhealth.analysis.lesions import LesionDetection, lesion_detection
+from liverhealth.analysis.detection import LesionDetection, lesion_detection
 from liverhealth.analysis.measure import feret_diameters, find_lesions, key_slice, measure
 from liverhealth.analysis.metrics import dice, iou
 

@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from liverhealth.domain import LABEL_LIVER, LABEL_TUMOUR, CtVolume, Lesion, Measurements
 from liverhealth.imaging.geometry import bounding_box, index_to_ras
-from liverhealth.types import LABEL_LIVER, LABEL_TUMOUR, CtVolume, Lesion, Measurements
 
 FULL_3D = ndimage.generate_binary_structure(3, 3)
 _CORNERS = np.array([[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]])

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from liverhealth.domain import CtVolume
 from liverhealth.imaging import display
 from liverhealth.pipeline import SegmentResult
-from liverhealth.types import CtVolume
 
 PROCESSING: dict[str, tuple[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]] = {
     # key: (menu text, function of (windowed grey, HU or grey slice) -> image)

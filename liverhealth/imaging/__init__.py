@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from liverhealth.domain import CtVolume
 from liverhealth.errors import InputError
 from liverhealth.imaging.dicom import load_dicom_file, load_dicom_folder, load_dicom_zip
 from liverhealth.imaging.raster import RASTER_SUFFIXES, load_raster, with_pixel_size
 from liverhealth.imaging.volumes import load_volume
-from liverhealth.types import CtVolume
 
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr")
 

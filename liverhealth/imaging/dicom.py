@@ -21,10 +21,10 @@ from nibabel import orientations
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
+from liverhealth.domain import CtVolume, PatientInfo, SourceInfo
 from liverhealth.errors import InputError
 from liverhealth.imaging.geometry import check_affine, dicom_affine, reorient, spacing_from_affine
 from liverhealth.imaging.limits import check_slice, check_voxels, check_zip
-from liverhealth.types import CtVolume, PatientInfo, SourceInfo
 
 # Storage classes that carry no image to segment (SEG, RTSTRUCT, SR, presentation states...).
 NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "SR", "PR", "KO", "REG", "DOC"}

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from liverhealth.types import LABEL_LIVER, LABEL_TUMOUR
+from liverhealth.domain import LABEL_LIVER, LABEL_TUMOUR
 
 
 @dataclass(frozen=True)

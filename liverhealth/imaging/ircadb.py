@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from liverhealth.domain import LABEL_LIVER, LABEL_TUMOUR, CtVolume
 from liverhealth.errors import InputError
 from liverhealth.imaging.dicom import load_dicom_zip, read_mask_series
-from liverhealth.types import LABEL_LIVER, LABEL_TUMOUR, CtVolume
 
 MASKS_ROOT = "MASKS_DICOM/"
 

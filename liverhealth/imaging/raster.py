@@ -12,10 +12,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from liverhealth.domain import CtVolume, SourceInfo
 from liverhealth.errors import InputError
 from liverhealth.imaging.geometry import LPS_TO_RAS
 from liverhealth.imaging.limits import check_raster
-from liverhealth.types import CtVolume, SourceInfo
 
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 

@@ -15,10 +15,10 @@ import nibabel as nib
 import nrrd
 import numpy as np
 
+from liverhealth.domain import CtVolume, SourceInfo
 from liverhealth.errors import InputError
 from liverhealth.imaging.geometry import LPS_TO_RAS, check_affine, reorient, spacing_from_affine
 from liverhealth.imaging.limits import check_voxels
-from liverhealth.types import CtVolume, SourceInfo
 
 _READ_ERRORS = (
     OSError,

@@ -16,8 +16,8 @@ import cv2
 import nibabel as nib
 import numpy as np
 
+from liverhealth.domain import CtVolume
 from liverhealth.errors import OutputError
-from liverhealth.types import CtVolume
 
 
 @contextmanager

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from liverhealth.domain import CtVolume, Segmentation
 from liverhealth.errors import Cancelled, ModelError
 from liverhealth.inference.manifest import InputSpec, Manifest, ModelSpec, verify_model_file
 from liverhealth.inference.postprocess import PostprocessOptions, largest_component, postprocess
 from liverhealth.inference.preprocess import prepare_volume, roi_box, roi_input_spec, scores_to_labels
-from liverhealth.types import CtVolume, Segmentation
 
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
@@ -94,6 +94,11 @@ class Segmenter:
         if scores.ndim != 4 or scores.shape[1] != len(spec.classes):
             raise ModelError(
                 f"Model '{spec.model_id}' returned shape {scores.shape}; expected [N, {len(spec.classes)}, H, W]."
+            )
+        if spec.output == "probabilities" and (scores.min() < -1e-3 or scores.max() > 1 + 1e-3):
+            raise ModelError(
+                f"Model '{spec.model_id}' is listed as giving probabilities but returned scores from "
+                f"{scores.min():.3g} to {scores.max():.3g}. Fix 'output' in its manifest entry (logits?)."
             )
         if not np.isfinite(scores).all():
             raise ModelError(

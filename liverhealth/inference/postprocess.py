@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from liverhealth.domain import LABEL_LIVER, LABEL_TUMOUR
 from liverhealth.imaging.geometry import bounding_box
-from liverhealth.types import LABEL_LIVER, LABEL_TUMOUR
 
 FACE_3D = ndimage.generate_binary_structure(3, 1)
 FULL_3D = ndimage.generate_binary_structure(3, 3)

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from liverhealth.domain import Report
 from liverhealth.reporting.findings import build_findings
 from liverhealth.reporting.llm import DraftResult, LlmSettings, request_draft
 from liverhealth.reporting.pdf import DISCLAIMER, ReportContent, write_pdf
-from liverhealth.types import Report
 
 __all__ = [
     "DISCLAIMER",

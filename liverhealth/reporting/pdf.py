@@ -20,7 +20,7 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen import canvas as pdf_canvas
 from reportlab.platypus import Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from liverhealth.types import PatientInfo, Report
+from liverhealth.domain import PatientInfo, Report
 
 CJK_FONT = "STSong-Light"
 DISCLAIMER = (

@@ -24,11 +24,11 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from liverhealth.domain import PatientInfo, SourceInfo
 from liverhealth.errors import StorageError
 from liverhealth.storage.database import database_url, describe, make_engine, parse_url, translate
 from liverhealth.storage.migrations_runner import missing_tables, upgrade_to_head
 from liverhealth.storage.models import Patient, Report, SegmentationResult, Study
-from liverhealth.types import PatientInfo, SourceInfo
 
 T = TypeVar("T")
 

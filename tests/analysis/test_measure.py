@@ -8,9 +8,9 @@ from scipy import ndimage
 from scipy.spatial.distance import pdist
 
 from liverhealth.analysis import dice, feret_diameters, iou, key_slice, measure
+from liverhealth.domain import CtVolume, SourceInfo
 from liverhealth.imaging.geometry import LPS_TO_RAS
 from liverhealth.imaging.ircadb import ircadb_labels
-from liverhealth.types import CtVolume, SourceInfo
 
 
 def _volume(shape, spacing, hu=40) -> CtVolume:

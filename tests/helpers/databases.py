@@ -105,7 +105,7 @@ class PrivateMariaDB:
 
 
 def small_record(seed: int = 0, shape=(4, 32, 32)) -> ResultRecord:
-    from liverhealth.types import PatientInfo, SourceInfo
+    from liverhealth.domain import PatientInfo, SourceInfo
 
     labels = np.random.default_rng(seed).integers(0, 3, shape).astype(np.uint8)
     return ResultRecord(

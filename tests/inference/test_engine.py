@@ -71,8 +71,8 @@ def test_raster_grey_maps_onto_the_window(tmp_path, models_dir):
 
 
 def load_raster_like(grey):
+    from liverhealth.domain import CtVolume, SourceInfo
     from liverhealth.imaging.geometry import LPS_TO_RAS
-    from liverhealth.types import CtVolume, SourceInfo
 
     return CtVolume(
         voxels=grey, spacing=None, affine=LPS_TO_RAS, is_hu=False, source=SourceInfo("raster", "memory", "test", 1)

@@ -8,9 +8,9 @@ import threading
 import pytest
 
 from liverhealth.analysis import key_slice, measure
+from liverhealth.domain import Segmentation
 from liverhealth.imaging.ircadb import ircadb_labels
 from liverhealth.pipeline import SegmentResult
-from liverhealth.types import Segmentation
 from tests.helpers.chat_server import ChatServer
 
 

@@ -73,9 +73,9 @@ def test_free_dicom_text_never_reaches_the_llm(chat_server, data_root, tmp_path)
     import pydicom
 
     from liverhealth.analysis import key_slice, measure
+    from liverhealth.domain import Segmentation
     from liverhealth.imaging import load
     from liverhealth.pipeline import SegmentResult
-    from liverhealth.types import Segmentation
 
     with zipfile.ZipFile(data_root / "3Dircadb1.1" / "PATIENT_DICOM.zip") as archive:
         for n in range(60, 70):

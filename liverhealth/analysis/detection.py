@@ -14,7 +14,7 @@ import numpy as np
 from scipy import ndimage
 
 from liverhealth.analysis.metrics import dice
-from liverhealth.types import LABEL_TUMOUR
+from liverhealth.domain import LABEL_TUMOUR
 
 FULL_3D = ndimage.generate_binary_structure(3, 3)
 

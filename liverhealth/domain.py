@@ -88,7 +88,6 @@ class Segmentation:
     model_id: str
     model_sha256: str
     timings: dict[str, float]
-    probabilities: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
