@@ -7,7 +7,6 @@ writes the traceback to the log file.
 from __future__ import annotations
 
 import argparse
-import logging
 import math
 import os
 import sys
@@ -20,7 +19,6 @@ from liverhealth.errors import Cancelled, LiverHealthError
 
 EXIT_USER_ERROR = 2
 MAX_ID = 2**63 - 1
-log = logging.getLogger("liverhealth")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -373,12 +371,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _log_file() -> Path:
-    folder = config.log_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / "liverhealth.log"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``liverhealth`` console script."""
     args = build_parser().parse_args(argv)
@@ -397,13 +389,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception:  # a bug: keep the traceback for the developers, not the user
-        try:
-            path = _log_file()
-            logging.basicConfig(filename=path, level=logging.ERROR)
-            log.exception("unexpected error in %s", args.command)
-            where = f" Details were written to {path}."
-        except OSError:
-            where = ""
+        path = config.log_exception(f"'liverhealth {args.command}'")
+        where = f" Details were written to {path}." if path else ""
         print(f"liverhealth: internal error while running '{args.command}'.{where} Please report it.", file=sys.stderr)
         return 1
 

@@ -57,3 +57,23 @@ def data_dir() -> Path:
 def log_dir() -> Path:
     """Where unexpected errors are logged with their traceback."""
     return Path(os.environ.get("LIVERHEALTH_LOG_DIR") or platformdirs.user_log_dir(APP_NAME))
+
+
+def log_exception(context: str) -> Path | None:
+    """Append the traceback being handled to the log file; return the file (None if it cannot be written).
+
+    For bugs only: the user sees one short line pointing here, developers get the traceback.
+    """
+    import traceback
+    from datetime import datetime
+
+    try:
+        folder = log_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "liverhealth.log"
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(f"{datetime.now().isoformat(timespec='seconds')} unexpected error in {context}\n")
+            handle.write(traceback.format_exc())
+        return path
+    except OSError:
+        return None

@@ -114,10 +114,11 @@ class Worker(QObject):
         except LiverHealthError as exc:
             self.failed.emit(str(exc))
         except Exception as exc:  # a bug: keep the window alive and say so
-            import logging
+            from liverhealth.config import log_exception
 
-            logging.getLogger("liverhealth").exception("unexpected error in a worker")
-            self.failed.emit(f"Internal error ({exc.__class__.__name__}); details are in the log file.")
+            path = log_exception("a window task")
+            where = f"details are in {path}" if path else "the log file could not be written"
+            self.failed.emit(f"Internal error ({exc.__class__.__name__}); {where}. Please report it.")
         else:
             self.succeeded.emit(result)
         finally:

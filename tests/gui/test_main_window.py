@@ -186,3 +186,23 @@ def test_help_shows_the_model_card(qtbot, monkeypatch):
     _menu_action(shipped, "Help", "Model card").trigger()
     text = shipped.model_card.toPlainText()
     assert "LiverHealth models" in text and "Not a medical device" in text
+
+
+def test_internal_error_in_a_worker_goes_to_the_log_file(qtbot, tmp_path, monkeypatch):
+    """A bug in a window task: a short message naming the log file, the traceback in that file."""
+    from liverhealth.gui.widgets import Worker
+
+    monkeypatch.setenv("LIVERHEALTH_LOG_DIR", str(tmp_path / "logs"))
+
+    def job(progress, cancelled, text):
+        raise ZeroDivisionError("a bug in a task")
+
+    worker = Worker(job)
+    with qtbot.waitSignal(worker.failed, timeout=10_000) as blocker:
+        worker.start()
+    message = blocker.args[0]
+    log = tmp_path / "logs" / "liverhealth.log"
+    assert "Internal error (ZeroDivisionError)" in message and str(log) in message and "\n" not in message
+    text = log.read_text()
+    assert "Traceback" in text and "a bug in a task" in text
+    worker.thread.wait(5000)
