@@ -7,6 +7,7 @@ test or the GUI can change the environment and see it take effect.
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,19 @@ def setting(key: str, env: str, default: str | None = None) -> str | None:
     return str(value) if value not in (None, "") else default
 
 
+def installed_models_dir() -> Path:
+    """Where the shipped models are: the checkout's ``models/``, else (a non-editable install)
+    ``PREFIX/share/liverhealth/models``, where pyproject's data-files put them."""
+    checkout = REPO_ROOT / "models"
+    if (checkout / "manifest.json").is_file():
+        return checkout
+    return Path(sys.prefix) / "share" / APP_NAME / "models"
+
+
 def models_dir() -> Path:
-    """Folder holding ``manifest.json`` and the ONNX files."""
-    return Path(setting("models_dir", "LIVERHEALTH_MODELS_DIR", str(REPO_ROOT / "models")))
+    """Folder holding ``manifest.json`` and the ONNX files (LIVERHEALTH_MODELS_DIR or the config file
+    override the installed models)."""
+    return Path(setting("models_dir", "LIVERHEALTH_MODELS_DIR", str(installed_models_dir())))
 
 
 def data_dir() -> Path:
