@@ -240,6 +240,26 @@ def corpus(data: Path, root: Path, models: Path) -> list[Case]:
     return cases
 
 
+def database_cases(work: Path) -> list[Case]:
+    """A saved-output folder with an unreadable label map, and a database at an unknown schema revision."""
+    import sqlite3
+
+    from liverhealth.storage import Repository
+
+    cases = []
+    if (work / "reference" / "measurements.json").is_file():
+        broken = work / "broken-output"
+        shutil.copytree(work / "reference", broken, dirs_exist_ok=True)
+        (broken / "labels.nii.gz").write_text("not a NIfTI file")
+        cases.append(Case("db save: unreadable label map", ["db", "save", str(broken)], "refuse"))
+    future = work / "future.db"
+    Repository(f"sqlite:///{future}").init()
+    with sqlite3.connect(future) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '9999'")
+    cases.append(Case("db init: unknown schema revision", ["db", "--db-url", f"sqlite:///{future}", "init"], "refuse"))
+    return cases
+
+
 @dataclass
 class Outcome:
     case: Case
@@ -323,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         timeout=TIMEOUT_S,
     )
     reference_affine = nib.load(str(work / "reference" / "labels.nii.gz")).affine if reference.returncode == 0 else None
+    cases += database_cases(work)
     outcomes = [run_case(case, work, reference_affine) for case in cases]
     width = max(len(o.case.name) for o in outcomes)
     print(f"{'input':<{width}}  expect  exit  verdict          detail")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -228,8 +229,20 @@ def record_from_outputs(out_dir: str | Path) -> ResultRecord:
             affine=np.asarray(doc["input"]["affine"]),
             overlay_png=overlay,
         )
-    except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise InputError(f"{out} is not a complete `liverhealth segment` output folder ({exc}).") from exc
+    except (
+        OSError,
+        EOFError,
+        zlib.error,
+        nib.filebasedimages.ImageFileError,
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+    ) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise InputError(
+            f"{out} is not a complete, readable `liverhealth segment` output folder ({reason}). Segment the CT again."
+        ) from exc
 
 
 def _check_labels_fit(out: Path, labels: np.ndarray, doc: dict[str, Any]) -> None:

@@ -7,8 +7,11 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.util import CommandError
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
+
+from liverhealth.errors import StorageError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -33,6 +36,13 @@ def upgrade_to_head(connection: Connection) -> str:
     try:
         command.upgrade(alembic_config(connection), "head")
         return MigrationContext.configure(connection).get_current_revision() or ""
+    except CommandError as exc:
+        current = MigrationContext.configure(connection).get_current_revision()
+        raise StorageError(
+            f"The database is at schema revision '{current}', which this LiverHealth does not know (a newer "
+            "version wrote it, or it was changed by hand). Use the LiverHealth version that created it, or a new "
+            "database."
+        ) from exc
     finally:
         if mysql:
             connection.execute(text("SELECT RELEASE_LOCK('liverhealth_schema')"))

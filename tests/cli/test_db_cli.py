@@ -89,3 +89,12 @@ def test_db_save_twice_keeps_one_and_refuses_a_tampered_folder(data_root, models
     refused = run_cli("db", "--db-url", url, "save", str(out))
     assert refused.returncode == 2 and "does not fit measurements.json" in refused.stderr
     assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+
+
+def test_db_save_of_a_folder_with_an_unreadable_label_map(data_root, models_dir, tmp_path):
+    out = tmp_path / "out"
+    assert run_cli("segment", str(data_root / "dcmqi" / "ct-3slice"), "--out", str(out)).returncode == 0
+    (out / "labels.nii.gz").write_text("not a NIfTI file")
+    refused = run_cli("db", "--db-url", f"sqlite:///{tmp_path / 'r.db'}", "save", str(out))
+    assert refused.returncode == 2 and "not a complete, readable" in refused.stderr
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr

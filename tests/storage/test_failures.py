@@ -218,3 +218,14 @@ def test_saving_the_same_result_twice_keeps_one(tmp_path):
     assert repo.save(small_record(7)) == first
     assert repo.counts()["segmentation_result"] == 1
     repo.close()
+
+
+def test_unknown_schema_revision_is_one_clear_error(tmp_path):
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    Repository(url).init()
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "results.db") as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '9999'")
+    with pytest.raises(StorageError, match="schema revision '9999', which this LiverHealth does not know"):
+        Repository(url).init()
