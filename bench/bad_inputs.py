@@ -127,6 +127,9 @@ def _files(data: Path, root: Path) -> dict[str, Path]:
     raw = (data / "dcmqi" / "ct-3slice" / "01.dcm").read_bytes()
     (root / "truncated.dcm").write_bytes(raw[: len(raw) // 3])
     files["truncated DICOM"] = root / "truncated.dcm"
+    _, good_png = cv2.imencode(".png", (np.random.default_rng(0).random((256, 256)) * 255).astype(np.uint8))
+    (root / "truncated.png").write_bytes(good_png.tobytes()[:3000])
+    files["truncated PNG"] = root / "truncated.png"
     (root / "broken.zip").write_bytes(b"PK\x03\x04" + os.urandom(2000))
     files["broken zip"] = root / "broken.zip"
     bomb = root / "bomb.zip"

@@ -19,6 +19,10 @@ from liverhealth.imaging.limits import check_raster
 
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
+# OpenCV prints its own warning lines (e.g. "PNG input buffer is incomplete") to stderr; a damaged
+# image gets our one-line message instead.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
 
 def _to_grey(image: np.ndarray, path: Path) -> np.ndarray:
     if image.ndim == 2:

@@ -88,6 +88,9 @@ def _bad_inputs(tmp: Path, data_root: Path) -> dict[str, Path]:
     cases["label map nifti"] = data_root / "totalsegmentator" / "example_seg.nii.gz"
     cases["fake png"] = tmp / "slice.png"
     cases["fake png"].write_text("not a png")
+    _, png = cv2.imencode(".png", (np.random.default_rng(1).random((256, 256)) * 255).astype(np.uint8))
+    cases["truncated png"] = tmp / "cut.png"  # OpenCV prints its own warning line for this one
+    cases["truncated png"].write_bytes(png.tobytes()[:3000])
     return cases
 
 
@@ -109,6 +112,7 @@ def bad_inputs(tmp_path_factory, data_root):
         "broken zip",
         "label map nifti",
         "fake png",
+        "truncated png",
     ],
 )
 def test_bad_input_one_line_exit_2(bad_inputs, models_dir, tmp_path, case):
