@@ -13,6 +13,7 @@ from tests.helpers.cli import run_cli
 from tests.helpers.databases import MYSQL_HOST, MYSQL_PORT, free_port, mysql_root
 
 
+@pytest.mark.slow
 def test_save_list_show_export_delete_sqlite(data_root, models_dir, tmp_path):
     url = f"sqlite:///{tmp_path / 'results.db'}"
     series = str(data_root / "totalsegmentator" / "example_ct_dicom")

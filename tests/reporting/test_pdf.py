@@ -67,6 +67,7 @@ def test_pdf_renders_with_poppler(content, tmp_path):
     assert sorted(p.name for p in tmp_path.glob("page*.png"))
 
 
+@pytest.mark.slow
 def test_cli_report_with_and_without_llm(chat_server, data_root, models_dir, tmp_path):
     series = str(data_root / "dcmqi" / "ct-3slice")
     env = {"LIVERHEALTH_LLM_BASE_URL": chat_server.base_url, "LIVERHEALTH_LLM_API_KEY": "k"}

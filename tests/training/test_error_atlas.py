@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from liverhealth.imaging.ircadb import load_ircadb_case
 from training.error_atlas import error_atlas, slice_errors, worst_slices
+
+pytestmark = pytest.mark.slow  # builds sample folders or scores whole cases: the full gate runs it
 
 
 def test_worst_slices_by_hand():

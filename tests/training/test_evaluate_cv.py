@@ -9,6 +9,8 @@ from scipy import ndimage
 from liverhealth.imaging.ircadb import load_ircadb_case
 from training.evaluate_cv import FULL_3D, score_case, summarise
 
+pytestmark = pytest.mark.slow  # builds sample folders or scores whole cases: the full gate runs it
+
 
 @pytest.fixture(scope="module")
 def case(data_root):

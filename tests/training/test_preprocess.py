@@ -16,6 +16,8 @@ from liverhealth.inference.manifest import parse_input_spec
 from liverhealth.inference.preprocess import roi_box
 from training import preprocess
 
+pytestmark = pytest.mark.slow  # builds sample folders or scores whole cases: the full gate runs it
+
 SIZE = 64
 
 
