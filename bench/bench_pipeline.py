@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from bench.commands import segment_command
 from bench.reference_unet import build_unet
 from liverhealth import config
 from liverhealth.analysis import measure
@@ -69,19 +69,7 @@ def bench_cli(models_dir: Path, model_id: str, zip_path: Path, repeats: int) -> 
 
     def run() -> None:
         with tempfile.TemporaryDirectory() as out:
-            command = [
-                sys.executable,
-                "-m",
-                "liverhealth.cli",
-                "--models-dir",
-                str(models_dir),
-                "segment",
-                str(zip_path),
-                "--model",
-                model_id,
-                "--out",
-                out,
-            ]
+            command = segment_command(models_dir, zip_path, model_id, out)
             done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
             if done.returncode != 0:
                 raise SystemExit(f"{model_id}: {done.stderr.strip()}")

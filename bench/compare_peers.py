@@ -35,6 +35,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from bench.commands import segment_command
 from liverhealth import config
 from liverhealth.analysis.detection import lesion_detection
 from liverhealth.analysis.metrics import dice
@@ -276,21 +277,7 @@ def compare_case(
         row = Row(tool=f"LiverHealth {model_id}", case=case, trained_on_case=trained_on(fold, case))
         out = work / f"{case}_{model_id}"
         print(f"{case}: liverhealth segment --model {model_id}", file=sys.stderr)
-        measured = run_measured(
-            [
-                sys.executable,
-                "-m",
-                "liverhealth.cli",
-                "--models-dir",
-                str(models_dir),
-                "segment",
-                str(dicom),
-                "--model",
-                model_id,
-                "--out",
-                str(out),
-            ]
-        )
+        measured = run_measured(segment_command(models_dir, dicom, model_id, out))
         row.wall_s, row.peak_rss_mb = measured.wall_s, measured.peak_rss_mb
         if measured.returncode != 0:
             row.note = f"failed: {measured.tail.strip().splitlines()[-1][:120]}"

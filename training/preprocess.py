@@ -34,6 +34,7 @@ from liverhealth.imaging.ircadb import ircadb_structure, load_ircadb_case
 from liverhealth.imaging.volumes import read_label_volume
 from liverhealth.inference.manifest import InputSpec, RoiSpec, parse_input_spec
 from liverhealth.inference.preprocess import (
+    RoiBox,
     context_stride,
     gather_context,
     place_stack,
@@ -114,6 +115,17 @@ def kept_slices(labels: np.ndarray, margin: int, negatives_every: int) -> np.nda
     return np.flatnonzero(keep)
 
 
+def crop_to_liver_box(
+    hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, float, float], spec: InputSpec
+) -> tuple[np.ndarray, np.ndarray, InputSpec, RoiBox] | None:
+    """A cascade second stage's view of a case: HU and labels cropped to the reference liver's box
+    plus the margin, and the spec placing the crop (the engine's own rule, on stage 1's output)."""
+    box = roi_box((labels == 1) | (labels == 2), spacing, spec.roi.margin_mm)
+    if box is None:
+        return None
+    return hu[:, box.y, box.x], labels[:, box.y, box.x], roi_input_spec(spec, box, (spacing[1], spacing[2])), box
+
+
 def write_samples(
     name: str,
     hu: np.ndarray,
@@ -131,11 +143,10 @@ def write_samples(
     context, stride = spec.context_slices, context_stride(spec, spacing[0])
     pixel_yx = (spacing[1], spacing[2])
     if spec.roi is not None:
-        box = roi_box((labels == 1) | (labels == 2), spacing, spec.roi.margin_mm)
-        if box is None:
+        cropped = crop_to_liver_box(hu, labels, spacing, spec)
+        if cropped is None:
             return []
-        hu, labels = hu[:, box.y, box.x], labels[:, box.y, box.x]
-        spec = roi_input_spec(spec, box, pixel_yx)
+        hu, labels, spec, box = cropped
         slices = np.array([z for z in slices if box.z.start <= z < box.z.stop], dtype=int)
     where = placement(hu.shape[1:], pixel_yx, spec)
     stack = place_stack(to_unit(hu, True, spec.hu_window), where)
@@ -159,10 +170,9 @@ def parity_inputs(
     (``prepare_volume``; for a second stage, on the reference liver's box): training.export
     checks Paddle against ONNX Runtime on exactly what the app will feed the model."""
     pixel_yx = (spacing[1], spacing[2])
-    liver = (labels == 1) | (labels == 2)
     if spec.roi is not None:
-        box = roi_box(liver, spacing, spec.roi.margin_mm)
-        hu, liver, spec = hu[:, box.y, box.x], liver[:, box.y, box.x], roi_input_spec(spec, box, pixel_yx)
+        hu, labels, spec, _ = crop_to_liver_box(hu, labels, spacing, spec)
+    liver = (labels == 1) | (labels == 2)
     prepared = prepare_volume(hu, True, pixel_yx, spacing[0], spec)
     slices = np.flatnonzero(liver.reshape(len(liver), -1).any(axis=1))
     return prepared.batch(slices[np.linspace(0, len(slices) - 1, count).astype(int)]).astype(np.float32)

@@ -224,16 +224,24 @@ class _Placed:
     distances: np.ndarray
 
 
-def _spacing_without_positions(ds0: Dataset, where: str) -> float:
+def _slice_thickness(ds0: Dataset, where: str) -> float | None:
+    """SpacingBetweenSlices, else SliceThickness (mm), when either is a positive number."""
     for keyword in ("SpacingBetweenSlices", "SliceThickness"):
         value = _floats(ds0, keyword, 1, where)
         if value is not None and value[0] > 0:
             return float(value[0])
-    raise InputError(
-        f"{where}: the slices have no ImagePositionPatient and no SliceThickness or "
-        "SpacingBetweenSlices, so their spacing is unknown and no volume can be measured. Export "
-        "the series with its geometry."
-    )
+    return None
+
+
+def _spacing_without_positions(ds0: Dataset, where: str) -> float:
+    thickness = _slice_thickness(ds0, where)
+    if thickness is None:
+        raise InputError(
+            f"{where}: the slices have no ImagePositionPatient and no SliceThickness or "
+            "SpacingBetweenSlices, so their spacing is unknown and no volume can be measured. Export "
+            "the series with its geometry."
+        )
+    return thickness
 
 
 def _place_slices(series: list[_Instance], normal: np.ndarray, where: str, notes: list[str]) -> _Placed:
@@ -375,7 +383,7 @@ def series_to_volume(series: list[_Instance], path: str, fmt: str) -> CtVolume:
     placed = _drop_duplicates(_place_slices(series, _head_normal(orientation), path, notes), path, notes)
     step, targets = _regular_grid(placed, path, notes)
     if len(placed.slices) < 2:
-        step = _head_normal(orientation) * _single_slice_thickness(ds0, path)
+        step = _head_normal(orientation) * (_slice_thickness(ds0, path) or 1.0)
     affine = dicom_affine(placed.positions[0], orientation, pixel_spacing, step)
     check_affine(affine, path)
     check_slice(int(ds0.Rows), int(ds0.Columns), path)
@@ -404,14 +412,6 @@ def series_to_volume(series: list[_Instance], path: str, fmt: str) -> CtVolume:
         source=source,
         patient=_patient(ds0),
     )
-
-
-def _single_slice_thickness(ds0: Dataset, where: str) -> float:
-    for keyword in ("SpacingBetweenSlices", "SliceThickness"):
-        value = _floats(ds0, keyword, 1, where)
-        if value is not None and value[0] > 0:
-            return float(value[0])
-    return 1.0
 
 
 def _axial(voxels: np.ndarray, affine: np.ndarray, notes: list[str]) -> tuple[np.ndarray, np.ndarray]:

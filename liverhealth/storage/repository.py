@@ -129,6 +129,20 @@ def _summary(result: SegmentationResult) -> ResultSummary:
     )
 
 
+def _with_retries(
+    work: Callable[[], T], retryable: Callable[[Exception], bool], pause_s: float, attempts: int = 3
+) -> T:
+    """``work()``, tried again (after a growing pause) while it fails with a ``retryable`` error."""
+    for attempt in range(attempts):
+        try:
+            return work()
+        except Exception as exc:
+            if attempt == attempts - 1 or not retryable(exc):
+                raise
+            time.sleep(pause_s * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 class Repository:
     """Results storage on one database URL (see ``database.database_url``)."""
 
@@ -191,15 +205,16 @@ class Repository:
         return revision
 
     def _upgrade(self) -> str:
-        for attempt in range(3):  # SQLite: a concurrent first-time creation shows up as 'already exists'
-            try:
-                with self._connection("create the tables") as connection:
-                    return upgrade_to_head(connection)
-            except StorageError as exc:
-                if attempt == 2 or "already exists" not in str(exc.__cause__ or ""):
-                    raise
-                time.sleep(0.5 * (attempt + 1))
-        raise AssertionError("unreachable")
+        def once() -> str:
+            with self._connection("create the tables") as connection:
+                return upgrade_to_head(connection)
+
+        # SQLite: a concurrent first-time creation shows up as 'already exists'; the second try finds it made
+        return _with_retries(
+            once,
+            lambda exc: isinstance(exc, StorageError) and "already exists" in str(exc.__cause__ or ""),
+            pause_s=0.5,
+        )
 
     def _create_mysql_database_if_missing(self) -> None:
         name = self._parsed.database
@@ -222,14 +237,14 @@ class Repository:
         hash; the loser of the race retries and finds the study). Saving the same result again
         (same scan, model and label map) returns the id it already has instead of a copy.
         """
-        for attempt in range(3):
-            try:
-                return self._save_once(record, report, store_patient)
-            except IntegrityError as exc:
-                if attempt == 2:
-                    raise translate(exc, self._parsed, "save the result", writing=True) from exc
-                time.sleep(0.2 * (attempt + 1))
-        raise AssertionError("unreachable")
+        try:
+            return _with_retries(
+                lambda: self._save_once(record, report, store_patient),
+                lambda exc: isinstance(exc, IntegrityError),
+                pause_s=0.2,
+            )
+        except IntegrityError as exc:
+            raise translate(exc, self._parsed, "save the result", writing=True) from exc
 
     def _save_once(self, record: ResultRecord, report: ReportRecord | None, store_patient: bool) -> int:
         now = datetime.now().replace(microsecond=0)
