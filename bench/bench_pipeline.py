@@ -4,7 +4,7 @@ Usage: python -m bench.bench_pipeline [--repeats N] [--skip-reference] [--models
        [--models ID ...] [--cli]   (from the repository root)
 
 Times (1) loading 3Dircadb1.1 (129 DICOM slices of 512², zipped), (2) each model in the
-manifest on that volume (per slice at batch 8, and the whole `segment_volume` call:
+manifest on that volume (per slice at batch 8, and the whole workflow segment step:
 preprocess, model, resize back, post-process, measure), and (3) until trained models ship,
 an untrained reference UNet of the planned slim size, labelled as such; its own output is
 noise, so its post-processing is timed on the ground-truth label map instead. With ``--cli``,
@@ -39,7 +39,7 @@ from liverhealth.imaging.ircadb import ircadb_labels
 from liverhealth.inference import get_session, load_manifest, postprocess
 from liverhealth.inference.manifest import file_sha256
 from liverhealth.inference.preprocess import gather_context, normalised_stack
-from liverhealth.pipeline import segment_volume
+from liverhealth.workflow import Workstation
 
 
 def best_of(repeats: int, fn) -> tuple[float, object]:
@@ -52,7 +52,7 @@ def best_of(repeats: int, fn) -> tuple[float, object]:
 
 
 def bench_model(manifest, model_id: str, volume, repeats: int) -> dict:
-    """Per-slice model latency (batch 8) and the whole segment_volume call on ``volume``."""
+    """Per-slice model latency (batch 8) and the whole workflow segment step on ``volume``."""
     spec = manifest.get(model_id)
     session = get_session(spec)
     stack = normalised_stack(volume.voxels[:8], volume.is_hu, spec.input)
@@ -60,7 +60,10 @@ def bench_model(manifest, model_id: str, volume, repeats: int) -> dict:
     name = session.get_inputs()[0].name
     session.run(None, {name: batch})  # warm-up
     per_batch, _ = best_of(max(repeats, 3), lambda: session.run(None, {name: batch}))
-    per_volume, result = best_of(repeats, lambda: segment_volume(volume, manifest, model_id))
+    workstation = Workstation(models_dir=manifest.path.parent)
+    session = workstation.session()
+    session.set_volume(volume)
+    per_volume, result = best_of(repeats, lambda: session.segment(model_id))
     return {"ms_per_slice": 1000 * per_batch / 8, "volume_s": per_volume, "timings": result.timings}
 
 

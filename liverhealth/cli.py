@@ -81,49 +81,43 @@ def _progress_bar(total_hint: str):
     return update
 
 
+def _workstation(args: argparse.Namespace, llm=None):
+    from liverhealth.workflow import Workstation
+
+    return Workstation(models_dir=args.models_dir, db_url=getattr(args, "db_url", None), llm=llm)
+
+
 def cmd_segment(args: argparse.Namespace) -> int:
-    from liverhealth import pipeline
     from liverhealth.imaging.writers import check_output_folder
+    from liverhealth.presentation import size_summary
     from liverhealth.reporting import LlmSettings
 
     out_dir = check_output_folder(Path(args.out) if args.out else Path.cwd() / "liverhealth_out")
     settings = LlmSettings.from_environment() if args.report else None  # a bad setting fails before the work
-    result = pipeline.segment_file(
-        args.input,
-        model_id=args.model,
-        models_dir=args.models_dir,
-        pixel_size_mm=args.pixel_size,
-        progress=_progress_bar("segmenting"),
-    )
-    written = pipeline.write_outputs(result, out_dir)
+    workstation = _workstation(args, settings)
+    workstation.manifest.get(args.model)  # an unknown model fails before the slow load
+    session = workstation.session()
+    session.open(args.input, args.pixel_size)
+    result = session.segment(args.model, progress=_progress_bar("segmenting"))
+    written = session.export(out_dir)
     report_note = ""
-    report = None
     if args.report:
-        content = pipeline.make_report(result, settings, include_patient=args.store_patient)
-        written.update(pipeline.write_report(content, out_dir))
-        report = pipeline.report_record(content)
+        content = session.make_report(include_patient=args.store_patient)
+        written.update(session.export_report(out_dir))
         draft = content.report.draft_notice or f"with an LLM draft by {content.report.draft_model}"
         report_note = f" Report: {draft}"
     saved = ""
     if args.save_db:
         try:
-            result_id, where = pipeline.save_result(
-                result, args.db_url, store_patient=args.store_patient, report=report
-            )
+            where = session.save(store_patient=args.store_patient)
         except LiverHealthError as exc:
             raise LiverHealthError(
                 f"{exc} The outputs are in {out_dir}; retry with `liverhealth db save {out_dir}`."
             ) from exc
-        saved = f" Saved as result {result_id} in the {where}."
+        saved = f" Saved as result {where.result_id} in the {where.where}."
     m = result.measurements
-    if m.liver_volume_ml is not None:
-        size = f"liver {m.liver_volume_ml:.1f} mL, tumour {m.tumour_volume_ml:.1f} mL ({m.tumour_burden_pct:.1f} %)"
-    elif m.liver_area_mm2 is not None:
-        size = f"liver {m.liver_area_mm2:.0f} mm², tumour {m.tumour_area_mm2:.0f} mm²"
-    else:
-        size = f"liver {m.liver_voxels} px, tumour {m.tumour_voxels} px"
     print(
-        f"{result.model['id']}: {size}, {len(m.lesions)} lesion(s); "
+        f"{result.model.model_id}: {size_summary(m)}, {len(m.lesions)} lesion(s); "
         f"{result.timings['total_s']:.2f} s. Wrote {', '.join(p.name for p in written.values())} "
         f"to {out_dir}.{saved}{report_note}"
     )
@@ -168,18 +162,27 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def _repository(args: argparse.Namespace):
-    from liverhealth.storage import Repository
-
-    return Repository(args.db_url)
+    return _workstation(args).repository
 
 
-def _fmt(value: float | None, unit: str) -> str:
-    return f"{value:.1f} {unit}" if value is not None else "n/a"
+def _fmt(value: float | None, unit: str, digits: int = 1) -> str:
+    return f"{value:.{digits}f} {unit}" if value is not None else "n/a"
+
+
+def _tumour(value: float | None) -> str:
+    from liverhealth.presentation import TUMOUR_ML_DIGITS
+
+    return _fmt(value, "mL", TUMOUR_ML_DIGITS)
 
 
 def cmd_db_init(args: argparse.Namespace) -> int:
-    repository = _repository(args)
-    revision = repository.init()
+    from liverhealth.storage import Repository
+
+    repository = Repository(args.db_url)
+    try:
+        revision = repository.init()
+    finally:
+        repository.close()
     print(f"Database ready ({repository.where}), schema revision {revision}.")
     return 0
 
@@ -196,7 +199,7 @@ def cmd_db_list(args: argparse.Namespace) -> int:
         who = f" [{names}]" if names else ""
         print(
             f"{r.result_id:>5} {r.created_at:%Y-%m-%d %H:%M:%S} {r.model_id:<14} {_fmt(r.liver_volume_ml, 'mL'):>11} "
-            f"{_fmt(r.tumour_volume_ml, 'mL'):>10} {r.lesion_count:>7}  {r.description}{who}"
+            f"{_tumour(r.tumour_volume_ml):>10} {r.lesion_count:>7}  {r.description}{who}"
         )
     return 0
 
@@ -208,16 +211,18 @@ def cmd_db_show(args: argparse.Namespace) -> int:
         f"Result {s.result_id} (study {s.study_id}), saved {s.created_at:%Y-%m-%d %H:%M:%S} by "
         f"{stored.user_name or '?'} on {stored.workstation or '?'}"
     )
-    print(f"  study: {stored.study['description']} ({stored.study['format']}), shape {stored.study['shape']}")
-    print(f"  model: {s.model_id} (sha256 {stored.model_sha256[:12]}…)")
+    study = stored.study
+    print(f"  study: {study.description} ({study.format}), shape {list(study.shape)}")
+    print(f"  model: {stored.model.name} ({s.model_id}, sha256 {stored.model_sha256[:12]}…)")
+    print(f"  validation: {stored.model.validation_text()}")
     print(
-        f"  liver {_fmt(s.liver_volume_ml, 'mL')}, tumour {_fmt(s.tumour_volume_ml, 'mL')}, "
+        f"  liver {_fmt(s.liver_volume_ml, 'mL')}, tumour {_tumour(s.tumour_volume_ml)}, "
         f"{s.lesion_count} lesion(s); reports: {len(stored.reports)}"
     )
     for lesion in stored.measurements.get("lesions", []):
         diameter = lesion.get("longest_diameter_mm")
         print(
-            f"    lesion {lesion['lesion_id']}: {_fmt(lesion.get('volume_ml'), 'mL')}, longest axial "
+            f"    lesion {lesion['lesion_id']}: {_tumour(lesion.get('volume_ml'))}, longest axial "
             f"{_fmt(diameter, 'mm')}, slices {lesion['slice_range'][0]}–{lesion['slice_range'][1]}"
         )
     return 0
@@ -243,12 +248,8 @@ def cmd_db_export(args: argparse.Namespace) -> int:
 
 
 def cmd_db_save(args: argparse.Namespace) -> int:
-    from liverhealth import pipeline
-
-    repository = _repository(args)
-    repository.init()
-    result_id = repository.save(pipeline.record_from_outputs(args.folder))
-    print(f"Saved {args.folder} as result {result_id} in the {repository.where}.")
+    saved = _workstation(args).save_folder(args.folder)
+    print(f"Saved {args.folder} as result {saved.result_id} in the {saved.where}.")
     return 0
 
 
@@ -284,7 +285,76 @@ def cmd_gui(args: argparse.Namespace) -> int:
         from liverhealth.gui.app import run
     except ImportError as exc:
         raise LiverHealthError(f"The window needs PyQt5 ({exc}): pip install 'liverhealth[gui]'.") from exc
-    return run(args.open, args.segment, args.report, Path(args.screenshot) if args.screenshot else None, args.database)
+    return run(
+        _workstation(args),
+        args.open,
+        args.segment,
+        args.report,
+        Path(args.screenshot) if args.screenshot else None,
+        args.database,
+    )
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    from liverhealth.web.server import serve
+
+    try:
+        from liverhealth.web.app import WebSettings
+    except ImportError as exc:
+        raise LiverHealthError(f"The web interface needs its extra ({exc}): pip install 'liverhealth[web]'.") from exc
+    settings = WebSettings(
+        max_upload_bytes=int(args.max_upload_mb * 2**20), workers=args.workers, secure_cookies=args.secure_cookies
+    )
+    return serve(_workstation(args), args.host, args.port, settings)
+
+
+def cmd_web_adduser(args: argparse.Namespace) -> int:
+    import getpass
+
+    from liverhealth.web.server import adduser
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        if not sys.stdin.isatty():
+            raise LiverHealthError("No terminal to ask for the password: pipe it in with --password-stdin.")
+        password = getpass.getpass(f"Password for {args.name}: ")
+        if getpass.getpass("Again: ") != password:
+            raise LiverHealthError("The two passwords differ; nothing was saved.")
+    print(adduser(_workstation(args), args.name, password, args.admin))
+    return 0
+
+
+def whole_number(low: int, high: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a whole number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _add_web_parser(sub: argparse._SubParsersAction) -> None:
+    web = sub.add_parser("web", help="start the web interface (log in, upload a CT, view, report, save)")
+    web.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    web.add_argument("--port", type=whole_number(1, 65535), default=8000, help="TCP port (default 8000)")
+    web.add_argument("--workers", type=whole_number(1, 64), default=1, help="jobs worked on at once (default 1)")
+    web.add_argument(
+        "--max-upload-mb", type=whole_number(1, 1 << 20), default=2048, help="largest upload in MB (default 2048)"
+    )
+    web.add_argument("--secure-cookies", action="store_true", help="behind a TLS proxy: send cookies over HTTPS only")
+    web.add_argument("--db-url", default=None, help="results and accounts database (see `liverhealth db --help`)")
+    web.set_defaults(func=cmd_web)
+    actions = web.add_subparsers(dest="web_command")
+    add = actions.add_parser("adduser", help="create a web account (or reset its password)")
+    add.add_argument("name")
+    add.add_argument("--admin", action="store_true", help="may see and delete every user's results")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.set_defaults(func=cmd_web_adduser)
 
 
 def _add_db_parser(sub: argparse._SubParsersAction) -> None:
@@ -357,6 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list the installed models and their metrics")
     models.set_defaults(func=cmd_models)
     _add_db_parser(sub)
+    _add_web_parser(sub)
     gui = sub.add_parser("gui", help="start the workstation window")
     gui.add_argument("--open", default=None, help="open this CT or image at start")
     gui.add_argument("--segment", action="store_true", help="segment it once loaded")

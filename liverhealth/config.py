@@ -88,3 +88,38 @@ def log_exception(context: str) -> Path | None:
         return path
     except OSError:
         return None
+
+
+def update_config_file(changes: dict[str, str | None]) -> Path:
+    """Set (or, with None/"", remove) the given keys of the config file and keep every other key.
+
+    The file may hold an API key, so it is created readable by its owner only (0600) before a
+    byte is written, and replaced whole (a crash leaves the old file, never half a new one).
+    """
+    import tomli_w
+
+    path = config_path()
+    values = read_config_file()
+    for key, value in changes.items():
+        if value in (None, ""):
+            values.pop(key, None)
+        else:
+            values[key] = value
+    text = tomli_w.dumps(values)
+    tomllib.loads(text)  # what we write must read back
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(descriptor, 0o600)  # an old leftover temporary file keeps its mode otherwise
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
+    except OSError as exc:
+        raise LiverHealthError(f"Could not save {path}: {exc.strerror or exc}.") from exc
+    return path

@@ -150,3 +150,42 @@ class Report:
     draft_model: str | None
     draft_endpoint: str | None
     created_at: str
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The model a result came from, with its validation figures (what every report states)."""
+
+    model_id: str
+    name: str
+    architecture: str = ""
+    sha256: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.model_id,
+            "name": self.name,
+            "architecture": self.architecture,
+            "sha256": self.sha256,
+            "metrics": dict(self.metrics),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelInfo:
+        """Read back what ``to_dict`` wrote (measurements.json, the database)."""
+        return cls(
+            model_id=str(data["id"]),
+            name=str(data.get("name") or data["id"]),
+            architecture=str(data.get("architecture") or ""),
+            sha256=str(data.get("sha256") or ""),
+            metrics=dict(data.get("metrics") or {}),
+        )
+
+    def validation_text(self) -> str:
+        """'liver_dice 0.923, ...; protocol ...' or 'not available'."""
+        figures = ", ".join(f"{k} {v:.3f}" for k, v in self.metrics.items() if isinstance(v, int | float))
+        protocol = self.metrics.get("protocol")
+        if not protocol:
+            return figures or "not available"
+        return f"{figures or 'no figures'}; protocol: {protocol}"

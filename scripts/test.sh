@@ -31,7 +31,7 @@ mysql_answers() {
 }
 
 if [ "$quick" = 1 ]; then
-    markers="not slow and not mysql and not gui and not training_env"
+    markers="not slow and not mysql and not gui and not training_env and not browser"
     set +e
     .venv/bin/python -m pytest -m "$markers" "$@"
     status=$?
@@ -42,6 +42,8 @@ else
     [ -d /usr/share/poppler/cMap ] || { as_root && apt_once poppler-data; } || {
         echo "scripts/test.sh: the PDF test needs poppler-data: run  sudo apt-get install poppler-data" >&2; exit 1; }
     need /usr/sbin/mariadbd "mariadb-server" "the database tests"
+    need /usr/bin/chromium "chromium" "the web page test"
+    need /usr/bin/chromedriver "chromium-driver" "the web page test"
     if ! mysql_answers; then
         if ! as_root; then
             echo "scripts/test.sh: the database tests need MariaDB on 127.0.0.1:3306 (root, no password);" \

@@ -56,6 +56,7 @@ CREATE TABLE segmentation_result (
     workstation VARCHAR(255),
     user_name VARCHAR(255),
     created_at DATETIME NOT NULL,
+    owner VARCHAR(64),
     PRIMARY KEY (id),
     FOREIGN KEY(study_id) REFERENCES study (id) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
@@ -63,6 +64,7 @@ CREATE TABLE segmentation_result (
 CREATE INDEX ix_result_model_created ON segmentation_result (model_id, created_at);
 CREATE INDEX ix_segmentation_result_created_at ON segmentation_result (created_at);
 CREATE INDEX ix_segmentation_result_study_id ON segmentation_result (study_id);
+CREATE INDEX ix_segmentation_result_owner ON segmentation_result (owner);
 
 CREATE TABLE report (
     id INTEGER NOT NULL AUTO_INCREMENT,
@@ -80,9 +82,19 @@ CREATE TABLE report (
 
 CREATE INDEX ix_report_result_id ON report (result_id);
 
+CREATE TABLE web_user (
+    id INTEGER NOT NULL AUTO_INCREMENT,
+    name VARCHAR(64) NOT NULL,
+    password_hash VARCHAR(255) NOT NULL,
+    role VARCHAR(16) NOT NULL,
+    created_at DATETIME NOT NULL,
+    PRIMARY KEY (id),
+    UNIQUE (name)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
 CREATE TABLE alembic_version (
     version_num VARCHAR(32) NOT NULL,
     CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
-INSERT INTO alembic_version (version_num) VALUES ('0002');
+INSERT INTO alembic_version (version_num) VALUES ('0003');

@@ -73,7 +73,11 @@ def _quiet_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     os.environ.setdefault("LIVERHEALTH_THREADS", "2")
 
 
-_TIER_BY_PATH = {"tests/gui/": "gui", "tests/training/test_roundtrip.py": "training_env"}
+_TIER_BY_PATH = {
+    "tests/gui/": "gui",
+    "tests/training/test_roundtrip.py": "training_env",
+    "tests/web/test_browser.py": "browser",
+}
 _MYSQL_FIXTURES = {"private_mariadb", "secret_user"}
 
 

@@ -9,11 +9,13 @@ from PyQt5.QtCore import QTimer
 from PyQt5.QtWidgets import QApplication
 
 from liverhealth.gui.main_window import MainWindow
+from liverhealth.workflow import Workstation
 
 STEP_METHODS = {"segment": "segment", "report": "generate_report", "list": "read_database"}
 
 
 def run(
+    workstation: Workstation | None = None,
     open_path: str | None = None,
     segment: bool = False,
     report: bool = False,
@@ -24,7 +26,7 @@ def run(
     ``database``, the Read Database dialog) is saved as an image and the program exits (status 2
     if a step failed)."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    window = MainWindow()
+    window = MainWindow(workstation)
     window.show()
     steps = [name for name, wanted in (("segment", segment), ("report", report), ("list", database)) if wanted]
     outcome = {"status": 0}

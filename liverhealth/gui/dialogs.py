@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +23,7 @@ from PyQt5.QtWidgets import (
 )
 
 from liverhealth import config
+from liverhealth.errors import LiverHealthError
 from liverhealth.storage import ResultSummary, StoredResult
 
 COLUMNS = ("ID", "Saved", "Model", "Liver (mL)", "Tumour (mL)", "Lesions", "Reports", "Study")
@@ -149,11 +149,6 @@ SETTINGS = (
 )
 
 
-def toml_line(key: str, value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'{key} = "{escaped}"'
-
-
 class SettingsDialog(QDialog):
     """Edit the config file (TOML in the user config folder; the API key never goes to the database).
 
@@ -180,15 +175,10 @@ class SettingsDialog(QDialog):
         form.addRow(buttons)
 
     def save(self) -> None:
-        path = config.config_path()
-        values = {key: field.text().strip() for key, field in self.fields.items() if field.text().strip()}
-        text = "\n".join(toml_line(key, value) for key, value in values.items()) + "\n"
-        tomllib.loads(text)  # what we write must read back
+        """Write the four fields (an empty field removes its key); every other setting stays."""
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-            path.chmod(0o600)
-        except OSError as exc:
-            QMessageBox.warning(self, "Settings", f"Could not save {path}: {exc.strerror or exc}.")
+            config.update_config_file({key: field.text().strip() for key, field in self.fields.items()})
+        except LiverHealthError as exc:
+            QMessageBox.warning(self, "Settings", str(exc))
             return
         self.accept()

@@ -27,15 +27,16 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from liverhealth import config, pipeline
+from liverhealth import config
 from liverhealth.errors import LiverHealthError
 from liverhealth.gui.dialogs import DatabaseDialog, SettingsDialog
-from liverhealth.gui.logic import PROCESSING, WorkstationLogic
+from liverhealth.gui.view_model import PROCESSING, ViewModel
 from liverhealth.gui.widgets import SliceCanvas, Worker
 from liverhealth.imaging.display import WINDOW_PRESETS
-from liverhealth.inference import Manifest, load_manifest
-from liverhealth.reporting import DISCLAIMER, ReportContent, build_findings, write_pdf
-from liverhealth.storage import Repository
+from liverhealth.imaging.writers import write_bytes_atomic
+from liverhealth.inference import Manifest
+from liverhealth.presentation import DISCLAIMER
+from liverhealth.workflow import Session, Workstation
 
 
 class MainWindow(QMainWindow):
@@ -43,13 +44,14 @@ class MainWindow(QMainWindow):
 
     step_finished = pyqtSignal(str)  # "load", "segment", "report", "save" (for tests and --screenshot)
 
-    def __init__(self) -> None:
+    def __init__(self, workstation: Workstation | None = None) -> None:
         super().__init__()
         self.setWindowTitle("LiverHealth - liver CT workstation (not a medical device)")
-        self.logic = WorkstationLogic()
+        self.workstation = workstation or Workstation()
+        self.session: Session = self.workstation.session()
+        self.view = ViewModel()
         self.manifest: Manifest | None = None
         self.model_id: str | None = None
-        self.report: ReportContent | None = None
         self.worker: Worker | None = None
         self.last_error = ""
         self.error_box: QMessageBox | None = None
@@ -168,7 +170,7 @@ class MainWindow(QMainWindow):
     def _load_models(self) -> None:
         self.model_menu.clear()
         try:
-            self.manifest = load_manifest(config.models_dir())
+            self.manifest = self.workstation.manifest
         except LiverHealthError as exc:
             self.manifest = None
             self.model_menu.addAction(f"(no models: {exc})").setEnabled(False)
@@ -193,7 +195,7 @@ class MainWindow(QMainWindow):
 
     # state -> screen ----------------------------------------------------------------------
     def refresh(self) -> None:
-        logic = self.logic
+        logic = self.view
         self.left.show_image(logic.left_image())
         self.right.show_image(logic.right_image())
         self.slider.blockSignals(True)
@@ -210,37 +212,37 @@ class MainWindow(QMainWindow):
         self.segment_action.setEnabled(has_volume and not busy and self.manifest is not None)
         self.report_action.setEnabled(has_result and not busy)
         self.save_action.setEnabled(has_result and not busy)
-        self.pdf_action.setEnabled(self.report is not None and not busy)
+        self.pdf_action.setEnabled(self.session.report is not None and not busy)
 
     def scroll(self, steps: int) -> None:
-        self.logic.scroll(steps)
+        self.view.scroll(steps)
         self.refresh()
 
     def _slider_moved(self, value: int) -> None:
-        self.logic.slice_index = value
+        self.view.slice_index = value
         self.refresh()
 
     def _drag_window(self, d_center: float, d_width: float) -> None:
-        self.logic.adjust_window(d_center, d_width)
+        self.view.adjust_window(d_center, d_width)
         self.refresh()
 
     def _hover(self, row: int, column: int) -> None:
-        self.cursor_label.setText(self.logic.value_at(row, column))
+        self.cursor_label.setText(self.view.value_at(row, column))
 
     def _opacity_changed(self, value: int) -> None:
-        self.logic.opacity = value / 100.0
+        self.view.opacity = value / 100.0
         self.refresh()
 
     def _jump_to_lesion(self, item: QListWidgetItem) -> None:
-        self.logic.slice_index = int(item.data(Qt.UserRole))
+        self.view.slice_index = int(item.data(Qt.UserRole))
         self.refresh()
 
     def set_window_preset(self, key: str) -> None:
-        self.logic.window = WINDOW_PRESETS[key]
+        self.view.window = WINDOW_PRESETS[key]
         self.refresh()
 
     def show_processing(self, key: str) -> None:
-        self.logic.right_view = key
+        self.view.right_view = key
         self.refresh()
 
     # long steps -----------------------------------------------------------------------------
@@ -297,7 +299,7 @@ class MainWindow(QMainWindow):
 
     def show_model_card(self) -> None:
         """The model card (data, protocol, measured metrics, limits) in a dialog."""
-        card = config.models_dir() / "MODEL_CARD.md"
+        card = (self.manifest.path.parent if self.manifest else config.models_dir()) / "MODEL_CARD.md"
         try:
             text = card.read_text(encoding="utf-8")
         except OSError:
@@ -312,64 +314,48 @@ class MainWindow(QMainWindow):
     def open_path(self, path: str) -> None:
         """Load a CT or image in the background."""
         self._remember(path)
-        self._run("load", lambda progress, cancelled, text: pipeline.load_input(path), self._loaded)
+        self._run("load", lambda progress, cancelled, text: self.session.open(path), self._loaded)
 
     def _loaded(self, volume: Any) -> None:
-        self.logic.set_volume(volume)
-        self.report = None
+        self.view.set_volume(volume)
         self.lesions.clear()
         self.text.clear()
         self.left.reset_view()
         self.right.reset_view()
 
     def segment(self) -> None:
-        volume, manifest, model_id = self.logic.volume, self.manifest, self.model_id
-        if volume is None or manifest is None:
+        if self.session.volume is None or self.manifest is None:
             return
+        model_id = self.model_id
         self._run(
             "segment",
-            lambda progress, cancelled, text: pipeline.segment_volume(
-                volume, manifest, model_id, progress=progress, cancel=cancelled
-            ),
-            self._segmented,
+            lambda progress, cancelled, text: self.session.segment(model_id, progress=progress, cancel=cancelled),
+            lambda result: self._show_result(),
         )
 
-    def _segmented(self, result: Any) -> None:
-        self.logic.set_result(result)
-        self.report = None
+    def _show_result(self) -> None:
+        result = self.session.result
+        self.view.set_result(result)
         self.lesions.clear()
-        for lesion_id, text, z in self.logic.lesion_rows():
+        for lesion_id, text, z in self.view.lesion_rows():
             item = QListWidgetItem(text)
             item.setData(Qt.UserRole, z)
             item.setData(Qt.UserRole + 1, lesion_id)
             self.lesions.addItem(item)
-        self.text.setPlainText(
-            build_findings(result.measurements.to_dict(), result.model, result.volume.source.description)
-        )
+        self.text.setPlainText(self.session.findings())
 
     def generate_report(self) -> None:
-        result = self.logic.result
-        if result is None:
+        if self.session.result is None:
             return
         self.text.setPlainText("")
         self._run(
             "report",
-            lambda progress, cancelled, text: pipeline.make_report(result, on_text=text, cancel=cancelled),
-            self._reported,
-        )
-
-    def _reported(self, content: Any) -> None:
-        self.report = content
-        report = content.report
-        draft = report.draft or report.draft_notice or ""
-        self.text.setPlainText(
-            f"MEASURED FINDINGS\n{report.findings}\n\nMACHINE-WRITTEN DRAFT "
-            f"({report.draft_model or 'none'}), NOT REVIEWED\n{draft}\n\n{DISCLAIMER}"
+            lambda progress, cancelled, text: self.session.make_report(on_text=text, cancel=cancelled),
+            lambda content: self.text.setPlainText(self.session.report_text()),
         )
 
     def save_to_database(self) -> None:
-        result = self.logic.result
-        if result is None:
+        if self.session.result is None:
             return
         answer = QMessageBox.question(
             self,
@@ -378,21 +364,16 @@ class MainWindow(QMainWindow):
         )
         if answer != QMessageBox.Yes:
             return
-        content = self.report
         self._run(
             "save",
-            lambda progress, cancelled, text: pipeline.save_result(
-                result, report=pipeline.report_record(content) if content is not None else None
-            ),
-            lambda saved: self.statusBar().showMessage(f"Saved as result {saved[0]} in the {saved[1]}", 8000),
+            lambda progress, cancelled, text: self.session.save(),
+            lambda saved: self.statusBar().showMessage(f"Saved as result {saved.result_id} in the {saved.where}", 8000),
         )
 
     def read_database(self) -> None:
         """List saved results (in a worker), then show them in the database dialog."""
         self.database_dialog: DatabaseDialog | None = None
-        self._run(
-            "list", lambda progress, cancelled, text: _with_repository(lambda r: r.list_results()), self._show_database
-        )
+        self._run("list", lambda progress, cancelled, text: self.workstation.list_results(), self._show_database)
 
     def _show_database(self, rows: Any) -> None:
         self.database_dialog = DatabaseDialog(
@@ -402,22 +383,26 @@ class MainWindow(QMainWindow):
         self.database_dialog.show()
 
     def _preview_saved(self, result_id: int, show: Callable[[Any], None]) -> None:
-        self._run("preview", lambda progress, cancelled, text: _with_repository(lambda r: r.get(result_id)), show)
+        self._run("preview", lambda progress, cancelled, text: self.workstation.get(result_id), show)
 
     def _open_saved(self, result_id: int) -> None:
-        def job(progress: Any, cancelled: Any, text: Any) -> Any:
-            return pipeline.reopen_result(_with_repository(lambda r: r.get(result_id)))
+        self._run("open", lambda progress, cancelled, text: self.workstation.reopen(result_id), self._reopened)
 
-        self._run("open", job, self._segmented)
+    def _reopened(self, session: Session) -> None:
+        self.session = session
+        self.left.reset_view()
+        self.right.reset_view()
+        self._show_result()
 
     def _delete_saved(self, result_id: int) -> None:
         def job(progress: Any, cancelled: Any, text: Any) -> Any:
-            return _with_repository(lambda r: (r.delete_result(result_id), r.list_results())[1])
+            self.workstation.delete(result_id)
+            return self.workstation.list_results()
 
         self._run("delete", job, lambda rows: self.database_dialog.set_rows(rows) if self.database_dialog else None)
 
     def export_pdf(self) -> None:
-        if self.report is None:
+        if self.session.report is None:
             return
         path, _ = QFileDialog.getSaveFileName(self, "Export PDF", "report.pdf", "PDF (*.pdf)")
         if path:
@@ -425,9 +410,9 @@ class MainWindow(QMainWindow):
 
     def write_pdf(self, path: Path) -> None:
         try:
-            path.write_bytes(write_pdf(self.report))
-        except OSError as exc:
-            self.show_error(f"Could not write {path}: {exc.strerror or exc}.")
+            write_bytes_atomic(path, self.session.report.pdf)
+        except LiverHealthError as exc:
+            self.show_error(str(exc))
 
     # files ----------------------------------------------------------------------------------
     def choose_file(self) -> None:
@@ -461,13 +446,3 @@ class MainWindow(QMainWindow):
         urls = event.mimeData().urls()
         if urls:
             self.open_path(urls[0].toLocalFile())
-
-
-def _with_repository(work: Callable[[Repository], Any]) -> Any:
-    """Open the configured results database, run ``work`` on it, close it."""
-    repository = Repository()
-    try:
-        repository.init()
-        return work(repository)
-    finally:
-        repository.close()

@@ -6,10 +6,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from liverhealth.domain import Report
+from liverhealth.domain import ModelInfo, Report
+from liverhealth.presentation import DISCLAIMER, report_markdown, report_text
 from liverhealth.reporting.findings import build_findings
 from liverhealth.reporting.llm import DraftResult, LlmSettings, request_draft
-from liverhealth.reporting.pdf import DISCLAIMER, ReportContent, write_pdf
+from liverhealth.reporting.pdf import ReportContent, write_pdf
 
 __all__ = [
     "DISCLAIMER",
@@ -19,6 +20,7 @@ __all__ = [
     "build_findings",
     "build_report",
     "report_markdown",
+    "report_text",
     "request_draft",
     "write_pdf",
 ]
@@ -26,7 +28,7 @@ __all__ = [
 
 def build_report(
     measurements: dict[str, Any],
-    model: dict[str, Any],
+    model: ModelInfo,
     study: str,
     slice_png: bytes,
     overlay_png: bytes,
@@ -48,16 +50,4 @@ def build_report(
         draft_model=draft.model or None,
         draft_endpoint=draft.endpoint or None,
         created_at=datetime.now().strftime("%Y-%m-%d %H:%M"),
-    )
-
-
-def report_markdown(report: Report, model: dict[str, Any]) -> str:
-    """The report as Markdown (for report.md and the database)."""
-    draft = report.draft or f"_{report.draft_notice}_"
-    return (
-        f"# LiverHealth liver CT report (draft)\n\nCreated {report.created_at}.\n\n> {DISCLAIMER}\n\n"
-        f"## Measured findings\n\n{report.findings}\n\n"
-        f"## Machine-written draft ({report.draft_model or 'no model'}), not reviewed\n\n{draft}\n\n"
-        f"## Segmentation model\n\n{model.get('name', '')} ({model.get('id', '')}); validation: "
-        f"{model.get('metrics') or 'not available'}\n"
     )

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from liverhealth.domain import ModelInfo
+from liverhealth.presentation import liver_ml, number, tumour_ml
+
 RECIST_MIN_DIAMETER_MM = 10.0
 RECIST_MAX_TARGETS_PER_ORGAN = 2
 
@@ -16,10 +19,6 @@ LIMITS = (
     "millimetres and lesions of similar density to the liver may be missed; cysts and vessels may be "
     "taken for lesions. All measurements must be checked by a radiologist."
 )
-
-
-def _number(value: float | None, unit: str, digits: int = 1) -> str:
-    return f"{value:.{digits}f} {unit}" if value is not None else "not measurable"
 
 
 def target_lesions(lesions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -33,9 +32,9 @@ def target_lesions(lesions: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def lesion_line(lesion: dict[str, Any]) -> str:
     first, last = lesion["slice_range"]
     size = (
-        f"{_number(lesion.get('volume_ml'), 'mL', 2)}, longest axial diameter "
-        f"{_number(lesion.get('longest_diameter_mm'), 'mm')} × "
-        f"{_number(lesion.get('perpendicular_diameter_mm'), 'mm')}"
+        f"{tumour_ml(lesion.get('volume_ml'))}, longest axial diameter "
+        f"{number(lesion.get('longest_diameter_mm'), 'mm')} × "
+        f"{number(lesion.get('perpendicular_diameter_mm'), 'mm')}"
     )
     if lesion.get("longest_diameter_mm") is None:
         size = f"{lesion['largest_area_px']} px, longest diameter {lesion['longest_diameter_px']:.0f} px"
@@ -43,20 +42,18 @@ def lesion_line(lesion: dict[str, Any]) -> str:
     return f"Lesion {lesion['lesion_id']}: {size}; slices {first}–{last}{hu}."
 
 
-def build_findings(
-    measurements: dict[str, Any], model: dict[str, Any] | None = None, source_description: str = ""
-) -> str:
+def build_findings(measurements: dict[str, Any], model: ModelInfo | None = None, source_description: str = "") -> str:
     """The measured-findings text of a report (plain text, one statement per line)."""
     m = measurements
     lines = []
     if source_description:
         lines.append(f"Study: {source_description}.")
     if model:
-        lines.append(f"Segmentation model: {model.get('name', model.get('id'))} ({model.get('id')}).")
+        lines.append(f"Segmentation model: {model.name} ({model.model_id}).")
     if m.get("liver_volume_ml") is not None:
-        lines.append(f"Liver volume: {_number(m['liver_volume_ml'], 'mL')} (tumour included).")
+        lines.append(f"Liver volume: {liver_ml(m['liver_volume_ml'])} (tumour included).")
     elif m.get("liver_area_mm2") is not None:
-        lines.append(f"Liver area on this slice: {_number(m['liver_area_mm2'], 'mm²', 0)}.")
+        lines.append(f"Liver area on this slice: {number(m['liver_area_mm2'], 'mm²', 0)}.")
     else:
         lines.append(f"Liver area on this image: {m['liver_voxels']} pixels (no pixel size given).")
     lesions = m.get("lesions", [])
@@ -64,7 +61,7 @@ def build_findings(
         lines.append("No liver was found by the segmentation.")
     if lesions:
         burden = f"{m.get('tumour_burden_pct', 0.0):.1f} % of the liver"
-        volume = f", total {_number(m['tumour_volume_ml'], 'mL', 2)}" if m.get("tumour_volume_ml") is not None else ""
+        volume = f", total {tumour_ml(m['tumour_volume_ml'])}" if m.get("tumour_volume_ml") is not None else ""
         lines.append(f"Focal lesions segmented: {len(lesions)}{volume}; tumour burden {burden}.")
         lines.extend(lesion_line(lesion) for lesion in lesions)
         targets = target_lesions(lesions)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -20,29 +21,30 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen import canvas as pdf_canvas
 from reportlab.platypus import Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from liverhealth.domain import PatientInfo, Report
+from liverhealth.domain import ModelInfo, PatientInfo, Report
+from liverhealth.presentation import DISCLAIMER, FINDINGS_TITLE, MODEL_TITLE, TITLE, draft_title, model_text
 
 CJK_FONT = "STSong-Light"
-DISCLAIMER = (
-    "Not a medical device: for research and assistance only. This report is a draft that requires "
-    "review by a radiologist. Measurements come from an automatic segmentation, never from the "
-    "language model."
-)
 pdfmetrics.registerFont(UnicodeCIDFont(CJK_FONT))
 
 
 @dataclass(frozen=True)
 class ReportContent:
-    """Everything the PDF shows."""
+    """Everything the PDF shows (the PDF itself is made once, on first use)."""
 
     report: Report
     measurements: dict[str, Any]
-    model: dict[str, Any]
+    model: ModelInfo
     study: str
     slice_png: bytes
     overlay_png: bytes
     key_slices: list[tuple[int, bytes]] = field(default_factory=list)
     patient: PatientInfo | None = None
+
+    @cached_property
+    def pdf(self) -> bytes:
+        """The report as PDF bytes, rendered once however many places need it."""
+        return write_pdf(self)
 
 
 class _NumberedCanvas(pdf_canvas.Canvas):
@@ -178,7 +180,7 @@ def write_pdf(content: ReportContent) -> bytes:
     )
     report = content.report
     story: list[Any] = [
-        Paragraph("LiverHealth liver CT report (draft)", styles["Title"]),
+        Paragraph(TITLE, styles["Title"]),
         _para(f"Created {report.created_at}. {content.study}", body),
         _para(DISCLAIMER, notice),
     ]
@@ -218,25 +220,17 @@ def write_pdf(content: ReportContent) -> bytes:
     lesions = content.measurements.get("lesions", [])
     if lesions:
         story += [Spacer(1, 4), _table(_lesion_rows(lesions), [10, 28, 36, 36, 26, 22], body)]
-    story += [Paragraph("Measured findings", heading)]
+    story += [Paragraph(FINDINGS_TITLE, heading)]
     story += [_para(line, body) for line in report.findings.splitlines()]
-    draft_title = f"Machine-written draft ({report.draft_model or 'no model'}) - not reviewed by a radiologist"
     draft = _paragraphs(
         report.draft if report.draft else (report.draft_notice or "No draft."), body if report.draft else notice
     )
-    story += [KeepTogether([Paragraph(escape(draft_title), heading), draft[0]]), *draft[1:]]
+    story += [KeepTogether([Paragraph(escape(draft_title(report)), heading), draft[0]]), *draft[1:]]
     if report.draft and report.draft_notice:
         story.append(_para(report.draft_notice, notice))
-    metrics = content.model.get("metrics") or {}
-    metric_text = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, int | float))
     story += [
-        Paragraph("Segmentation model", heading),
-        _para(
-            f"{content.model.get('name', '')} ({content.model.get('id', '')}, sha256 "
-            f"{str(content.model.get('sha256', ''))[:12]}…). Validation: {metric_text or 'not available'}. "
-            f"Protocol: {metrics.get('protocol', 'not stated')}.",
-            body,
-        ),
+        Paragraph(MODEL_TITLE, heading),
+        _para(model_text(content.model), body),
         _para(DISCLAIMER, notice),
     ]
     buffer = io.BytesIO()

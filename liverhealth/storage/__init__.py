@@ -5,8 +5,19 @@ from liverhealth.storage.repository import (
     Repository,
     ResultRecord,
     ResultSummary,
+    StoredReport,
     StoredResult,
+    StoredStudy,
     content_hash,
 )
 
-__all__ = ["ReportRecord", "Repository", "ResultRecord", "ResultSummary", "StoredResult", "content_hash"]
+__all__ = [
+    "ReportRecord",
+    "Repository",
+    "ResultRecord",
+    "ResultSummary",
+    "StoredReport",
+    "StoredResult",
+    "StoredStudy",
+    "content_hash",
+]

@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
+from liverhealth.domain import Report
 from liverhealth.errors import StorageError
-from liverhealth.storage.repository import StoredResult
+from liverhealth.presentation import report_markdown
+from liverhealth.storage.repository import MEASUREMENTS_SCHEMA, StoredReport, StoredResult
+
+
+def stored_report(report: StoredReport) -> Report:
+    """A saved report as the domain's Report (to render it like a fresh one)."""
+    return Report(
+        findings=report.findings_text,
+        draft=report.draft_text,
+        draft_notice=report.draft_notice,
+        draft_model=report.llm_model,
+        draft_endpoint=report.llm_endpoint,
+        created_at=f"{report.created_at:%Y-%m-%d %H:%M}",
+    )
 
 
 def export_result(stored: StoredResult, out: Path) -> list[Path]:
@@ -18,7 +33,7 @@ def export_result(stored: StoredResult, out: Path) -> list[Path]:
         out.mkdir(parents=True, exist_ok=True)
         written = []
         labels = stored.labels
-        affine = np.asarray(stored.study.get("affine") or np.eye(4), dtype=float)
+        affine = stored.study.affine if stored.study.affine is not None else np.eye(4)
         if labels.shape[0] == 1:
             import cv2
 
@@ -29,11 +44,13 @@ def export_result(stored: StoredResult, out: Path) -> list[Path]:
             nib.save(nib.Nifti1Image(np.ascontiguousarray(labels.transpose(2, 1, 0)), affine), str(path))
         written.append(path)
         path = out / "measurements.json"
+        study = asdict(stored.study)
+        study["affine"] = np.asarray(stored.study.affine).tolist() if stored.study.affine is not None else None
         document = {
+            "schema": MEASUREMENTS_SCHEMA,
             "result_id": stored.summary.result_id,
-            "model_id": stored.summary.model_id,
-            "model_sha256": stored.model_sha256,
-            "study": stored.study,
+            "model": stored.model.to_dict(),
+            "study": study,
             "measurements": stored.measurements,
             "timings": stored.timings,
         }
@@ -45,16 +62,12 @@ def export_result(stored: StoredResult, out: Path) -> list[Path]:
             written.append(path)
         for index, report in enumerate(stored.reports, start=1):
             suffix = "" if index == 1 else f"_{index}"
-            if report["pdf"]:
+            if report.pdf:
                 path = out / f"report{suffix}.pdf"
-                path.write_bytes(report["pdf"])
+                path.write_bytes(report.pdf)
                 written.append(path)
             path = out / f"report{suffix}.md"
-            draft = report["draft_text"] or f"(no draft: {report['draft_notice'] or 'not requested'})"
-            path.write_text(
-                f"{report['findings_text']}\n\n## Draft ({report['llm_model'] or 'no model'})\n\n{draft}\n",
-                encoding="utf-8",
-            )
+            path.write_text(report_markdown(stored_report(report), stored.model), encoding="utf-8")
             written.append(path)
         return written
     except OSError as exc:

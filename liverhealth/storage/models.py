@@ -1,6 +1,7 @@
 """The results database schema (SQLAlchemy 2 declarative models).
 
-patient 1—n study 1—n segmentation_result 1—n report. Patient identifiers live only in the
+patient 1—n study 1—n segmentation_result 1—n report; web_user holds the web interface's
+accounts (a result's ``owner`` names one). Patient identifiers live only in the
 patient table (all optional), so a study can be saved without them. Deleting a study deletes
 its results and their reports (ON DELETE CASCADE in the database, and in the ORM).
 ``sql/schema.sql`` is the same schema as MySQL DDL; a test keeps the two in step.
@@ -97,6 +98,7 @@ class SegmentationResult(Base):
     lesion_count: Mapped[int] = mapped_column(Integer, nullable=False)
     workstation: Mapped[str | None] = mapped_column(String(255))
     user_name: Mapped[str | None] = mapped_column(String(255))
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)  # the web account that saved it
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
 
     study: Mapped[Study] = relationship(back_populates="results")
@@ -123,3 +125,15 @@ class Report(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
 
     result: Mapped[SegmentationResult] = relationship(back_populates="reports")
+
+
+class WebUser(Base):
+    """An account of the web interface: the password only as an Argon2 hash."""
+
+    __tablename__ = "web_user"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)

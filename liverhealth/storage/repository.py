@@ -15,7 +15,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -24,22 +24,23 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from liverhealth.domain import PatientInfo, SourceInfo
+from liverhealth.domain import ModelInfo, PatientInfo, SourceInfo
+from liverhealth.domain import Report as DomainReport
 from liverhealth.errors import StorageError
 from liverhealth.storage.database import database_url, describe, make_engine, parse_url, translate
 from liverhealth.storage.migrations_runner import missing_tables, upgrade_to_head
-from liverhealth.storage.models import Patient, Report, SegmentationResult, Study
+from liverhealth.storage.models import Patient, Report, SegmentationResult, Study, WebUser
 
 T = TypeVar("T")
+MEASUREMENTS_SCHEMA = 2  # the stored measurements JSON: {"schema", "measurements", "model"}; 1 = bare measurements
 
 
 @dataclass(frozen=True)
 class ResultRecord:
-    """What is saved for one segmentation (built by ``pipeline.result_record``)."""
+    """What is saved for one segmentation (built by ``results.result_record``)."""
 
     labels: np.ndarray
-    model_id: str
-    model_sha256: str
+    model: ModelInfo
     measurements: dict[str, Any]
     timings: dict[str, float]
     source: SourceInfo
@@ -48,6 +49,7 @@ class ResultRecord:
     affine: np.ndarray | None = None
     overlay_png: bytes | None = None
     patient: PatientInfo | None = None
+    owner: str | None = None  # the web account saving it (None from the CLI and the window)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,18 @@ class ReportRecord:
     llm_endpoint: str | None = None
     llm_model: str | None = None
     pdf: bytes | None = None
+
+    @classmethod
+    def of(cls, report: DomainReport, pdf: bytes | None) -> ReportRecord:
+        """The record of a domain report and its PDF."""
+        return cls(
+            findings_text=report.findings,
+            draft_text=report.draft,
+            draft_notice=report.draft_notice,
+            llm_endpoint=report.draft_endpoint,
+            llm_model=report.draft_model,
+            pdf=pdf,
+        )
 
 
 @dataclass(frozen=True)
@@ -77,22 +91,74 @@ class ResultSummary:
     tumour_volume_ml: float | None
     lesion_count: int
     report_count: int
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredStudy:
+    """The scan a saved result belongs to (no patient identifiers)."""
+
+    study_id: int
+    description: str
+    format: str
+    source_path: str | None
+    modality: str | None
+    series_uid: str | None
+    shape: tuple[int, int, int]
+    spacing_mm: tuple[float, float, float] | None
+    content_sha256: str
+    affine: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class StoredReport:
+    """A saved report."""
+
+    report_id: int
+    findings_text: str
+    draft_text: str | None
+    draft_notice: str | None
+    llm_endpoint: str | None
+    llm_model: str | None
+    pdf: bytes | None
+    created_at: datetime
 
 
 @dataclass(frozen=True)
 class StoredResult:
-    """A result loaded back in full."""
+    """A result loaded back in full; ``model`` keeps the name and validation figures it was made with."""
 
     summary: ResultSummary
     labels: np.ndarray
+    model: ModelInfo
     measurements: dict[str, Any]
     timings: dict[str, float]
     overlay_png: bytes | None
-    study: dict[str, Any]
-    model_sha256: str
+    study: StoredStudy
     workstation: str | None
     user_name: str | None
-    reports: list[dict[str, Any]] = field(default_factory=list)
+    reports: tuple[StoredReport, ...] = ()
+
+    @property
+    def model_sha256(self) -> str:
+        return self.model.sha256
+
+
+def measurements_json(measurements: dict[str, Any], model: ModelInfo) -> dict[str, Any]:
+    """The stored measurements document (versioned; the model travels with its numbers)."""
+    return {"schema": MEASUREMENTS_SCHEMA, "measurements": measurements, "model": model.to_dict()}
+
+
+def read_measurements_json(document: dict[str, Any], model_id: str, model_sha256: str) -> tuple[dict, ModelInfo]:
+    """(measurements, model) from a stored document of any schema (1: bare measurements, no model)."""
+    if document.get("schema") == MEASUREMENTS_SCHEMA:
+        return document["measurements"], ModelInfo.from_dict(document["model"])
+    if "schema" in document:
+        raise StorageError(
+            f"A saved result uses measurements schema {document['schema']!r}, newer than this LiverHealth "
+            f"reads ({MEASUREMENTS_SCHEMA}). Update LiverHealth."
+        )
+    return document, ModelInfo(model_id=model_id, name=model_id, sha256=model_sha256)
 
 
 def content_hash(voxels: np.ndarray, spacing: tuple[float, float, float] | None) -> str:
@@ -126,6 +192,7 @@ def _summary(result: SegmentationResult) -> ResultSummary:
         tumour_volume_ml=result.tumour_volume_ml,
         lesion_count=result.lesion_count,
         report_count=len(result.reports),
+        owner=result.owner,
     )
 
 
@@ -257,8 +324,11 @@ class Repository:
                 existing = session.scalars(
                     select(SegmentationResult.id).where(
                         SegmentationResult.study_id == study.id,
-                        SegmentationResult.model_sha256 == record.model_sha256,
+                        SegmentationResult.model_sha256 == record.model.sha256,
                         SegmentationResult.labels_sha256 == labels_sha256,
+                        SegmentationResult.owner.is_(None)
+                        if record.owner is None
+                        else SegmentationResult.owner == record.owner,
                     )
                 ).first()
                 if existing is not None and report is None:
@@ -266,19 +336,20 @@ class Repository:
             m = record.measurements
             result = SegmentationResult(
                 study=study,
-                model_id=record.model_id,
-                model_sha256=record.model_sha256,
+                model_id=record.model.model_id,
+                model_sha256=record.model.sha256,
                 labels_zlib=zlib.compress(raw, 6),
                 labels_shape=json.dumps(list(record.labels.shape)),
                 labels_sha256=labels_sha256,
                 overlay_png=record.overlay_png,
-                measurements=record.measurements,
+                measurements=measurements_json(record.measurements, record.model),
                 timings=record.timings,
                 liver_volume_ml=m.get("liver_volume_ml"),
                 tumour_volume_ml=m.get("tumour_volume_ml"),
                 lesion_count=len(m.get("lesions", [])),
                 workstation=socket.gethostname()[:255],
                 user_name=getpass.getuser()[:255],
+                owner=record.owner,
                 created_at=now,
             )
             session.add(result)
@@ -364,8 +435,10 @@ class Repository:
         since: date | None = None,
         until: date | None = None,
         limit: int = 500,
+        owner: str | None = None,
     ) -> list[ResultSummary]:
-        """Saved results, newest first; ``patient`` matches name or ID (substring)."""
+        """Saved results, newest first; ``patient`` matches name or ID (substring); ``owner`` keeps
+        one web account's results only."""
 
         def work(session: Session) -> list[ResultSummary]:
             query = (
@@ -384,6 +457,8 @@ class Repository:
                 query = query.where(Patient.name.like(pattern) | Patient.patient_id.like(pattern))
             if model_id:
                 query = query.where(SegmentationResult.model_id == model_id)
+            if owner is not None:
+                query = query.where(SegmentationResult.owner == owner)
             if since:
                 query = query.where(SegmentationResult.created_at >= datetime.combine(since, datetime.min.time()))
             if until:
@@ -412,40 +487,42 @@ class Repository:
                 raise StorageError(f"Saved result {result_id} is damaged (its label map does not match its checksum).")
             labels = np.frombuffer(raw, dtype=np.uint8).reshape(json.loads(result.labels_shape)).copy()
             study = result.study
+            measurements, model = read_measurements_json(result.measurements, result.model_id, result.model_sha256)
+            spacing = (study.spacing_z_mm, study.spacing_y_mm, study.spacing_x_mm)
             return StoredResult(
                 summary=_summary(result),
                 labels=labels,
-                measurements=result.measurements,
+                model=model,
+                measurements=measurements,
                 timings=result.timings,
                 overlay_png=result.overlay_png,
-                model_sha256=result.model_sha256,
                 workstation=result.workstation,
                 user_name=result.user_name,
-                study={
-                    "id": study.id,
-                    "description": study.description,
-                    "format": study.source_format,
-                    "source_path": study.source_path,
-                    "modality": study.modality,
-                    "series_uid": study.series_uid,
-                    "shape": [study.slice_count, study.row_count, study.column_count],
-                    "spacing_mm": [study.spacing_z_mm, study.spacing_y_mm, study.spacing_x_mm],
-                    "content_sha256": study.content_sha256,
-                    "affine": study.affine,
-                },
-                reports=[
-                    {
-                        "id": r.id,
-                        "findings_text": r.findings_text,
-                        "draft_text": r.draft_text,
-                        "draft_notice": r.draft_notice,
-                        "llm_endpoint": r.llm_endpoint,
-                        "llm_model": r.llm_model,
-                        "pdf": r.pdf,
-                        "created_at": r.created_at,
-                    }
+                study=StoredStudy(
+                    study_id=study.id,
+                    description=study.description,
+                    format=study.source_format,
+                    source_path=study.source_path,
+                    modality=study.modality,
+                    series_uid=study.series_uid,
+                    shape=(study.slice_count, study.row_count, study.column_count),
+                    spacing_mm=None if None in spacing else spacing,
+                    content_sha256=study.content_sha256,
+                    affine=np.asarray(study.affine, dtype=float) if study.affine is not None else None,
+                ),
+                reports=tuple(
+                    StoredReport(
+                        report_id=r.id,
+                        findings_text=r.findings_text,
+                        draft_text=r.draft_text,
+                        draft_notice=r.draft_notice,
+                        llm_endpoint=r.llm_endpoint,
+                        llm_model=r.llm_model,
+                        pdf=r.pdf,
+                        created_at=r.created_at,
+                    )
                     for r in result.reports
-                ],
+                ),
             )
 
         return self._run("load the result", work)
@@ -489,6 +566,34 @@ class Repository:
             }
 
         return self._run("count the saved results", work)
+
+    def add_user(self, name: str, password_hash: str, role: str) -> None:
+        """Create a web account, or replace the password and role of an existing one."""
+
+        def work(session: Session) -> None:
+            user = session.scalars(select(WebUser).where(WebUser.name == name)).first()
+            if user is None:
+                session.add(
+                    WebUser(
+                        name=name,
+                        password_hash=password_hash,
+                        role=role,
+                        created_at=datetime.now().replace(microsecond=0),
+                    )
+                )
+            else:
+                user.password_hash, user.role = password_hash, role
+
+        self._run("save the account", work, writing=True)
+
+    def get_user(self, name: str) -> tuple[str, str] | None:
+        """(password hash, role) of a web account, or None."""
+
+        def work(session: Session) -> tuple[str, str] | None:
+            user = session.scalars(select(WebUser).where(WebUser.name == name)).first()
+            return (user.password_hash, user.role) if user else None
+
+        return self._run("read the account", work)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -44,22 +44,22 @@ def _menu_action(window, menu_title: str, text: str):
 
 def test_import_scroll_process_segment(qtbot, window, data_root):
     _run_step(qtbot, window, lambda: window.open_path(str(data_root / "3Dircadb1.1" / "PATIENT_DICOM.zip")), "load")
-    assert window.logic.slice_count == 129 and window.slider.isEnabled()
-    start = window.logic.slice_index
+    assert window.view.slice_count == 129 and window.slider.isEnabled()
+    start = window.view.slice_index
     window.left.scrolled.emit(1)
     window.right.scrolled.emit(1)
-    assert window.logic.slice_index == start + 2 and window.slider.value() == start + 2
+    assert window.view.slice_index == start + 2 and window.slider.value() == start + 2
     _menu_action(window, "Image Processing", "HU tissue colour map").trigger()
-    assert window.logic.right_view == "tissue" and window.logic.right_image().ndim == 3
+    assert window.view.right_view == "tissue" and window.view.right_image().ndim == 3
     _menu_action(window, "Image Processing", "Show segmentation overlay").trigger()
     _run_step(qtbot, window, _menu_action(window, "Image Segmentation", "Segment").trigger, "segment")
-    result = window.logic.result
-    assert result is not None and window.logic.slice_index == result.key_slice
+    result = window.view.result
+    assert result is not None and window.view.slice_index == result.key_slice
     assert window.lesions.count() == len(result.measurements.lesions)
     if window.lesions.count():
         item = window.lesions.item(window.lesions.count() - 1)
         window.lesions.itemClicked.emit(item)
-        assert window.logic.slice_index == result.measurements.lesions[-1].largest_slice
+        assert window.view.slice_index == result.measurements.lesions[-1].largest_slice
     assert "Liver volume" in window.text.toPlainText()
     assert "model threshold" in window.status.text()
 
@@ -70,8 +70,58 @@ def test_report_without_key_still_has_findings(qtbot, window, data_root, tmp_pat
     _run_step(qtbot, window, _menu_action(window, "Image Segmentation", "Generate Diagnostic Report").trigger, "report")
     text = window.text.toPlainText()
     assert "MEASURED FINDINGS" in text and "No LLM draft" in text and "not a medical device" in text.lower()
+    assert text == window.session.report_text()  # the one layout the CLI's report.md and the web page use
     window.write_pdf(tmp_path / "r.pdf")
-    assert (tmp_path / "r.pdf").read_bytes()[:5] == b"%PDF-"
+    assert (tmp_path / "r.pdf").read_bytes() == window.session.report.pdf
+
+
+def test_settings_dialog_keeps_the_other_settings(qtbot, window, tmp_path, monkeypatch):
+    import stat
+    import tomllib
+
+    from liverhealth.gui.dialogs import SettingsDialog
+
+    path = tmp_path / "settings.toml"
+    path.write_text('models_dir = "/opt/models"\nllm_timeout_s = 45\n')
+    monkeypatch.setenv("LIVERHEALTH_CONFIG", str(path))
+    dialog = SettingsDialog(window)
+    dialog.fields["llm_api_key"].setText("sk-test")
+    dialog.fields["llm_model"].setText("qwen-vl-max")
+    dialog.save()
+    values = tomllib.loads(path.read_text())
+    assert values == {
+        "models_dir": "/opt/models",
+        "llm_timeout_s": 45,
+        "llm_model": "qwen-vl-max",
+        "llm_api_key": "sk-test",
+    }
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_gui_uses_the_models_dir_flag(data_root, models_dir, tmp_path):
+    """`liverhealth --models-dir X gui` segments with X's models, not the environment's."""
+    import json
+
+    from tests.helpers.cli import run_cli
+
+    other = tmp_path / "other-models"
+    other.mkdir()
+    manifest = json.loads((models_dir / "manifest.json").read_text())
+    manifest["models"][0]["sha256"] = "0" * 64  # X's model file does not match: segmenting with X must fail
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    (other / "threshold.onnx").write_bytes((models_dir / "threshold.onnx").read_bytes())
+    args = [
+        "gui",
+        "--open",
+        str(data_root / "dcmqi" / "ct-3slice"),
+        "--segment",
+        "--screenshot",
+        str(tmp_path / "s.png"),
+    ]
+    env = {"QT_QPA_PLATFORM": "offscreen"}
+    assert run_cli(*args, env_extra=env).returncode == 0  # the environment's models work
+    failed = run_cli("--models-dir", str(other), *args, env_extra=env)
+    assert failed.returncode == 2 and "sha256" in failed.stderr.lower(), failed.stderr
 
 
 @pytest.mark.parametrize("name, content", [("notes.txt", "hello"), ("bad.png", "not a png"), ("missing.nii", None)])
@@ -82,7 +132,7 @@ def test_bad_input_shows_a_dialog(qtbot, window, tmp_path, name, content):
     _run_step(qtbot, window, lambda: window.open_path(str(path)), "load-failed")
     assert window.error_box is not None and window.error_box.isVisible()
     assert str(path) in window.last_error
-    assert window.logic.volume is None and window.isEnabled()
+    assert window.view.volume is None and window.isEnabled()
 
 
 def test_event_loop_keeps_ticking_while_segmenting(qtbot, window, data_root):
@@ -120,7 +170,7 @@ def test_save_read_open_delete(qtbot, window, data_root, tmp_path, monkeypatch):
     source = data_root / "dcmqi" / "ct-3slice"
     _run_step(qtbot, window, lambda: window.open_path(str(source)), "load")
     _run_step(qtbot, window, window.segment, "segment")
-    labels = window.logic.result.segmentation.labels.copy()
+    labels = window.view.result.segmentation.labels.copy()
     _answer_yes_soon()
     _run_step(qtbot, window, _menu_action(window, "Database Operation", "Save to Database").trigger, "save")
     _run_step(qtbot, window, _menu_action(window, "Database Operation", "Read Database").trigger, "list")
@@ -130,11 +180,11 @@ def test_save_read_open_delete(qtbot, window, data_root, tmp_path, monkeypatch):
     with qtbot.waitSignal(window.step_finished, timeout=STEP_TIMEOUT_MS):
         dialog.table.selectRow(0)  # preview loads in a worker
     assert dialog.preview_label.pixmap() is not None and not dialog.preview_label.pixmap().isNull()
-    window.logic.result = None
+    window.view.result = None
     with qtbot.waitSignal(window.step_finished, timeout=STEP_TIMEOUT_MS) as blocker:
         dialog.open_selected()
     assert blocker.args == ["open"], window.last_error
-    assert (window.logic.result.segmentation.labels == labels).all()
+    assert (window.view.result.segmentation.labels == labels).all()
     _run_step(qtbot, window, _menu_action(window, "Database Operation", "Read Database").trigger, "list")
     dialog = window.database_dialog
     dialog.table.selectRow(0)
@@ -170,7 +220,7 @@ def test_report_streams_from_a_local_llm_server(qtbot, window, data_root, monkey
         )
         text = window.text.toPlainText()
         assert "MEASURED FINDINGS" in text and "".join(DRAFT_PIECES).strip() in text
-        assert window.report.report.draft_model == "qwen-vl-max" and window.pdf_action.isEnabled()
+        assert window.session.report.report.draft_model == "qwen-vl-max" and window.pdf_action.isEnabled()
         assert len(server.requests) == 1
     finally:
         server.shutdown()

@@ -105,13 +105,12 @@ class PrivateMariaDB:
 
 
 def small_record(seed: int = 0, shape=(4, 32, 32)) -> ResultRecord:
-    from liverhealth.domain import PatientInfo, SourceInfo
+    from liverhealth.domain import ModelInfo, PatientInfo, SourceInfo
 
     labels = np.random.default_rng(seed).integers(0, 3, shape).astype(np.uint8)
     return ResultRecord(
         labels=labels,
-        model_id=f"model-{seed % 2}",
-        model_sha256="0" * 64,
+        model=ModelInfo(f"model-{seed % 2}", f"Model {seed % 2}", "unet", "0" * 64, {"liver_dice": 0.9}),
         measurements={"liver_volume_ml": 10.0 + seed, "tumour_volume_ml": 1.0, "lesions": []},
         timings={"total_s": 0.1},
         source=SourceInfo("test", "memory", f"synthetic {seed}", shape[0]),

@@ -8,9 +8,9 @@ import threading
 import pytest
 
 from liverhealth.analysis import key_slice, measure
-from liverhealth.domain import Segmentation
+from liverhealth.domain import ModelInfo, Segmentation
 from liverhealth.imaging.ircadb import ircadb_labels
-from liverhealth.pipeline import SegmentResult
+from liverhealth.results import SegmentResult
 from tests.helpers.chat_server import ChatServer
 
 
@@ -29,10 +29,10 @@ def gt_result(data_root, ircadb1) -> SegmentResult:
     """3Dircadb1.1 with its ground-truth labels standing in for a segmentation (7 real lesions)."""
     labels = ircadb_labels(data_root / "3Dircadb1.1", ircadb1.shape)
     segmentation = Segmentation(labels=labels, model_id="ground-truth", model_sha256="f" * 64, timings={})
-    model = {
-        "id": "ground-truth",
-        "name": "IRCADb reference",
-        "sha256": "f" * 64,
-        "metrics": {"protocol": "reference masks, not a model", "liver_dice": 1.0},
-    }
+    model = ModelInfo(
+        model_id="ground-truth",
+        name="IRCADb reference",
+        sha256="f" * 64,
+        metrics={"protocol": "reference masks, not a model", "liver_dice": 1.0},
+    )
     return SegmentResult(ircadb1, segmentation, measure(ircadb1, labels), key_slice(labels), {"total_s": 0.0}, model)

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from liverhealth.pipeline import make_report
 from liverhealth.reporting import LlmSettings
+from liverhealth.results import make_report
 from tests.helpers.chat_server import DRAFT_PIECES
 
 KEY = "sk-test-1234567890abcdef"

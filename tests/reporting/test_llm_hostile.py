@@ -7,9 +7,9 @@ import json
 import threading
 import time
 
-from liverhealth.pipeline import make_report
 from liverhealth.reporting import LlmSettings
 from liverhealth.reporting.llm import MAX_DRAFT_CHARS
+from liverhealth.results import make_report
 from tests.helpers.chat_server import ChatServer
 
 KEY = "sk-in-the-url-0123456789"
@@ -73,9 +73,9 @@ def test_free_dicom_text_never_reaches_the_llm(chat_server, data_root, tmp_path)
     import pydicom
 
     from liverhealth.analysis import key_slice, measure
-    from liverhealth.domain import Segmentation
+    from liverhealth.domain import ModelInfo, Segmentation
     from liverhealth.imaging import load
-    from liverhealth.pipeline import SegmentResult
+    from liverhealth.results import SegmentResult
 
     with zipfile.ZipFile(data_root / "3Dircadb1.1" / "PATIENT_DICOM.zip") as archive:
         for n in range(60, 70):
@@ -94,7 +94,7 @@ def test_free_dicom_text_never_reaches_the_llm(chat_server, data_root, tmp_path)
         measure(volume, labels),
         key_slice(labels),
         {"total_s": 0.0},
-        {"id": "t", "name": "t", "metrics": {}},
+        ModelInfo("t", "t"),
     )
     make_report(result, LlmSettings(base_url=chat_server.base_url, api_key="k", timeout_s=10))
     sent = json.dumps(chat_server.requests[0])

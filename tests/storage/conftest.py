@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from liverhealth.analysis import measure
+from liverhealth.domain import ModelInfo
 from liverhealth.imaging.ircadb import ircadb_labels
 from liverhealth.storage import Repository, ResultRecord, content_hash
 from tests.helpers.databases import MYSQL_HOST, MYSQL_PORT, PrivateMariaDB, mysql_root
@@ -41,8 +42,7 @@ def ircadb1_record(data_root, ircadb1) -> ResultRecord:
     labels = ircadb_labels(data_root / "3Dircadb1.1", ircadb1.shape)
     return ResultRecord(
         labels=labels,
-        model_id="ground-truth",
-        model_sha256="f" * 64,
+        model=ModelInfo("ground-truth", "IRCADb reference", sha256="f" * 64, metrics={"protocol": "reference masks"}),
         measurements=measure(ircadb1, labels).to_dict(),
         timings={"total_s": 1.5},
         source=ircadb1.source,

@@ -132,6 +132,7 @@ def test_invalid_urls():
 
 
 WRITER = """
+import dataclasses
 import sys
 from liverhealth.storage import Repository
 from tests.helpers.databases import small_record
@@ -162,6 +163,7 @@ def test_two_processes_save_at_once_to_mysql():
 
 
 SAME_SCAN_WRITER = """
+import dataclasses
 import sys
 from liverhealth.storage import Repository
 from tests.helpers.databases import small_record
@@ -169,7 +171,7 @@ repo = Repository(sys.argv[1])
 repo.init()
 for i in range(int(sys.argv[3])):
     record = small_record(i, shape=(8, 64, 64))  # the same scans in both processes
-    repo.save(record.__class__(**{**record.__dict__, "model_sha256": sys.argv[2] * 64}))
+    repo.save(dataclasses.replace(record, model=dataclasses.replace(record.model, sha256=sys.argv[2] * 64)))
 """
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date, timedelta
 
@@ -22,8 +23,8 @@ REPORT = ReportRecord(
 
 
 def test_init_is_idempotent(repo):
-    assert repo.init() == "0002"
-    assert repo.init() == "0002"
+    assert repo.init() == "0003"
+    assert repo.init() == "0003"
     assert repo.counts() == {"patient": 0, "study": 0, "segmentation_result": 0, "report": 0}
 
 
@@ -36,9 +37,10 @@ def test_real_label_map_round_trips_bit_for_bit(repo, ircadb1_record):
     assert stored.overlay_png == ircadb1_record.overlay_png
     assert stored.summary.lesion_count == 7
     assert stored.summary.liver_volume_ml == pytest.approx(1489.4, abs=0.1)
-    assert stored.study["shape"] == [129, 512, 512]
-    assert np.allclose(stored.study["affine"], ircadb1_record.affine)
-    assert stored.reports[0]["pdf"] == REPORT.pdf and stored.reports[0]["llm_model"] == "qwen-vl-max"
+    assert stored.study.shape == (129, 512, 512)
+    assert np.allclose(stored.study.affine, ircadb1_record.affine)
+    assert stored.reports[0].pdf == REPORT.pdf and stored.reports[0].llm_model == "qwen-vl-max"
+    assert stored.model == ircadb1_record.model  # name and validation figures travel with the result
     assert stored.summary.patient_name is None  # identifiers are left out unless asked for
 
 
@@ -67,7 +69,7 @@ def test_search_by_patient_model_and_date(repo):
 def test_same_scan_is_one_study(repo):
     record = small_record(5)
     repo.save(record)
-    repo.save(record.__class__(**{**record.__dict__, "model_sha256": "1" * 64}))  # another model, same scan
+    repo.save(dataclasses.replace(record, model=dataclasses.replace(record.model, sha256="1" * 64)))  # same scan
     counts = repo.counts()
     assert counts["study"] == 1 and counts["segmentation_result"] == 2
 

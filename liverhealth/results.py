@@ -1,16 +1,15 @@
-"""The one place that chains load -> segment -> measure -> report -> save/export/reopen.
-
-The CLI calls ``segment_file`` and ``write_outputs``; the GUI calls the same steps one at a
-time in worker threads.
+"""A segmentation result and everything made from it: its pictures, its measurements
+document, the output folder (written and read back), the report content and the database
+records. Plain functions of values; ``liverhealth.workflow`` chains them for every face.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,7 @@ import cv2
 import nibabel as nib
 import numpy as np
 
-from liverhealth import config, imaging
-from liverhealth.analysis import key_slice, measure
-from liverhealth.domain import CtVolume, Measurements, Segmentation, SourceInfo
+from liverhealth.domain import CtVolume, Measurements, ModelInfo, Report, Segmentation, SourceInfo
 from liverhealth.errors import InputError
 from liverhealth.imaging.display import WINDOW_PRESETS, overlay_labels, to_display
 from liverhealth.imaging.writers import (
@@ -32,16 +29,11 @@ from liverhealth.imaging.writers import (
     save_png,
     write_bytes_atomic,
 )
-from liverhealth.inference import Manifest, Segmenter, load_manifest
-from liverhealth.inference.engine import CancelCheck, Progress
 from liverhealth.redact import scrub_identifiers
-from liverhealth.reporting import LlmSettings, ReportContent, build_report, report_markdown, write_pdf
-from liverhealth.storage import ReportRecord, Repository, ResultRecord, StoredResult, content_hash
+from liverhealth.reporting import DISCLAIMER, LlmSettings, ReportContent, build_report, report_markdown
+from liverhealth.storage import ReportRecord, ResultRecord, content_hash
 
-DISCLAIMER = (
-    "Draft for radiologist review. LiverHealth is not a medical device; measurements "
-    "come from an automatic segmentation and must be checked."
-)
+REPORT_DOCUMENT = 1  # report.json's format version
 
 
 @dataclass(frozen=True)
@@ -53,67 +45,21 @@ class SegmentResult:
     measurements: Measurements
     key_slice: int
     timings: dict[str, float]
-    model: dict[str, Any]
+    model: ModelInfo
 
     @cached_property
     def content_sha256(self) -> str:
         """Hash of the scan, so the database recognises the same scan again."""
         return content_hash(self.volume.voxels, self.volume.spacing)
 
+    @cached_property
+    def overlay_rgb(self) -> np.ndarray:
+        """The key slice with the label overlay (made once: files, database and report share it)."""
+        return overlay_image(self)
 
-def load_input(path: str | Path, pixel_size_mm: float | None = None) -> CtVolume:
-    """Load a CT or image; a user-given pixel size applies to rasters only."""
-    volume = imaging.load(path)
-    if pixel_size_mm is not None:
-        if volume.is_hu:
-            raise InputError("--pixel-size applies to PNG/JPG/BMP/TIFF images; this input carries its own spacing.")
-        volume = imaging.with_pixel_size(volume, pixel_size_mm)
-    return volume
-
-
-def segment_volume(
-    volume: CtVolume,
-    manifest: Manifest,
-    model_id: str | None = None,
-    progress: Progress | None = None,
-    cancel: CancelCheck | None = None,
-    load_s: float = 0.0,
-) -> SegmentResult:
-    """Segment and measure a loaded volume."""
-    started = time.perf_counter()
-    segmentation = Segmenter(manifest).segment(volume, model_id, progress=progress, cancel=cancel)
-    measurements = measure(volume, segmentation.labels)
-    spec = manifest.get(segmentation.model_id)
-    timings = {
-        "load_s": round(load_s, 4),
-        **segmentation.timings,
-        "measure_s": round(time.perf_counter() - started - segmentation.timings["inference_s"], 4),
-    }
-    timings["total_s"] = round(load_s + time.perf_counter() - started, 4)
-    model = {
-        "id": spec.model_id,
-        "name": spec.name,
-        "architecture": spec.architecture,
-        "sha256": spec.sha256,
-        "metrics": spec.metrics,
-    }
-    return SegmentResult(volume, segmentation, measurements, key_slice(segmentation.labels), timings, model)
-
-
-def segment_file(
-    path: str | Path,
-    model_id: str | None = None,
-    models_dir: Path | None = None,
-    pixel_size_mm: float | None = None,
-    progress: Progress | None = None,
-    cancel: CancelCheck | None = None,
-) -> SegmentResult:
-    """Load, segment and measure one input."""
-    manifest = load_manifest(models_dir or config.models_dir())
-    manifest.get(model_id)  # fail on an unknown model before the slow load
-    started = time.perf_counter()
-    volume = load_input(path, pixel_size_mm)
-    return segment_volume(volume, manifest, model_id, progress, cancel, time.perf_counter() - started)
+    @cached_property
+    def overlay_png(self) -> bytes:
+        return _png(self.overlay_rgb)
 
 
 def overlay_image(result: SegmentResult, z: int | None = None, alpha: float = 0.4) -> np.ndarray:
@@ -129,7 +75,7 @@ def measurements_document(result: SegmentResult) -> dict[str, Any]:
     return {
         "liverhealth_measurements": 1,
         "disclaimer": DISCLAIMER,
-        "model": result.model,
+        "model": result.model.to_dict(),
         "input": {
             **volume.source.to_dict(),
             "shape_zyx": list(volume.shape),
@@ -144,39 +90,22 @@ def measurements_document(result: SegmentResult) -> dict[str, Any]:
     }
 
 
-def overlay_png(result: SegmentResult) -> bytes:
-    """The overlay picture as PNG bytes (for the database and reports)."""
-    return _png(overlay_image(result))
-
-
-def result_record(result: SegmentResult) -> ResultRecord:
-    """What the database keeps of a segmentation run."""
+def result_record(result: SegmentResult, owner: str | None = None) -> ResultRecord:
+    """What the database keeps of a segmentation run (``owner``: the web account saving it)."""
     volume = result.volume
     return ResultRecord(
         labels=result.segmentation.labels,
-        model_id=result.model["id"],
-        model_sha256=result.model["sha256"],
+        model=result.model,
         measurements=result.measurements.to_dict(),
         timings=result.timings,
         source=volume.source,
         spacing=volume.spacing,
         content_sha256=result.content_sha256,
         affine=volume.affine,
-        overlay_png=overlay_png(result),
+        overlay_png=result.overlay_png,
         patient=volume.patient,
+        owner=owner,
     )
-
-
-def save_result(
-    result: SegmentResult, db_url: str | None = None, store_patient: bool = False, report: ReportRecord | None = None
-) -> tuple[int, str]:
-    """Save a result to the database (created on first use); returns (result id, where)."""
-    repository = Repository(db_url)
-    try:
-        repository.init()
-        return repository.save(result_record(result), report, store_patient), repository.where
-    finally:
-        repository.close()
 
 
 def write_outputs(result: SegmentResult, out_dir: str | Path) -> dict[str, Path]:
@@ -196,7 +125,7 @@ def write_outputs(result: SegmentResult, out_dir: str | Path) -> dict[str, Path]
         written["labels"] = out / "labels.nii.gz"
         save_labels_nifti(result.segmentation.labels, result.volume, written["labels"])
     written["overlay"] = out / "overlay.png"
-    save_png(overlay_image(result), written["overlay"])
+    save_png(result.overlay_rgb, written["overlay"])
     written["measurements"] = out / "measurements.json"
     write_bytes_atomic(written["measurements"], json.dumps(measurements_document(result), indent=2).encode("utf-8"))
     return written
@@ -219,8 +148,7 @@ def record_from_outputs(out_dir: str | Path) -> ResultRecord:
         _check_labels_fit(out, labels, doc)
         return ResultRecord(
             labels=np.ascontiguousarray(labels),
-            model_id=doc["model"]["id"],
-            model_sha256=doc["model"]["sha256"],
+            model=ModelInfo.from_dict(doc["model"]),
             measurements=doc["measurements"],
             timings=doc["timings"],
             source=SourceInfo(**source_fields, notes=tuple(doc["input"].get("notes", ()))),
@@ -229,20 +157,44 @@ def record_from_outputs(out_dir: str | Path) -> ResultRecord:
             affine=np.asarray(doc["input"]["affine"]),
             overlay_png=overlay,
         )
-    except (
-        OSError,
-        EOFError,
-        zlib.error,
-        nib.filebasedimages.ImageFileError,
-        KeyError,
-        TypeError,
-        ValueError,
-        AttributeError,
-    ) as exc:
-        reason = " ".join(str(exc).split())[:200]
-        raise InputError(
-            f"{out} is not a complete, readable `liverhealth segment` output folder ({reason}). Segment the CT again."
-        ) from exc
+    except _UNREADABLE as exc:
+        raise _incomplete(out, exc) from exc
+
+
+def report_from_outputs(out_dir: str | Path) -> ReportRecord | None:
+    """The report a `segment --report` run left in its folder (report.json + report.pdf), or None
+    when the run made none; a report whose PDF is not the one report.json names is refused."""
+    out = Path(out_dir)
+    if not (out / "report.json").is_file():
+        return None
+    try:
+        doc = json.loads((out / "report.json").read_text(encoding="utf-8"))
+        report = Report(**doc["report"])
+        pdf = (out / "report.pdf").read_bytes()
+        if hashlib.sha256(pdf).hexdigest() != doc["pdf_sha256"]:
+            raise ValueError("report.pdf is not the PDF report.json describes")
+        return ReportRecord.of(report, pdf)
+    except _UNREADABLE as exc:
+        raise _incomplete(out, exc) from exc
+
+
+_UNREADABLE = (
+    OSError,
+    EOFError,
+    zlib.error,
+    nib.filebasedimages.ImageFileError,
+    KeyError,
+    TypeError,
+    ValueError,
+    AttributeError,
+)
+
+
+def _incomplete(out: Path, exc: Exception) -> InputError:
+    reason = " ".join(str(exc).split())[:200]
+    return InputError(
+        f"{out} is not a complete, readable `liverhealth segment` output folder ({reason}). Segment the CT again."
+    )
 
 
 def _check_labels_fit(out: Path, labels: np.ndarray, doc: dict[str, Any]) -> None:
@@ -280,6 +232,14 @@ def key_slice_strip(result: SegmentResult, count: int = 5, width: int = 160) -> 
     return strip
 
 
+def study_line(result: SegmentResult) -> str:
+    """What a report says the study is (patient identifiers scrubbed, as it may go to the LLM)."""
+    volume = result.volume
+    return scrub_identifiers(
+        f"{volume.source.description} ({volume.source.format}); key slice {result.key_slice}", volume.patient
+    )
+
+
 def make_report(
     result: SegmentResult,
     settings: LlmSettings | None = None,
@@ -291,70 +251,41 @@ def make_report(
     """Findings + LLM draft for a result, with everything the PDF shows."""
     volume = result.volume
     slice_png = _png(to_display(volume.voxels[result.key_slice], volume.is_hu, WINDOW_PRESETS["abdomen"]))
-    overlay = overlay_png(result)
     measurements = result.measurements.to_dict()
-    study = scrub_identifiers(
-        f"{volume.source.description} ({volume.source.format}); key slice {result.key_slice}", volume.patient
+    study = study_line(result)
+    report = build_report(
+        measurements, result.model, study, slice_png, result.overlay_png, settings, use_llm, on_text, cancel
     )
-    report = build_report(measurements, result.model, study, slice_png, overlay, settings, use_llm, on_text, cancel)
     return ReportContent(
         report=report,
         measurements=measurements,
         model=result.model,
         study=study,
         slice_png=slice_png,
-        overlay_png=overlay,
+        overlay_png=result.overlay_png,
         key_slices=key_slice_strip(result),
         patient=volume.patient if include_patient else None,
     )
 
 
 def write_report(content: ReportContent, out_dir: str | Path) -> dict[str, Path]:
-    """Write report.pdf and report.md into ``out_dir``."""
+    """Write report.pdf, report.md and report.json (what `db save` reads back) into ``out_dir``."""
     out = Path(out_dir)
-    paths = {"pdf": out / "report.pdf", "markdown": out / "report.md"}
-    write_bytes_atomic(paths["pdf"], write_pdf(content))
+    paths = {"pdf": out / "report.pdf", "markdown": out / "report.md", "report": out / "report.json"}
+    (out / "report.json").unlink(missing_ok=True)
+    write_bytes_atomic(paths["pdf"], content.pdf)
     write_bytes_atomic(paths["markdown"], report_markdown(content.report, content.model).encode("utf-8"))
+    document = {
+        "liverhealth_report": REPORT_DOCUMENT,
+        "disclaimer": DISCLAIMER,
+        "report": asdict(content.report),
+        "model": content.model.to_dict(),
+        "pdf_sha256": hashlib.sha256(content.pdf).hexdigest(),
+    }
+    write_bytes_atomic(paths["report"], json.dumps(document, indent=2).encode("utf-8"))
     return paths
 
 
 def report_record(content: ReportContent) -> ReportRecord:
     """What the database keeps of a report."""
-    report = content.report
-    return ReportRecord(
-        findings_text=report.findings,
-        draft_text=report.draft,
-        draft_notice=report.draft_notice,
-        llm_endpoint=report.draft_endpoint,
-        llm_model=report.draft_model,
-        pdf=write_pdf(content),
-    )
-
-
-def reopen_result(stored: StoredResult) -> SegmentResult:
-    """A saved result back in the workstation: its CT reloaded from where it was read, checked
-    to be the same scan, with the saved labels (measurements recomputed from them)."""
-    path = stored.study.get("source_path")
-    if not path or not Path(path).exists():
-        raise InputError(
-            f"The CT of saved result {stored.summary.result_id} is no longer at {path or 'a known '}"
-            f"{'' if path else 'place'}; its labels, measurements and reports are still in the "
-            "database (`liverhealth db export`)."
-        )
-    volume = load_input(path)
-    if content_hash(volume.voxels, volume.spacing) != stored.study["content_sha256"]:
-        raise InputError(
-            f"The CT at {path} has changed since result {stored.summary.result_id} was saved; "
-            "the saved labels do not belong to it."
-        )
-    segmentation = Segmentation(
-        labels=stored.labels, model_id=stored.summary.model_id, model_sha256=stored.model_sha256, timings=stored.timings
-    )
-    labels = stored.labels
-    model = {
-        "id": stored.summary.model_id,
-        "name": stored.summary.model_id,
-        "sha256": stored.model_sha256,
-        "metrics": {},
-    }
-    return SegmentResult(volume, segmentation, measure(volume, labels), key_slice(labels), stored.timings, model)
+    return ReportRecord.of(content.report, content.pdf)

@@ -1,20 +1,25 @@
-"""The workstation's state and what each view shows, without Qt (testable on its own).
+"""The window's view state and what each view shows, without Qt (testable on its own).
 
-The widgets only forward user actions here and paint the arrays this class returns
-(the 3D Slicer "Logic" pattern). Long steps (load, segment, report, database) are plain
-functions the window runs in worker threads.
+The widgets forward user actions here and paint the arrays this class returns. It holds view
+state only (slice, window, view, opacity and what is on screen); every step of the work
+(load, segment, report, database) is the workflow service's, which the window runs in worker
+threads. Importing this module pulls in neither ONNX Runtime, SQLAlchemy nor reportlab.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from liverhealth.domain import CtVolume
 from liverhealth.imaging import display
-from liverhealth.pipeline import SegmentResult
+from liverhealth.presentation import lesion_label
+
+if TYPE_CHECKING:
+    from liverhealth.results import SegmentResult
 
 PROCESSING: dict[str, tuple[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]] = {
     # key: (menu text, function of (windowed grey, HU or grey slice) -> image)
@@ -29,7 +34,7 @@ PROCESSING: dict[str, tuple[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]
 
 
 @dataclass
-class WorkstationLogic:
+class ViewModel:
     """Everything the window shows: the volume, the slice, the window, the right-hand view."""
 
     volume: CtVolume | None = None
@@ -106,16 +111,18 @@ class WorkstationLogic:
         """(lesion id, text, its largest slice) for the lesion list."""
         if self.result is None:
             return []
-        rows = []
-        for lesion in self.result.measurements.lesions:
-            size = f"{lesion.volume_ml:.2f} mL" if lesion.volume_ml is not None else f"{lesion.largest_area_px} px"
-            diameter = f", {lesion.longest_diameter_mm:.1f} mm" if lesion.longest_diameter_mm is not None else ""
-            rows.append((lesion.lesion_id, f"Lesion {lesion.lesion_id}: {size}{diameter}", lesion.largest_slice))
-        return rows
+        return [
+            (
+                lesion.lesion_id,
+                lesion_label(lesion.lesion_id, lesion.volume_ml, lesion.largest_area_px, lesion.longest_diameter_mm),
+                lesion.largest_slice,
+            )
+            for lesion in self.result.measurements.lesions
+        ]
 
     def status_text(self) -> str:
         if self.volume is None:
             return "No study open"
         spacing = ("×".join(f"{s:.2f}" for s in self.volume.spacing) + " mm") if self.volume.spacing else "no spacing"
-        model = f" · model {self.result.model['id']}" if self.result else ""
+        model = f" · model {self.result.model.model_id}" if self.result else ""
         return f"{self.volume.source.description} · {spacing}{model}"

@@ -1,0 +1,96 @@
+"""One wording for every face: the disclaimer, how volumes are written, the summary line and
+the report's sections as plain text and Markdown (the PDF sets the same sections).
+
+The CLI, the window, the web page, report.md and the PDF all take their text from here, so
+they cannot disagree on a number's precision or on what a section is called.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from liverhealth.domain import Measurements, ModelInfo, Report
+
+DISCLAIMER = (
+    "Draft for radiologist review. LiverHealth is not a medical device: for research and assistance "
+    "only. Measurements come from an automatic segmentation, never from the language model, and "
+    "must be checked by a radiologist."
+)
+TITLE = "LiverHealth liver CT report (draft)"
+FINDINGS_TITLE = "Measured findings"
+MODEL_TITLE = "Segmentation model"
+LIVER_ML_DIGITS = 1
+TUMOUR_ML_DIGITS = 2  # small lesions: 0.05 mL matters
+
+
+def number(value: float | None, unit: str, digits: int = 1) -> str:
+    """'12.3 mL', or 'not measurable' without a value."""
+    return f"{value:.{digits}f} {unit}" if value is not None else "not measurable"
+
+
+def liver_ml(value: float | None) -> str:
+    return number(value, "mL", LIVER_ML_DIGITS)
+
+
+def tumour_ml(value: float | None) -> str:
+    return number(value, "mL", TUMOUR_ML_DIGITS)
+
+
+def size_summary(m: Measurements) -> str:
+    """Liver and tumour size in one phrase (volumes, else areas, else pixels)."""
+    if m.liver_volume_ml is not None:
+        return (
+            f"liver {liver_ml(m.liver_volume_ml)}, tumour {tumour_ml(m.tumour_volume_ml)} ({m.tumour_burden_pct:.1f} %)"
+        )
+    if m.liver_area_mm2 is not None:
+        return f"liver {m.liver_area_mm2:.0f} mm², tumour {m.tumour_area_mm2:.0f} mm²"
+    return f"liver {m.liver_voxels} px, tumour {m.tumour_voxels} px"
+
+
+def lesion_label(lesion_id: int, volume_ml: float | None, largest_area_px: int, diameter_mm: float | None) -> str:
+    """'Lesion 2: 1.25 mL, 14.2 mm' (the lesion lists of the window and the web page)."""
+    size = tumour_ml(volume_ml) if volume_ml is not None else f"{largest_area_px} px"
+    diameter = f", {diameter_mm:.1f} mm" if diameter_mm is not None else ""
+    return f"Lesion {lesion_id}: {size}{diameter}"
+
+
+def model_text(model: ModelInfo) -> str:
+    """The model line every report carries: name, id, file hash, validation and its protocol."""
+    sha = f", sha256 {model.sha256[:12]}…" if model.sha256 else ""
+    return f"{model.name} ({model.model_id}{sha}). Validation: {model.validation_text()}."
+
+
+def draft_title(report: Report) -> str:
+    return f"Machine-written draft ({report.draft_model or 'no model'}), not reviewed by a radiologist"
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    body: str
+
+
+def sections(report: Report, model: ModelInfo) -> list[Section]:
+    """The report's text sections, in order (the PDF adds images and tables around them)."""
+    draft = report.draft or report.draft_notice or "No draft."
+    if report.draft and report.draft_notice:
+        draft = f"{draft}\n\n{report.draft_notice}"
+    return [
+        Section(FINDINGS_TITLE, report.findings),
+        Section(draft_title(report), draft),
+        Section(MODEL_TITLE, model_text(model)),
+    ]
+
+
+def report_text(report: Report, model: ModelInfo) -> str:
+    """The report as plain text (the window's and the web page's report panel)."""
+    parts = [f"{TITLE}\nCreated {report.created_at}.\n{DISCLAIMER}"]
+    parts += [f"{section.title.upper()}\n{section.body}" for section in sections(report, model)]
+    return "\n\n".join(parts) + "\n"
+
+
+def report_markdown(report: Report, model: ModelInfo) -> str:
+    """The report as Markdown (report.md, database exports)."""
+    parts = [f"# {TITLE}\n\nCreated {report.created_at}.\n\n> {DISCLAIMER}"]
+    parts += [f"## {section.title}\n\n{section.body}" for section in sections(report, model)]
+    return "\n\n".join(parts) + "\n"

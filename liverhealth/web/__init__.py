@@ -1,0 +1,1 @@
+"""``liverhealth web``: the browser face on the workflow service (FastAPI + uvicorn, NiiVue)."""

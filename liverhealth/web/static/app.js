@@ -1,0 +1,333 @@
+// LiverHealth web page: upload, live progress, the NiiVue viewer, findings, downloads, saved results.
+// Every number shown comes from the server's segmentation; the page computes nothing itself.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { csrf: "", job: null, events: null, nv: null, summary: null };
+const LABEL_COLOURS = { R: [0, 40, 230], G: [0, 200, 40], B: [0, 60, 40], A: [0, 255, 255], I: [0, 1, 2],
+  labels: ["", "liver", "tumour"] };
+
+function showError(message, where = "error") {
+  $(where).textContent = message || "";
+}
+
+async function api(path, options = {}) {
+  const headers = Object.assign({}, options.headers || {});
+  if (options.method && options.method !== "GET") headers["X-CSRF-Token"] = state.csrf;
+  const response = await fetch(path, Object.assign({}, options, { headers, credentials: "same-origin" }));
+  if (response.status === 401) { window.location = "/login"; throw new Error("Log in first."); }
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.detail || `The server answered ${response.status}.`);
+  return body;
+}
+
+function fmt(value, digits, unit) {
+  return value === null || value === undefined ? "n/a" : `${value.toFixed(digits)} ${unit}`;
+}
+
+// viewer ----------------------------------------------------------------------------------------
+function makeViewer() {
+  const nv = new niivue.Niivue({ backColor: [0, 0, 0, 1], show3Dcrosshair: false, isColorbar: false,
+    crosshairColor: [1, 1, 0, 0.6], dragMode: 9, logLevel: "error", isRadiologicalConvention: true });
+  nv.attachToCanvas($("viewer"));
+  nv.setSliceType(nv.sliceTypeAxial);
+  nv.onLocationChange = (data) => {
+    const values = data && data.values ? data.values : [];
+    const hu = values.length ? Math.round(values[0].value) : null;
+    const label = values.length > 1 ? ["", " · liver", " · tumour"][Math.round(values[1].value)] || "" : "";
+    const vox = data && data.vox ? data.vox : null;
+    $("cursor").textContent = hu === null ? "" :
+      `voxel ${vox ? vox.join(", ") : "?"}: ${hu} ${state.isHu === false ? "grey" : "HU"}${label}`;
+  };
+  state.nv = nv;
+  return nv;
+}
+
+async function showVolume(url, isHu) {
+  const nv = state.nv || makeViewer();
+  state.isHu = isHu;
+  await nv.loadVolumes([{ url, colormap: "gray", cal_min: isHu ? -160 : 0, cal_max: isHu ? 240 : 255 }]);
+  $("viewer").dataset.loaded = "ct";
+}
+
+async function showLabels(url) {
+  const nv = state.nv;
+  const labels = await niivue.NVImage.loadFromUrl({ url, opacity: $("opacity").value / 100 });
+  labels.setColormapLabel(LABEL_COLOURS);
+  nv.addVolume(labels); // uploads the textures and redraws
+  $("viewer").dataset.loaded = "labels";
+}
+
+function setWindow(width, centre) {
+  const volume = state.nv && state.nv.volumes[0];
+  if (!volume) return;
+  volume.cal_min = centre - width / 2;
+  volume.cal_max = centre + width / 2;
+  state.nv.updateGLVolume();
+}
+
+function goTo(rasMm, slice) {
+  const nv = state.nv;
+  if (!nv || !nv.volumes.length) return;
+  nv.scene.crosshairPos = nv.mm2frac(rasMm);
+  nv.updateGLVolume();
+  $("viewer").dataset.slice = String(slice);
+}
+
+function zoom(factor) {
+  const nv = state.nv;
+  if (!nv) return;
+  const pan = nv.scene.pan2Dxyzmm;
+  nv.setPan2Dxyzmm([pan[0], pan[1], pan[2], Math.min(8, Math.max(0.5, pan[3] * factor))]);
+}
+
+// a job ------------------------------------------------------------------------------------------
+function resetStudy() {
+  state.summary = null;
+  $("measurements").innerHTML = "";
+  $("lesions").querySelector("tbody").innerHTML = "";
+  $("model-info").textContent = "";
+  $("report").textContent = "";
+  $("downloads").innerHTML = "";
+  $("save-box").hidden = true;
+  $("saved").textContent = "";
+  showError("");
+}
+
+function follow(jobId) {
+  if (state.events) state.events.close();
+  state.job = jobId;
+  $("cancel").hidden = false;
+  const events = new EventSource(`/api/jobs/${jobId}/events`);
+  state.events = events;
+  let draft = "";
+  events.addEventListener("state", (e) => {
+    const data = JSON.parse(e.data);
+    $("status").textContent = data.message || data.state;
+    $("status").dataset.state = data.state;
+    if (["done", "failed", "cancelled"].includes(data.state)) {
+      events.close();
+      $("cancel").hidden = true;
+      $("progress").hidden = true;
+      if (data.state === "failed") showError(data.message);
+      if (data.state === "done") $("save-box").hidden = !!(state.summary && state.summary.saved_result_id);
+    }
+  });
+  events.addEventListener("progress", (e) => {
+    const data = JSON.parse(e.data);
+    $("progress").hidden = false;
+    $("progress").max = data.total;
+    $("progress").value = data.done;
+    $("status").textContent = `Segmenting: slice ${data.done} of ${data.total}.`;
+  });
+  events.addEventListener("volume", (e) => {
+    const data = JSON.parse(e.data);
+    showVolume(data.url, data.is_hu).catch((err) => showError(`The viewer could not show the CT: ${err}`));
+  });
+  events.addEventListener("result", (e) => {
+    const data = JSON.parse(e.data);
+    state.summary = data;
+    showResult(data);
+    showLabels(data.labels_url).then(() => goTo(data.key_ras_mm, data.key_slice))
+      .catch((err) => showError(`The viewer could not show the labels: ${err}`));
+  });
+  events.addEventListener("draft", (e) => {
+    draft += JSON.parse(e.data).text;
+    $("report").textContent = `Machine-written draft (streaming, not reviewed):\n${draft}`;
+  });
+  events.addEventListener("report", (e) => {
+    const data = JSON.parse(e.data);
+    $("report").textContent = data.text;
+    showDownloads(data.files);
+  });
+  events.onerror = () => { /* the browser reconnects with Last-Event-ID; the server resumes there */ };
+}
+
+function showResult(data) {
+  const rows = [
+    ["Liver volume", fmt(data.liver_volume_ml, 1, "mL")],
+    ["Tumour volume", fmt(data.tumour_volume_ml, 2, "mL")],
+    ["Tumour burden", fmt(data.tumour_burden_pct, 1, "% of liver")],
+    ["Lesions", String(data.lesions.length)],
+    ["RECIST 1.1 targets", data.recist_targets.length ?
+      `${data.recist_targets.map((t) => "#" + t).join(", ")}; sum ${data.recist_sum_mm.toFixed(1)} mm` : "none ≥ 10 mm"],
+  ];
+  const dl = $("measurements");
+  dl.innerHTML = "";
+  for (const [term, value] of rows) {
+    const dt = document.createElement("dt"); dt.textContent = term;
+    const dd = document.createElement("dd"); dd.textContent = value;
+    dl.append(dt, dd);
+  }
+  const body = $("lesions").querySelector("tbody");
+  body.innerHTML = "";
+  for (const lesion of data.lesions) {
+    const tr = document.createElement("tr");
+    tr.dataset.lesion = lesion.lesion_id;
+    tr.dataset.slice = lesion.largest_slice;
+    const cells = [lesion.lesion_id, fmt(lesion.volume_ml, 2, "mL"),
+      `${fmt(lesion.longest_diameter_mm, 1, "")}× ${fmt(lesion.perpendicular_diameter_mm, 1, "")}`, lesion.largest_slice];
+    for (const cell of cells) { const td = document.createElement("td"); td.textContent = cell; tr.append(td); }
+    tr.addEventListener("click", () => goTo(lesion.ras_mm, lesion.largest_slice));
+    body.append(tr);
+  }
+  $("model-info").textContent = `${data.model.name} (${data.model.id}). Validation: ${data.model.validation}.`;
+  showDownloads(data.files);
+}
+
+function showDownloads(files) {
+  const list = $("downloads");
+  list.innerHTML = "";
+  for (const name of files) {
+    const li = document.createElement("li");
+    const a = document.createElement("a");
+    a.href = `/api/jobs/${state.job}/files/${name}`;
+    a.textContent = name;
+    a.download = name;
+    a.id = `download-${name.replace(/\W/g, "-")}`;
+    li.append(a);
+    list.append(li);
+  }
+}
+
+function upload(event) {
+  event.preventDefault();
+  resetStudy();
+  const files = $("folder").files.length ? Array.from($("folder").files) : Array.from($("file").files);
+  if (!files.length) { showError("Choose a CT file or a DICOM folder first."); return; }
+  const form = new FormData();
+  for (const file of files) form.append("files", file, file.name);
+  form.append("model", $("model").value);
+  form.append("patient_name", $("patient-name").value);
+  form.append("patient_id", $("patient-id").value);
+  if ($("include-patient").checked) form.append("include_patient", "on");
+  const xhr = new XMLHttpRequest();
+  xhr.open("POST", "/api/jobs");
+  xhr.setRequestHeader("X-CSRF-Token", state.csrf);
+  xhr.upload.onprogress = (e) => {
+    if (!e.lengthComputable) return;
+    $("progress").hidden = false;
+    $("progress").max = e.total;
+    $("progress").value = e.loaded;
+    $("status").textContent = `Uploading: ${(e.loaded / 2 ** 20).toFixed(0)} of ${(e.total / 2 ** 20).toFixed(0)} MB.`;
+  };
+  xhr.onload = () => {
+    let body = {};
+    try { body = JSON.parse(xhr.responseText); } catch (err) { body = {}; }
+    if (xhr.status === 401) { window.location = "/login"; return; }
+    if (xhr.status !== 200) {
+      $("progress").hidden = true;
+      $("status").textContent = "The upload was refused.";
+      showError(body.detail || `The server answered ${xhr.status}.`);
+      return;
+    }
+    $("status").textContent = `Uploaded (${body.kind}). Waiting for a worker.`;
+    follow(body.job_id);
+  };
+  xhr.onerror = () => showError("The upload did not reach the server. Check the connection and try again.");
+  xhr.send(form);
+}
+
+async function save() {
+  try {
+    const saved = await api(`/api/jobs/${state.job}/save`, { method: "POST",
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify({ store_patient: $("store-patient").checked }) });
+    $("saved").textContent = `Saved as result ${saved.result_id}.`;
+  } catch (err) { showError(err.message); }
+}
+
+// saved results ---------------------------------------------------------------------------------
+async function search(event) {
+  if (event) event.preventDefault();
+  showError("", "results-error");
+  try {
+    const body = await api("/api/results/search", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ patient: $("search-patient").value, model: $("search-model").value,
+        since: $("search-since").value, until: $("search-until").value }) });
+    const tbody = $("results").querySelector("tbody");
+    tbody.innerHTML = "";
+    for (const r of body.results) {
+      const tr = document.createElement("tr");
+      tr.dataset.result = r.result_id;
+      const cells = [r.result_id, r.saved, r.model, r.description, fmt(r.liver_volume_ml, 1, "mL"),
+        fmt(r.tumour_volume_ml, 2, "mL"), r.lesions, r.patient || ""];
+      for (const cell of cells) { const td = document.createElement("td"); td.textContent = cell; tr.append(td); }
+      const actions = document.createElement("td");
+      const open = document.createElement("button"); open.textContent = "Open"; open.className = "open";
+      open.addEventListener("click", () => reopen(r.result_id));
+      const del = document.createElement("button"); del.textContent = "Delete"; del.className = "delete";
+      del.addEventListener("click", () => remove(r.result_id));
+      actions.append(open, del);
+      tr.append(actions);
+      tbody.append(tr);
+    }
+    if (!body.results.length) showError("No saved results match.", "results-error");
+  } catch (err) { showError(err.message, "results-error"); }
+}
+
+async function reopen(resultId) {
+  try {
+    const body = await api(`/api/results/${resultId}/open`, { method: "POST" });
+    showTab("study");
+    resetStudy();
+    follow(body.job_id);
+  } catch (err) { showError(err.message, "results-error"); }
+}
+
+async function remove(resultId) {
+  if (!window.confirm(`Delete saved result ${resultId} and its reports? This cannot be undone.`)) return;
+  try {
+    await api(`/api/results/${resultId}`, { method: "DELETE" });
+    await search();
+  } catch (err) { showError(err.message, "results-error"); }
+}
+
+function showTab(name) {
+  $("study-view").hidden = name !== "study";
+  $("results-view").hidden = name !== "results";
+  $("tab-study").classList.toggle("active", name === "study");
+  $("tab-results").classList.toggle("active", name === "results");
+  if (name === "results") search();
+}
+
+// start ------------------------------------------------------------------------------------------
+async function start() {
+  const me = await api("/api/me");
+  state.csrf = me.csrf;
+  $("who").textContent = `${me.user}${me.role === "admin" ? " (admin)" : ""}`;
+  $("limit").textContent = `Up to ${me.max_upload_mb.toLocaleString()} MB.`;
+  $("niivue-version").textContent = me.niivue;
+  for (const model of me.models) {
+    const option = document.createElement("option");
+    option.value = model.id;
+    option.textContent = `${model.name}${model.default ? " (default)" : ""}`;
+    option.title = model.validation;
+    option.selected = model.default;
+    $("model").append(option);
+  }
+  makeViewer();
+  $("upload-form").addEventListener("submit", upload);
+  $("cancel").addEventListener("click", () => state.job && api(`/api/jobs/${state.job}/cancel`, { method: "POST" })
+    .catch((err) => showError(err.message)));
+  $("save").addEventListener("click", save);
+  $("search-form").addEventListener("submit", search);
+  $("tab-study").addEventListener("click", () => showTab("study"));
+  $("tab-results").addEventListener("click", () => showTab("results"));
+  $("logout").addEventListener("click", () => api("/api/logout", { method: "POST" }).finally(() => { window.location = "/login"; }));
+  $("opacity").addEventListener("input", () => state.nv && state.nv.volumes.length > 1 &&
+    state.nv.setOpacity(1, $("opacity").value / 100));
+  $("drag-mode").addEventListener("change", () => state.nv.setDragMode($("drag-mode").value));
+  $("zoom-in").addEventListener("click", () => zoom(1.25));
+  $("zoom-out").addEventListener("click", () => zoom(0.8));
+  for (const button of document.querySelectorAll("[data-window]")) {
+    button.addEventListener("click", () => { const [w, c] = button.dataset.window.split(",").map(Number); setWindow(w, c); });
+  }
+  const sliceTypes = { axial: "sliceTypeAxial", coronal: "sliceTypeCoronal", sagittal: "sliceTypeSagittal",
+    multi: "sliceTypeMultiplanar" };
+  for (const button of document.querySelectorAll("[data-slice]")) {
+    button.addEventListener("click", () => state.nv.setSliceType(state.nv[sliceTypes[button.dataset.slice]]));
+  }
+  document.body.dataset.ready = "1";
+}
+
+start().catch((err) => showError(err.message));

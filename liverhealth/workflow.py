@@ -1,0 +1,270 @@
+"""The workflow service: open -> segment -> findings -> report -> save -> export -> reopen.
+
+The command line, the desktop window and the web app only call this module; none of them
+holds a step of its own. A ``Workstation`` lives once per process and owns what is shared and
+costly (the model manifest, one results repository initialised once, the LLM settings); a
+``Session`` is one user's current study, result and report on it. Nothing here imports Qt.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from liverhealth import config, imaging
+from liverhealth.analysis import key_slice, measure
+from liverhealth.domain import CtVolume, ModelInfo, Segmentation
+from liverhealth.errors import InputError, LiverHealthError
+from liverhealth.inference import Manifest, Segmenter, load_manifest
+from liverhealth.inference.engine import CancelCheck, Progress
+from liverhealth.reporting import LlmSettings, ReportContent, build_findings, report_text
+from liverhealth.results import (
+    SegmentResult,
+    make_report,
+    record_from_outputs,
+    report_from_outputs,
+    report_record,
+    result_record,
+    study_line,
+    write_outputs,
+    write_report,
+)
+from liverhealth.storage import Repository, ResultSummary, StoredResult, content_hash
+
+
+@dataclass(frozen=True)
+class SavedResult:
+    """Where a save put a result."""
+
+    result_id: int
+    where: str
+
+
+class Workstation:
+    """What one process shares between its sessions: manifest, repository, LLM settings."""
+
+    def __init__(
+        self, models_dir: Path | None = None, db_url: str | None = None, llm: LlmSettings | None = None
+    ) -> None:
+        self.models_dir = Path(models_dir) if models_dir else None
+        self.db_url = db_url
+        self.llm = llm  # None: read the environment/config file when a report is made (Settings may change it)
+        self._manifest: Manifest | None = None
+        self._repository: Repository | None = None
+        self._lock = threading.Lock()
+
+    # shared resources -------------------------------------------------------------------------
+    @property
+    def manifest(self) -> Manifest:
+        """The model manifest, read once (``reload_models`` reads it again)."""
+        with self._lock:
+            if self._manifest is None:
+                self._manifest = load_manifest(self.models_dir or config.models_dir())
+            return self._manifest
+
+    def reload_models(self) -> Manifest:
+        with self._lock:
+            self._manifest = None
+        return self.manifest
+
+    def model_info(self, model_id: str | None = None) -> ModelInfo:
+        """A manifest model as the reports state it (name, file hash, validation figures)."""
+        spec = self.manifest.get(model_id)
+        return ModelInfo(spec.model_id, spec.name, spec.architecture, spec.sha256, dict(spec.metrics))
+
+    @property
+    def repository(self) -> Repository:
+        """The results database, created/upgraded once per process on first use (a failed first
+        use is tried again on the next call)."""
+        with self._lock:
+            if self._repository is None:
+                repository = Repository(self.db_url)
+                try:
+                    repository.init()
+                except BaseException:
+                    repository.close()
+                    raise
+                self._repository = repository
+            return self._repository
+
+    def session(self) -> Session:
+        return Session(self)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._repository is not None:
+                self._repository.close()
+                self._repository = None
+
+    # saved results ----------------------------------------------------------------------------
+    def list_results(
+        self,
+        patient: str | None = None,
+        model_id: str | None = None,
+        since: date | None = None,
+        until: date | None = None,
+        owner: str | None = None,
+    ) -> list[ResultSummary]:
+        return self.repository.list_results(patient=patient, model_id=model_id, since=since, until=until, owner=owner)
+
+    def get(self, result_id: int) -> StoredResult:
+        return self.repository.get(result_id)
+
+    def delete(self, result_id: int) -> None:
+        self.repository.delete_result(result_id)
+
+    def delete_study(self, study_id: int) -> None:
+        self.repository.delete_study(study_id)
+
+    def save_folder(self, folder: Path) -> SavedResult:
+        """Save a `segment` output folder with the report it holds (to retry a failed save)."""
+        record, report = record_from_outputs(folder), report_from_outputs(folder)
+        return SavedResult(self.repository.save(record, report), self.repository.where)
+
+    def reopen(self, result_id: int) -> Session:
+        """A saved result back in a session: its CT reloaded from where it was read, checked to be
+        the same scan, with the saved labels and the model it was made with."""
+        stored = self.get(result_id)
+        path = stored.study.source_path
+        if not path or not Path(path).exists():
+            raise InputError(
+                f"The CT of saved result {result_id} is no longer at {path or 'a known place'}; its labels, "
+                "measurements and reports are still in the database (`liverhealth db export`)."
+            )
+        volume = load_input(path)
+        if content_hash(volume.voxels, volume.spacing) != stored.study.content_sha256:
+            raise InputError(
+                f"The CT at {path} has changed since result {result_id} was saved; "
+                "the saved labels do not belong to it."
+            )
+        model = stored.model if stored.model.metrics else self._known_model(stored.model)
+        segmentation = Segmentation(stored.labels, model.model_id, model.sha256, stored.timings)
+        session = Session(self)
+        session.volume = volume
+        session.result = SegmentResult(
+            volume, segmentation, measure(volume, stored.labels), key_slice(stored.labels), stored.timings, model
+        )
+        session.saved = SavedResult(result_id, self.repository.where)
+        return session
+
+    def _known_model(self, model: ModelInfo) -> ModelInfo:
+        """For results saved before models travelled with them: the manifest's entry when it is the
+        very same file (same sha256), else what was stored."""
+        try:
+            spec = self.manifest.get(model.model_id)
+        except LiverHealthError:  # no manifest or no such model: keep what was stored
+            return model
+        return self.model_info(spec.model_id) if spec.sha256 == model.sha256 else model
+
+
+def load_input(path: str | Path, pixel_size_mm: float | None = None) -> CtVolume:
+    """Load a CT or image; a user-given pixel size applies to rasters only."""
+    volume = imaging.load(path)
+    if pixel_size_mm is not None:
+        if volume.is_hu:
+            raise InputError("--pixel-size applies to PNG/JPG/BMP/TIFF images; this input carries its own spacing.")
+        volume = imaging.with_pixel_size(volume, pixel_size_mm)
+    return volume
+
+
+class Session:
+    """One user's current study, result and report. Steps run in order; each replaces what
+    depends on it (a new study drops the result, a new result drops the report)."""
+
+    def __init__(self, workstation: Workstation) -> None:
+        self.workstation = workstation
+        self.volume: CtVolume | None = None
+        self.result: SegmentResult | None = None
+        self.report: ReportContent | None = None
+        self.saved: SavedResult | None = None
+        self.load_s = 0.0
+
+    def open(self, path: str | Path, pixel_size_mm: float | None = None) -> CtVolume:
+        started = time.perf_counter()
+        volume = load_input(path, pixel_size_mm)
+        self.volume, self.result, self.report, self.saved = volume, None, None, None
+        self.load_s = time.perf_counter() - started
+        return volume
+
+    def set_volume(self, volume: CtVolume) -> None:
+        """Use an already loaded volume (the web app validates and loads uploads itself)."""
+        self.volume, self.result, self.report, self.saved, self.load_s = volume, None, None, None, 0.0
+
+    def segment(
+        self, model_id: str | None = None, progress: Progress | None = None, cancel: CancelCheck | None = None
+    ) -> SegmentResult:
+        volume = self._need_volume()
+        manifest = self.workstation.manifest
+        started = time.perf_counter()
+        segmentation = Segmenter(manifest).segment(volume, model_id, progress=progress, cancel=cancel)
+        measurements = measure(volume, segmentation.labels)
+        timings = {
+            "load_s": round(self.load_s, 4),
+            **segmentation.timings,
+            "measure_s": round(time.perf_counter() - started - segmentation.timings["inference_s"], 4),
+        }
+        timings["total_s"] = round(self.load_s + time.perf_counter() - started, 4)
+        model = self.workstation.model_info(segmentation.model_id)
+        self.result = SegmentResult(volume, segmentation, measurements, key_slice(segmentation.labels), timings, model)
+        self.report, self.saved = None, None
+        return self.result
+
+    def findings(self) -> str:
+        """The measured findings (no LLM), as every report starts."""
+        result = self._need_result()
+        return build_findings(result.measurements.to_dict(), result.model, study_line(result))
+
+    def make_report(
+        self,
+        use_llm: bool = True,
+        on_text: Callable[[str], None] | None = None,
+        cancel: Callable[[], bool] | None = None,
+        include_patient: bool = False,
+    ) -> ReportContent:
+        """Findings + the LLM draft (streamed to ``on_text``) or the reason there is none."""
+        result = self._need_result()
+        settings = self.workstation.llm
+        self.report = make_report(result, settings, use_llm, on_text, cancel, include_patient)
+        return self.report
+
+    def report_text(self) -> str:
+        """The current report as the window and the web page show it."""
+        if self.report is None:
+            raise InputError("No report yet: generate the report first.")
+        return report_text(self.report.report, self.report.model)
+
+    def save(self, store_patient: bool = False, owner: str | None = None) -> SavedResult:
+        """Save the result (with the current report, if any) in the results database; ``owner`` is
+        the web account saving it."""
+        result = self._need_result()
+        repository = self.workstation.repository
+        record = report_record(self.report) if self.report is not None else None
+        saved_id = repository.save(result_record(result, owner), record, store_patient)
+        self.saved = SavedResult(saved_id, repository.where)
+        return self.saved
+
+    def export(self, out_dir: Path) -> dict[str, Path]:
+        """Write the result's files (labels, overlay, measurements.json) and the report's, if any."""
+        written = write_outputs(self._need_result(), out_dir)
+        if self.report is not None:
+            written.update(self.export_report(out_dir))
+        return written
+
+    def export_report(self, out_dir: Path) -> dict[str, Path]:
+        if self.report is None:
+            raise InputError("No report yet: generate the report first.")
+        return write_report(self.report, out_dir)
+
+    def _need_volume(self) -> CtVolume:
+        if self.volume is None:
+            raise InputError("No study is open: open a CT first.")
+        return self.volume
+
+    def _need_result(self) -> SegmentResult:
+        if self.result is None:
+            raise InputError("No segmentation yet: segment the study first.")
+        return self.result
