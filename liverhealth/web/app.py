@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
+from xml.sax.saxutils import escape
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
@@ -24,6 +25,7 @@ from starlette.datastructures import UploadFile
 from liverhealth.domain import PatientInfo
 from liverhealth.errors import InputError, LiverHealthError, StorageError
 from liverhealth.imaging.limits import MAX_ZIP_ENTRIES
+from liverhealth.presentation import DISCLAIMER
 from liverhealth.web.auth import Sessions, WebSession, same_token, verify_user
 from liverhealth.web.jobs import FILES, Job, JobManager, JobRequest
 from liverhealth.web.uploads import UploadError, store_upload
@@ -130,7 +132,8 @@ def create_app(workstation: Workstation, settings: WebSettings | None = None) ->
     def index(request: Request) -> Response:
         if sessions.get(request.cookies.get(COOKIE)) is None:
             return RedirectResponse("/login", status_code=303)
-        return HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"))
+        page = (STATIC / "index.html").read_text(encoding="utf-8")
+        return HTMLResponse(page.replace("{{disclaimer}}", escape(DISCLAIMER)))
 
     @app.get("/login", response_class=HTMLResponse)
     def login_page(error: str = "") -> Response:
@@ -138,6 +141,7 @@ def create_app(workstation: Workstation, settings: WebSettings | None = None) ->
         message = {"1": "Wrong user name or password.", "2": "The login form expired; try again."}.get(error, "")
         page = (STATIC / "login.html").read_text(encoding="utf-8")
         page = page.replace("{{token}}", token).replace("{{message}}", message)
+        page = page.replace("{{disclaimer}}", escape(DISCLAIMER))
         response = HTMLResponse(page)
         response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=settings.secure_cookies)
         return response

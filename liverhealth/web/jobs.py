@@ -29,6 +29,7 @@ from liverhealth.reporting.findings import target_lesions
 from liverhealth.workflow import Session, Workstation
 
 FINISHED = ("done", "failed", "cancelled")
+JOB_TTL_S = 4 * 3600  # a finished job (its files and the result held for saving) is kept this long
 FILES = {  # download name -> (file in the job's output folder, media type)
     "ct.nii.gz": ("ct.nii.gz", "application/gzip"),
     "labels.nii.gz": ("labels.nii.gz", "application/gzip"),
@@ -139,10 +140,12 @@ class JobManager:
 
     def _add(self, job: Job) -> Job:
         with self._lock:
+            now = time.monotonic()
             mine = sorted((j for j in self.jobs.values() if j.owner == job.owner), key=lambda j: j.created_s)
-            for old in mine[: max(0, len(mine) - self.max_jobs_per_user + 1)]:
-                if old.finished:  # a user's oldest finished jobs make room (their files go)
-                    self.jobs.pop(old.job_id, None)
+            surplus = {j.job_id for j in mine[: max(0, len(mine) - self.max_jobs_per_user + 1)]}
+            for old in list(self.jobs.values()):
+                if old.finished and (old.job_id in surplus or now - old.created_s > JOB_TTL_S):
+                    self.jobs.pop(old.job_id, None)  # a user's oldest finished jobs make room; old ones expire
                     shutil.rmtree(old.folder, ignore_errors=True)
             self.jobs[job.job_id] = job
         job.emit("state", state="queued", message="Waiting for a free worker.")

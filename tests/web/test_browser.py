@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 from pypdf import PdfReader
 
+from liverhealth.presentation import DISCLAIMER
 from tests.helpers.browser import chromium
 from tests.web.conftest import PASSWORDS
 
@@ -36,6 +37,7 @@ def test_upload_view_click_lesion_download_pdf(web_server, data_root, tmp_path):
         driver.find_element(By.ID, "password").send_keys(PASSWORDS["alice"])
         driver.find_element(By.ID, "login").click()
         WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.body.dataset.ready") == "1")
+        assert driver.find_element(By.ID, "disclaimer").text == DISCLAIMER  # the one disclaimer of every face
         blank = overlay_pixels(driver.find_element(By.ID, "viewer").screenshot_as_png)
         driver.find_element(By.ID, "file").send_keys(str(data_root / "3Dircadb1.1" / "PATIENT_DICOM.zip"))
         driver.find_element(By.ID, "upload").click()
