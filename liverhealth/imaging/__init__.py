@@ -6,13 +6,24 @@ from pathlib import Path
 
 from liverhealth.domain import CtVolume
 from liverhealth.errors import InputError
+from liverhealth.imaging import raster, volumes
 from liverhealth.imaging.dicom import load_dicom_file, load_dicom_folder, load_dicom_zip
 from liverhealth.imaging.raster import RASTER_SUFFIXES, load_raster, with_pixel_size
 from liverhealth.imaging.volumes import load_volume
 
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr")
 
-__all__ = ["load", "with_pixel_size"]
+__all__ = ["check_declared_size", "load", "with_pixel_size"]
+
+
+def check_declared_size(path: Path) -> None:
+    """Refuse, from its header alone, an image or volume file that declares a size over the limits
+    (a DICOM zip's entries and each DICOM slice are checked by the DICOM reader the same way)."""
+    name = path.name.lower()
+    if name.endswith(VOLUME_SUFFIXES):
+        volumes.check_declared_size(path)
+    elif name.endswith(RASTER_SUFFIXES):
+        raster.check_declared_size(path)
 
 
 def load(path: str | Path) -> CtVolume:

@@ -36,7 +36,7 @@ def _to_grey(image: np.ndarray, path: Path) -> np.ndarray:
     raise InputError(f"{path} has an unsupported pixel layout {image.shape}.")
 
 
-def _check_declared_size(path: Path) -> None:
+def check_declared_size(path: Path) -> None:
     """The image's width and height from its header (Pillow reads only the header), checked
     before the pixels are decoded."""
     from PIL import Image, UnidentifiedImageError
@@ -52,7 +52,7 @@ def _check_declared_size(path: Path) -> None:
 
 def load_raster(path: Path) -> CtVolume:
     """Load an image file as a one-slice volume of grey levels (uint8 or uint16)."""
-    _check_declared_size(path)
+    check_declared_size(path)
     try:
         buffer = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:

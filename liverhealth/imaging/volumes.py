@@ -34,6 +34,18 @@ _READ_ERRORS = (
 )
 
 
+def check_declared_size(path: Path) -> None:
+    """Refuse a NIfTI/NRRD whose header declares more voxels than LiverHealth reads (header only)."""
+    try:
+        if path.name.lower().endswith((".nrrd", ".nhdr")):
+            shape = tuple(nrrd.read_header(str(path)).get("sizes", ()))
+        else:
+            shape = nib.load(str(path)).shape
+    except _READ_ERRORS as exc:
+        raise InputError(f"{path.name} is not a readable NIfTI/NRRD file ({exc}).") from exc
+    check_voxels(shape, path.name)
+
+
 def _read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         image = nib.load(str(path))

@@ -5,8 +5,9 @@ several DICOM files (a folder picked in the browser). Each file is streamed to t
 under a name we choose (the browser's names and paths are never used as paths), counted
 against the size limit as it arrives, and its first bytes must say what its name says. A zip is
 refused by its directory alone: too many entries, a path that leaves the folder, a link, or an
-uncompressed size or compression ratio no CT series has (a zip bomb). Image dimensions are
-checked by the readers on what each file declares, before pixels are read.
+uncompressed size or compression ratio no CT series has (a zip bomb). An image's or volume's
+dimensions are checked on what its header declares; DICOM slices are checked the same way by
+the DICOM reader, before pixels are read.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from liverhealth.errors import InputError
+from liverhealth.imaging import check_declared_size
 from liverhealth.imaging.limits import check_zip
 
 CHUNK = 1 << 20
@@ -119,6 +121,8 @@ def _store_single(item: tuple[str, BinaryIO], folder: Path, limit: int) -> Store
         )
     if kind == "DICOM zip":
         check_upload_zip(target)
+    else:
+        check_declared_size(target)
     return StoredUpload(target, kind, size)
 
 

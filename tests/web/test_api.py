@@ -4,10 +4,13 @@ two jobs at once, cancel, save/search/open/delete."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
+import struct
 import threading
 import zipfile
+import zlib
 from pathlib import Path
 
 import nibabel as nib
@@ -95,6 +98,8 @@ def test_real_ircadb_upload_events_and_downloads(web_server, data_root, chat, tm
         ("evil.zip", "traversal", "outside its folder"),
         ("bomb.zip", "bomb", "zip bomb"),
         ("big.nrrd", "big", "larger than the limit"),
+        ("huge.png", "huge-png", "over the limit"),
+        ("huge.nii.gz", "huge-nifti", "over LiverHealth's limit"),
     ],
 )
 def test_bad_uploads_are_refused_and_leave_nothing(web_server, tmp_path, name, content, expected):
@@ -107,6 +112,17 @@ def test_bad_uploads_are_refused_and_leave_nothing(web_server, tmp_path, name, c
     elif content == "bomb":
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
             archive.writestr("slice.dcm", bytes(300 << 20))
+    elif content == "huge-png":  # a valid PNG header declaring 30000 x 30000 pixels, no pixel data
+        ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0)
+        chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+        end = struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk + end)
+    elif content == "huge-nifti":  # a header declaring 30000^3 voxels
+        header = nib.Nifti1Header()
+        header.set_data_shape((30000, 30000, 30000))
+        header.set_data_dtype(np.int16)
+        with gzip.open(path, "wb") as handle:
+            handle.write(header.binaryblock + b"\x00" * 4)
     elif content == "big":
         with open(path, "wb") as handle:
             handle.write(b"NRRD0004\n")
