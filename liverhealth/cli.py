@@ -98,8 +98,19 @@ def cmd_segment(args: argparse.Namespace) -> int:
     workstation.manifest.get(args.model)  # an unknown model fails before the slow load
     session = workstation.session()
     session.open(args.input, args.pixel_size)
+    if args.dicom_out:  # a CT that cannot carry a SEG is refused before the slow work
+        from liverhealth.imaging.dicom_seg import source_headers
+
+        source_headers(session.volume)
     result = session.segment(args.model, progress=_progress_bar("segmenting"))
     written = session.export(out_dir)
+    reference_note = ""
+    if args.reference:
+        scores = session.compare_reference(args.reference)
+        shown = ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in scores.items() if v is not None)
+        reference_note = f" Against the reference: {shown}."
+    if args.dicom_out:
+        written.update(session.export_dicom(Path(args.dicom_out)))
     report_note = ""
     if args.report:
         content = session.make_report(include_patient=args.store_patient)
@@ -119,7 +130,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     print(
         f"{result.model.model_id}: {size_summary(m)}, {len(m.lesions)} lesion(s); "
         f"{result.timings['total_s']:.2f} s. Wrote {', '.join(p.name for p in written.values())} "
-        f"to {out_dir}.{saved}{report_note}"
+        f"to {out_dir}{' and ' + str(args.dicom_out) if args.dicom_out else ''}.{saved}{report_note}{reference_note}"
     )
     return 0
 
@@ -415,6 +426,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write report.pdf and report.md (measured findings + an LLM draft when one answers)",
     )
     seg.add_argument("--save-db", action="store_true", help="also save the result in the results database")
+    seg.add_argument(
+        "--dicom-out",
+        default=None,
+        help="also write a DICOM SEG (seg.dcm) and a TID 1500 measurement SR (sr.dcm) here (DICOM CT input)",
+    )
+    seg.add_argument(
+        "--reference", default=None, help="a DICOM SEG of the same CT: print liver and tumour Dice against it"
+    )
     seg.add_argument("--db-url", default=None, help="database URL for --save-db (see `liverhealth db --help`)")
     seg.add_argument(
         "--store-patient",

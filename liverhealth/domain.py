@@ -48,6 +48,25 @@ class SourceInfo:
 
 
 @dataclass(frozen=True)
+class DicomSource:
+    """A DICOM series' identity, kept so derived objects (SEG, SR) reference it.
+
+    ``headers`` are the source slices' headers (no pixel data) in the order of the array's
+    slices, one per slice; empty when the array is not one-to-one with the source slices
+    (resampled or reoriented), and ``derived_refusal`` then says why no SEG can be made on it.
+    The headers carry the patient module: they are for DICOM objects that go back to the PACS,
+    never for logs, reports or the LLM.
+    """
+
+    study_uid: str
+    series_uid: str
+    frame_of_reference_uid: str
+    sop_instance_uids: tuple[str, ...] = ()
+    headers: tuple[Any, ...] = field(default=(), repr=False, compare=False)
+    derived_refusal: str = ""
+
+
+@dataclass(frozen=True)
 class CtVolume:
     """A CT volume (or a raster slice) with its geometry.
 
@@ -62,6 +81,7 @@ class CtVolume:
     is_hu: bool
     source: SourceInfo
     patient: PatientInfo = field(default_factory=PatientInfo)
+    dicom: DicomSource | None = field(default=None, repr=False, compare=False)
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -289,3 +289,33 @@ def write_report(content: ReportContent, out_dir: str | Path) -> dict[str, Path]
 def report_record(content: ReportContent) -> ReportRecord:
     """What the database keeps of a report."""
     return ReportRecord.of(content.report, content.pdf)
+
+
+def write_dicom(result: SegmentResult, out_dir: str | Path) -> dict[str, Path]:
+    """Write seg.dcm (DICOM SEG on the source slices) and sr.dcm (TID 1500 measurements referencing it)."""
+    from liverhealth.imaging.dicom_seg import build_seg, derived_object_errors, save_dataset
+    from liverhealth.reporting.dicom_sr import build_sr
+
+    out = make_output_folder(check_output_folder(Path(out_dir)))
+    seg = build_seg(result.volume, result.segmentation.labels, result.model)
+    with derived_object_errors(result.volume, "SR"):
+        sr = build_sr(seg, result.measurements.to_dict(), result.model.model_id)
+    paths = {"seg": out / "seg.dcm", "sr": out / "sr.dcm"}
+    save_dataset(seg, paths["seg"])
+    save_dataset(sr, paths["sr"])
+    return paths
+
+
+def reference_dice(result: SegmentResult, reference_seg: str | Path) -> dict[str, float | None]:
+    """Dice of the result against a reference DICOM SEG on the same CT (liver: labels > 0; tumour: 2);
+    None for a class the reference does not hold."""
+    from liverhealth.analysis.metrics import dice
+    from liverhealth.imaging.dicom_seg import read_seg_labels
+
+    reference = read_seg_labels(Path(reference_seg), result.volume)
+    labels = result.segmentation.labels
+    has_tumour = bool(np.any(reference == 2))
+    return {
+        "liver_dice": round(dice(labels > 0, reference > 0), 4),
+        "tumour_dice": round(dice(labels == 2, reference == 2), 4) if has_tumour else None,
+    }

@@ -26,10 +26,12 @@ from liverhealth.results import (
     SegmentResult,
     make_report,
     record_from_outputs,
+    reference_dice,
     report_from_outputs,
     report_record,
     result_record,
     study_line,
+    write_dicom,
     write_outputs,
     write_report,
 )
@@ -253,6 +255,14 @@ class Session:
         if self.report is not None:
             written.update(self.export_report(out_dir))
         return written
+
+    def export_dicom(self, out_dir: Path) -> dict[str, Path]:
+        """Write the result as a DICOM SEG and a TID 1500 SR on the source series (seg.dcm, sr.dcm)."""
+        return write_dicom(self._need_result(), out_dir)
+
+    def compare_reference(self, reference_seg: Path) -> dict[str, float | None]:
+        """Dice per class against a reference DICOM SEG of the same CT."""
+        return reference_dice(self._need_result(), reference_seg)
 
     def export_report(self, out_dir: Path) -> dict[str, Path]:
         if self.report is None:

@@ -21,7 +21,7 @@ from nibabel import orientations
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from liverhealth.domain import CtVolume, PatientInfo, SourceInfo
+from liverhealth.domain import CtVolume, DicomSource, PatientInfo, SourceInfo
 from liverhealth.errors import InputError
 from liverhealth.imaging.geometry import check_affine, dicom_affine, reorient, spacing_from_affine
 from liverhealth.imaging.limits import check_slice, check_voxels, check_zip
@@ -391,6 +391,7 @@ def series_to_volume(series: list[_Instance], path: str, fmt: str) -> CtVolume:
     voxels = np.stack([_to_hu(inst) for inst in placed.slices])
     if targets is not None:
         voxels = _resample_slices(voxels, placed.distances, targets)
+    reoriented = "".join(orientations.aff2axcodes(affine)) != "LPS"
     voxels, affine = _axial(voxels, affine, notes)
     # No free text (SeriesDescription, StudyDescription, ProtocolName): it can hold the patient's name.
     description = f"{ds0.get('Modality', '') or 'CT'!s} series"
@@ -404,6 +405,13 @@ def series_to_volume(series: list[_Instance], path: str, fmt: str) -> CtVolume:
         modality=str(ds0.get("Modality", "")),
         notes=tuple(notes),
     )
+    refusal = (
+        "its slices were resampled onto a regular grid"
+        if targets is not None
+        else "it was reoriented to axial"
+        if reoriented
+        else ""
+    )
     return CtVolume(
         voxels=voxels,
         spacing=spacing_from_affine(affine),
@@ -411,7 +419,38 @@ def series_to_volume(series: list[_Instance], path: str, fmt: str) -> CtVolume:
         is_hu=True,
         source=source,
         patient=_patient(ds0),
+        dicom=_dicom_source(ds0, placed.slices, refusal),
     )
+
+
+def _dicom_source(ds0: Dataset, slices: list[_Instance], refusal: str) -> DicomSource:
+    """The series' UIDs and, when the array is one-to-one with the slices, their headers in array order."""
+    headers: tuple[Dataset, ...] = ()
+    if not refusal:
+        headers = tuple(_header(inst.dataset) for inst in slices)
+    return DicomSource(
+        study_uid=str(ds0.get("StudyInstanceUID", "")),
+        series_uid=str(ds0.get("SeriesInstanceUID", "")),
+        frame_of_reference_uid=str(ds0.get("FrameOfReferenceUID", "")),
+        sop_instance_uids=tuple(_sop_instance_uid(inst.dataset) for inst in slices) if not refusal else (),
+        headers=headers,
+        derived_refusal=refusal,
+    )
+
+
+def _sop_instance_uid(dataset: Dataset) -> str:
+    meta = getattr(dataset, "file_meta", Dataset())
+    return str(dataset.get("SOPInstanceUID") or meta.get("MediaStorageSOPInstanceUID") or "")
+
+
+def _header(dataset: Dataset) -> Dataset:
+    """A slice's header without its pixel data (what a derived object copies and references)."""
+    header = Dataset()
+    for element in dataset:
+        if element.tag != 0x7FE00010:
+            header.add(element)
+    header.file_meta = getattr(dataset, "file_meta", Dataset())
+    return header
 
 
 def _axial(voxels: np.ndarray, affine: np.ndarray, notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
