@@ -32,7 +32,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from bench.commands import segment_command
@@ -41,7 +40,7 @@ from liverhealth.analysis.detection import lesion_detection
 from liverhealth.analysis.metrics import dice
 from liverhealth.errors import LiverHealthError
 from liverhealth.imaging.ircadb import load_ircadb_case
-from liverhealth.imaging.writers import save_volume_nifti
+from liverhealth.imaging.writers import read_label_map, save_volume_nifti
 from liverhealth.inference import load_manifest
 from training.protocol import FOLDS
 
@@ -125,7 +124,7 @@ def run_measured(command: list[str], env: dict[str, str] | None = None, timeout_
 
 def labels_on_grid(path: Path) -> np.ndarray:
     """A label NIfTI written on our CT grid ([column, row, slice]) as [z, y, x] uint8."""
-    return np.asarray(nib.load(str(path)).dataobj).transpose(2, 1, 0).astype(np.uint8)
+    return read_label_map(path)[0]
 
 
 def score(row: Row, prediction: np.ndarray, reference: np.ndarray) -> None:

@@ -24,6 +24,7 @@ from liverhealth.imaging.display import WINDOW_PRESETS, overlay_labels, to_displ
 from liverhealth.imaging.writers import (
     check_output_folder,
     make_output_folder,
+    read_label_map,
     save_labels_nifti,
     save_labels_png,
     save_png,
@@ -137,7 +138,9 @@ def record_from_outputs(out_dir: str | Path) -> ResultRecord:
     try:
         doc = json.loads((out / "measurements.json").read_text(encoding="utf-8"))
         if (out / "labels.nii.gz").is_file():
-            labels = np.asarray(nib.load(str(out / "labels.nii.gz")).dataobj, dtype=np.uint8).transpose(2, 1, 0)
+            labels, affine = read_label_map(out / "labels.nii.gz")
+            if not np.allclose(affine, np.asarray(doc["input"]["affine"], dtype=float), atol=1e-3):
+                raise ValueError("labels.nii.gz is not on the grid measurements.json describes")
         else:
             labels = cv2.imread(str(out / "labels.png"), cv2.IMREAD_UNCHANGED)[np.newaxis]
         overlay = (out / "overlay.png").read_bytes() if (out / "overlay.png").is_file() else None

@@ -152,6 +152,7 @@ class MainWindow(QMainWindow):
         self._action(database, "Read Database…", self.read_database)
         report = bar.addMenu("Report")
         self.pdf_action = self._action(report, "Export PDF…", self.export_pdf)
+        self.dicom_action = self._action(report, "Export DICOM SEG and SR…", self.export_dicom)
         settings = bar.addMenu("Settings")
         self._action(settings, "Database and LLM settings…", lambda: SettingsDialog(self).exec_())
         help_menu = bar.addMenu("Help")
@@ -213,6 +214,7 @@ class MainWindow(QMainWindow):
         self.report_action.setEnabled(has_result and not busy)
         self.save_action.setEnabled(has_result and not busy)
         self.pdf_action.setEnabled(self.session.report is not None and not busy)
+        self.dicom_action.setEnabled(has_result and not busy and logic.volume.dicom is not None)
 
     def scroll(self, steps: int) -> None:
         self.view.scroll(steps)
@@ -407,6 +409,20 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getSaveFileName(self, "Export PDF", "report.pdf", "PDF (*.pdf)")
         if path:
             self.write_pdf(Path(path))
+
+    def export_dicom(self, folder: str | None = None) -> None:
+        """Write seg.dcm and sr.dcm (DICOM SEG and TID 1500 SR on the source series) into a folder."""
+        if self.session.result is None:
+            return
+        folder = folder or QFileDialog.getExistingDirectory(self, "Folder for the DICOM SEG and SR")
+        if folder:
+            self._run(
+                "dicom",
+                lambda progress, cancelled, text: self.session.export_dicom(Path(folder)),
+                lambda paths: self.statusBar().showMessage(
+                    f"Wrote {', '.join(p.name for p in paths.values())} to {folder}", 8000
+                ),
+            )
 
     def write_pdf(self, path: Path) -> None:
         try:

@@ -17,7 +17,7 @@ import nibabel as nib
 import numpy as np
 
 from liverhealth.domain import CtVolume
-from liverhealth.errors import OutputError
+from liverhealth.errors import InputError, OutputError
 
 
 @contextmanager
@@ -81,7 +81,26 @@ def _check_written(ok: bool, path: Path) -> None:
 
 def save_labels_nifti(labels: np.ndarray, volume: CtVolume, path: Path) -> None:
     """uint8 labels as NIfTI: array axes [column, row, slice], affine in RAS from the input."""
-    _save_nifti(np.asarray(labels, dtype=np.uint8), volume, path)
+    save_label_map(labels, volume.affine, path)
+
+
+def save_label_map(labels: np.ndarray, affine: np.ndarray, path: Path) -> None:
+    """A [z, y, x] label map as NIfTI on the grid ``affine`` describes (the one writer of the convention)."""
+    _write_nifti(np.asarray(labels, dtype=np.uint8), np.asarray(affine, dtype=float), path)
+
+
+def read_label_map(path: Path, volume: CtVolume | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(labels [z, y, x] uint8, affine) from a label NIfTI written by ``save_label_map``; with ``volume``,
+    a map that is not on its grid (shape or affine) is refused rather than placed by guess."""
+    image = nib.load(str(path))
+    labels = np.ascontiguousarray(np.asarray(image.dataobj, dtype=np.uint8).transpose(2, 1, 0))
+    affine = np.asarray(image.affine, dtype=float)
+    if volume is not None and (labels.shape != volume.shape or not np.allclose(affine, volume.affine, atol=1e-3)):
+        raise InputError(
+            f"{path} is not on the CT's grid (shape {labels.shape} against {volume.shape}, or another "
+            "affine); it belongs to another scan."
+        )
+    return labels, affine
 
 
 def save_volume_nifti(volume: CtVolume, path: Path) -> None:
@@ -95,10 +114,14 @@ def save_volume_nifti(volume: CtVolume, path: Path) -> None:
 
 
 def _save_nifti(array: np.ndarray, volume: CtVolume, path: Path) -> None:
-    image = nib.Nifti1Image(np.ascontiguousarray(array.transpose(2, 1, 0)), volume.affine)
+    _write_nifti(array, np.asarray(volume.affine, dtype=float), path)
+
+
+def _write_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
+    image = nib.Nifti1Image(np.ascontiguousarray(array.transpose(2, 1, 0)), affine)
     image.header.set_xyzt_units("mm")
-    image.set_qform(volume.affine, code=1)
-    image.set_sform(volume.affine, code=1)
+    image.set_qform(affine, code=1)
+    image.set_sform(affine, code=1)
     with atomic_target(path) as temporary:
         nib.save(image, str(temporary))
 

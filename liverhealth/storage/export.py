@@ -6,11 +6,11 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from liverhealth.domain import Report
-from liverhealth.errors import StorageError
+from liverhealth.errors import LiverHealthError, StorageError
+from liverhealth.imaging.writers import save_label_map
 from liverhealth.presentation import report_markdown
 from liverhealth.storage.repository import MEASUREMENTS_SCHEMA, StoredReport, StoredResult
 
@@ -41,7 +41,7 @@ def export_result(stored: StoredResult, out: Path) -> list[Path]:
             cv2.imwrite(str(path), labels[0])
         else:
             path = out / "labels.nii.gz"
-            nib.save(nib.Nifti1Image(np.ascontiguousarray(labels.transpose(2, 1, 0)), affine), str(path))
+            save_label_map(labels, affine, path)
         written.append(path)
         path = out / "measurements.json"
         study = asdict(stored.study)
@@ -72,3 +72,5 @@ def export_result(stored: StoredResult, out: Path) -> list[Path]:
         return written
     except OSError as exc:
         raise StorageError(f"Could not write the export to {out}: {exc.strerror or exc}.") from exc
+    except LiverHealthError as exc:
+        raise StorageError(f"Could not write the export to {out}: {exc}") from exc

@@ -37,6 +37,8 @@ FILES = {  # download name -> (file in the job's output folder, media type)
     "overlay.png": ("overlay.png", "image/png"),
     "measurements.json": ("measurements.json", "application/json"),
     "report.pdf": ("report.pdf", "application/pdf"),
+    "seg.dcm": ("seg.dcm", "application/dicom"),
+    "sr.dcm": ("sr.dcm", "application/dicom"),
 }
 
 
@@ -214,6 +216,11 @@ class JobManager:
         session.export(job.out)
         if not (job.out / "labels.nii.gz").is_file():  # a 2D image: the viewer still reads NIfTI
             save_labels_nifti(session.result.segmentation.labels, session.volume, job.out / "labels.nii.gz")
+        if session.volume.dicom is not None:
+            try:
+                session.export_dicom(job.out)
+            except LiverHealthError as exc:  # the result stands without them; the page says why
+                job.emit("note", message=f"No DICOM SEG/SR: {exc}")
         job.summary = {**(job.summary or {}), **result_summary(job, session)}
         job.emit("result", **job.summary)
         job.set_state("reporting", "Writing the report.")

@@ -256,3 +256,14 @@ def test_internal_error_in_a_worker_goes_to_the_log_file(qtbot, tmp_path, monkey
     text = log.read_text()
     assert "Traceback" in text and "a bug in a task" in text
     worker.thread.wait(5000)
+
+
+def test_export_dicom_seg_and_sr_from_the_window(qtbot, window, data_root, tmp_path):
+    import pydicom
+
+    _run_step(qtbot, window, lambda: window.open_path(str(data_root / "dcmqi" / "ct-3slice")), "load")
+    _run_step(qtbot, window, window.segment, "segment")
+    assert window.dicom_action.isEnabled()
+    _run_step(qtbot, window, lambda: window.export_dicom(str(tmp_path)), "dicom")
+    assert pydicom.dcmread(tmp_path / "seg.dcm").Modality == "SEG"
+    assert pydicom.dcmread(tmp_path / "sr.dcm").Modality == "SR"

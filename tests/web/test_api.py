@@ -15,6 +15,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
 from pypdf import PdfReader
 
@@ -66,7 +67,7 @@ def test_real_ircadb_upload_events_and_downloads(web_server, data_root, chat, tm
 
     result = next(e for e in events if e["kind"] == "result")
     files = {}
-    for name in ("ct.nii.gz", "labels.nii.gz", "measurements.json", "overlay.png", "report.pdf"):
+    for name in ("ct.nii.gz", "labels.nii.gz", "measurements.json", "overlay.png", "report.pdf", "seg.dcm", "sr.dcm"):
         response = alice.http.get(f"/api/jobs/{job_id}/files/{name}")
         assert response.status_code == 200, name
         files[name] = response.content
@@ -83,6 +84,8 @@ def test_real_ircadb_upload_events_and_downloads(web_server, data_root, chat, tm
     assert doc["measurements"]["liver_voxels"] == liver
     assert result["liver_volume_ml"] == pytest.approx(doc["measurements"]["liver_volume_ml"])
     assert len(result["lesions"]) == doc["measurements"]["lesion_count"]
+    assert pydicom.dcmread(io.BytesIO(files["seg.dcm"])).Modality == "SEG"
+    assert pydicom.dcmread(io.BytesIO(files["sr.dcm"])).Modality == "SR"
     text = " ".join("".join(p.extract_text() for p in PdfReader(io.BytesIO(files["report.pdf"])).pages).split())
     assert f"{doc['measurements']['liver_volume_ml']:.1f} mL" in text
     assert "not a medical device" in text and "Doe^Jane" in text  # patient details were asked for, in the PDF only
