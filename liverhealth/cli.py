@@ -96,9 +96,12 @@ def cmd_segment(args: argparse.Namespace) -> int:
     settings = LlmSettings.from_environment() if args.report else None  # a bad setting fails before the work
     workstation = _workstation(args, settings)
     workstation.manifest.get(args.model)  # an unknown model fails before the slow load
+    if args.store:
+        workstation.pacs  # noqa: B018 - no PACS configured: say so before the slow work
     session = workstation.session()
-    session.open(args.input, args.pixel_size)
-    if args.dicom_out:  # a CT that cannot carry a SEG is refused before the slow work
+    session.open(args.input, args.pixel_size, progress=_progress_bar("retrieving"))
+    dicom_out = args.dicom_out or (str(out_dir / "dicom") if args.store else None)
+    if dicom_out:  # a CT that cannot carry a SEG is refused before the slow work
         from liverhealth.imaging.dicom_seg import source_headers
 
         source_headers(session.volume)
@@ -109,8 +112,16 @@ def cmd_segment(args: argparse.Namespace) -> int:
         scores = session.compare_reference(args.reference)
         shown = ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in scores.items() if v is not None)
         reference_note = f" Against the reference: {shown}."
-    if args.dicom_out:
-        written.update(session.export_dicom(Path(args.dicom_out)))
+    stored_note = ""
+    if dicom_out:
+        dicom_files = session.export_dicom(Path(dicom_out))
+        written.update(dicom_files)
+        if args.store:
+            try:
+                sent, present = workstation.store_to_pacs(list(dicom_files.values()))
+            except LiverHealthError as exc:
+                raise LiverHealthError(f"{exc} The SEG and SR are in {dicom_out}; nothing was stored twice.") from exc
+            stored_note = f" Stored on the PACS: {sent} new object(s), {present} already there."
     report_note = ""
     if args.report:
         content = session.make_report(include_patient=args.store_patient)
@@ -130,7 +141,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
     print(
         f"{result.model.model_id}: {size_summary(m)}, {len(m.lesions)} lesion(s); "
         f"{result.timings['total_s']:.2f} s. Wrote {', '.join(p.name for p in written.values())} "
-        f"to {out_dir}{' and ' + str(args.dicom_out) if args.dicom_out else ''}.{saved}{report_note}{reference_note}"
+        f"to {out_dir}{' and ' + str(dicom_out) if dicom_out else ''}.{saved}{report_note}{reference_note}"
+        f"{stored_note}"
     )
     return 0
 
@@ -349,6 +361,41 @@ def whole_number(low: int, high: int):
     return parse
 
 
+def cmd_pacs_find(args: argparse.Namespace) -> int:
+    hits = _workstation(args).find_studies(
+        patient_id=args.patient_id or "", accession=args.accession or "", study_date=args.date or "",
+        modality=args.modality or "",
+    )  # fmt: skip
+    if not hits:
+        print("No study matches.")
+        return 0
+    print(f"{'date':<9} {'patient ID':<16} {'accession':<14} {'modalities':<12} study UID")
+    for hit in hits:
+        print(f"{hit.study_date:<9} {hit.patient_id:<16} {hit.accession:<14} {hit.modalities:<12} {hit.study_uid}")
+    return 0
+
+
+def cmd_pacs_get(args: argparse.Namespace) -> int:
+    folder = _workstation(args).retrieve(args.study_uid, progress=_progress_bar("retrieving"))
+    count = sum(1 for p in folder.iterdir() if p.suffix == ".dcm")
+    print(f"Retrieved {count} CT images of study {args.study_uid} into {folder}.")
+    return 0
+
+
+def _add_pacs_parser(sub: argparse._SubParsersAction) -> None:
+    pacs = sub.add_parser("pacs", help="find and retrieve studies on the PACS (DICOMweb or DIMSE; see README)")
+    actions = pacs.add_subparsers(dest="pacs_command", required=True)
+    find = actions.add_parser("find", help="list studies matching a patient ID, accession, date or modality")
+    find.add_argument("--patient-id", default=None)
+    find.add_argument("--accession", default=None)
+    find.add_argument("--date", default=None, help="YYYYMMDD or a range YYYYMMDD-YYYYMMDD")
+    find.add_argument("--modality", default=None, help="e.g. CT")
+    find.set_defaults(func=cmd_pacs_find)
+    get = actions.add_parser("get", help="retrieve a study's CT series into the local cache")
+    get.add_argument("study_uid")
+    get.set_defaults(func=cmd_pacs_get)
+
+
 def _add_web_parser(sub: argparse._SubParsersAction) -> None:
     web = sub.add_parser("web", help="start the web interface (log in, upload a CT, view, report, save)")
     web.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
@@ -411,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     seg = sub.add_parser("segment", help="segment a CT (DICOM file/folder/zip, NIfTI, NRRD, PNG/JPG)")
-    seg.add_argument("input", help="path to the CT or image")
+    seg.add_argument("input", help="path to the CT or image, or pacs://STUDY_UID for a study on the PACS")
     seg.add_argument("--model", default=None, help="model id from `liverhealth models` (default: the manifest's)")
     seg.add_argument("--out", default=None, help="output folder (default: ./liverhealth_out)")
     seg.add_argument(
@@ -432,6 +479,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write a DICOM SEG (seg.dcm) and a TID 1500 measurement SR (sr.dcm) here (DICOM CT input)",
     )
     seg.add_argument(
+        "--store",
+        action="store_true",
+        help="send the DICOM SEG and SR to the configured PACS (objects it already holds are not sent again)",
+    )
+    seg.add_argument(
         "--reference", default=None, help="a DICOM SEG of the same CT: print liver and tumour Dice against it"
     )
     seg.add_argument("--db-url", default=None, help="database URL for --save-db (see `liverhealth db --help`)")
@@ -447,6 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(func=cmd_models)
     _add_db_parser(sub)
     _add_web_parser(sub)
+    _add_pacs_parser(sub)
     gui = sub.add_parser("gui", help="start the workstation window")
     gui.add_argument("--open", default=None, help="open this CT or image at start")
     gui.add_argument("--segment", action="store_true", help="segment it once loaded")

@@ -33,3 +33,7 @@ class ReportError(LiverHealthError):
 
 class Cancelled(LiverHealthError):
     """The user cancelled a long-running step; nothing was written."""
+
+
+class PacsError(LiverHealthError):
+    """The PACS cannot be reached, refuses us, or has no such study (nothing half-retrieved is kept)."""

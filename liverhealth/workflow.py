@@ -37,6 +37,18 @@ from liverhealth.results import (
 )
 from liverhealth.storage import Repository, ResultSummary, StoredResult, content_hash
 
+PACS_SCHEME = "pacs://"  # `liverhealth segment pacs://STUDY_UID`: the study's CT series from the PACS
+
+
+def pacs_cache() -> Path:
+    """Where retrieved studies are kept (LIVERHEALTH_PACS_CACHE, else the user cache folder)."""
+    import platformdirs
+
+    return Path(
+        config.setting("pacs_cache", "LIVERHEALTH_PACS_CACHE")
+        or Path(platformdirs.user_cache_dir("liverhealth")) / "pacs"
+    )
+
 
 @dataclass(frozen=True)
 class SavedResult:
@@ -57,6 +69,7 @@ class Workstation:
         self.llm = llm  # None: read the environment/config file when a report is made (Settings may change it)
         self._manifest: Manifest | None = None
         self._repository: Repository | None = None
+        self._pacs = None
         self._lock = threading.Lock()
 
     # shared resources -------------------------------------------------------------------------
@@ -95,6 +108,33 @@ class Workstation:
 
     def session(self) -> Session:
         return Session(self)
+
+    # the PACS -----------------------------------------------------------------------------------
+    @property
+    def pacs(self):
+        """The configured PACS (settings read on first use)."""
+        from liverhealth.pacs import connect
+
+        with self._lock:
+            if self._pacs is None:
+                self._pacs = connect()
+            return self._pacs
+
+    def find_studies(self, **query: str):
+        """Studies on the PACS matching patient_id / accession / study_date / modality."""
+        return self.pacs.find(**query)
+
+    def retrieve(self, study_uid: str, progress: Progress | None = None, cancel: CancelCheck | None = None) -> Path:
+        """A study's CT series from the PACS into the local cache (reused when complete)."""
+        from liverhealth.pacs import retrieve_study
+
+        return retrieve_study(self.pacs, study_uid, pacs_cache(), progress, cancel)
+
+    def store_to_pacs(self, paths: list[Path]) -> tuple[int, int]:
+        """Send DICOM results to the PACS, skipping what it already holds: (sent, already there)."""
+        from liverhealth.pacs.client import store_new
+
+        return store_new(self.pacs, paths)
 
     def close(self) -> None:
         with self._lock:
@@ -185,8 +225,11 @@ class Session:
         self.saved: SavedResult | None = None
         self.load_s = 0.0
 
-    def open(self, path: str | Path, pixel_size_mm: float | None = None) -> CtVolume:
+    def open(self, path: str | Path, pixel_size_mm: float | None = None, progress: Progress | None = None) -> CtVolume:
+        """Load a CT or image; ``pacs://STUDY_UID`` retrieves the study's CT series first."""
         started = time.perf_counter()
+        if str(path).startswith(PACS_SCHEME):
+            path = self.workstation.retrieve(str(path)[len(PACS_SCHEME) :], progress)
         volume = load_input(path, pixel_size_mm)
         self.volume, self.result, self.report, self.saved = volume, None, None, None
         self.load_s = time.perf_counter() - started

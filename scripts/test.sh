@@ -31,7 +31,7 @@ mysql_answers() {
 }
 
 if [ "$quick" = 1 ]; then
-    markers="not slow and not mysql and not gui and not training_env and not browser"
+    markers="not slow and not mysql and not gui and not training_env and not browser and not pacs"
     set +e
     .venv/bin/python -m pytest -m "$markers" "$@"
     status=$?
@@ -44,6 +44,10 @@ else
     need /usr/sbin/mariadbd "mariadb-server" "the database tests"
     need /usr/bin/chromium "chromium" "the web page test"
     need /usr/bin/chromedriver "chromium-driver" "the web page test"
+    need /usr/sbin/Orthanc "orthanc orthanc-dicomweb" "the PACS tests"
+    [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || { as_root && apt_once orthanc-dicomweb; } || {
+        echo "scripts/test.sh: the PACS tests need orthanc-dicomweb: run  sudo apt-get install orthanc-dicomweb" >&2; exit 1; }
+    need dciodvfy "dicom3tools" "the DICOM SEG/SR validation test"
     if ! mysql_answers; then
         if ! as_root; then
             echo "scripts/test.sh: the database tests need MariaDB on 127.0.0.1:3306 (root, no password);" \

@@ -77,6 +77,7 @@ _TIER_BY_PATH = {
     "tests/gui/": "gui",
     "tests/training/test_roundtrip.py": "training_env",
     "tests/web/test_browser.py": "browser",
+    "tests/pacs/": "pacs",
 }
 _MYSQL_FIXTURES = {"private_mariadb", "secret_user"}
 
