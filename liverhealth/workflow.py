@@ -225,11 +225,17 @@ class Session:
         self.saved: SavedResult | None = None
         self.load_s = 0.0
 
-    def open(self, path: str | Path, pixel_size_mm: float | None = None, progress: Progress | None = None) -> CtVolume:
+    def open(
+        self,
+        path: str | Path,
+        pixel_size_mm: float | None = None,
+        progress: Progress | None = None,
+        cancel: CancelCheck | None = None,
+    ) -> CtVolume:
         """Load a CT or image; ``pacs://STUDY_UID`` retrieves the study's CT series first."""
         started = time.perf_counter()
         if str(path).startswith(PACS_SCHEME):
-            path = self.workstation.retrieve(str(path)[len(PACS_SCHEME) :], progress)
+            path = self.workstation.retrieve(str(path)[len(PACS_SCHEME) :], progress, cancel)
         volume = load_input(path, pixel_size_mm)
         self.volume, self.result, self.report, self.saved = volume, None, None, None
         self.load_s = time.perf_counter() - started
@@ -302,6 +308,10 @@ class Session:
     def export_dicom(self, out_dir: Path) -> dict[str, Path]:
         """Write the result as a DICOM SEG and a TID 1500 SR on the source series (seg.dcm, sr.dcm)."""
         return write_dicom(self._need_result(), out_dir)
+
+    def send_to_pacs(self, folder: Path) -> tuple[int, int]:
+        """Write the DICOM SEG and SR into ``folder`` and send them to the PACS: (sent, already there)."""
+        return self.workstation.store_to_pacs(list(self.export_dicom(folder).values()))
 
     def compare_reference(self, reference_seg: Path) -> dict[str, float | None]:
         """Dice per class against a reference DICOM SEG of the same CT."""

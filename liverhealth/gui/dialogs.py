@@ -182,3 +182,54 @@ class SettingsDialog(QDialog):
             QMessageBox.warning(self, "Settings", str(exc))
             return
         self.accept()
+
+
+class PacsDialog(QDialog):
+    """Query the PACS (patient ID, accession, date, modality), list the studies, retrieve one.
+
+    The window runs the query and the retrieve in worker threads (with progress and Cancel)."""
+
+    FIELDS = (("patient_id", "Patient ID"), ("accession", "Accession"), ("study_date", "Date (YYYYMMDD[-YYYYMMDD])"),
+              ("modality", "Modality"))  # fmt: skip
+
+    def __init__(self, parent: Any, find: Callable[[dict[str, str]], None], retrieve: Callable[[str], None]) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Import from PACS")
+        self.resize(860, 420)
+        self._find, self._retrieve = find, retrieve
+        form = QFormLayout()
+        self.fields: dict[str, QLineEdit] = {}
+        for key, label in self.FIELDS:
+            self.fields[key] = QLineEdit("CT" if key == "modality" else "")
+            form.addRow(label, self.fields[key])
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(("Date", "Patient ID", "Accession", "Modalities", "Study UID"))
+        self.table.setSelectionBehavior(QTableWidget.SelectRows)
+        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
+        find_button, open_button = QPushButton("Find"), QPushButton("Retrieve and open")
+        find_button.clicked.connect(self.find)
+        open_button.clicked.connect(self.retrieve_selected)
+        buttons = QHBoxLayout()
+        for widget in (find_button, open_button):
+            buttons.addWidget(widget)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.table)
+
+    def find(self) -> None:
+        self._find({key: field.text().strip() for key, field in self.fields.items()})
+
+    def set_hits(self, hits: list) -> None:
+        self.table.setRowCount(len(hits))
+        for r, hit in enumerate(hits):
+            for c, value in enumerate((hit.study_date, hit.patient_id, hit.accession, hit.modalities, hit.study_uid)):
+                self.table.setItem(r, c, QTableWidgetItem(value))
+        self.table.resizeColumnsToContents()
+
+    def retrieve_selected(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if rows:
+            self._retrieve(self.table.item(rows[0].row(), 4).text())
+            self.accept()

@@ -29,7 +29,7 @@ from PyQt5.QtWidgets import (
 
 from liverhealth import config
 from liverhealth.errors import LiverHealthError
-from liverhealth.gui.dialogs import DatabaseDialog, SettingsDialog
+from liverhealth.gui.dialogs import DatabaseDialog, PacsDialog, SettingsDialog
 from liverhealth.gui.view_model import PROCESSING, ViewModel
 from liverhealth.gui.widgets import SliceCanvas, Worker
 from liverhealth.imaging.display import WINDOW_PRESETS
@@ -131,6 +131,7 @@ class MainWindow(QMainWindow):
         imports = bar.addMenu("Import Images")
         self._action(imports, "Open image or volume file…", self.choose_file, "Ctrl+O")
         self._action(imports, "Open DICOM folder…", self.choose_folder, "Ctrl+Shift+O")
+        self._action(imports, "From PACS…", self.import_from_pacs)
         self.recent_menu = imports.addMenu("Recent files")
         processing = bar.addMenu("Image Processing")
         windows = processing.addMenu("Window")
@@ -153,6 +154,7 @@ class MainWindow(QMainWindow):
         report = bar.addMenu("Report")
         self.pdf_action = self._action(report, "Export PDF…", self.export_pdf)
         self.dicom_action = self._action(report, "Export DICOM SEG and SR…", self.export_dicom)
+        self.send_action = self._action(report, "Send results to PACS", self.send_to_pacs)
         settings = bar.addMenu("Settings")
         self._action(settings, "Database and LLM settings…", lambda: SettingsDialog(self).exec_())
         help_menu = bar.addMenu("Help")
@@ -215,6 +217,7 @@ class MainWindow(QMainWindow):
         self.save_action.setEnabled(has_result and not busy)
         self.pdf_action.setEnabled(self.session.report is not None and not busy)
         self.dicom_action.setEnabled(has_result and not busy and logic.volume.dicom is not None)
+        self.send_action.setEnabled(has_result and not busy and logic.volume.dicom is not None)
 
     def scroll(self, steps: int) -> None:
         self.view.scroll(steps)
@@ -314,9 +317,43 @@ class MainWindow(QMainWindow):
         self.model_card.show()
 
     def open_path(self, path: str) -> None:
-        """Load a CT or image in the background."""
+        """Load a CT or image (or ``pacs://STUDY_UID``: retrieve it first) in the background."""
         self._remember(path)
-        self._run("load", lambda progress, cancelled, text: self.session.open(path), self._loaded)
+        self._run(
+            "load",
+            lambda progress, cancelled, text: self.session.open(path, progress=progress, cancel=cancelled),
+            self._loaded,
+        )
+
+    def import_from_pacs(self) -> None:
+        """The PACS query dialog; the query and the retrieve run in workers."""
+        self.pacs_dialog = PacsDialog(
+            self, find=self._find_on_pacs, retrieve=lambda uid: self.open_path(f"pacs://{uid}")
+        )
+        self.pacs_dialog.setModal(False)
+        self.pacs_dialog.show()
+
+    def _find_on_pacs(self, query: dict[str, str]) -> None:
+        self._run(
+            "pacs-find",
+            lambda progress, cancelled, text: self.workstation.find_studies(**query),
+            lambda hits: self.pacs_dialog.set_hits(hits),
+        )
+
+    def send_to_pacs(self) -> None:
+        """Write the SEG and SR (to a temporary folder) and send them to the PACS."""
+        import tempfile
+
+        if self.session.result is None:
+            return
+        folder = Path(tempfile.mkdtemp(prefix="liverhealth-send-"))
+
+        def done(counts: tuple[int, int]) -> None:
+            self.statusBar().showMessage(
+                f"Sent to the PACS: {counts[0]} new object(s), {counts[1]} already there", 8000
+            )
+
+        self._run("send", lambda progress, cancelled, text: self.session.send_to_pacs(folder), done)
 
     def _loaded(self, volume: Any) -> None:
         self.view.set_volume(volume)

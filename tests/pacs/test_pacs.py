@@ -4,6 +4,7 @@ back and find them there; wrong credentials and AE titles; the PACS stopped mid-
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 
 import numpy as np
@@ -15,6 +16,8 @@ from liverhealth.imaging import load
 from liverhealth.pacs import PacsSettings, connect, retrieve_study
 from tests.helpers.cli import run_cli
 from tests.helpers.pacs import AET, PASSWORD, USER, OrthancServer
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # the window test: before pytest-qt makes the QApplication
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +139,35 @@ def test_pacs_stopped_mid_retrieve_keeps_nothing(orthanc, data_root, tmp_path, p
             retrieve_study(pacs, study_uid, tmp_path / "cache2")
         finally:
             orthanc.start()
+
+
+@pytest.mark.gui
+def test_window_imports_from_the_pacs_and_sends_results_back(
+    qtbot, orthanc, data_root, models_dir, tmp_path, monkeypatch
+):
+    from liverhealth.gui.main_window import MainWindow
+
+    study_uid, patient_id = ircadb_study(data_root)
+    for name, value in environment(orthanc, "dimse", tmp_path).items():
+        monkeypatch.setenv(name, value)
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.import_from_pacs()
+    window.pacs_dialog.fields["patient_id"].setText(patient_id)
+    with qtbot.waitSignal(window.step_finished, timeout=60_000) as blocker:
+        window.pacs_dialog.find()
+    assert blocker.args == ["pacs-find"], window.last_error
+    uids = [window.pacs_dialog.table.item(r, 4).text() for r in range(window.pacs_dialog.table.rowCount())]
+    assert study_uid in uids
+    window.pacs_dialog.table.selectRow(uids.index(study_uid))
+    with qtbot.waitSignal(window.step_finished, timeout=120_000) as blocker:
+        window.pacs_dialog.retrieve_selected()
+    assert blocker.args == ["load"], window.last_error
+    assert window.view.slice_count == 129
+    with qtbot.waitSignal(window.step_finished, timeout=120_000):
+        window.segment()
+    before = len(orthanc.instances())
+    with qtbot.waitSignal(window.step_finished, timeout=120_000) as blocker:
+        window.send_to_pacs()
+    assert blocker.args == ["send"], window.last_error
+    assert len(orthanc.instances()) == before + 2
