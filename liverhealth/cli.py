@@ -112,6 +112,12 @@ def cmd_segment(args: argparse.Namespace) -> int:
         scores = session.compare_reference(args.reference)
         shown = ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in scores.items() if v is not None)
         reference_note = f" Against the reference: {shown}."
+    report_note = ""
+    if args.report:
+        content = session.make_report(include_patient=args.store_patient)
+        written.update(session.export_report(out_dir))
+        draft = content.report.draft_notice or f"with an LLM draft by {content.report.draft_model}"
+        report_note = f" Report: {draft}"
     stored_note = ""
     if dicom_out:
         dicom_files = session.export_dicom(Path(dicom_out))
@@ -122,12 +128,6 @@ def cmd_segment(args: argparse.Namespace) -> int:
             except LiverHealthError as exc:
                 raise LiverHealthError(f"{exc} The SEG and SR are in {dicom_out}; nothing was stored twice.") from exc
             stored_note = f" Stored on the PACS: {sent} new object(s), {present} already there."
-    report_note = ""
-    if args.report:
-        content = session.make_report(include_patient=args.store_patient)
-        written.update(session.export_report(out_dir))
-        draft = content.report.draft_notice or f"with an LLM draft by {content.report.draft_model}"
-        report_note = f" Report: {draft}"
     saved = ""
     if args.save_db:
         try:

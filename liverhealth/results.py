@@ -294,9 +294,11 @@ def report_record(content: ReportContent) -> ReportRecord:
     return ReportRecord.of(content.report, content.pdf)
 
 
-def write_dicom(result: SegmentResult, out_dir: str | Path) -> dict[str, Path]:
-    """Write seg.dcm (DICOM SEG on the source slices) and sr.dcm (TID 1500 measurements referencing it)."""
+def write_dicom(result: SegmentResult, out_dir: str | Path, report: ReportContent | None = None) -> dict[str, Path]:
+    """Write seg.dcm (DICOM SEG on the source slices), sr.dcm (TID 1500 measurements referencing it)
+    and, with a report, report.dcm (the PDF as an Encapsulated PDF instance), all in the CT's study."""
     from liverhealth.imaging.dicom_seg import build_seg, derived_object_errors, save_dataset
+    from liverhealth.reporting.dicom_pdf import build_encapsulated_pdf
     from liverhealth.reporting.dicom_sr import build_sr
 
     out = make_output_folder(check_output_folder(Path(out_dir)))
@@ -306,6 +308,9 @@ def write_dicom(result: SegmentResult, out_dir: str | Path) -> dict[str, Path]:
     paths = {"seg": out / "seg.dcm", "sr": out / "sr.dcm"}
     save_dataset(seg, paths["seg"])
     save_dataset(sr, paths["sr"])
+    if report is not None:
+        paths["report_dicom"] = out / "report.dcm"
+        save_dataset(build_encapsulated_pdf(report.pdf, seg), paths["report_dicom"])
     return paths
 
 

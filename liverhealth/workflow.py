@@ -306,8 +306,9 @@ class Session:
         return written
 
     def export_dicom(self, out_dir: Path) -> dict[str, Path]:
-        """Write the result as a DICOM SEG and a TID 1500 SR on the source series (seg.dcm, sr.dcm)."""
-        return write_dicom(self._need_result(), out_dir)
+        """Write the result as a DICOM SEG and a TID 1500 SR on the source series (seg.dcm, sr.dcm) and,
+        when a report was made, the PDF as an Encapsulated PDF instance (report.dcm)."""
+        return write_dicom(self._need_result(), out_dir, self.report)
 
     def send_to_pacs(self, folder: Path) -> tuple[int, int]:
         """Write the DICOM SEG and SR into ``folder`` and send them to the PACS: (sent, already there)."""

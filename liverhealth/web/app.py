@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,7 +29,7 @@ from liverhealth.presentation import DISCLAIMER
 from liverhealth.web.auth import Sessions, WebSession, same_token, verify_user
 from liverhealth.web.jobs import FILES, Job, JobManager, JobRequest
 from liverhealth.web.uploads import UploadError, store_upload
-from liverhealth.workflow import Workstation
+from liverhealth.workflow import PACS_SCHEME, Workstation
 
 STATIC = Path(__file__).resolve().parent / "static"
 NIIVUE = STATIC / "vendor" / "niivue"
@@ -56,6 +56,17 @@ class WebSettings:
     workers: int = 1
     secure_cookies: bool = False  # True behind TLS: cookies only over HTTPS
     work_dir: Path | None = None  # job folders (default: a private temporary folder)
+
+
+def pacs_configured() -> bool:
+    """Whether a PACS is set up (the page then offers its panel)."""
+    from liverhealth.pacs import PacsSettings
+
+    try:
+        PacsSettings.from_environment()
+    except LiverHealthError:
+        return False
+    return True
 
 
 def niivue_version() -> str:
@@ -187,6 +198,7 @@ def create_app(workstation: Workstation, settings: WebSettings | None = None) ->
             for spec in manifest.models
         ]
         return {
+            "pacs": pacs_configured(),
             "user": session.user,
             "role": session.role,
             "csrf": session.csrf,
@@ -280,6 +292,36 @@ def create_app(workstation: Workstation, settings: WebSettings | None = None) ->
             raise InputError("Only a finished result can be saved; wait for the job to finish.")
         saved = await run_in_threadpool(job.session.save, bool(body.get("store_patient")), session.user)
         return {"result_id": saved.result_id, "where": saved.where}
+
+    # the PACS -----------------------------------------------------------------------------------
+    @app.post("/api/pacs/find")
+    async def pacs_find(request: Request, session: Changing) -> dict[str, Any]:
+        body = await _json_body(request)
+        query = {key: str(body.get(key) or "")[:64] for key in ("patient_id", "accession", "study_date", "modality")}
+        hits = await run_in_threadpool(lambda: workstation.find_studies(**query))
+        return {"studies": [asdict(hit) for hit in hits]}
+
+    @app.post("/api/pacs/open")
+    async def pacs_open(request: Request, session: Changing) -> dict[str, Any]:
+        body = await _json_body(request)
+        study_uid = str(body.get("study_uid") or "")
+        if not study_uid or not all(c.isdigit() or c == "." for c in study_uid) or len(study_uid) > 64:
+            raise InputError("Choose a study from the PACS list (its study UID is missing or malformed).")
+        model_id = str(body.get("model") or "") or None
+        if model_id is not None:
+            workstation.manifest.get(model_id)
+        job_id, _ = jobs.new_folder()
+        job = jobs.submit_upload(job_id, session.user, f"{PACS_SCHEME}{study_uid}", JobRequest(model_id=model_id))
+        return {"job_id": job.job_id}
+
+    @app.post("/api/jobs/{job_id}/send")
+    async def pacs_send(job_id: str, session: Changing) -> dict[str, Any]:
+        job = own_job(job_id, session)
+        files = [job.out / "seg.dcm", job.out / "sr.dcm"]
+        if job.state != "done" or not all(f.is_file() for f in files):
+            raise InputError("Only a finished result of a DICOM CT has a SEG and SR to send.")
+        sent, present = await run_in_threadpool(workstation.store_to_pacs, files)
+        return {"sent": sent, "already_there": present}
 
     # saved results ------------------------------------------------------------------------------
     @app.post("/api/results/search")

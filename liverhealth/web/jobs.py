@@ -26,7 +26,7 @@ from liverhealth.errors import Cancelled, LiverHealthError
 from liverhealth.imaging.writers import save_labels_nifti, save_volume_nifti
 from liverhealth.presentation import lesion_label, size_summary
 from liverhealth.reporting.findings import target_lesions
-from liverhealth.workflow import Session, Workstation
+from liverhealth.workflow import PACS_SCHEME, Session, Workstation
 
 FINISHED = ("done", "failed", "cancelled")
 JOB_TTL_S = 4 * 3600  # a finished job (its files and the result held for saving) is kept this long
@@ -106,7 +106,8 @@ class JobManager:
         job_id = uuid.uuid4().hex
         return job_id, self.root / job_id
 
-    def submit_upload(self, job_id: str, owner: str, upload: Path, request: JobRequest) -> Job:
+    def submit_upload(self, job_id: str, owner: str, upload: Path | str, request: JobRequest) -> Job:
+        """Work on an upload stored at ``upload`` (or ``pacs://STUDY_UID``: retrieved from the PACS first)."""
         job = self._add(Job(job_id, owner, self.root / job_id, request))
         self.pool.submit(self._run, job, lambda: self._open_upload(job, upload))
         return job
@@ -176,11 +177,16 @@ class JobManager:
         if job.cancel_event.is_set():
             raise Cancelled("Cancelled.")
 
-    def _open_upload(self, job: Job, upload: Path) -> None:
+    def _open_upload(self, job: Job, upload: Path | str) -> None:
         session = self.workstation.session()
         job.session = session
-        job.set_state("loading", "Reading the CT.")
-        volume = session.open(upload)
+        from_pacs = str(upload).startswith(PACS_SCHEME)
+        job.set_state("loading", "Retrieving the study from the PACS." if from_pacs else "Reading the CT.")
+        volume = session.open(
+            upload,
+            progress=lambda done, total: job.emit("retrieve", done=done, total=total),
+            cancel=job.cancel_event.is_set,
+        )
         patient = job.request.patient
         if patient is not None and not patient.is_empty():
             session.set_volume(replace(volume, patient=patient))

@@ -13,6 +13,7 @@ import highdicom as hd
 import nibabel as nib
 import nrrd
 import numpy as np
+import pydicom
 import pytest
 
 from liverhealth.analysis import measure
@@ -74,15 +75,26 @@ def test_cli_dicom_out_round_trip_on_ircadb(data_root, models_dir, tmp_path):
     assert seg.StudyInstanceUID == ct.dicom.study_uid  # the SEG goes into the CT's study
 
 
-@pytest.mark.parametrize("name", ["seg.dcm", "sr.dcm"])
-def test_dciodvfy_finds_no_error(data_root, models_dir, tmp_path, name):
+def test_dciodvfy_finds_no_error_and_the_pdf_is_in_the_study(data_root, models_dir, tmp_path, monkeypatch):
     require(shutil.which("dciodvfy") is not None, "dciodvfy is missing: apt-get install dicom3tools")
+    monkeypatch.delenv("LIVERHEALTH_LLM_BASE_URL", raising=False)
     series = data_root / "totalsegmentator" / "example_ct_dicom"
-    result = run_cli("segment", str(series), "--out", str(tmp_path / "o"), "--dicom-out", str(tmp_path / "d"))
+    result = run_cli(
+        "segment", str(series), "--out", str(tmp_path / "o"), "--dicom-out", str(tmp_path / "d"), "--report"
+    )
     assert result.returncode == 0, result.stderr
-    check = subprocess.run(["dciodvfy", str(tmp_path / "d" / name)], capture_output=True, text=True)
-    errors = [line for line in (check.stdout + check.stderr).splitlines() if line.startswith("Error")]
-    assert errors == []
+    for name in ("seg.dcm", "sr.dcm", "report.dcm"):
+        check = subprocess.run(["dciodvfy", str(tmp_path / "d" / name)], capture_output=True, text=True)
+        errors = [line for line in (check.stdout + check.stderr).splitlines() if line.startswith("Error")]
+        assert errors == [], name
+    document = pydicom.dcmread(tmp_path / "d" / "report.dcm")
+    pdf = (tmp_path / "o" / "report.pdf").read_bytes()
+    assert (
+        document.EncapsulatedDocument[: len(pdf)] == pdf
+        and document.MIMETypeOfEncapsulatedDocument == "application/pdf"
+    )
+    seg = pydicom.dcmread(tmp_path / "d" / "seg.dcm")
+    assert document.StudyInstanceUID == seg.StudyInstanceUID
 
 
 def test_seg_on_a_series_whose_instance_numbers_run_against_z(data_root, tmp_path):

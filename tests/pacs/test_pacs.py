@@ -171,3 +171,25 @@ def test_window_imports_from_the_pacs_and_sends_results_back(
         window.send_to_pacs()
     assert blocker.args == ["send"], window.last_error
     assert len(orthanc.instances()) == before + 2
+
+
+def test_web_finds_opens_and_sends_back(orthanc, data_root, tmp_path):
+    """The web page's PACS panel API: find, open (retrieve + segment as a job), send the SEG and SR back."""
+    from tests.helpers.web import login, running_web_server
+
+    study_uid, patient_id = ircadb_study(data_root)
+    with running_web_server(tmp_path / "web", environment(orthanc, "dicomweb", tmp_path)) as server:
+        alice = login(server, "alice")
+        assert alice.http.get("/api/me").json()["pacs"] is True
+        studies = alice.post("/api/pacs/find", json={"patient_id": patient_id}).json()["studies"]
+        assert study_uid in [s["study_uid"] for s in studies]
+        job_id = alice.post("/api/pacs/open", json={"study_uid": study_uid}).json()["job_id"]
+        events = alice.events(job_id)
+        assert events[-1]["state"] == "done", events[-1]
+        assert any(e["kind"] == "retrieve" for e in events)
+        before = len(orthanc.instances())
+        sent = alice.post(f"/api/jobs/{job_id}/send").json()
+        assert sent == {"sent": 2, "already_there": 0} and len(orthanc.instances()) == before + 2
+        assert alice.post(f"/api/jobs/{job_id}/send").json() == {"sent": 0, "already_there": 2}
+        assert alice.post("/api/pacs/open", json={"study_uid": "1.2.x"}).status_code == 400
+        assert PASSWORD not in server[2].read_text()

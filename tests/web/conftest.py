@@ -1,78 +1,16 @@
-"""A real `liverhealth web` server (uvicorn in its own process on 127.0.0.1) with three accounts,
-a tiny threshold model and a real chat-completions server for the drafts."""
+"""The web tests' server: a real `liverhealth web` process (tests/helpers/web.py) with a real
+chat-completions server for the drafts."""
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import socket
-import subprocess
-import sys
 import threading
-import time
-from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.helpers.chat_server import ChatServer
-from tests.helpers.onnx_models import make_threshold_model, manifest_entry
+from tests.helpers.web import PASSWORDS, WebClient, login, running_web_server
 
-PASSWORDS = {"alice": "alice-password-1", "bob": "bob-password-22", "root": "admin-password-333"}
-MAX_UPLOAD_MB = 40  # the IRCADb zip is 31 MB
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class WebClient:
-    """One browser-like user of the server: cookies, the CSRF token, uploads and event streams."""
-
-    def __init__(self, base_url: str) -> None:
-        self.http = httpx.Client(base_url=base_url, timeout=120, follow_redirects=False)
-        self.csrf = ""
-
-    def login(self, name: str, password: str | None = None) -> httpx.Response:
-        page = self.http.get("/login")
-        token = re.search(r'name="token" value="([^"]+)"', page.text).group(1)
-        response = self.http.post(
-            "/login", data={"name": name, "password": password or PASSWORDS[name], "token": token}
-        )
-        if response.headers.get("location") == "/":
-            self.csrf = self.http.get("/api/me").json()["csrf"]
-        return response
-
-    def post(self, path: str, **kwargs) -> httpx.Response:
-        headers = {"X-CSRF-Token": self.csrf, **kwargs.pop("headers", {})}
-        return self.http.post(path, headers=headers, **kwargs)
-
-    def upload(self, *paths: Path, names: list[str] | None = None, **form) -> httpx.Response:
-        handles = [open(p, "rb") for p in paths]  # noqa: SIM115 - closed below
-        try:
-            files = [("files", (name, h)) for name, h in zip(names or [p.name for p in paths], handles, strict=True)]
-            return self.post("/api/jobs", files=files, data=form)
-        finally:
-            for h in handles:
-                h.close()
-
-    def events(self, job_id: str) -> list[dict]:
-        """Every event of a job, read live as server-sent events until the job finishes."""
-        events = []
-        with self.http.stream("GET", f"/api/jobs/{job_id}/events", timeout=300) as stream:
-            for line in stream.iter_lines():
-                if line.startswith("data: "):
-                    events.append(json.loads(line[6:]))
-        return events
-
-    def run(self, *paths: Path, **form) -> tuple[str, list[dict]]:
-        response = self.upload(*paths, **form)
-        assert response.status_code == 200, response.text
-        job_id = response.json()["job_id"]
-        return job_id, self.events(job_id)
+__all__ = ["PASSWORDS", "login"]
 
 
 @pytest.fixture(scope="session")
@@ -87,63 +25,11 @@ def chat():
 @pytest.fixture(scope="session")
 def web_server(tmp_path_factory, chat):
     """(base URL, work folder, log path) of a running server; stopped at the end."""
-    root = tmp_path_factory.mktemp("web")
-    models = root / "models"
-    models.mkdir()
-    make_threshold_model(models / "threshold.onnx", size=(128, 128))
-    manifest = {
-        "schema": 1,
-        "default": "threshold",
-        "models": [manifest_entry("threshold", models / "threshold.onnx", size=(128, 128))],
-    }
-    (models / "manifest.json").write_text(json.dumps(manifest))
-    env = {
-        **os.environ,
-        "LIVERHEALTH_CONFIG": str(root / "no-config.toml"),
-        "LIVERHEALTH_DB_URL": f"sqlite:///{root / 'web.db'}",
-        "LIVERHEALTH_LLM_BASE_URL": chat.base_url,
-        "LIVERHEALTH_LLM_API_KEY": "test-key-not-secret",
-        "LIVERHEALTH_LOG_DIR": str(root / "logs"),
-        "LIVERHEALTH_THREADS": "2",
-        "TMPDIR": str(root),
-    }
-    base = [sys.executable, "-m", "liverhealth.cli", "--models-dir", str(models), "web"]
-    for name, password in PASSWORDS.items():
-        admin = ["--admin"] if name == "root" else []
-        subprocess.run(
-            [*base, "adduser", name, "--password-stdin", *admin], input=password + "\n", text=True, env=env, check=True
-        )
-    port = free_port()
-    log = root / "server.log"
-    with open(log, "w") as handle:
-        process = subprocess.Popen(
-            [*base, "--port", str(port), "--max-upload-mb", str(MAX_UPLOAD_MB), "--workers", "2"],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"{url}/login", timeout=2)
-            break
-        except httpx.HTTPError:
-            if process.poll() is not None:
-                pytest.fail(f"the web server did not start: {log.read_text()}")
-            time.sleep(0.3)
-    yield url, root, log
-    process.terminate()
-    process.wait(30)
+    env = {"LIVERHEALTH_LLM_BASE_URL": chat.base_url, "LIVERHEALTH_LLM_API_KEY": "test-key-not-secret"}
+    with running_web_server(tmp_path_factory.mktemp("web"), env) as server:
+        yield server
 
 
 @pytest.fixture()
 def client(web_server):
     return WebClient(web_server[0])
-
-
-def login(web_server, name: str) -> WebClient:
-    user = WebClient(web_server[0])
-    assert user.login(name).headers["location"] == "/"
-    return user

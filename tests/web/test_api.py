@@ -21,7 +21,7 @@ from pypdf import PdfReader
 
 from liverhealth.imaging import load
 from tests.helpers.chat_server import DRAFT_PIECES
-from tests.web.conftest import PASSWORDS, login
+from tests.helpers.web import PASSWORDS, login
 
 pytestmark = pytest.mark.slow
 

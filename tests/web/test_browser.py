@@ -12,7 +12,7 @@ from pypdf import PdfReader
 
 from liverhealth.presentation import DISCLAIMER
 from tests.helpers.browser import chromium
-from tests.web.conftest import PASSWORDS
+from tests.helpers.web import PASSWORDS
 
 
 def overlay_pixels(png: bytes) -> tuple[int, int]:

@@ -120,6 +120,13 @@ function follow(jobId) {
     $("progress").value = data.done;
     $("status").textContent = `Segmenting: slice ${data.done} of ${data.total}.`;
   });
+  events.addEventListener("retrieve", (e) => {
+    const data = JSON.parse(e.data);
+    $("progress").hidden = false;
+    $("progress").max = data.total;
+    $("progress").value = data.done;
+    $("status").textContent = `Retrieving from the PACS: image ${data.done} of ${data.total}.`;
+  });
   events.addEventListener("volume", (e) => {
     const data = JSON.parse(e.data);
     showVolume(data.url, data.is_hu).catch((err) => showError(`The viewer could not show the CT: ${err}`));
@@ -176,6 +183,7 @@ function showResult(data) {
 }
 
 function showDownloads(files) {
+  $("send").hidden = !(state.pacs && files.includes("seg.dcm"));
   const list = $("downloads");
   list.innerHTML = "";
   for (const name of files) {
@@ -233,6 +241,46 @@ async function save() {
     const saved = await api(`/api/jobs/${state.job}/save`, { method: "POST",
       headers: { "Content-Type": "application/json" }, body: JSON.stringify({ store_patient: $("store-patient").checked }) });
     $("saved").textContent = `Saved as result ${saved.result_id}.`;
+  } catch (err) { showError(err.message); }
+}
+
+// the PACS --------------------------------------------------------------------------------------
+async function pacsFind(event) {
+  event.preventDefault();
+  showError("");
+  try {
+    const body = await api("/api/pacs/find", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ patient_id: $("pacs-patient").value, accession: $("pacs-accession").value,
+        study_date: $("pacs-date").value, modality: "CT" }) });
+    const tbody = $("pacs-studies").querySelector("tbody");
+    tbody.innerHTML = "";
+    for (const study of body.studies) {
+      const tr = document.createElement("tr");
+      for (const cell of [study.study_date, study.accession, study.modalities, study.description || study.study_uid]) {
+        const td = document.createElement("td"); td.textContent = cell; tr.append(td);
+      }
+      const td = document.createElement("td");
+      const open = document.createElement("button"); open.textContent = "Open"; open.className = "pacs-open";
+      open.addEventListener("click", () => pacsOpen(study.study_uid));
+      td.append(open); tr.append(td); tbody.append(tr);
+    }
+    if (!body.studies.length) showError("No study on the PACS matches.");
+  } catch (err) { showError(err.message); }
+}
+
+async function pacsOpen(studyUid) {
+  resetStudy();
+  try {
+    const body = await api("/api/pacs/open", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ study_uid: studyUid, model: $("model").value }) });
+    follow(body.job_id);
+  } catch (err) { showError(err.message); }
+}
+
+async function pacsSend() {
+  try {
+    const sent = await api(`/api/jobs/${state.job}/send`, { method: "POST" });
+    $("saved").textContent = `Sent to the PACS: ${sent.sent} new, ${sent.already_there} already there.`;
   } catch (err) { showError(err.message); }
 }
 
@@ -294,6 +342,8 @@ function showTab(name) {
 async function start() {
   const me = await api("/api/me");
   state.csrf = me.csrf;
+  state.pacs = me.pacs;
+  $("pacs-panel").hidden = !me.pacs;
   $("who").textContent = `${me.user}${me.role === "admin" ? " (admin)" : ""}`;
   $("limit").textContent = `Up to ${me.max_upload_mb.toLocaleString()} MB.`;
   $("niivue-version").textContent = me.niivue;
@@ -310,6 +360,8 @@ async function start() {
   $("cancel").addEventListener("click", () => state.job && api(`/api/jobs/${state.job}/cancel`, { method: "POST" })
     .catch((err) => showError(err.message)));
   $("save").addEventListener("click", save);
+  $("send").addEventListener("click", pacsSend);
+  $("pacs-form").addEventListener("submit", pacsFind);
   $("search-form").addEventListener("submit", search);
   $("tab-study").addEventListener("click", () => showTab("study"));
   $("tab-results").addEventListener("click", () => showTab("results"));
