@@ -83,6 +83,15 @@ class CtVolume:
     patient: PatientInfo = field(default_factory=PatientInfo)
     dicom: DicomSource | None = field(default=None, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        """The affine is the geometry; ``spacing`` (when known) must be its column lengths, so the two
+        can never disagree (a volume built otherwise is a bug, refused here)."""
+        if self.spacing is None:
+            return
+        lengths = np.linalg.norm(np.asarray(self.affine, dtype=float)[:3, :3], axis=0)[::-1]
+        if not np.allclose(lengths, self.spacing, rtol=1e-4, atol=1e-6):
+            raise ValueError(f"CtVolume spacing {self.spacing} disagrees with its affine's {tuple(lengths)}")
+
     @property
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.voxels.shape)  # type: ignore[return-value]

@@ -11,6 +11,7 @@ from liverhealth.analysis import dice, feret_diameters, iou, key_slice, measure
 from liverhealth.domain import CtVolume, SourceInfo
 from liverhealth.imaging.geometry import LPS_TO_RAS
 from liverhealth.imaging.ircadb import ircadb_labels
+from liverhealth.imaging.raster import with_pixel_size
 
 
 def _volume(shape, spacing, hu=40) -> CtVolume:
@@ -90,9 +91,7 @@ def test_disc_in_2d_pixels_and_mm():
     assert m.liver_volume_ml is None and m.liver_area_mm2 is None
     assert m.lesions[0].largest_area_px == int(disc.sum())
     assert m.lesions[0].longest_diameter_mm is None and m.lesions[0].mean_hu is None
-    with_size = CtVolume(
-        voxels=raster.voxels, spacing=(1.0, 0.5, 0.5), affine=np.eye(4), is_hu=False, source=raster.source
-    )
+    with_size = with_pixel_size(raster, 0.5)
     m = measure(with_size, labels)
     assert m.tumour_area_mm2 == pytest.approx(disc.sum() * 0.25)
     assert m.lesions[0].volume_ml is None

@@ -27,6 +27,8 @@ from liverhealth.reporting.dicom_sr import SR_DECIMALS, build_sr, read_sr_measur
 from tests.helpers.cli import run_cli
 from tests.helpers.prerequisites import require
 
+pytestmark = pytest.mark.slow
+
 
 def highdicom_labels_on_nifti_grid(seg_path: Path, nifti_path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(labels from the SEG via highdicom, labels from the NIfTI), both on the NIfTI's [i, j, k] grid,
