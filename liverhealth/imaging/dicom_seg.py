@@ -113,26 +113,20 @@ def build_seg(volume: CtVolume, labels: np.ndarray, model: ModelInfo) -> Dataset
     )
     segments = [
         hd.seg.SegmentDescription(
-            segment_number=1,
-            segment_label="liver",
-            segmented_property_category=ORGAN,
-            segmented_property_type=LIVER,
+            segment_number=number,
+            segment_label=label,
+            segmented_property_category=category,
+            segmented_property_type=kind,
             algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
             algorithm_identification=algorithm,
             tracking_uid=generate_uid(),
-            tracking_id="liver",
-        ),
-        hd.seg.SegmentDescription(
-            segment_number=2,
-            segment_label="liver tumour",
-            segmented_property_category=ABNORMAL,
-            segmented_property_type=NEOPLASM,
-            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-            algorithm_identification=algorithm,
-            tracking_uid=generate_uid(),
-            tracking_id="liver tumour",
-            anatomic_regions=[LIVER],
-        ),
+            tracking_id=label,
+            anatomic_regions=regions,
+        )
+        for number, label, category, kind, regions in (
+            (1, "liver", ORGAN, LIVER, None),
+            (2, "liver tumour", ABNORMAL, NEOPLASM, [LIVER]),
+        )
     ]
     masks = np.stack([labels >= LABEL_LIVER, labels == LABEL_TUMOUR], axis=-1)
     with derived_object_errors(volume, "SEG"):

@@ -4,25 +4,19 @@ with a config written here (HTTP basic auth, our AE title registered for C-FIND/
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
 
+from tests.helpers.databases import free_port
 from tests.helpers.prerequisites import require
 
 ORTHANC = Path("/usr/sbin/Orthanc")
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 USER, PASSWORD = "radiology", "pacs-secret-Kq7"
 AET = "TESTPACS"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class OrthancServer:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -16,16 +15,11 @@ from pathlib import Path
 
 import httpx
 
+from tests.helpers.databases import free_port
 from tests.helpers.onnx_models import make_threshold_model, manifest_entry
 
 PASSWORDS = {"alice": "alice-password-1", "bob": "bob-password-22", "root": "admin-password-333"}
 MAX_UPLOAD_MB = 40  # the IRCADb zip is 31 MB
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class WebClient:
