@@ -85,7 +85,8 @@ class DicomwebPacs:
         count = 0
         expected = dict(self.ct_series(study_uid)).get(series_uid, 0)
         with self._errors("retrieve the series"):
-            for dataset in self.client.iter_series(study_uid, series_uid):
+            # any transfer syntax: the PACS sends what it holds (JPEG 2000 too), pylibjpeg decodes it here
+            for dataset in self.client.iter_series(study_uid, series_uid, media_types=(("application/dicom", "*"),)):
                 check_cancel(cancel)
                 dataset.save_as(str(folder / f"{count:06d}.dcm"), enforce_file_format=True)
                 count += 1

@@ -132,7 +132,8 @@ class DimsePacs:
                      cancel: CancelCheck | None) -> int:  # fmt: skip
         ae = self._ae()
         ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
-        ae.add_requested_context(CTImageStorage, IMAGE_SYNTAXES)
+        for syntax in IMAGE_SYNTAXES:  # one context per syntax: the PACS sends what it stores, untranscoded
+            ae.add_requested_context(CTImageStorage, [syntax])
         received = {"count": 0, "cancelled": False}
         expected = dict(self.ct_series(study_uid)).get(series_uid, 0)
 

@@ -29,12 +29,13 @@ def orthanc(tmp_path_factory, data_root):
             # IRCADb's files lack the Part 10 header a PACS expects; pydicom adds it, the data unchanged
             ds = pydicom.dcmread(io.BytesIO(archive.read(name)), force=True)
             ds.save_as(upload / f"ircadb_{i:04d}.dcm", enforce_file_format=True)
-    # TotalSegmentator's example series carries no Study/Series/SOP Instance UIDs, which no PACS accepts: give
-    # it the file meta's SOP Instance UID and one study and series UID, as an archive would have them
+    # TotalSegmentator's example series carries no Study, Series, SOP Instance or SOP Class UID, which no PACS
+    # accepts: give it the file meta's SOP UIDs and one study and series UID, as an archive would have them
     study, series = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
     for i, path in enumerate(sorted((data_root / "totalsegmentator" / "example_ct_dicom").iterdir())):
         ds = pydicom.dcmread(path)
         ds.SOPInstanceUID = ds.SOPInstanceUID or ds.file_meta.MediaStorageSOPInstanceUID
+        ds.SOPClassUID = ds.SOPClassUID or ds.file_meta.MediaStorageSOPClassUID
         ds.StudyInstanceUID = ds.StudyInstanceUID or study
         ds.SeriesInstanceUID = ds.SeriesInstanceUID or series
         ds.save_as(upload / f"ts_{i:04d}.dcm", enforce_file_format=True)
@@ -193,3 +194,18 @@ def test_web_finds_opens_and_sends_back(orthanc, data_root, tmp_path):
         assert alice.post(f"/api/jobs/{job_id}/send").json() == {"sent": 0, "already_there": 2}
         assert alice.post("/api/pacs/open", json={"study_uid": "1.2.x"}).status_code == 400
         assert PASSWORD not in server[2].read_text()
+
+
+@pytest.mark.parametrize("protocol", ["dicomweb", "dimse"])
+def test_jpeg2000_series_comes_back_whole(orthanc, data_root, tmp_path, protocol, monkeypatch):
+    """The TotalSegmentator series (JPEG 2000, InstanceNumber against z) through the PACS: same voxels, same grid."""
+    for name, value in environment(orthanc, protocol, tmp_path).items():
+        monkeypatch.setenv(name, value)
+    pacs = connect(PacsSettings.from_environment())
+    local = load(data_root / "totalsegmentator" / "example_ct_dicom")
+    hits = [h for h in pacs.find(modality="CT") if h.study_uid != ircadb_study(data_root)[0]]
+    assert len(hits) == 1
+    folder = retrieve_study(pacs, hits[0].study_uid, tmp_path / "cache")
+    retrieved = load(folder)
+    assert np.array_equal(retrieved.voxels, local.voxels)
+    np.testing.assert_allclose(retrieved.affine, local.affine)
