@@ -40,3 +40,11 @@ def test_the_wheel_carries_every_shipped_model(tmp_path):
         assert "manifest.json" in names and json.loads(archive.read(names["manifest.json"])) == manifest
         for entry in manifest["models"]:
             assert hashlib.sha256(archive.read(names[entry["file"]])).hexdigest() == entry["sha256"]
+        files = set(archive.namelist())
+        for needed in (  # the web page, its viewer (from npm, by setup.sh) and every migration
+            "liverhealth/web/static/index.html",
+            "liverhealth/web/static/app.js",
+            "liverhealth/web/static/vendor/niivue/niivue.umd.js",
+            "liverhealth/storage/migrations/versions/0003_web_users.py",
+        ):
+            assert needed in files, needed
