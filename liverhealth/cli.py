@@ -361,6 +361,43 @@ def whole_number(low: int, high: int):
     return parse
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    import signal
+
+    from tqdm import tqdm
+
+    from liverhealth.batch import discover, run_batch
+    from liverhealth.imaging.writers import check_output_folder
+
+    out = check_output_folder(Path(args.out))
+    workstation = _workstation(args)
+    spec = workstation.manifest.get(args.model)  # an unknown model fails before any case
+    cases = discover(args.inputs)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl+C: finished cases stay
+    counts = {"done": 0, "skipped": 0, "error": 0}
+    bar = tqdm(total=len(cases), unit="case", file=sys.stderr, desc="batch")
+
+    def progressed(row) -> None:
+        counts[row.status] += 1
+        bar.set_postfix(done=counts["done"], skipped=counts["skipped"], failed=counts["error"])
+        bar.update(1)
+
+    try:
+        rows = run_batch(
+            cases, out, spec.model_id, spec.sha256, args.models_dir, args.workers, args.fail_fast, progressed
+        )
+    finally:
+        bar.close()
+    failed = [r for r in rows if r.status == "error"]
+    print(
+        f"{len(rows)} of {len(cases)} case(s): {counts['done']} segmented, {counts['skipped']} already complete, "
+        f"{len(failed)} failed. Wrote {out / 'cohort.csv'}, cohort.parquet and cohort.png."
+    )
+    for row in failed:
+        print(f"  {row.case_id}: {row.error}")
+    return EXIT_USER_ERROR if failed and (args.fail_fast or len(failed) == len(rows)) else 0
+
+
 def cmd_pacs_find(args: argparse.Namespace) -> int:
     hits = _workstation(args).find_studies(
         patient_id=args.patient_id or "", accession=args.accession or "", study_date=args.date or "",
@@ -380,6 +417,16 @@ def cmd_pacs_get(args: argparse.Namespace) -> int:
     count = sum(1 for p in folder.iterdir() if p.suffix == ".dcm")
     print(f"Retrieved {count} CT images of study {args.study_uid} into {folder}.")
     return 0
+
+
+def _add_batch_parser(sub: argparse._SubParsersAction) -> None:
+    batch = sub.add_parser("batch", help="segment a cohort: files, folders or a CSV of cases; a cohort table and plots")
+    batch.add_argument("inputs", nargs="+", help="CT files, folders (each series or volume inside is a case), or a CSV")
+    batch.add_argument("--out", required=True, help="output folder: one folder per case, cohort.csv/.parquet/.png")
+    batch.add_argument("--model", default=None, help="model id (default: the manifest's)")
+    batch.add_argument("--workers", type=whole_number(1, 64), default=1, help="worker processes (default 1)")
+    batch.add_argument("--fail-fast", action="store_true", help="stop at the first failed case (exit 2)")
+    batch.set_defaults(func=cmd_batch)
 
 
 def _add_pacs_parser(sub: argparse._SubParsersAction) -> None:
@@ -500,6 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db_parser(sub)
     _add_web_parser(sub)
     _add_pacs_parser(sub)
+    _add_batch_parser(sub)
     gui = sub.add_parser("gui", help="start the workstation window")
     gui.add_argument("--open", default=None, help="open this CT or image at start")
     gui.add_argument("--segment", action="store_true", help="segment it once loaded")
