@@ -432,24 +432,27 @@ def _dicom_source(ds0: Dataset, slices: list[_Instance], refusal: str) -> DicomS
         study_uid=str(ds0.get("StudyInstanceUID", "")),
         series_uid=str(ds0.get("SeriesInstanceUID", "")),
         frame_of_reference_uid=str(ds0.get("FrameOfReferenceUID", "")),
-        sop_instance_uids=tuple(_sop_instance_uid(inst.dataset) for inst in slices) if not refusal else (),
+        sop_instance_uids=tuple(str(h.get("SOPInstanceUID", "")) for h in headers),
         headers=headers,
         derived_refusal=refusal,
     )
 
 
-def _sop_instance_uid(dataset: Dataset) -> str:
-    meta = getattr(dataset, "file_meta", Dataset())
-    return str(dataset.get("SOPInstanceUID") or meta.get("MediaStorageSOPInstanceUID") or "")
-
-
 def _header(dataset: Dataset) -> Dataset:
-    """A slice's header without its pixel data (what a derived object copies and references)."""
+    """A slice's header without its pixel data (what a derived object copies and references); SOP
+    Class and Instance UIDs that some exports leave out of the dataset are taken from the file meta."""
     header = Dataset()
     for element in dataset:
         if element.tag != 0x7FE00010:
             header.add(element)
-    header.file_meta = getattr(dataset, "file_meta", Dataset())
+    meta = getattr(dataset, "file_meta", Dataset())
+    header.file_meta = meta
+    for keyword, meta_keyword in (
+        ("SOPClassUID", "MediaStorageSOPClassUID"),
+        ("SOPInstanceUID", "MediaStorageSOPInstanceUID"),
+    ):
+        if not header.get(keyword) and meta.get(meta_keyword):
+            setattr(header, keyword, meta.get(meta_keyword))
     return header
 
 

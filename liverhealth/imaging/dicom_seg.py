@@ -69,9 +69,9 @@ def frame_of_reference(volume: CtVolume) -> tuple[str, bool]:
 
 
 def _completed(headers: tuple[Dataset, ...], frame_of_reference_uid: str) -> list[Dataset]:
-    """Source headers with what a derived object needs and some exports leave out: the SOP class and
-    instance UIDs (from the file meta), and a frame of reference, study or series UID derived the
-    same way every time when the series has none (see ``frame_of_reference``)."""
+    """Source headers with what a derived object needs and some exports leave out: a frame of
+    reference, study or series UID derived the same way every time when the series has none (see
+    ``frame_of_reference``); the SOP UIDs are the reader's (from the file meta when missing)."""
     needed = ("FrameOfReferenceUID", "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
     if all(h.get(keyword) for h in headers for keyword in needed) and all(
         h.get("SpecificCharacterSet", "ISO_IR 100") for h in headers
@@ -83,15 +83,12 @@ def _completed(headers: tuple[Dataset, ...], frame_of_reference_uid: str) -> lis
     for header in headers:
         copy = Dataset(header)
         copy.file_meta = header.file_meta
-        meta = header.file_meta
         if not copy.get("FrameOfReferenceUID"):
             copy.FrameOfReferenceUID = frame_of_reference_uid
         if not copy.get("SOPClassUID"):
-            copy.SOPClassUID = meta.get("MediaStorageSOPClassUID") or CT_IMAGE_STORAGE
+            copy.SOPClassUID = CT_IMAGE_STORAGE
         if not copy.get("SOPInstanceUID"):
-            if not meta.get("MediaStorageSOPInstanceUID"):
-                raise InputError("A slice of this series has no SOP Instance UID: a DICOM SEG cannot refer to it.")
-            copy.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+            raise InputError("A slice of this series has no SOP Instance UID: a DICOM SEG cannot refer to it.")
         if not copy.get("SeriesInstanceUID"):
             copy.SeriesInstanceUID = series or generate_uid(entropy_srcs=["liverhealth series", frame_of_reference_uid])
         if not copy.get("StudyInstanceUID"):

@@ -107,7 +107,12 @@ def check_cancel(cancel: CancelCheck | None) -> None:
         raise Cancelled("Retrieve cancelled; nothing was kept.")
 
 
+def is_uid(text: str) -> bool:
+    """A DICOM UID: digits and dots, at most 64 characters (safe as a folder name too)."""
+    return bool(text) and all(c.isdigit() or c == "." for c in text) and len(text) <= 64
+
+
 def _safe_name(uid: str) -> str:
-    if not uid or not all(c.isdigit() or c == "." for c in uid) or len(uid) > 64:
+    if not is_uid(uid):
         raise PacsError(f"{uid[:70]!r} is not a DICOM UID (digits and dots, at most 64 characters).")
     return uid

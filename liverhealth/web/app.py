@@ -25,6 +25,7 @@ from starlette.datastructures import UploadFile
 from liverhealth.domain import PatientInfo
 from liverhealth.errors import InputError, LiverHealthError, StorageError
 from liverhealth.imaging.limits import MAX_ZIP_ENTRIES
+from liverhealth.pacs.client import is_uid
 from liverhealth.presentation import DISCLAIMER
 from liverhealth.web.auth import Sessions, WebSession, same_token, verify_user
 from liverhealth.web.jobs import FILES, Job, JobManager, JobRequest
@@ -305,7 +306,7 @@ def create_app(workstation: Workstation, settings: WebSettings | None = None) ->
     async def pacs_open(request: Request, session: Changing) -> dict[str, Any]:
         body = await _json_body(request)
         study_uid = str(body.get("study_uid") or "")
-        if not study_uid or not all(c.isdigit() or c == "." for c in study_uid) or len(study_uid) > 64:
+        if not is_uid(study_uid):
             raise InputError("Choose a study from the PACS list (its study UID is missing or malformed).")
         model_id = str(body.get("model") or "") or None
         if model_id is not None:
