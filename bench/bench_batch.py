@@ -1,11 +1,13 @@
-"""Cohort throughput: `liverhealth batch` with 1 and 2 workers against the same cases run as
-separate `liverhealth segment` processes, in one run (the ratios are the figures).
+"""Cohort throughput: `liverhealth batch` with 1 and 2 workers, on the local process pool and on a
+local Ray, against the same cases run as separate `liverhealth segment` processes, in one run
+(the ratios are the figures).
 
     python -m bench.bench_batch [--data ../shared/data] [--copies 2] [--models-dir DIR]
 
 Cases: the real CTs in ../shared/data (3Dircadb1.1 zip, the TotalSegmentator DICOM series and
 NIfTI, dcmqi's 3-slice CT), each listed ``--copies`` times under its own case id. Every run
-writes into a fresh folder, so nothing is skipped. The 10-node line is an estimate on paper from
+writes into a fresh folder, so nothing is skipped. A Ray run includes starting the local Ray
+instance (a few seconds), as a user's first batch pays it. The 10-node line is an estimate on paper from
 the measured cost per case, not a measurement.
 """
 
@@ -32,6 +34,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=config.data_dir())
     parser.add_argument("--copies", type=int, default=2)
     parser.add_argument("--models-dir", type=Path, default=None)
+    parser.add_argument("--no-ray", dest="ray", action="store_false", help="skip the Ray rows")
     args = parser.parse_args()
     cts = [
         args.data / "3Dircadb1.1" / "PATIENT_DICOM.zip",
@@ -48,9 +51,12 @@ def main() -> None:
         listing.write_text("path,case_id\n" + "".join(f"{ct},{case_id}\n" for case_id, ct in cases))
         separate = sum(timed([*base, "segment", str(ct), "--out", f"{tmp}/single/{case_id}"]) for case_id, ct in cases)
         rows = [("separate `liverhealth segment` processes", separate)]
-        for workers in (1, 2):
-            wall = timed([*base, "batch", str(listing), "--out", f"{tmp}/batch{workers}", "--workers", str(workers)])
-            rows.append((f"`liverhealth batch --workers {workers}`", wall))
+        engines = ("local", "ray") if args.ray else ("local",)
+        for engine in engines:
+            for workers in (1, 2):
+                batch = [*base, "batch", str(listing), "--out", f"{tmp}/{engine}{workers}", "--workers", str(workers)]
+                wall = timed([*batch, "--engine", engine])
+                rows.append((f"`batch --engine {engine} --workers {workers}`", wall))
     n = len(cases)
     print(f"{n} cases ({args.copies} × {len(cts)} real CTs), development machine, CPU only")
     print(f"{'run':<44} {'wall s':>8} {'cases/min':>10} {'vs separate':>12}")

@@ -361,20 +361,64 @@ def whole_number(low: int, high: int):
     return parse
 
 
+def _study(workstation, side: str, model: str | None):
+    """A compare side: a saved result id (digits that name no file) or a CT input, segmented."""
+    if side.isdigit() and not Path(side).exists():
+        return workstation.reopen(int(side))
+    session = workstation.session()
+    session.open(side, progress=_progress_bar("reading"))
+    session.segment(model, progress=_progress_bar("segmenting"))
+    return session
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from liverhealth.comparison import comparison_lines
+    from liverhealth.imaging.writers import check_output_folder
+
+    out = check_output_folder(Path(args.out) if args.out else Path.cwd() / "liverhealth_compare")
+    workstation = _workstation(args)
+    workstation.manifest.get(args.model)  # an unknown model fails before the slow work
+    baseline = _study(workstation, args.baseline, args.model)
+    followup = _study(workstation, args.followup, args.model)
+    result = followup.compare_with(baseline)
+    written = followup.export_comparison(out)
+    if args.report:
+        followup.make_report()
+        written.update(followup.export_report(out))
+    for line in comparison_lines(result.comparison):
+        print(line)
+    print(f"Wrote {', '.join(sorted(p.name for p in written.values()))} to {out}. A draft for radiologist review.")
+    return 0
+
+
 def cmd_batch(args: argparse.Namespace) -> int:
     import signal
+    from collections import Counter
 
     from tqdm import tqdm
 
-    from liverhealth.batch import discover, run_batch
+    from liverhealth.batch import CaseOptions, discover, run_batch
     from liverhealth.imaging.writers import check_output_folder
+    from liverhealth.reporting import LlmSettings
 
+    if args.engine == "ray" and args.db_url:
+        raise LiverHealthError(
+            "With --engine ray each node reads the database URL from its own LIVERHEALTH_DB_URL or config "
+            "file (a URL with a password is not sent through Ray): set it there and drop --db-url."
+        )
+    if args.ray_address and args.engine != "ray":
+        raise LiverHealthError("--ray-address needs --engine ray.")
     out = check_output_folder(Path(args.out))
+    if args.report:
+        LlmSettings.from_environment()  # a bad LLM setting fails before the work
     workstation = _workstation(args)
     spec = workstation.manifest.get(args.model)  # an unknown model fails before any case
+    if args.save_db and not args.ray_address:
+        workstation.repository  # noqa: B018 - created/upgraded once here, not by every worker at once
     cases = discover(args.inputs)
+    options = CaseOptions(spec.model_id, spec.sha256, args.report, args.dicom_out, args.save_db)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl+C: finished cases stay
-    counts = {"done": 0, "skipped": 0, "error": 0}
+    counts: Counter[str] = Counter()
     bar = tqdm(total=len(cases), unit="case", file=sys.stderr, desc="batch")
 
     def progressed(row) -> None:
@@ -384,8 +428,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     try:
         rows = run_batch(
-            cases, out, spec.model_id, spec.sha256, args.models_dir, args.workers, args.fail_fast, progressed
-        )
+            cases, out, options, args.models_dir, args.db_url, args.workers, args.engine, args.ray_address,
+            args.fail_fast, progressed,
+        )  # fmt: skip
     finally:
         bar.close()
     failed = [r for r in rows if r.status == "error"]
@@ -395,6 +440,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
     )
     for row in failed:
         print(f"  {row.case_id}: {row.error}")
+    for row in rows:
+        if row.note and row.status == "done":
+            print(f"  {row.case_id}: {row.note}")
     return EXIT_USER_ERROR if failed and (args.fail_fast or len(failed) == len(rows)) else 0
 
 
@@ -426,6 +474,14 @@ def _add_batch_parser(sub: argparse._SubParsersAction) -> None:
     batch.add_argument("--model", default=None, help="model id (default: the manifest's)")
     batch.add_argument("--workers", type=whole_number(1, 64), default=1, help="worker processes (default 1)")
     batch.add_argument("--fail-fast", action="store_true", help="stop at the first failed case (exit 2)")
+    engine_help = "local: a process pool (default); ray: Ray tasks (extra 'cluster')"
+    batch.add_argument("--engine", choices=("local", "ray"), default="local", help=engine_help)
+    address_help = "an existing Ray cluster (ray://HOST:10001, HOST:6379 or auto); default: a local Ray"
+    batch.add_argument("--ray-address", default=None, help=address_help)
+    batch.add_argument("--report", action="store_true", help="also write each case's report (PDF, Markdown)")
+    batch.add_argument("--dicom-out", action="store_true", help="also write CASE/dicom/seg.dcm, sr.dcm (DICOM)")
+    batch.add_argument("--save-db", action="store_true", help="also save each result in the results database")
+    batch.add_argument("--db-url", default=None, help="database URL for --save-db (see `liverhealth db --help`)")
     batch.set_defaults(func=cmd_batch)
 
 
@@ -548,6 +604,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_web_parser(sub)
     _add_pacs_parser(sub)
     _add_batch_parser(sub)
+    compare = sub.add_parser("compare", help="read a follow-up CT against a baseline: lesion changes and RECIST 1.1")
+    compare.add_argument("baseline", help="the earlier CT (any input segment takes) or a saved result id")
+    compare.add_argument("followup", help="the later CT or a saved result id")
+    compare.add_argument("--out", default=None, help="output folder (default ./liverhealth_compare)")
+    compare.add_argument("--model", default=None, help="model id for CT inputs (default: the manifest's)")
+    compare.add_argument("--report", action="store_true", help="also write the follow-up's report with the comparison")
+    compare.add_argument("--db-url", default=None, help="database of the saved results (see `liverhealth db --help`)")
+    compare.set_defaults(func=cmd_compare)
     gui = sub.add_parser("gui", help="start the workstation window")
     gui.add_argument("--open", default=None, help="open this CT or image at start")
     gui.add_argument("--segment", action="store_true", help="segment it once loaded")

@@ -179,6 +179,7 @@ class Report:
     draft_model: str | None
     draft_endpoint: str | None
     created_at: str
+    comparison: str | None = None  # "Comparison with prior", when the study was read against one
 
 
 @dataclass(frozen=True)
@@ -218,3 +219,64 @@ class ModelInfo:
         if not protocol:
             return figures or "not available"
         return f"{figures or 'no figures'}; protocol: {protocol}"
+
+
+@dataclass(frozen=True)
+class RecistAssessment:
+    """A RECIST 1.1 response with the arithmetic it was decided on (``analysis/recist.py``)."""
+
+    response: str  # CR, PR, SD, PD, or NE (no measurable target at baseline)
+    response_name: str
+    baseline_sum_mm: float
+    nadir_sum_mm: float
+    followup_sum_mm: float
+    change_from_baseline_pct: float | None
+    change_from_nadir_mm: float
+    change_from_nadir_pct: float | None
+    new_lesions: int
+    arithmetic: tuple[str, ...]
+    targets: tuple[int, ...] = ()  # baseline lesion ids
+
+
+@dataclass(frozen=True)
+class LesionChange:
+    """One lesion across two studies: ``matched``, ``new``, ``gone``, ``split`` (one baseline lesion,
+    several follow-up fragments: their volumes and diameters are summed, as RECIST sums
+    fragments) or ``merged`` (a baseline lesion that coalesced into another's follow-up lesion)."""
+
+    status: str
+    baseline_id: int | None
+    followup_ids: tuple[int, ...]
+    baseline_volume_ml: float | None
+    followup_volume_ml: float | None
+    baseline_diameter_mm: float | None
+    followup_diameter_mm: float | None
+    volume_change_ml: float | None
+    volume_change_pct: float | None
+    diameter_change_mm: float | None
+    diameter_change_pct: float | None
+    distance_mm: float | None  # between the centroids, after registration
+    overlap_dice: float | None  # after registration
+    target: bool = False
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A follow-up study read against a baseline: registration quality, each lesion's change, the
+    liver and tumour changes, and the RECIST 1.1 response."""
+
+    baseline_label: str
+    followup_label: str
+    registration: dict[str, Any]  # matrix (baseline RAS -> follow-up RAS), liver Dice before/after, seconds
+    lesions: tuple[LesionChange, ...]
+    liver_ml: tuple[float | None, float | None]
+    tumour_ml: tuple[float | None, float | None]
+    burden_pct: tuple[float, float]
+    recist: RecistAssessment
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["lesions"] = [asdict(change) for change in self.lesions]
+        data["recist"] = asdict(self.recist)
+        return data

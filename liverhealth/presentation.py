@@ -18,6 +18,7 @@ DISCLAIMER = (
 )
 TITLE = "LiverHealth liver CT report (draft)"
 FINDINGS_TITLE = "Measured findings"
+COMPARISON_TITLE = "Comparison with prior"
 MODEL_TITLE = "Segmentation model"
 LIVER_ML_DIGITS = 1
 TUMOUR_ML_DIGITS = 2  # small lesions: 0.05 mL matters
@@ -75,8 +76,10 @@ def sections(report: Report, model: ModelInfo) -> list[Section]:
     draft = report.draft or report.draft_notice or "No draft."
     if report.draft and report.draft_notice:
         draft = f"{draft}\n\n{report.draft_notice}"
+    comparison = [Section(COMPARISON_TITLE, report.comparison)] if report.comparison else []
     return [
         Section(FINDINGS_TITLE, report.findings),
+        *comparison,
         Section(draft_title(report), draft),
         Section(MODEL_TITLE, model_text(model)),
     ]

@@ -60,7 +60,7 @@ class SegmentResult:
 
     @cached_property
     def overlay_png(self) -> bytes:
-        return _png(self.overlay_rgb)
+        return png_bytes(self.overlay_rgb)
 
 
 def overlay_image(result: SegmentResult, z: int | None = None, alpha: float = 0.4) -> np.ndarray:
@@ -214,7 +214,7 @@ def _check_labels_fit(out: Path, labels: np.ndarray, doc: dict[str, Any]) -> Non
         )
 
 
-def _png(image: np.ndarray) -> bytes:
+def png_bytes(image: np.ndarray) -> bytes:
     array = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
     ok, buffer = cv2.imencode(".png", array)
     return buffer.tobytes() if ok else b""
@@ -231,7 +231,7 @@ def key_slice_strip(result: SegmentResult, count: int = 5, width: int = 160) -> 
     for z in picks:
         image = overlay_image(result, int(z))
         height = round(image.shape[0] * width / image.shape[1])
-        strip.append((int(z), _png(cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA))))
+        strip.append((int(z), png_bytes(cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA))))
     return strip
 
 
@@ -250,14 +250,16 @@ def make_report(
     on_text: Callable[[str], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     include_patient: bool = False,
+    comparison: str | None = None,
 ) -> ReportContent:
-    """Findings + LLM draft for a result, with everything the PDF shows."""
+    """Findings + LLM draft for a result (and its comparison with a prior study, if any), with
+    everything the PDF shows."""
     volume = result.volume
-    slice_png = _png(to_display(volume.voxels[result.key_slice], volume.is_hu, WINDOW_PRESETS["abdomen"]))
+    slice_png = png_bytes(to_display(volume.voxels[result.key_slice], volume.is_hu, WINDOW_PRESETS["abdomen"]))
     measurements = result.measurements.to_dict()
     study = study_line(result)
     report = build_report(
-        measurements, result.model, study, slice_png, result.overlay_png, settings, use_llm, on_text, cancel
+        measurements, result.model, study, slice_png, result.overlay_png, settings, use_llm, on_text, cancel, comparison
     )
     return ReportContent(
         report=report,

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from liverhealth import config, imaging
 from liverhealth.analysis import key_slice, measure
@@ -36,6 +37,9 @@ from liverhealth.results import (
     write_report,
 )
 from liverhealth.storage import Repository, ResultSummary, StoredResult, content_hash
+
+if TYPE_CHECKING:
+    from liverhealth.comparison import ComparisonResult
 
 PACS_SCHEME = "pacs://"  # `liverhealth segment pacs://STUDY_UID`: the study's CT series from the PACS
 
@@ -223,6 +227,7 @@ class Session:
         self.result: SegmentResult | None = None
         self.report: ReportContent | None = None
         self.saved: SavedResult | None = None
+        self.comparison: ComparisonResult | None = None
         self.load_s = 0.0
 
     def open(
@@ -237,13 +242,14 @@ class Session:
         if str(path).startswith(PACS_SCHEME):
             path = self.workstation.retrieve(str(path)[len(PACS_SCHEME) :], progress, cancel)
         volume = load_input(path, pixel_size_mm)
-        self.volume, self.result, self.report, self.saved = volume, None, None, None
+        self.volume, self.result, self.report, self.saved, self.comparison = volume, None, None, None, None
         self.load_s = time.perf_counter() - started
         return volume
 
     def set_volume(self, volume: CtVolume) -> None:
         """Use an already loaded volume (the web app validates and loads uploads itself)."""
         self.volume, self.result, self.report, self.saved, self.load_s = volume, None, None, None, 0.0
+        self.comparison = None
 
     def segment(
         self, model_id: str | None = None, progress: Progress | None = None, cancel: CancelCheck | None = None
@@ -261,7 +267,7 @@ class Session:
         timings["total_s"] = round(self.load_s + time.perf_counter() - started, 4)
         model = self.workstation.model_info(segmentation.model_id)
         self.result = SegmentResult(volume, segmentation, measurements, key_slice(segmentation.labels), timings, model)
-        self.report, self.saved = None, None
+        self.report, self.saved, self.comparison = None, None, None
         return self.result
 
     def findings(self) -> str:
@@ -279,7 +285,12 @@ class Session:
         """Findings + the LLM draft (streamed to ``on_text``) or the reason there is none."""
         result = self._need_result()
         settings = self.workstation.llm
-        self.report = make_report(result, settings, use_llm, on_text, cancel, include_patient)
+        comparison = None
+        if self.comparison is not None:
+            from liverhealth.comparison import comparison_lines
+
+            comparison = "\n".join(comparison_lines(self.comparison.comparison))
+        self.report = make_report(result, settings, use_llm, on_text, cancel, include_patient, comparison)
         return self.report
 
     def report_text(self) -> str:
@@ -317,6 +328,23 @@ class Session:
     def compare_reference(self, reference_seg: Path) -> dict[str, float | None]:
         """Dice per class against a reference DICOM SEG of the same CT."""
         return reference_dice(self._need_result(), reference_seg)
+
+    def compare_with(self, prior: Session) -> ComparisonResult:
+        """This study read against ``prior`` (both segmented): registration, lesion changes, RECIST
+        1.1; kept so that the next report has its "Comparison with prior" section."""
+        from liverhealth.comparison import compare_results
+
+        self.comparison = compare_results(prior._need_result(), self._need_result())
+        self.report = None
+        return self.comparison
+
+    def export_comparison(self, out_dir: Path) -> dict[str, Path]:
+        """comparison.json and comparison.png."""
+        from liverhealth.comparison import write_comparison
+
+        if self.comparison is None:
+            raise InputError("No comparison yet: compare the study with a prior one first.")
+        return write_comparison(self.comparison, out_dir)
 
     def export_report(self, out_dir: Path) -> dict[str, Path]:
         if self.report is None:

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from liverhealth.domain import ModelInfo, Report
-from liverhealth.presentation import DISCLAIMER, report_markdown, report_text
+from liverhealth.presentation import COMPARISON_TITLE, DISCLAIMER, report_markdown, report_text
 from liverhealth.reporting.findings import build_findings
 from liverhealth.reporting.llm import DraftResult, LlmSettings, request_draft
 from liverhealth.reporting.pdf import ReportContent, write_pdf
@@ -36,11 +36,14 @@ def build_report(
     use_llm: bool = True,
     on_text: Callable[[str], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    comparison: str | None = None,
 ) -> Report:
-    """Findings from the measurements, plus a streamed LLM draft (or the reason there is none)."""
+    """Findings from the measurements, plus a streamed LLM draft (or the reason there is none);
+    ``comparison`` (numbers only) is the "Comparison with prior" section, also sent to the LLM."""
     findings = build_findings(measurements, model, study)
     if use_llm:
-        draft = request_draft(findings, slice_png, overlay_png, settings, on_text, cancel)
+        asked = f"{findings}\n\n{COMPARISON_TITLE}:\n{comparison}" if comparison else findings
+        draft = request_draft(asked, slice_png, overlay_png, settings, on_text, cancel)
     else:
         draft = DraftResult(None, "No LLM draft: not requested.", "", "")
     return Report(
@@ -50,4 +53,5 @@ def build_report(
         draft_model=draft.model or None,
         draft_endpoint=draft.endpoint or None,
         created_at=datetime.now().strftime("%Y-%m-%d %H:%M"),
+        comparison=comparison,
     )

@@ -22,7 +22,15 @@ from reportlab.pdfgen import canvas as pdf_canvas
 from reportlab.platypus import Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from liverhealth.domain import ModelInfo, PatientInfo, Report
-from liverhealth.presentation import DISCLAIMER, FINDINGS_TITLE, MODEL_TITLE, TITLE, draft_title, model_text
+from liverhealth.presentation import (
+    COMPARISON_TITLE,
+    DISCLAIMER,
+    FINDINGS_TITLE,
+    MODEL_TITLE,
+    TITLE,
+    draft_title,
+    model_text,
+)
 
 CJK_FONT = "STSong-Light"
 pdfmetrics.registerFont(UnicodeCIDFont(CJK_FONT))
@@ -222,6 +230,8 @@ def write_pdf(content: ReportContent) -> bytes:
         story += [Spacer(1, 4), _table(_lesion_rows(lesions), [10, 28, 36, 36, 26, 22], body)]
     story += [Paragraph(FINDINGS_TITLE, heading)]
     story += [_para(line, body) for line in report.findings.splitlines()]
+    if report.comparison:
+        story += [Paragraph(COMPARISON_TITLE, heading), *(_para(line, body) for line in report.comparison.splitlines())]
     draft = _paragraphs(
         report.draft if report.draft else (report.draft_notice or "No draft."), body if report.draft else notice
     )

@@ -1,0 +1,174 @@
+"""Follow-up reading for the faces: compare two segmented studies, write comparison.json and a
+side-by-side picture of each lesion, and say the result in words (report, LLM request: numbers
+only, no identifiers)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from liverhealth.analysis.followup import compare_studies
+from liverhealth.analysis.registration import Registration, resample_ct, resample_labels
+from liverhealth.domain import Comparison, LesionChange
+from liverhealth.imaging.display import WINDOW_PRESETS, overlay_labels, to_display
+from liverhealth.imaging.geometry import index_to_ras
+from liverhealth.imaging.writers import atomic_target, write_bytes_atomic
+from liverhealth.results import SegmentResult, png_bytes
+
+COMPARISON_DOCUMENT = 1
+TILE_PX = 160
+FIELD_MM = 70.0
+MAX_ROWS = 8
+
+
+@dataclass(frozen=True)
+class ComparisonResult:
+    comparison: Comparison
+    registration: Registration
+    baseline: SegmentResult
+    followup: SegmentResult
+
+
+def compare_results(
+    baseline: SegmentResult, followup: SegmentResult, prior_sums_mm: tuple[float, ...] = ()
+) -> ComparisonResult:
+    """Register ``followup`` onto ``baseline``, match the lesions, decide the RECIST response."""
+    comparison, registration = compare_studies(
+        baseline.volume,
+        baseline.segmentation.labels,
+        baseline.measurements,
+        followup.volume,
+        followup.segmentation.labels,
+        followup.measurements,
+        prior_sums_mm,
+    )
+    return ComparisonResult(comparison, registration, baseline, followup)
+
+
+def comparison_document(result: ComparisonResult) -> dict:
+    """comparison.json: the comparison, both studies (no patient identifiers) and their models."""
+    sides = {}
+    for name, side in (("baseline", result.baseline), ("followup", result.followup)):
+        sides[name] = {
+            "source": {k: v for k, v in side.volume.source.to_dict().items() if k != "path"},
+            "model": side.model.to_dict(),
+        }
+    return {
+        "liverhealth_comparison": COMPARISON_DOCUMENT,
+        "draft": "A draft for radiologist review; not a medical device.",
+        **sides,
+        "comparison": result.comparison.to_dict(),
+    }
+
+
+def write_comparison(result: ComparisonResult, out_dir: str | Path) -> dict[str, Path]:
+    """comparison.json and comparison.png in ``out_dir`` (each written whole or not at all)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_target(out / "comparison.json") as temporary:
+        temporary.write_text(json.dumps(comparison_document(result), indent=2), encoding="utf-8")
+    write_bytes_atomic(out / "comparison.png", png_bytes(comparison_image(result)))
+    return {"comparison.json": out / "comparison.json", "comparison.png": out / "comparison.png"}
+
+
+def _caption(change: LesionChange) -> str:
+    name = f"L{change.baseline_id}" if change.baseline_id is not None else f"new F{change.followup_ids[0]}"
+    target = " target" if change.target else ""
+    before, after = change.baseline_diameter_mm, change.followup_diameter_mm
+    sizes = f"{before or 0:.1f} -> {after or 0:.1f} mm" if before is not None and after is not None else ""
+    pct = f" ({change.diameter_change_pct:+.0f}%)" if change.diameter_change_pct is not None else ""
+    return f"{name}{target} {change.status}: {sizes}{pct}"
+
+
+def _tile(grey: np.ndarray, labels: np.ndarray, centre_yx: tuple[float, float], pixel_mm: tuple[float, float]):
+    half = [max(4, int(FIELD_MM / 2 / p)) for p in pixel_mm]
+    y, x = (round(c) for c in centre_yx)
+    pad = ((half[0], half[0]), (half[1], half[1]))
+    grey, labels = np.pad(grey, pad), np.pad(labels, pad)
+    crop = (slice(y, y + 2 * half[0]), slice(x, x + 2 * half[1]))
+    picture = overlay_labels(grey[crop], labels[crop], alpha=0.25)
+    return cv2.resize(picture, (TILE_PX, TILE_PX), interpolation=cv2.INTER_NEAREST)
+
+
+def comparison_image(result: ComparisonResult) -> np.ndarray:
+    """One row per lesion (targets first, then new, then the others; at most ``MAX_ROWS``): the
+    baseline and the registered follow-up on the same baseline slice, outlines on both."""
+    base = result.baseline.volume
+    follow_ct = resample_ct(result.followup.volume, base, result.registration.matrix)
+    follow_labels = resample_labels(
+        result.followup.segmentation.labels, result.followup.volume, base, result.registration.matrix
+    )
+    inverse = np.linalg.inv(base.affine)
+    lesions_b = {lesion.lesion_id: lesion for lesion in result.baseline.measurements.lesions}
+    lesions_f = {lesion.lesion_id: lesion for lesion in result.followup.measurements.lesions}
+    order = sorted(result.comparison.lesions, key=lambda c: (not c.target, c.status != "new", c.baseline_id or 0))
+    rows = []
+    pixel_mm = (base.spacing[1], base.spacing[2]) if base.spacing else (1.0, 1.0)
+    window = WINDOW_PRESETS["liver"]
+    for change in order[:MAX_ROWS]:
+        if change.baseline_id is not None:
+            centre = lesions_b[change.baseline_id].centroid_index
+        else:
+            lesion = lesions_f[change.followup_ids[0]]
+            point = result.registration.to_baseline(index_to_ras(result.followup.volume.affine, lesion.centroid_index))
+            x, y, z = (inverse @ np.array([*point[0], 1.0]))[:3]
+            centre = (z, y, x)
+        z = int(np.clip(round(centre[0]), 0, base.shape[0] - 1))
+        left = _tile(
+            to_display(base.voxels[z], base.is_hu, window), result.baseline.segmentation.labels[z], centre[1:], pixel_mm
+        )
+        right = _tile(to_display(follow_ct[z], base.is_hu, window), follow_labels[z], centre[1:], pixel_mm)
+        caption = np.full((22, 2 * TILE_PX + 4, 3), 255, np.uint8)
+        cv2.putText(caption, _caption(change)[:48], (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+        gap = np.full((TILE_PX, 4, 3), 255, np.uint8)
+        rows.append(np.vstack([caption, np.hstack([left, gap, right])]))
+    header = np.full((26, 2 * TILE_PX + 4, 3), 255, np.uint8)
+    cv2.putText(
+        header, "baseline | follow-up (registered)", (4, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA
+    )
+    if not rows:
+        note = np.full((40, 2 * TILE_PX + 4, 3), 255, np.uint8)
+        cv2.putText(
+            note, "No lesion at either time.", (4, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA
+        )
+        rows.append(note)
+    return np.vstack([header, *rows])
+
+
+def comparison_lines(comparison: Comparison) -> list[str]:
+    """The comparison in words: what the report's "Comparison with prior" section and the LLM
+    request say (numbers only)."""
+    counts = {
+        status: sum(1 for c in comparison.lesions if c.status == status)
+        for status in ("matched", "split", "merged", "gone", "new")
+    }
+    lines = []
+    (liver_b, liver_f), (tumour_b, tumour_f), (burden_b, burden_f) = (
+        comparison.liver_ml,
+        comparison.tumour_ml,
+        comparison.burden_pct,
+    )
+    if liver_b is not None and liver_f is not None:
+        lines.append(f"Liver volume {liver_b:.1f} mL at baseline, {liver_f:.1f} mL now ({liver_f - liver_b:+.1f} mL).")
+    if tumour_b is not None and tumour_f is not None:
+        lines.append(
+            f"Tumour volume {tumour_b:.2f} mL at baseline, {tumour_f:.2f} mL now ({tumour_f - tumour_b:+.2f} mL); "
+            f"tumour burden {burden_b:.2f} % -> {burden_f:.2f} % of the liver."
+        )
+    lines.append(
+        "Lesions: " + ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+        if any(counts.values())
+        else "Lesions: none at either time."
+    )
+    for change in comparison.lesions:
+        if change.target or change.status == "new":
+            lines.append(_caption(change).replace(" -> ", " → ") + ".")
+    recist = comparison.recist
+    lines.append(f"RECIST 1.1: {recist.response} ({recist.response_name}).")
+    lines.extend(recist.arithmetic)
+    lines.extend(comparison.warnings)
+    return lines
