@@ -380,14 +380,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
     workstation.manifest.get(args.model)  # an unknown model fails before the slow work
     baseline = _study(workstation, args.baseline, args.model)
     followup = _study(workstation, args.followup, args.model)
+    if args.save_db and baseline.saved is None:
+        baseline.save()
     result = followup.compare_with(baseline)
     written = followup.export_comparison(out)
     if args.report:
         followup.make_report()
         written.update(followup.export_report(out))
+    saved = ""
+    if args.save_db:
+        try:
+            followup.save()
+            comparison_id = followup.save_comparison()
+        except LiverHealthError as exc:
+            raise LiverHealthError(f"{exc} The comparison is in {out}.") from exc
+        saved = (
+            f" Saved as comparison {comparison_id} of results {baseline.saved.result_id} (baseline) and "
+            f"{followup.saved.result_id} (follow-up) in the {followup.saved.where}."
+        )
     for line in comparison_lines(result.comparison):
         print(line)
-    print(f"Wrote {', '.join(sorted(p.name for p in written.values()))} to {out}. A draft for radiologist review.")
+    names = ", ".join(sorted(p.name for p in written.values()))
+    print(f"Wrote {names} to {out}.{saved} A draft for radiologist review.")
     return 0
 
 
@@ -610,6 +624,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", default=None, help="output folder (default ./liverhealth_compare)")
     compare.add_argument("--model", default=None, help="model id for CT inputs (default: the manifest's)")
     compare.add_argument("--report", action="store_true", help="also write the follow-up's report with the comparison")
+    compare.add_argument("--save-db", action="store_true", help="save both results and the comparison, linked")
     compare.add_argument("--db-url", default=None, help="database of the saved results (see `liverhealth db --help`)")
     compare.set_defaults(func=cmd_compare)
     gui = sub.add_parser("gui", help="start the workstation window")

@@ -76,12 +76,14 @@ def write_comparison(result: ComparisonResult, out_dir: str | Path) -> dict[str,
 
 
 def _caption(change: LesionChange) -> str:
-    name = f"L{change.baseline_id}" if change.baseline_id is not None else f"new F{change.followup_ids[0]}"
     target = " target" if change.target else ""
-    before, after = change.baseline_diameter_mm, change.followup_diameter_mm
+    after = change.followup_diameter_mm
+    if change.baseline_id is None:
+        return f"F{change.followup_ids[0]} new: {after or 0:.1f} mm"
+    before = change.baseline_diameter_mm
     sizes = f"{before or 0:.1f} -> {after or 0:.1f} mm" if before is not None and after is not None else ""
     pct = f" ({change.diameter_change_pct:+.0f}%)" if change.diameter_change_pct is not None else ""
-    return f"{name}{target} {change.status}: {sizes}{pct}"
+    return f"L{change.baseline_id}{target} {change.status}: {sizes}{pct}"
 
 
 def _tile(grey: np.ndarray, labels: np.ndarray, centre_yx: tuple[float, float], pixel_mm: tuple[float, float]):

@@ -228,6 +228,7 @@ class Session:
         self.report: ReportContent | None = None
         self.saved: SavedResult | None = None
         self.comparison: ComparisonResult | None = None
+        self.prior: Session | None = None  # the study the comparison read this one against
         self.load_s = 0.0
 
     def open(
@@ -334,9 +335,30 @@ class Session:
         1.1; kept so that the next report has its "Comparison with prior" section."""
         from liverhealth.comparison import compare_results
 
-        self.comparison = compare_results(prior._need_result(), self._need_result())
-        self.report = None
+        prior_sums: tuple[float, ...] = ()
+        if prior.saved is not None:  # the follow-ups already read against this baseline set the nadir
+            exclude = self.saved.result_id if self.saved else None
+            prior_sums = tuple(self.workstation.repository.prior_target_sums(prior.saved.result_id, exclude))
+        self.comparison = compare_results(prior._need_result(), self._need_result(), prior_sums)
+        self.prior, self.report = prior, None
         return self.comparison
+
+    def save_comparison(self) -> int:
+        """Save the comparison linked to both results (both must be saved first); returns its id."""
+        from liverhealth.comparison import comparison_document
+
+        if self.comparison is None or self.prior is None:
+            raise InputError("No comparison yet: compare the study with a prior one first.")
+        if self.prior.saved is None or self.saved is None:
+            raise InputError("Save both studies before their comparison.")
+        recist = self.comparison.comparison.recist
+        return self.workstation.repository.save_comparison(
+            self.prior.saved.result_id,
+            self.saved.result_id,
+            recist.response,
+            recist.followup_sum_mm,
+            comparison_document(self.comparison),
+        )
 
     def export_comparison(self, out_dir: Path) -> dict[str, Path]:
         """comparison.json and comparison.png."""

@@ -152,7 +152,8 @@ def _start_ray(ray: Any, address: str | None) -> None:
     try:
         if address:
             ray.init(address=address, log_to_driver=False)
-        else:
+        else:  # Ray nices its workers by default; a local batch runs at the local pool's priority
+            os.environ.setdefault("RAY_worker_niceness", "0")
             ray.init(
                 num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
                 _node_ip_address="127.0.0.1",

@@ -1,6 +1,7 @@
 """The results database schema (SQLAlchemy 2 declarative models).
 
-patient 1—n study 1—n segmentation_result 1—n report; web_user holds the web interface's
+patient 1—n study 1—n segmentation_result 1—n report; study_comparison links two results
+(baseline, follow-up); web_user holds the web interface's
 accounts (a result's ``owner`` names one). Patient identifiers live only in the
 patient table (all optional), so a study can be saved without them. Deleting a study deletes
 its results and their reports (ON DELETE CASCADE in the database, and in the ORM).
@@ -125,6 +126,25 @@ class Report(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
 
     result: Mapped[SegmentationResult] = relationship(back_populates="reports")
+
+
+class StudyComparison(Base):
+    """A follow-up result read against a baseline result (``liverhealth compare``): the RECIST
+    response, the target sum (for later nadirs) and the whole comparison.json document."""
+
+    __tablename__ = "study_comparison"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    baseline_result_id: Mapped[int] = mapped_column(
+        ForeignKey("segmentation_result.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    followup_result_id: Mapped[int] = mapped_column(
+        ForeignKey("segmentation_result.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    response: Mapped[str] = mapped_column(String(4), nullable=False)
+    followup_sum_mm: Mapped[float] = mapped_column(Float, nullable=False)
+    document: Mapped[dict] = mapped_column(JSON, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
 
 
 class WebUser(Base):

@@ -29,7 +29,7 @@ from liverhealth.domain import Report as DomainReport
 from liverhealth.errors import StorageError
 from liverhealth.storage.database import database_url, describe, make_engine, parse_url, translate
 from liverhealth.storage.migrations_runner import missing_tables, upgrade_to_head
-from liverhealth.storage.models import Patient, Report, SegmentationResult, Study, WebUser
+from liverhealth.storage.models import Patient, Report, SegmentationResult, Study, StudyComparison, WebUser
 
 T = TypeVar("T")
 MEASUREMENTS_SCHEMA = 2  # the stored measurements JSON: {"schema", "measurements", "model"}; 1 = bare measurements
@@ -594,6 +594,54 @@ class Repository:
             return (user.password_hash, user.role) if user else None
 
         return self._run("read the account", work)
+
+    def save_comparison(
+        self, baseline_id: int, followup_id: int, response: str, followup_sum_mm: float, document: dict
+    ) -> int:
+        """Save a follow-up comparison linked to both results; returns its id."""
+
+        def work(session: Session) -> int:
+            for result_id in (baseline_id, followup_id):
+                if session.get(SegmentationResult, result_id) is None:
+                    raise StorageError(f"No saved result {result_id}: save both studies before their comparison.")
+            row = StudyComparison(
+                baseline_result_id=baseline_id,
+                followup_result_id=followup_id,
+                response=response,
+                followup_sum_mm=followup_sum_mm,
+                document=document,
+                created_at=datetime.now().replace(microsecond=0),
+            )
+            session.add(row)
+            session.flush()
+            return int(row.id)
+
+        return self._run("save the comparison", work, writing=True)
+
+    def prior_target_sums(self, baseline_id: int, exclude_followup: int | None = None) -> list[float]:
+        """The target sums of the follow-ups already read against ``baseline_id`` (oldest first):
+        with the baseline's own, they make the nadir of the next response."""
+
+        def work(session: Session) -> list[float]:
+            query = select(StudyComparison).where(StudyComparison.baseline_result_id == baseline_id)
+            rows = session.scalars(query.order_by(StudyComparison.created_at, StudyComparison.id)).all()
+            return [float(r.followup_sum_mm) for r in rows if r.followup_result_id != exclude_followup]
+
+        return self._run("read the earlier comparisons", work)
+
+    def comparisons(self, result_id: int) -> list[tuple[int, int, int, str]]:
+        """(comparison id, baseline result, follow-up result, response) involving ``result_id``."""
+
+        def work(session: Session) -> list[tuple[int, int, int, str]]:
+            query = select(StudyComparison).where(
+                (StudyComparison.baseline_result_id == result_id) | (StudyComparison.followup_result_id == result_id)
+            )
+            return [
+                (r.id, r.baseline_result_id, r.followup_result_id, r.response)
+                for r in session.scalars(query.order_by(StudyComparison.id))
+            ]
+
+        return self._run("read the comparisons", work)
 
     def close(self) -> None:
         self.engine.dispose()

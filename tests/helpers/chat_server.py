@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 DRAFT_PIECES = [
@@ -100,3 +103,15 @@ class ChatHandler(BaseHTTPRequestHandler):
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
         return None
+
+
+@contextmanager
+def running_chat_server() -> Iterator[ChatServer]:
+    """A ChatServer serving on its own thread for the block."""
+    server = ChatServer()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()

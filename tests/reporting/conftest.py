@@ -3,25 +3,19 @@ modes, and a segmentation result built from the IRCADb ground truth."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from liverhealth.analysis import key_slice, measure
 from liverhealth.domain import ModelInfo, Segmentation
 from liverhealth.imaging.ircadb import ircadb_labels
 from liverhealth.results import SegmentResult
-from tests.helpers.chat_server import ChatServer
+from tests.helpers.chat_server import running_chat_server
 
 
 @pytest.fixture()
 def chat_server():
-    server = ChatServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with running_chat_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,9 @@ chat-completions server for the drafts."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
-from tests.helpers.chat_server import ChatServer
+from tests.helpers.chat_server import running_chat_server
 from tests.helpers.web import PASSWORDS, WebClient, login, running_web_server
 
 __all__ = ["PASSWORDS", "login"]
@@ -15,11 +13,8 @@ __all__ = ["PASSWORDS", "login"]
 
 @pytest.fixture(scope="session")
 def chat():
-    server = ChatServer()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with running_chat_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
