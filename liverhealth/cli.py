@@ -448,9 +448,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     failed = [r for r in rows if r.status == "error"]
+    not_run = f", {counts['not run']} not run (interrupted)" if counts["not run"] else ""
     print(
         f"{len(rows)} of {len(cases)} case(s): {counts['done']} segmented, {counts['skipped']} already complete, "
-        f"{len(failed)} failed. Wrote {out / 'cohort.csv'}, cohort.parquet and cohort.png."
+        f"{len(failed)} failed{not_run}. Wrote {out / 'cohort.csv'}, cohort.parquet and cohort.png."
     )
     for row in failed:
         print(f"  {row.case_id}: {row.error}")

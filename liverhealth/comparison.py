@@ -5,7 +5,7 @@ only, no identifiers)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -46,6 +46,13 @@ def compare_results(
         followup.measurements,
         prior_sums_mm,
     )
+    if prior_sums_mm:
+        sums = ", ".join(f"{total:.1f}" for total in prior_sums_mm)
+        note = (
+            f"The nadir counts {len(prior_sums_mm)} follow-up(s) read earlier against this baseline (target sums "
+            f"{sums} mm): they must be scans taken before this one."
+        )
+        comparison = replace(comparison, warnings=(*comparison.warnings, note))
     return ComparisonResult(comparison, registration, baseline, followup)
 
 
@@ -75,7 +82,8 @@ def write_comparison(result: ComparisonResult, out_dir: str | Path) -> dict[str,
     return {"comparison.json": out / "comparison.json", "comparison.png": out / "comparison.png"}
 
 
-def _caption(change: LesionChange) -> str:
+def lesion_caption(change: LesionChange) -> str:
+    """One lesion's change in a few words (the picture's captions, the window's list)."""
     target = " target" if change.target else ""
     after = change.followup_diameter_mm
     if change.baseline_id is None:
@@ -96,22 +104,26 @@ def _tile(grey: np.ndarray, labels: np.ndarray, centre_yx: tuple[float, float], 
     return cv2.resize(picture, (TILE_PX, TILE_PX), interpolation=cv2.INTER_NEAREST)
 
 
-def comparison_image(result: ComparisonResult) -> np.ndarray:
-    """One row per lesion (targets first, then new, then the others; at most ``MAX_ROWS``): the
-    baseline and the registered follow-up on the same baseline slice, outlines on both."""
-    base = result.baseline.volume
-    follow_ct = resample_ct(result.followup.volume, base, result.registration.matrix)
-    follow_labels = resample_labels(
-        result.followup.segmentation.labels, result.followup.volume, base, result.registration.matrix
+def registered_followup(result: ComparisonResult) -> tuple[np.ndarray, np.ndarray]:
+    """The follow-up's CT and labels on the baseline grid, through the registration (what the
+    side-by-side views show, slice for slice with the baseline)."""
+    base, follow, matrix = result.baseline.volume, result.followup, result.registration.matrix
+    return (
+        resample_ct(follow.volume, base, matrix),
+        resample_labels(follow.segmentation.labels, follow.volume, base, matrix),
     )
+
+
+def lesion_centres(result: ComparisonResult) -> list[tuple[LesionChange, tuple[float, float, float]]]:
+    """Each lesion change (targets first, then new, then the others) with where it is on the
+    baseline grid (z, y, x): the baseline lesion's centroid, or a new lesion's, mapped back."""
+    base = result.baseline.volume
     inverse = np.linalg.inv(base.affine)
     lesions_b = {lesion.lesion_id: lesion for lesion in result.baseline.measurements.lesions}
     lesions_f = {lesion.lesion_id: lesion for lesion in result.followup.measurements.lesions}
     order = sorted(result.comparison.lesions, key=lambda c: (not c.target, c.status != "new", c.baseline_id or 0))
-    rows = []
-    pixel_mm = (base.spacing[1], base.spacing[2]) if base.spacing else (1.0, 1.0)
-    window = WINDOW_PRESETS["liver"]
-    for change in order[:MAX_ROWS]:
+    placed = []
+    for change in order:
         if change.baseline_id is not None:
             centre = lesions_b[change.baseline_id].centroid_index
         else:
@@ -119,24 +131,35 @@ def comparison_image(result: ComparisonResult) -> np.ndarray:
             point = result.registration.to_baseline(index_to_ras(result.followup.volume.affine, lesion.centroid_index))
             x, y, z = (inverse @ np.array([*point[0], 1.0]))[:3]
             centre = (z, y, x)
+        limits = np.array(base.shape) - 1  # a new lesion outside the baseline's field of view: its edge
+        placed.append((change, tuple(float(v) for v in np.clip(centre, 0, limits))))
+    return placed
+
+
+def comparison_image(result: ComparisonResult) -> np.ndarray:
+    """One row per lesion (targets first, then new, then the others; at most ``MAX_ROWS``): the
+    baseline and the registered follow-up on the same baseline slice, outlines on both."""
+    base = result.baseline.volume
+    follow_ct, follow_labels = registered_followup(result)
+    rows = []
+    pixel_mm = (base.spacing[1], base.spacing[2]) if base.spacing else (1.0, 1.0)
+    window = WINDOW_PRESETS["liver"]
+    text = {"fontFace": cv2.FONT_HERSHEY_SIMPLEX, "color": (0, 0, 0), "thickness": 1, "lineType": cv2.LINE_AA}
+    width = 2 * TILE_PX + 4
+    for change, centre in lesion_centres(result)[:MAX_ROWS]:
         z = int(np.clip(round(centre[0]), 0, base.shape[0] - 1))
-        left = _tile(
-            to_display(base.voxels[z], base.is_hu, window), result.baseline.segmentation.labels[z], centre[1:], pixel_mm
-        )
+        labels = result.baseline.segmentation.labels[z]
+        left = _tile(to_display(base.voxels[z], base.is_hu, window), labels, centre[1:], pixel_mm)
         right = _tile(to_display(follow_ct[z], base.is_hu, window), follow_labels[z], centre[1:], pixel_mm)
-        caption = np.full((22, 2 * TILE_PX + 4, 3), 255, np.uint8)
-        cv2.putText(caption, _caption(change)[:48], (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+        caption = np.full((22, width, 3), 255, np.uint8)
+        cv2.putText(caption, lesion_caption(change)[:48], (4, 16), fontScale=0.42, **text)
         gap = np.full((TILE_PX, 4, 3), 255, np.uint8)
         rows.append(np.vstack([caption, np.hstack([left, gap, right])]))
-    header = np.full((26, 2 * TILE_PX + 4, 3), 255, np.uint8)
-    cv2.putText(
-        header, "baseline | follow-up (registered)", (4, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA
-    )
+    header = np.full((26, width, 3), 255, np.uint8)
+    cv2.putText(header, "baseline | follow-up (registered)", (4, 18), fontScale=0.5, **text)
     if not rows:
-        note = np.full((40, 2 * TILE_PX + 4, 3), 255, np.uint8)
-        cv2.putText(
-            note, "No lesion at either time.", (4, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA
-        )
+        note = np.full((40, width, 3), 255, np.uint8)
+        cv2.putText(note, "No lesion at either time.", (4, 24), fontScale=0.5, **text)
         rows.append(note)
     return np.vstack([header, *rows])
 
@@ -168,7 +191,7 @@ def comparison_lines(comparison: Comparison) -> list[str]:
     )
     for change in comparison.lesions:
         if change.target or change.status == "new":
-            lines.append(_caption(change).replace(" -> ", " → ") + ".")
+            lines.append(lesion_caption(change).replace(" -> ", " → ") + ".")
     recist = comparison.recist
     lines.append(f"RECIST 1.1: {recist.response} ({recist.response_name}).")
     lines.extend(recist.arithmetic)

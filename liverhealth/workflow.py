@@ -302,10 +302,15 @@ class Session:
 
     def save(self, store_patient: bool = False, owner: str | None = None) -> SavedResult:
         """Save the result (with the current report, if any) in the results database; ``owner`` is
-        the web account saving it."""
+        the web account saving it. A result already saved there gets the report added instead of a
+        second copy."""
         result = self._need_result()
         repository = self.workstation.repository
         record = report_record(self.report) if self.report is not None else None
+        if self.saved is not None and self.saved.where == repository.where:  # saved or reopened: no copy
+            if record is not None:
+                repository.add_report(self.saved.result_id, record)
+            return self.saved
         saved_id = repository.save(result_record(result, owner), record, store_patient)
         self.saved = SavedResult(saved_id, repository.where)
         return self.saved
@@ -337,10 +342,10 @@ class Session:
 
         prior_sums: tuple[float, ...] = ()
         if prior.saved is not None:  # the follow-ups already read against this baseline set the nadir
-            exclude = self.saved.result_id if self.saved else None
-            prior_sums = tuple(self.workstation.repository.prior_target_sums(prior.saved.result_id, exclude))
+            scan = self._need_result().content_sha256
+            prior_sums = tuple(self.workstation.repository.prior_target_sums(prior.saved.result_id, scan))
         self.comparison = compare_results(prior._need_result(), self._need_result(), prior_sums)
-        self.prior, self.report = prior, None
+        self.prior = prior  # the current report stays until the next one, which has the comparison
         return self.comparison
 
     def save_comparison(self) -> int:

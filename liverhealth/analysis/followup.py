@@ -1,13 +1,14 @@
 """A follow-up study against its baseline: register, match lesions, measure each change, and
 decide the RECIST 1.1 response.
 
-Lesions are matched one to one as an assignment problem (scipy's ``linear_sum_assignment``):
-pairs that overlap after registration cost 1 − Dice, pairs that do not overlap but whose
-centroids lie within ``MATCH_DISTANCE_MM`` cost 1 + distance / limit (so any overlap wins), other
-pairs cannot match. A follow-up lesion left over that overlaps a matched baseline lesion is one of
-its fragments (split); a baseline lesion left over that overlaps a matched follow-up lesion
-coalesced into it (merged); the rest are gone (baseline) or new (follow-up). Volumes and
-diameters are each study's own measurements, on its own grid.
+Lesions are matched one to one as an assignment problem (scipy's ``linear_sum_assignment``,
+with a slot per lesion for leaving it unmatched): pairs that overlap after registration cost
+1 − Dice, pairs that do not overlap but whose centroids lie within ``MATCH_DISTANCE_MM`` cost
+10 + distance / limit, leaving a lesion unmatched costs 8, other pairs cannot match; so an
+overlapping pair is never traded for distance-only pairs. A follow-up lesion left over that
+overlaps a matched baseline lesion is one of its fragments (split); a baseline lesion left over
+that overlaps a matched follow-up lesion coalesced into it (merged); the rest are gone (baseline)
+or new (follow-up). Volumes and diameters are each study's own measurements, on its own grid.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from liverhealth.domain import Comparison, CtVolume, Lesion, LesionChange, Measu
 MATCH_DISTANCE_MM = 20.0
 POOR_LIVER_DICE = 0.80
 _NO_MATCH = 1e6
+_DISTANCE_TIER = 10.0  # a distance-only pair costs 10-11, an overlapping one under 1
+_UNMATCHED = 8.0  # per lesion left unmatched: two of them cost more than any pair within reach
 
 
 def lesion_map(labels: np.ndarray) -> np.ndarray:
@@ -67,14 +70,21 @@ def match(
     """The assignment and its leftovers: ``pairs`` [(i, j)], ``split`` {i: [j]}, ``merged`` [(i, j)],
     ``gone`` [i], ``new`` [j] (0-based indices into the two lesion lists)."""
     n_base, n_follow = len(baseline.lesions), len(followup.lesions)
-    cost = np.full((n_base, n_follow), _NO_MATCH)
+    # one square problem: real pairs, and a "left unmatched" slot for every lesion; tiers make any
+    # overlapping pair beat any distance-only pair, and any pair within reach beat leaving both unmatched
+    size = n_base + n_follow
+    cost = np.full((size, size), _NO_MATCH)
     if n_base and n_follow:
         dice = 2.0 * overlap / (base_voxels[:, None] + follow_voxels[None, :]).clip(min=1)
-        near = distance <= MATCH_DISTANCE_MM
-        cost = np.where(near, 1.0 + distance / MATCH_DISTANCE_MM, cost)
-        cost = np.where(overlap > 0, 1.0 - dice, cost)
-    rows, cols = linear_sum_assignment(cost) if n_base and n_follow else (np.array([], int), np.array([], int))
-    pairs = [(int(i), int(j)) for i, j in zip(rows, cols, strict=True) if cost[i, j] < _NO_MATCH]
+        real = np.where(distance <= MATCH_DISTANCE_MM, _DISTANCE_TIER + distance / MATCH_DISTANCE_MM, _NO_MATCH)
+        cost[:n_base, :n_follow] = np.where(overlap > 0, 1.0 - dice, real)
+    for i in range(n_base):
+        cost[i, n_follow + i] = _UNMATCHED
+    for j in range(n_follow):
+        cost[n_base + j, j] = _UNMATCHED
+    cost[n_base:, n_follow:] = 0.0
+    rows, cols = linear_sum_assignment(cost) if size else (np.array([], int), np.array([], int))
+    pairs = [(int(i), int(j)) for i, j in zip(rows, cols, strict=True) if i < n_base and j < n_follow]
     matched_base, matched_follow = {i for i, _ in pairs}, {j for _, j in pairs}
     split: dict[int, list[int]] = {}
     merged, gone, new = [], [], []

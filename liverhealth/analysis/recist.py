@@ -4,7 +4,8 @@ Targets: at most two measurable liver lesions (longest axial diameter ≥ 10 mm)
 baseline. The sum of their longest diameters is compared with the baseline sum (PR: a decrease of
 at least 30 %) and with the smallest sum so far, the nadir (PD: an increase of at least 20 % and
 of at least 5 mm, or any new lesion); CR: every target gone. Non-target lesions still present
-turn a target CR into an overall PR (RECIST 1.1, table 1). Unequivocal progression of non-target
+turn a target CR into an overall PR (RECIST 1.1, table 1); a target that reappears after the sum
+reached 0 is PD. Unequivocal progression of non-target
 lesions is a reader's call and is not assessed here. Sums are taken on diameters rounded to
 0.1 mm, as they are shown, so the arithmetic printed is the arithmetic decided on.
 """
@@ -65,6 +66,7 @@ def assess(
     if from_nadir is not None:
         lines.append(f"Change from nadir: {now:.1f} − {nadir:.1f} = {from_nadir_mm:+.1f} mm ({from_nadir:+.1f} %).")
     grows = from_nadir is not None and from_nadir >= PD_INCREASE_PCT - _EPS and from_nadir_mm >= PD_INCREASE_MM - _EPS
+    reappeared = bool(baseline_mm) and nadir == 0 and now > 0  # after a complete response
     if new_lesions:
         response = "PD"
         lines.append(f"{new_lesions} new lesion(s): PD (confirm that each is an unequivocal new lesion).")
@@ -74,6 +76,9 @@ def assess(
     elif grows:
         response = "PD"
         lines.append(f"PD: the sum grew by ≥ {PD_INCREASE_PCT:g} % and ≥ {PD_INCREASE_MM:g} mm over the nadir.")
+    elif reappeared:
+        response = "PD"
+        lines.append("PD: a target lesion reappeared after every target had gone (nadir 0 mm).")
     elif now == 0:
         response = "CR" if not non_targets_remaining else "PR"
         lines.append(

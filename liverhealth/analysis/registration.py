@@ -152,13 +152,33 @@ def liver_dice(baseline_labels: np.ndarray, followup_on_baseline: np.ndarray) ->
 def register(
     baseline: CtVolume, baseline_labels: np.ndarray, followup: CtVolume, followup_labels: np.ndarray
 ) -> Registration:
-    """Register the follow-up onto the baseline (see the module's docstring)."""
+    """Register the follow-up onto the baseline (see the module's docstring); a pair SimpleITK
+    cannot register is refused in one line."""
+    _check(baseline, baseline_labels, "baseline")
+    _check(followup, followup_labels, "follow-up")
+    for volume, labels, side in ((baseline, baseline_labels, "baseline"), (followup, followup_labels, "follow-up")):
+        extent = [(b.stop - b.start) * s for b, s in zip(_liver_box(labels, volume), volume.spacing, strict=True)]
+        if min(extent) < 4 * MASK_MM:
+            raise InputError(
+                f"The {side} covers too little of the liver ({min(extent):.0f} mm along one axis) to register; "
+                "a follow-up comparison needs CT volumes that cover the liver."
+            )
+    try:
+        return _register(baseline, baseline_labels, followup, followup_labels)
+    except RuntimeError as exc:
+        reason = " ".join(str(exc).split())[-160:]
+        raise InputError(
+            f"The two studies could not be registered ({reason}). Check that both cover the liver."
+        ) from exc
+
+
+def _register(
+    baseline: CtVolume, baseline_labels: np.ndarray, followup: CtVolume, followup_labels: np.ndarray
+) -> Registration:
     import time
 
     import SimpleITK as sitk
 
-    _check(baseline, baseline_labels, "baseline")
-    _check(followup, followup_labels, "follow-up")
     started = time.perf_counter()
     sides = ((baseline, baseline_labels), (followup, followup_labels))
     boxes = [_liver_box(labels, volume) for volume, labels in sides]

@@ -50,7 +50,7 @@ def discover(inputs: Iterable[str | Path]) -> list[Case]:
 
 
 def _from_csv(path: Path) -> list[tuple[str | None, Path]]:
-    with path.open(newline="", encoding="utf-8") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: spreadsheets write a BOM
         rows = list(csv.DictReader(handle))
     if rows and "path" not in rows[0]:
         raise InputError(f"{path}: a batch CSV needs a 'path' column (and optionally 'case_id').")

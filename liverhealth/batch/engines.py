@@ -7,6 +7,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import signal
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -62,6 +63,10 @@ def run_batch(
 
 # a local process pool --------------------------------------------------------------------------
 def _init_local(models_dir: str | None, db_url: str | None, threads: int, stop: Any) -> None:
+    # Ctrl+C reaches the whole process group and SIGTERM's handler is inherited: the batch (the
+    # parent) decides, and a worker finishes its case
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     worker_runner(models_dir, db_url, threads, stop)
 
 
@@ -81,9 +86,11 @@ def _on_local(
     pool = ProcessPoolExecutor(
         max_workers=workers, mp_context=context, initializer=_init_local, initargs=(models_dir, db_url, threads, stop)
     )
+    futures, seen = [], set()
     try:
         futures = [pool.submit(_run_local, case, out, options) for case in cases]
         for future in as_completed(futures):
+            seen.add(future)
             if received(future.result()):
                 break
     except BrokenProcessPool as exc:
@@ -94,6 +101,9 @@ def _on_local(
     finally:
         stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
+        for future in futures:  # cases that finished while the batch was stopping are in the table too
+            if future not in seen and future.done() and not future.cancelled() and future.exception() is None:
+                received(future.result())
 
 
 # Ray -------------------------------------------------------------------------------------------

@@ -86,7 +86,8 @@ class CaseRunner:
             return Row(case.case_id, case.path, "not run", "The batch was interrupted before this case.")
         try:
             source_sha = input_sha256(Path(case.path))
-            done = complete_row(final, source_sha, options)
+            database = self.workstation.repository.where if options.save_db else None
+            done = complete_row(final, source_sha, options, database)
             if done is not None:
                 return done
             shutil.rmtree(partial, ignore_errors=True)
@@ -95,6 +96,7 @@ class CaseRunner:
                 "liverhealth_batch_case": BATCH_DOCUMENT,
                 "input_sha256": source_sha,
                 "options": options.asked(),
+                "database": database,  # where --save-db saved it (no credentials)
                 "row": asdict(row),
             }
             (partial / "batch.json").write_text(json.dumps(document, indent=2), encoding="utf-8")
@@ -160,9 +162,9 @@ class CaseRunner:
         return Row(case.case_id, case.path, "error", message, seconds=round(time.perf_counter() - started, 2))
 
 
-def complete_row(folder: Path, source_sha: str, options: CaseOptions) -> Row | None:
+def complete_row(folder: Path, source_sha: str, options: CaseOptions, database: str | None = None) -> Row | None:
     """The earlier run's row, as "skipped", when ``folder`` is complete for this input, this model
-    and everything now asked; else None (the case is made again)."""
+    and everything now asked (with --save-db: in this database); else None (the case is made again)."""
     try:
         document = json.loads((folder / "batch.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -172,6 +174,8 @@ def complete_row(folder: Path, source_sha: str, options: CaseOptions) -> Row | N
         return None
     earlier = document.get("options", {})
     if any(wanted and not earlier.get(name) for name, wanted in options.asked().items()):
+        return None
+    if options.save_db and document.get("database") != database:
         return None
     if not (folder / "measurements.json").is_file():
         return None

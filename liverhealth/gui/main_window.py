@@ -13,6 +13,7 @@ from PyQt5.QtWidgets import (
     QAction,
     QActionGroup,
     QFileDialog,
+    QInputDialog,
     QLabel,
     QListWidget,
     QListWidgetItem,
@@ -28,10 +29,12 @@ from PyQt5.QtWidgets import (
 )
 
 from liverhealth import config
+from liverhealth.comparison import lesion_caption
 from liverhealth.errors import LiverHealthError
+from liverhealth.gui.compare_window import ComparisonWindow
 from liverhealth.gui.dialogs import DatabaseDialog, PacsDialog, SettingsDialog
-from liverhealth.gui.view_model import PROCESSING, ViewModel
-from liverhealth.gui.widgets import SliceCanvas, Worker
+from liverhealth.gui.view_model import PROCESSING, ComparisonView, ViewModel
+from liverhealth.gui.widgets import SliceCanvas, SliceNavigation, Worker
 from liverhealth.imaging.display import WINDOW_PRESETS
 from liverhealth.imaging.writers import write_bytes_atomic
 from liverhealth.inference import Manifest
@@ -39,10 +42,10 @@ from liverhealth.presentation import DISCLAIMER
 from liverhealth.workflow import Session, Workstation
 
 
-class MainWindow(QMainWindow):
+class MainWindow(SliceNavigation, QMainWindow):
     """The LiverHealth main window."""
 
-    step_finished = pyqtSignal(str)  # "load", "segment", "report", "save" (for tests and --screenshot)
+    step_finished = pyqtSignal(str)  # "load", "segment", "report", "save", "compare" (tests, --screenshot)
 
     def __init__(self, workstation: Workstation | None = None) -> None:
         super().__init__()
@@ -73,8 +76,8 @@ class MainWindow(QMainWindow):
         self.slider = QSlider(Qt.Horizontal)
         self.slider.valueChanged.connect(self._slider_moved)
         self.lesions = QListWidget()
-        self.lesions.itemActivated.connect(self._jump_to_lesion)
-        self.lesions.itemClicked.connect(self._jump_to_lesion)
+        self.lesions.itemActivated.connect(self._jump_to_item)
+        self.lesions.itemClicked.connect(self._jump_to_item)
         self.legend = QLabel("<span style='color:#28c83c'>■</span> liver  <span style='color:#e62828'>■</span> tumour")
         self.opacity = QSlider(Qt.Horizontal)
         self.opacity.setRange(0, 100)
@@ -148,6 +151,8 @@ class MainWindow(QMainWindow):
         self.model_menu = segmentation.addMenu("Model")
         self.segment_action = self._action(segmentation, "Segment", self.segment, "Ctrl+R")
         self.report_action = self._action(segmentation, "Generate Diagnostic Report", self.generate_report)
+        self.compare_file_action = self._action(segmentation, "Compare with prior file…", self.choose_prior_file)
+        self.compare_saved_action = self._action(segmentation, "Compare with saved result…", self.choose_prior_result)
         database = bar.addMenu("Database Operation")
         self.save_action = self._action(database, "Save to Database…", self.save_to_database, "Ctrl+S")
         self._action(database, "Read Database…", self.read_database)
@@ -214,18 +219,12 @@ class MainWindow(QMainWindow):
         has_volume, has_result = logic.volume is not None, logic.result is not None
         self.segment_action.setEnabled(has_volume and not busy and self.manifest is not None)
         self.report_action.setEnabled(has_result and not busy)
+        self.compare_file_action.setEnabled(has_result and not busy)
+        self.compare_saved_action.setEnabled(has_result and not busy)
         self.save_action.setEnabled(has_result and not busy)
         self.pdf_action.setEnabled(self.session.report is not None and not busy)
         self.dicom_action.setEnabled(has_result and not busy and logic.volume.dicom is not None)
         self.send_action.setEnabled(has_result and not busy and logic.volume.dicom is not None)
-
-    def scroll(self, steps: int) -> None:
-        self.view.scroll(steps)
-        self.refresh()
-
-    def _slider_moved(self, value: int) -> None:
-        self.view.slice_index = value
-        self.refresh()
 
     def _drag_window(self, d_center: float, d_width: float) -> None:
         self.view.adjust_window(d_center, d_width)
@@ -236,10 +235,6 @@ class MainWindow(QMainWindow):
 
     def _opacity_changed(self, value: int) -> None:
         self.view.opacity = value / 100.0
-        self.refresh()
-
-    def _jump_to_lesion(self, item: QListWidgetItem) -> None:
-        self.view.slice_index = int(item.data(Qt.UserRole))
         self.refresh()
 
     def set_window_preset(self, key: str) -> None:
@@ -315,6 +310,50 @@ class MainWindow(QMainWindow):
         self.model_card.setMarkdown(text)
         self.model_card.resize(820, 640)
         self.model_card.show()
+
+    # follow-up comparison -----------------------------------------------------------------------
+    def choose_prior_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "The prior (baseline) CT")
+        if path:
+            self.compare_with(path)
+
+    def choose_prior_result(self) -> None:
+        result_id, ok = QInputDialog.getInt(self, "Compare with saved result", "Saved result id:", 1, 1)
+        if ok:
+            self.compare_with(result_id)
+
+    def compare_with(self, prior: str | int) -> None:
+        """Read the current study against a prior one (a CT, segmented with the current model, or
+        a saved result id) in the background, then show the comparison window."""
+        model_id = self.model_id
+
+        def job(progress, cancelled, text):
+            from liverhealth.comparison import lesion_centres, registered_followup
+
+            if isinstance(prior, int):
+                baseline = self.workstation.reopen(prior)
+            else:
+                baseline = self.workstation.session()
+                baseline.open(prior, progress=progress, cancel=cancelled)
+                baseline.segment(model_id, progress=progress, cancel=cancelled)
+            result = self.session.compare_with(baseline)
+            followup_ct, followup_labels = registered_followup(result)
+            rows = [(lesion_caption(c), round(centre[0])) for c, centre in lesion_centres(result)]
+            return result, followup_ct, followup_labels, rows
+
+        self._run("compare", job, self._compared)
+
+    def _compared(self, value: Any) -> None:
+        from liverhealth.comparison import comparison_lines, write_comparison
+
+        result, followup_ct, followup_labels, rows = value
+        summary = "\n".join(comparison_lines(result.comparison))
+        view = ComparisonView(
+            result.baseline.volume, result.baseline.segmentation.labels, followup_ct, followup_labels, rows, summary
+        )
+        self.comparison_window = ComparisonWindow(view, lambda folder: write_comparison(result, folder))
+        self.comparison_window.show()
+        self.text.setPlainText(f"{self.session.findings()}\n\nCOMPARISON WITH PRIOR\n{summary}\n")
 
     def open_path(self, path: str) -> None:
         """Load a CT or image (or ``pacs://STUDY_UID``: retrieve it first) in the background."""

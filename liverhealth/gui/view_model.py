@@ -126,3 +126,37 @@ class ViewModel:
         spacing = ("×".join(f"{s:.2f}" for s in self.volume.spacing) + " mm") if self.volume.spacing else "no spacing"
         model = f" · model {self.result.model.model_id}" if self.result else ""
         return f"{self.volume.source.description} · {spacing}{model}"
+
+
+@dataclass
+class ComparisonView:
+    """The side-by-side comparison: the baseline and the follow-up resampled onto its grid, so one
+    slice index shows the same anatomy on both (linked scrolling in registered space)."""
+
+    baseline: CtVolume
+    baseline_labels: np.ndarray
+    followup_ct: np.ndarray
+    followup_labels: np.ndarray
+    rows: list[tuple[str, int]]  # (lesion text, baseline slice) for the lesion list
+    summary: str
+    slice_index: int = 0
+    window: display.Window = field(default_factory=lambda: display.WINDOW_PRESETS["liver"])
+    opacity: float = 0.3
+
+    @property
+    def slice_count(self) -> int:
+        return self.baseline.shape[0]
+
+    def scroll(self, steps: int) -> int:
+        self.slice_index = int(np.clip(self.slice_index + steps, 0, self.slice_count - 1))
+        return self.slice_index
+
+    def images(self) -> tuple[np.ndarray, np.ndarray]:
+        """(baseline, follow-up) at the current slice, windowed, with their outlines."""
+        z, is_hu = self.slice_index, self.baseline.is_hu
+        left = display.to_display(self.baseline.voxels[z], is_hu, self.window)
+        right = display.to_display(self.followup_ct[z], is_hu, self.window)
+        return (
+            display.overlay_labels(left, self.baseline_labels[z], self.opacity),
+            display.overlay_labels(right, self.followup_labels[z], self.opacity),
+        )

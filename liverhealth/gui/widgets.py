@@ -23,6 +23,23 @@ def to_qimage(image: np.ndarray) -> QImage:
     return QImage(image.data, width, height, 3 * width, QImage.Format_RGB888).copy()
 
 
+class SliceNavigation:
+    """Wheel, slider and list navigation for a window whose ``view`` has ``slice_index`` and
+    ``scroll`` and that repaints in ``refresh``; list items hold their slice as Qt.UserRole."""
+
+    def scroll(self, steps: int) -> None:
+        self.view.scroll(steps)
+        self.refresh()
+
+    def _slider_moved(self, value: int) -> None:
+        self.view.slice_index = value
+        self.refresh()
+
+    def _jump_to_item(self, item: Any) -> None:
+        self.view.slice_index = int(item.data(Qt.UserRole))
+        self.refresh()
+
+
 class SliceCanvas(QGraphicsView):
     """Shows one slice. Wheel: scroll slices; Ctrl+wheel: zoom; left-drag: pan;
     right-drag: window/level; hovering reports the pixel under the cursor."""

@@ -618,14 +618,20 @@ class Repository:
 
         return self._run("save the comparison", work, writing=True)
 
-    def prior_target_sums(self, baseline_id: int, exclude_followup: int | None = None) -> list[float]:
-        """The target sums of the follow-ups already read against ``baseline_id`` (oldest first):
-        with the baseline's own, they make the nadir of the next response."""
+    def prior_target_sums(self, baseline_id: int, exclude_content_sha256: str | None = None) -> list[float]:
+        """The target sums of the follow-ups already read against ``baseline_id`` (in the order they
+        were saved), leaving out any of the scan ``exclude_content_sha256`` (the one read now): with
+        the baseline's own sum, they make the nadir of the next response."""
 
         def work(session: Session) -> list[float]:
-            query = select(StudyComparison).where(StudyComparison.baseline_result_id == baseline_id)
-            rows = session.scalars(query.order_by(StudyComparison.created_at, StudyComparison.id)).all()
-            return [float(r.followup_sum_mm) for r in rows if r.followup_result_id != exclude_followup]
+            query = (
+                select(StudyComparison.followup_sum_mm, Study.content_sha256)
+                .join(SegmentationResult, SegmentationResult.id == StudyComparison.followup_result_id)
+                .join(Study, Study.id == SegmentationResult.study_id)
+                .where(StudyComparison.baseline_result_id == baseline_id)
+                .order_by(StudyComparison.created_at, StudyComparison.id)
+            )
+            return [float(total) for total, sha in session.execute(query) if sha != exclude_content_sha256]
 
         return self._run("read the earlier comparisons", work)
 

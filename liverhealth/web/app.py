@@ -28,7 +28,7 @@ from liverhealth.imaging.limits import MAX_ZIP_ENTRIES
 from liverhealth.pacs.client import is_uid
 from liverhealth.presentation import DISCLAIMER
 from liverhealth.web.auth import Sessions, WebSession, same_token, verify_user
-from liverhealth.web.jobs import FILES, Job, JobManager, JobRequest
+from liverhealth.web.jobs import FILES, Job, JobManager, JobRequest, available_files
 from liverhealth.web.uploads import UploadError, store_upload
 from liverhealth.workflow import PACS_SCHEME, Workstation
 
@@ -247,7 +247,13 @@ def create_app(workstation: Workstation, settings: WebSettings | None = None) ->
     @app.get("/api/jobs/{job_id}")
     def job_status(job_id: str, session: Current) -> dict[str, Any]:
         job = own_job(job_id, session)
-        return {"job_id": job.job_id, "state": job.state, "message": job.message, "summary": job.summary}
+        return {
+            "job_id": job.job_id,
+            "state": job.state,
+            "message": job.message,
+            "summary": job.summary,
+            "files": available_files(job),
+        }
 
     @app.get("/api/jobs/{job_id}/events")
     async def job_events(request: Request, job_id: str, session: Current, start: int = 0):
@@ -293,6 +299,39 @@ def create_app(workstation: Workstation, settings: WebSettings | None = None) ->
             raise InputError("Only a finished result can be saved; wait for the job to finish.")
         saved = await run_in_threadpool(job.session.save, bool(body.get("store_patient")), session.user)
         return {"result_id": saved.result_id, "where": saved.where}
+
+    @app.post("/api/jobs/{job_id}/compare")
+    async def compare(job_id: str, request: Request, session: Changing) -> dict[str, Any]:
+        """Read the job's study against a prior one (a saved result of this account, or another
+        finished job of it): comparison.json/png in the job's downloads, the lines on the page."""
+        from liverhealth.comparison import comparison_lines
+
+        job = own_job(job_id, session)
+        body = await _json_body(request)
+        if job.state != "done" or job.session is None or job.session.result is None:
+            raise InputError("Only a finished result can be compared; wait for the job to finish.")
+        if body.get("prior_job_id"):
+            other = own_job(str(body["prior_job_id"]), session)
+            if other is job or other.state != "done" or other.session is None or other.session.result is None:
+                raise InputError("Choose another finished study as the prior one.")
+            prior = other.session
+        else:
+            try:
+                prior_id = int(body.get("prior_result_id"))
+            except (TypeError, ValueError):
+                raise InputError("Choose the prior study: a saved result or another finished study.") from None
+            await run_in_threadpool(own_result, prior_id, session)
+            prior = await run_in_threadpool(workstation.reopen, prior_id)
+        result = await run_in_threadpool(job.session.compare_with, prior)
+        await run_in_threadpool(job.session.export_comparison, job.out)
+        recist = result.comparison.recist
+        return {
+            "lines": comparison_lines(result.comparison),
+            "response": recist.response,
+            "response_name": recist.response_name,
+            "lesions": [asdict(change) for change in result.comparison.lesions],
+            "files": ["comparison.png", "comparison.json"],
+        }
 
     # the PACS -----------------------------------------------------------------------------------
     @app.post("/api/pacs/find")

@@ -39,6 +39,8 @@ FILES = {  # download name -> (file in the job's output folder, media type)
     "report.pdf": ("report.pdf", "application/pdf"),
     "seg.dcm": ("seg.dcm", "application/dicom"),
     "sr.dcm": ("sr.dcm", "application/dicom"),
+    "comparison.png": ("comparison.png", "image/png"),
+    "comparison.json": ("comparison.json", "application/json"),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from liverhealth.analysis.recist import assess, choose_targets
@@ -59,3 +60,23 @@ def test_stable_disease_shows_its_arithmetic():
     result = assess([30.0, 20.0], [31.0, 22.0])
     assert result.response == "SD" and result.change_from_baseline_pct == pytest.approx(6.0)
     assert "53.0 − 50.0 = +3.0 mm (+6.0 %)" in " ".join(result.arithmetic)
+
+
+def test_a_target_reappearing_after_a_complete_response_is_progression():
+    assert assess([20.0], [4.0], prior_sums_mm=[0.0]).response == "PD"
+    assert assess([20.0], [0.0], prior_sums_mm=[0.0]).response == "CR"
+
+
+def test_matching_never_trades_an_overlapping_pair_for_distance_pairs():
+    from types import SimpleNamespace
+
+    from liverhealth.analysis.followup import match
+
+    two = SimpleNamespace(lesions=[1, 2])
+    overlap = np.array([[90, 0], [0, 0]])  # A overlaps X; B is far from both
+    found = match(two, two, overlap, np.array([100.0, 50]), np.array([100.0, 50]), np.array([[1.0, 5], [10, 50]]))
+    assert found == {"pairs": [(0, 0)], "split": {}, "merged": [], "gone": [1], "new": [1]}
+    near = match(two, two, np.zeros((2, 2)), np.ones(2), np.ones(2), np.array([[3.0, 30], [30, 4]]))
+    assert near["pairs"] == [(0, 0), (1, 1)]  # no overlap: the centroids within 20 mm pair up
+    none = SimpleNamespace(lesions=[])
+    assert match(none, two, np.zeros((0, 2)), np.zeros(0), np.ones(2), np.zeros((0, 2)))["new"] == [0, 1]

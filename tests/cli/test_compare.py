@@ -101,3 +101,10 @@ def test_a_single_image_is_refused_in_one_line(data_root, models_dir, tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "needs two CT volumes" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o" / "comparison.json").exists()
+
+
+def test_a_three_slice_ct_is_refused_in_one_line(data_root, models_dir, tmp_path):
+    thin = data_root / "dcmqi" / "ct-3slice"
+    result = run_cli("compare", str(thin), str(thin), "--out", str(tmp_path / "o"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "too little of the liver" in result.stderr or "No liver was found" in result.stderr

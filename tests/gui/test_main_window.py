@@ -267,3 +267,29 @@ def test_export_dicom_seg_and_sr_from_the_window(qtbot, window, data_root, tmp_p
     _run_step(qtbot, window, lambda: window.export_dicom(str(tmp_path)), "dicom")
     assert pydicom.dcmread(tmp_path / "seg.dcm").Modality == "SEG"
     assert pydicom.dcmread(tmp_path / "sr.dcm").Modality == "SR"
+
+
+def test_compare_with_prior_shows_both_studies_with_linked_scrolling(qtbot, window, data_root, tmp_path):
+    ct = str(data_root / "3Dircadb1.1" / "PATIENT_DICOM.zip")
+    _run_step(qtbot, window, lambda: window.open_path(ct), "load")
+    _run_step(qtbot, window, window.segment, "segment")
+    assert _menu_action(window, "Image Segmentation", "Compare with prior file").isEnabled()
+    _run_step(qtbot, window, lambda: window.compare_with(ct), "compare")  # the same scan as its own prior
+    shown = window.comparison_window
+    comparison = window.session.comparison.comparison
+    assert comparison.recist.response in {"SD", "NE"} and {c.status for c in comparison.lesions} <= {"matched"}
+    assert shown.lesions.count() == len(comparison.lesions)
+    start = shown.view.slice_index
+    shown.baseline_canvas.scrolled.emit(2)
+    assert shown.view.slice_index == start + 2 and shown.slider.value() == start + 2  # one index moves both
+    left, right = shown.view.images()
+    assert left.shape == right.shape
+    if shown.lesions.count():
+        item = shown.lesions.item(shown.lesions.count() - 1)
+        shown.lesions.itemClicked.emit(item)
+        assert shown.view.slice_index == item.data(0x0100)
+    assert "RECIST 1.1" in shown.summary.toPlainText() and "COMPARISON WITH PRIOR" in window.text.toPlainText()
+    written = shown.save_into(tmp_path / "cmp")
+    assert set(written) == {"comparison.json", "comparison.png"} and (tmp_path / "cmp" / "comparison.png").is_file()
+    _run_step(qtbot, window, _menu_action(window, "Image Segmentation", "Generate Diagnostic Report").trigger, "report")
+    assert "COMPARISON WITH PRIOR" in window.session.report_text()

@@ -183,6 +183,30 @@ def test_folder_upload_save_search_open_delete_and_other_users(web_server, data_
     assert alice.post("/api/results/search", json={}).json()["results"] == []
 
 
+def test_compare_a_finished_study_with_a_saved_prior(web_server, data_root):
+    alice, bob = login(web_server, "alice"), login(web_server, "bob")
+    ct = data_root / "3Dircadb1.1" / "PATIENT_DICOM.zip"
+    prior_job, events = alice.run(ct)
+    assert events[-1]["state"] == "done", events[-1]
+    prior_id = alice.post(f"/api/jobs/{prior_job}/save", json={}).json()["result_id"]
+    job_id, events = alice.run(ct)  # the follow-up: here the same scan again
+    assert events[-1]["state"] == "done", events[-1]
+    assert bob.post(f"/api/jobs/{job_id}/compare", json={"prior_result_id": prior_id}).status_code == 404
+    refused = alice.post(f"/api/jobs/{job_id}/compare", json={})
+    assert refused.status_code == 400 and "Choose the prior study" in refused.json()["detail"]
+    answer = alice.post(f"/api/jobs/{job_id}/compare", json={"prior_result_id": prior_id})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["response"] in {"SD", "NE"} and any(line.startswith("RECIST 1.1:") for line in body["lines"])
+    assert {c["status"] for c in body["lesions"]} <= {"matched"}
+    picture = alice.http.get(f"/api/jobs/{job_id}/files/comparison.png")
+    assert picture.status_code == 200 and picture.content[:8] == b"\x89PNG\r\n\x1a\n"
+    document = alice.http.get(f"/api/jobs/{job_id}/files/comparison.json").json()
+    assert document["comparison"]["recist"]["response"] == body["response"]
+    assert "comparison.png" in alice.http.get(f"/api/jobs/{job_id}").json()["files"]
+    assert alice.http.get(f"/api/jobs/{job_id}/files/report.pdf").status_code == 200  # the report is kept
+
+
 def test_two_uploads_at_once_and_a_cancel(web_server, data_root, tmp_path):
     alice, bob = login(web_server, "alice"), login(web_server, "bob")
     zipped = tmp_path / "ct-3slice.zip"

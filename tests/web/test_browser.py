@@ -24,7 +24,7 @@ def overlay_pixels(png: bytes) -> tuple[int, int]:
     return green, red
 
 
-def test_upload_view_click_lesion_download_pdf(web_server, data_root, tmp_path):
+def test_upload_view_click_lesion_download_pdf_then_compare(web_server, data_root, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -68,6 +68,18 @@ def test_upload_view_click_lesion_download_pdf(web_server, data_root, tmp_path):
             time.sleep(0.3)
         pdf = PdfReader(downloads / "report.pdf")
         assert "Measured findings" in "".join(page.extract_text() for page in pdf.pages)
+
+        driver.find_element(By.ID, "save").click()  # then read the open study against its saved copy
+        WebDriverWait(driver, 60).until(lambda d: "Saved as result" in d.find_element(By.ID, "saved").text)
+        result_id = driver.find_element(By.ID, "saved").text.split("result ")[1].rstrip(".")
+        driver.find_element(By.ID, "tab-results").click()
+        compare = f"#results tbody tr[data-result='{result_id}'] button.compare"
+        WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, compare))
+        driver.find_element(By.CSS_SELECTOR, compare).click()
+        WebDriverWait(driver, 240).until(lambda d: "RECIST 1.1" in d.find_element(By.ID, "comparison").text)
+        loaded = "const i = document.getElementById('comparison-image'); return i.complete && i.naturalWidth > 0"
+        WebDriverWait(driver, 30).until(lambda d: d.execute_script(loaded))
+        assert driver.find_element(By.ID, "download-comparison-json").is_displayed()
         severe = [
             e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE" and "favicon" not in e["message"]
         ]

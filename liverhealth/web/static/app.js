@@ -89,6 +89,8 @@ function resetStudy() {
   $("model-info").textContent = "";
   $("report").textContent = "";
   $("downloads").innerHTML = "";
+  $("comparison").textContent = "";
+  $("comparison-image").hidden = true;
   $("save-box").hidden = true;
   $("saved").textContent = "";
   showError("");
@@ -305,7 +307,10 @@ async function search(event) {
       open.addEventListener("click", () => reopen(r.result_id));
       const del = document.createElement("button"); del.textContent = "Delete"; del.className = "delete";
       del.addEventListener("click", () => remove(r.result_id));
-      actions.append(open, del);
+      const compare = document.createElement("button"); compare.textContent = "Compare"; compare.className = "compare";
+      compare.title = "Read the open study against this one (as the prior)";
+      compare.addEventListener("click", () => compareWith(r.result_id));
+      actions.append(open, compare, del);
       tr.append(actions);
       tbody.append(tr);
     }
@@ -319,6 +324,26 @@ async function reopen(resultId) {
     showTab("study");
     resetStudy();
     follow(body.job_id);
+  } catch (err) { showError(err.message, "results-error"); }
+}
+
+async function compareWith(resultId) {
+  if (!state.job || $("status").dataset.state !== "done") {
+    showError("Open or upload the follow-up study first; then press Compare on its prior.", "results-error");
+    return;
+  }
+  try {
+    showError("", "results-error");
+    $("status").textContent = `Comparing with saved result ${resultId}…`;
+    const body = await api(`/api/jobs/${state.job}/compare`, { method: "POST",
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify({ prior_result_id: resultId }) });
+    showTab("study");
+    $("status").textContent = `Compared with saved result ${resultId}: RECIST 1.1 ${body.response}.`;
+    $("comparison").textContent = body.lines.join("\n");
+    $("comparison-image").src = `/api/jobs/${state.job}/files/comparison.png?t=${Date.now()}`;
+    $("comparison-image").hidden = false;
+    const job = await api(`/api/jobs/${state.job}`);
+    if (job.files) showDownloads(job.files);
   } catch (err) { showError(err.message, "results-error"); }
 }
 
