@@ -89,7 +89,7 @@ def _workstation(args: argparse.Namespace, llm=None):
 
 def cmd_segment(args: argparse.Namespace) -> int:
     from liverhealth.imaging.writers import check_output_folder
-    from liverhealth.presentation import size_summary
+    from liverhealth.presentation import check_first_note, size_summary
     from liverhealth.reporting import LlmSettings
 
     out_dir = check_output_folder(Path(args.out) if args.out else Path.cwd() / "liverhealth_out")
@@ -139,7 +139,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         saved = f" Saved as result {where.result_id} in the {where.where}."
     m = result.measurements
     print(
-        f"{result.model.model_id}: {size_summary(m)}, {len(m.lesions)} lesion(s); "
+        f"{result.model.model_id}: {size_summary(m)}, {len(m.lesions)} lesion(s){check_first_note(m)}; "
         f"{result.timings['total_s']:.2f} s. Wrote {', '.join(p.name for p in written.values())} "
         f"to {out_dir}{' and ' + str(dicom_out) if dicom_out else ''}.{saved}{report_note}{reference_note}"
         f"{stored_note}"

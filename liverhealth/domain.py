@@ -111,12 +111,14 @@ class CtVolume:
 
 @dataclass(frozen=True)
 class Segmentation:
-    """A label map (0 background, 1 liver, 2 tumour) on a CtVolume's grid."""
+    """A label map (0 background, 1 liver, 2 tumour) on a CtVolume's grid, and the model's per-voxel
+    confidence there (uint8 percent: the margin between its two most probable classes) when known."""
 
     labels: np.ndarray
     model_id: str
     model_sha256: str
     timings: dict[str, float]
+    confidence: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,8 @@ class Lesion:
     centroid_index: tuple[float, float, float]
     centroid_mm: tuple[float, float, float] | None
     mean_hu: float | None
+    confidence: float | None = None  # 0..1, the model's mean margin over the lesion and its rim
+    unsure: bool | None = None  # below the model's calibrated threshold; None when it has none
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,12 @@ class Measurements:
     tumour_area_mm2: float | None
     tumour_burden_pct: float
     lesions: tuple[Lesion, ...]
+    liver_confidence: float | None = None  # 0..1, the model's mean margin along the liver's edge
+    liver_unsure: bool | None = None
+
+    def check_first(self) -> tuple[Lesion, ...]:
+        """The lesions in "check first" order: least confident first (by id when none is known)."""
+        return tuple(sorted(self.lesions, key=lambda lesion: (lesion.confidence is None, lesion.confidence or 0.0)))
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -214,7 +224,11 @@ class ModelInfo:
 
     def validation_text(self) -> str:
         """'liver_dice 0.923, ...; protocol ...' or 'not available'."""
-        figures = ", ".join(f"{k} {v:.3f}" for k, v in self.metrics.items() if isinstance(v, int | float))
+        figures = ", ".join(
+            f"{k} {v}" if isinstance(v, int) else f"{k} {v:.3f}"
+            for k, v in self.metrics.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        )
         protocol = self.metrics.get("protocol")
         if not protocol:
             return figures or "not available"

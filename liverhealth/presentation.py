@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from liverhealth.domain import Measurements, ModelInfo, Report
+from liverhealth.domain import Lesion, Measurements, ModelInfo, Report
 
 DISCLAIMER = (
     "Draft for radiologist review. LiverHealth is not a medical device: for research and assistance "
@@ -48,11 +48,50 @@ def size_summary(m: Measurements) -> str:
     return f"liver {m.liver_voxels} px, tumour {m.tumour_voxels} px"
 
 
-def lesion_label(lesion_id: int, volume_ml: float | None, largest_area_px: int, diameter_mm: float | None) -> str:
-    """'Lesion 2: 1.25 mL, 14.2 mm' (the lesion lists of the window and the web page)."""
+def lesion_label(
+    lesion_id: int,
+    volume_ml: float | None,
+    largest_area_px: int,
+    diameter_mm: float | None,
+    confidence: float | None = None,
+    unsure: bool | None = None,
+) -> str:
+    """'Lesion 2: 1.25 mL, 14.2 mm · confidence 41 % · check first' (the lesion lists of the window
+    and the web page)."""
     size = tumour_ml(volume_ml) if volume_ml is not None else f"{largest_area_px} px"
     diameter = f", {diameter_mm:.1f} mm" if diameter_mm is not None else ""
-    return f"Lesion {lesion_id}: {size}{diameter}"
+    return f"Lesion {lesion_id}: {size}{diameter}{confidence_suffix(confidence, unsure)}"
+
+
+def lesion_text(lesion: Lesion) -> str:
+    """``lesion_label`` of a measured lesion."""
+    return lesion_label(
+        lesion.lesion_id,
+        lesion.volume_ml,
+        lesion.largest_area_px,
+        lesion.longest_diameter_mm,
+        lesion.confidence,
+        lesion.unsure,
+    )
+
+
+def confidence_text(confidence: float | None, unsure: bool | None) -> str:
+    """'41 %, check first', '83 %' or '' (no confidence known). "check first" only where the model's
+    confidence was calibrated on held-out patients (``unsure`` is None otherwise)."""
+    if confidence is None:
+        return ""
+    return f"{100 * confidence:.0f} %" + (", check first" if unsure else "")
+
+
+def check_first_note(m: Measurements) -> str:
+    """'; check first (low model confidence): lesions 3, 7' when the model's flag flagged any, else ''."""
+    flagged = [str(lesion.lesion_id) for lesion in m.check_first() if lesion.unsure]
+    return f"; check first (low model confidence): lesion(s) {', '.join(flagged)}" if flagged else ""
+
+
+def confidence_suffix(confidence: float | None, unsure: bool | None) -> str:
+    text = confidence_text(confidence, unsure)
+    return f" · confidence {text.replace(', ', ' · ')}" if text else ""
 
 
 def model_text(model: ModelInfo) -> str:

@@ -25,6 +25,7 @@ from liverhealth.imaging.writers import (
     check_output_folder,
     make_output_folder,
     read_label_map,
+    save_label_map,
     save_labels_nifti,
     save_labels_png,
     save_png,
@@ -106,6 +107,7 @@ def result_record(result: SegmentResult, owner: str | None = None) -> ResultReco
         overlay_png=result.overlay_png,
         patient=volume.patient,
         owner=owner,
+        confidence=result.segmentation.confidence,
     )
 
 
@@ -125,6 +127,11 @@ def write_outputs(result: SegmentResult, out_dir: str | Path) -> dict[str, Path]
     else:
         written["labels"] = out / "labels.nii.gz"
         save_labels_nifti(result.segmentation.labels, result.volume, written["labels"])
+    if result.segmentation.confidence is not None:
+        written["confidence"] = out / "confidence.nii.gz"
+        save_label_map(result.segmentation.confidence, result.volume.affine, written["confidence"])
+    else:
+        (out / "confidence.nii.gz").unlink(missing_ok=True)
     written["overlay"] = out / "overlay.png"
     save_png(result.overlay_rgb, written["overlay"])
     written["measurements"] = out / "measurements.json"
@@ -144,6 +151,7 @@ def record_from_outputs(out_dir: str | Path) -> ResultRecord:
         else:
             labels = cv2.imread(str(out / "labels.png"), cv2.IMREAD_UNCHANGED)[np.newaxis]
         overlay = (out / "overlay.png").read_bytes() if (out / "overlay.png").is_file() else None
+        confidence = read_label_map(out / "confidence.nii.gz")[0] if (out / "confidence.nii.gz").is_file() else None
         source_fields = {
             k: doc["input"][k] for k in ("format", "path", "description", "slice_count", "series_uid", "modality")
         }
@@ -159,6 +167,7 @@ def record_from_outputs(out_dir: str | Path) -> ResultRecord:
             content_sha256=doc["input"]["content_sha256"],
             affine=np.asarray(doc["input"]["affine"]),
             overlay_png=overlay,
+            confidence=confidence if confidence is not None and confidence.shape == labels.shape else None,
         )
     except _UNREADABLE as exc:
         raise _incomplete(out, exc) from exc

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from liverhealth import config, imaging
 from liverhealth.analysis import key_slice, measure
+from liverhealth.analysis.confidence import ConfidenceFlags
 from liverhealth.domain import CtVolume, ModelInfo, Segmentation
 from liverhealth.errors import InputError, LiverHealthError
 from liverhealth.inference import Manifest, Segmenter, load_manifest
@@ -94,6 +95,17 @@ class Workstation:
         """A manifest model as the reports state it (name, file hash, validation figures)."""
         spec = self.manifest.get(model_id)
         return ModelInfo(spec.model_id, spec.name, spec.architecture, spec.sha256, dict(spec.metrics))
+
+    def confidence_flags(self, model: ModelInfo) -> ConfidenceFlags:
+        """The "check first" thresholds of the manifest model that made a result (the very same
+        file); none for other models or a model without a calibration."""
+        try:
+            spec = self.manifest.get(model.model_id)
+        except LiverHealthError:
+            return ConfidenceFlags()
+        if spec.sha256 != model.sha256:
+            return ConfidenceFlags()
+        return ConfidenceFlags.from_calibration(spec.confidence)
 
     @property
     def repository(self) -> Repository:
@@ -188,11 +200,12 @@ class Workstation:
                 "the saved labels do not belong to it."
             )
         model = stored.model if stored.model.metrics else self._known_model(stored.model)
-        segmentation = Segmentation(stored.labels, model.model_id, model.sha256, stored.timings)
+        segmentation = Segmentation(stored.labels, model.model_id, model.sha256, stored.timings, stored.confidence)
+        measurements = measure(volume, stored.labels, stored.confidence, self.confidence_flags(model))
         session = Session(self)
         session.volume = volume
         session.result = SegmentResult(
-            volume, segmentation, measure(volume, stored.labels), key_slice(stored.labels), stored.timings, model
+            volume, segmentation, measurements, key_slice(stored.labels), stored.timings, model
         )
         session.saved = SavedResult(result_id, self.repository.where)
         return session
@@ -259,14 +272,15 @@ class Session:
         manifest = self.workstation.manifest
         started = time.perf_counter()
         segmentation = Segmenter(manifest).segment(volume, model_id, progress=progress, cancel=cancel)
-        measurements = measure(volume, segmentation.labels)
+        model = self.workstation.model_info(segmentation.model_id)
+        flags = self.workstation.confidence_flags(model)
+        measurements = measure(volume, segmentation.labels, segmentation.confidence, flags)
         timings = {
             "load_s": round(self.load_s, 4),
             **segmentation.timings,
             "measure_s": round(time.perf_counter() - started - segmentation.timings["inference_s"], 4),
         }
         timings["total_s"] = round(self.load_s + time.perf_counter() - started, 4)
-        model = self.workstation.model_info(segmentation.model_id)
         self.result = SegmentResult(volume, segmentation, measurements, key_slice(segmentation.labels), timings, model)
         self.report, self.saved, self.comparison = None, None, None
         return self.result

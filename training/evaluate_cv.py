@@ -245,6 +245,22 @@ def summary_report(paths: list[Path], out: Path) -> dict:
     return summary
 
 
+def manifest_metrics(summary: dict) -> dict:
+    """The shipped model's manifest ``metrics``: the cross-validation means of its recipe (``summary.json``
+    of ``summary_report``), with the protocol they came from, for a model trained on all patients."""
+    overall = summary["all"]
+    metrics: dict = {"protocol": FOLDS["cvall"]["protocol"], "cv_folds": len(summary["folds"])}
+    for key in CASE_KEYS:
+        if overall.get(key):
+            metrics[key] = round(overall[key]["mean"], 4)
+            metrics[f"{key}_sd"] = round(overall[key]["sd"], 4)
+    for key in ("global_liver_dice", "global_tumour_dice"):
+        if overall.get(key) is not None:
+            metrics[key] = round(overall[key], 4)
+    metrics["cv_patients"] = overall["cases"]
+    return metrics
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Score cross-validation fold models on held-out patients.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -256,9 +272,14 @@ def main(argv: list[str] | None = None) -> int:
     summary = sub.add_parser("summary", help="collect fold results")
     summary.add_argument("results", nargs="+", type=Path)
     summary.add_argument("--out", type=Path, required=True)
+    metrics = sub.add_parser("metrics", help="the manifest metrics of a model trained on all patients")
+    metrics.add_argument("summary", type=Path, help="summary.json of the recipe's folds")
+    metrics.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.command == "score":
         score_model(args.models_dir, args.model, args.data, args.out)
+    elif args.command == "metrics":
+        args.out.write_text(json.dumps(manifest_metrics(json.loads(args.summary.read_text())), indent=2))
     else:
         summary_report(args.results, args.out)
     return 0

@@ -10,7 +10,8 @@ sha256; ONNX Runtime CPU latency; a manifest entry merged by id, whose input spe
 folder's (``meta.json`` "input", the preprocessing contract) and which, with the whole manifest,
 is validated by the app's own manifest parser. ``--stage`` lists the model as a cascade stage
 (not offered to users). Metrics come from ``--metrics`` (the JSON written by
-``training.evaluate``) or stay as they were in the manifest.
+``training.evaluate``, or ``training.evaluate_cv metrics`` for a model trained on all patients);
+``--confidence`` copies a confidence calibration (``bench/bench_confidence.py``) into the entry.
 """
 
 from __future__ import annotations
@@ -179,6 +180,12 @@ def main(argv: list[str] | None = None) -> int:
         "--roi-stage", default=None, help="for a cascade's second stage: the id its first stage has in this manifest"
     )
     parser.add_argument("--metrics", type=Path, default=None, help="metrics JSON from training.evaluate")
+    parser.add_argument(
+        "--confidence",
+        type=Path,
+        default=None,
+        help="calibration.json of bench/bench_confidence.py: the recipe's confidence calibration on held-out patients",
+    )
     parser.add_argument("--tolerance", type=float, default=1e-3)
     args = parser.parse_args(argv)
 
@@ -238,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
             "onnx_bytes": size_bytes,
         },
     }
+    if args.confidence:
+        entry["confidence"] = json.loads(args.confidence.read_text())
     update_manifest(args.models_dir, entry, args.default, args.stage)
     print(
         f"exported {onnx_path} ({size_bytes / 2**20:.1f} MB, {entry['latency_ms_per_slice_cpu']} ms/slice)",

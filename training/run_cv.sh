@@ -4,7 +4,9 @@
 # cascade on the fold's held-out patients through liverhealth.inference.
 #   bash training/run_cv.sh FINE_CONFIG:MODEL FOLD...  e.g. bash training/run_cv.sh fine_unet_w12:unet cv0 cv1 cv2
 # Every run resumes from its checkpoint (training/work/runs/ID); MINUTES (default 90) bounds each
-# run. Log: training/work/cv.log. LOCATOR_CONFIG (default locator_unet_w16) names stage 1.
+# run. Log: training/work/cv.log. LOCATOR_CONFIG (default locator_unet_w16) names stage 1;
+# LOCATOR_MODELS=DIR reuses the fold's stage 1 exported before: DIR (with %s for the fold, e.g.
+# training/results/cascade_%s/models) is copied into the fold's models folder first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IFS=: read -r fine model <<<"$1"; shift
@@ -17,7 +19,14 @@ for fold in "$@"; do
     mkdir -p "$models"
     loc_id=locator-$fold
     fine_id=$model-$fold
-    for step in "$locator:$loc_id" "$fine:$fine_id"; do
+    steps=("$locator:$loc_id" "$fine:$fine_id")
+    if [ -n "${LOCATOR_MODELS:-}" ]; then  # stage 1 of this fold was trained before: reuse it
+        # shellcheck disable=SC2059
+        from=$(printf "$LOCATOR_MODELS" "$fold")
+        cp -n "$from"/* "$models/"
+        steps=("$fine:$fine_id")
+    fi
+    for step in "${steps[@]}"; do
         IFS=: read -r config id <<<"$step"
         echo "$(date -Is) train $config $fold -> $id (<= $minutes min)" >>"$log"
         .venv-train/bin/python -m training.train "training/configs/$config.yaml" --fold "$fold" \
@@ -27,11 +36,15 @@ for fold in "$@"; do
             exit 1
         fi
     done
-    .venv-train/bin/python -m training.export "training/work/runs/$loc_id" --id "$loc_id" --stage \
-        --models-dir "$models" >>"$log" 2>&1
+    if [ -z "${LOCATOR_MODELS:-}" ]; then
+        .venv-train/bin/python -m training.export "training/work/runs/$loc_id" --id "$loc_id" --stage \
+            --models-dir "$models" >>"$log" 2>&1
+    fi
     .venv-train/bin/python -m training.export "training/work/runs/$fine_id" --id "$fine_id" \
         --roi-stage "$loc_id" --models-dir "$models" >>"$log" 2>&1
-    .venv/bin/python -m training.evaluate_cv score "$fine_id" --models-dir "$models" \
-        --out "training/work/eval_cv/$fold" >>"$log" 2>&1
+    if [ "$fold" != cvall ]; then  # cvall trains on every patient: nothing is left to score
+        .venv/bin/python -m training.evaluate_cv score "$fine_id" --models-dir "$models" \
+            --out "training/work/eval_cv/$fold" >>"$log" 2>&1
+    fi
     echo "$(date -Is) done $fold" >>"$log"
 done

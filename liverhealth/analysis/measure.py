@@ -8,10 +8,13 @@ The perpendicular diameter is the lesion's extent at right angles to it on that 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 from scipy import ndimage
 
+from liverhealth.analysis.confidence import ConfidenceFlags, is_unsure, lesion_confidence, surface_confidence
 from liverhealth.domain import LABEL_LIVER, LABEL_TUMOUR, CtVolume, Lesion, Measurements
 from liverhealth.imaging.geometry import bounding_box, index_to_ras
 
@@ -102,10 +105,20 @@ def find_lesions(tumour: np.ndarray) -> list[tuple[np.ndarray, tuple[int, int, i
     return found  # type: ignore[return-value]
 
 
-def measure(volume: CtVolume, labels: np.ndarray) -> Measurements:
-    """All measurements for a label map on ``volume``'s grid."""
+def measure(
+    volume: CtVolume,
+    labels: np.ndarray,
+    confidence: np.ndarray | None = None,
+    flags: ConfidenceFlags | None = None,
+) -> Measurements:
+    """All measurements for a label map on ``volume``'s grid; with the model's per-voxel
+    ``confidence``, each lesion's and the liver's confidence, flagged by the model's calibrated
+    ``flags`` when it has them."""
     if labels.shape != volume.voxels.shape:
         raise ValueError(f"labels {labels.shape} do not match the volume {volume.voxels.shape}")
+    if confidence is not None and confidence.shape != labels.shape:
+        raise ValueError(f"confidence {confidence.shape} does not match the labels {labels.shape}")
+    flags = flags or ConfidenceFlags()
     spacing = volume.spacing
     is_2d = volume.voxels.shape[0] == 1
     tumour = labels == LABEL_TUMOUR
@@ -113,9 +126,16 @@ def measure(volume: CtVolume, labels: np.ndarray) -> Measurements:
     tumour_voxels = int(np.count_nonzero(tumour))
     voxel_ml = volume.voxel_mm3 / 1000.0 if volume.voxel_mm3 else None
     pixel_mm2 = spacing[1] * spacing[2] if spacing and is_2d else None
-    lesions = tuple(
-        measure_lesion(volume, i, crop, offset) for i, (crop, offset) in enumerate(find_lesions(tumour), start=1)
-    )
+    found = find_lesions(tumour)
+    lesions = tuple(measure_lesion(volume, i, crop, offset) for i, (crop, offset) in enumerate(found, start=1))
+    liver_confidence = None
+    if confidence is not None:
+        rated = []
+        for lesion, (crop, offset) in zip(lesions, found, strict=True):
+            value = lesion_confidence(confidence, crop, offset, spacing)
+            rated.append(replace(lesion, confidence=value, unsure=is_unsure(value, flags.lesion_below)))
+        lesions = tuple(rated)
+        liver_confidence = surface_confidence(confidence, labels > 0, spacing)
     return Measurements(
         is_2d=is_2d,
         spacing=spacing,
@@ -127,6 +147,8 @@ def measure(volume: CtVolume, labels: np.ndarray) -> Measurements:
         tumour_area_mm2=tumour_voxels * pixel_mm2 if pixel_mm2 else None,
         tumour_burden_pct=100.0 * tumour_voxels / liver_voxels if liver_voxels else 0.0,
         lesions=lesions,
+        liver_confidence=liver_confidence,
+        liver_unsure=is_unsure(liver_confidence, flags.liver_below),
     )
 
 

@@ -12,6 +12,7 @@ from PyQt5.QtCore import Qt, pyqtSignal
 from PyQt5.QtWidgets import (
     QAction,
     QActionGroup,
+    QComboBox,
     QFileDialog,
     QInputDialog,
     QLabel,
@@ -83,8 +84,13 @@ class MainWindow(SliceNavigation, QMainWindow):
         self.opacity.setRange(0, 100)
         self.opacity.setValue(40)
         self.opacity.valueChanged.connect(self._opacity_changed)
+        self.lesion_order = QComboBox()
+        self.lesion_order.addItem("Largest first", "size")
+        self.lesion_order.addItem("Check first (least confident)", "check")
+        self.lesion_order.currentIndexChanged.connect(self._order_lesions)
         side = QVBoxLayout()
         side.addWidget(QLabel("Lesions (click to go to the largest slice)"))
+        side.addWidget(self.lesion_order)
         side.addWidget(self.lesions)
         side.addWidget(self.legend)
         side.addWidget(QLabel("Overlay opacity"))
@@ -147,6 +153,8 @@ class MainWindow(SliceNavigation, QMainWindow):
         for key, (text, _) in PROCESSING.items():
             self._action(processing, text, lambda key=key: self.show_processing(key))
         self._action(processing, "Show segmentation overlay", lambda: self.show_processing("segmentation"))
+        self.uncertainty_action = self._action(processing, "Show model uncertainty", self._toggle_uncertainty, "Ctrl+U")
+        self.uncertainty_action.setCheckable(True)
         segmentation = bar.addMenu("Image Segmentation")
         self.model_menu = segmentation.addMenu("Model")
         self.segment_action = self._action(segmentation, "Segment", self.segment, "Ctrl+R")
@@ -222,6 +230,7 @@ class MainWindow(SliceNavigation, QMainWindow):
         self.compare_file_action.setEnabled(has_result and not busy)
         self.compare_saved_action.setEnabled(has_result and not busy)
         self.save_action.setEnabled(has_result and not busy)
+        self.uncertainty_action.setEnabled(logic.has_confidence)
         self.pdf_action.setEnabled(self.session.report is not None and not busy)
         self.dicom_action.setEnabled(has_result and not busy and logic.volume.dicom is not None)
         self.send_action.setEnabled(has_result and not busy and logic.volume.dicom is not None)
@@ -411,16 +420,30 @@ class MainWindow(SliceNavigation, QMainWindow):
             lambda result: self._show_result(),
         )
 
+    def _toggle_uncertainty(self) -> None:
+        self.view.show_uncertainty = self.uncertainty_action.isChecked()
+        if self.view.show_uncertainty:
+            self.view.right_view = "segmentation"
+        self.refresh()
+
+    def _order_lesions(self) -> None:
+        self.view.lesion_order = self.lesion_order.currentData()
+        if self.session.result is not None:
+            self._fill_lesions()
+
     def _show_result(self) -> None:
         result = self.session.result
         self.view.set_result(result)
+        self._fill_lesions()
+        self.text.setPlainText(self.session.findings())
+
+    def _fill_lesions(self) -> None:
         self.lesions.clear()
         for lesion_id, text, z in self.view.lesion_rows():
             item = QListWidgetItem(text)
             item.setData(Qt.UserRole, z)
             item.setData(Qt.UserRole + 1, lesion_id)
             self.lesions.addItem(item)
-        self.text.setPlainText(self.session.findings())
 
     def generate_report(self) -> None:
         if self.session.result is None:

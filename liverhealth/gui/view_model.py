@@ -16,7 +16,7 @@ import numpy as np
 
 from liverhealth.domain import CtVolume
 from liverhealth.imaging import display
-from liverhealth.presentation import lesion_label
+from liverhealth.presentation import lesion_text
 
 if TYPE_CHECKING:
     from liverhealth.results import SegmentResult
@@ -43,6 +43,8 @@ class ViewModel:
     window: display.Window = field(default_factory=lambda: display.WINDOW_PRESETS["abdomen"])
     right_view: str = "segmentation"  # "segmentation" or a PROCESSING key
     opacity: float = 0.4
+    show_uncertainty: bool = False  # tint where the model was unsure (over the segmentation view)
+    lesion_order: str = "size"  # "size" (largest first, as numbered) or "check" (least confident first)
 
     def set_volume(self, volume: CtVolume) -> None:
         """A new study: forget the old result, go to the middle slice."""
@@ -94,7 +96,15 @@ class ViewModel:
             return PROCESSING[self.right_view][1](grey, self._slice())
         if self.result is None:
             return grey
-        return display.overlay_labels(grey, self.result.segmentation.labels[self.slice_index], self.opacity)
+        image = display.overlay_labels(grey, self.result.segmentation.labels[self.slice_index], self.opacity)
+        confidence = self.result.segmentation.confidence
+        if self.show_uncertainty and confidence is not None:
+            image = display.overlay_uncertainty(image, confidence[self.slice_index])
+        return image
+
+    @property
+    def has_confidence(self) -> bool:
+        return self.result is not None and self.result.segmentation.confidence is not None
 
     def value_at(self, row: int, column: int) -> str:
         """Status-bar text for the pixel under the cursor."""
@@ -105,19 +115,23 @@ class ViewModel:
         label = ""
         if self.result is not None:
             label = ("", " · liver", " · tumour")[int(self.result.segmentation.labels[self.slice_index, row, column])]
+            if self.result.segmentation.confidence is not None:
+                label += f" · confidence {self.result.segmentation.confidence[self.slice_index, row, column]} %"
         return f"x {column}, y {row}, slice {self.slice_index}: {value} {unit}{label}"
 
     def lesion_rows(self) -> list[tuple[int, str, int]]:
-        """(lesion id, text, its largest slice) for the lesion list."""
+        """(lesion id, text, its largest slice) for the lesion list, in ``lesion_order``."""
         if self.result is None:
             return []
+        measurements = self.result.measurements
+        lesions = measurements.check_first() if self.lesion_order == "check" else measurements.lesions
         return [
             (
                 lesion.lesion_id,
-                lesion_label(lesion.lesion_id, lesion.volume_ml, lesion.largest_area_px, lesion.longest_diameter_mm),
+                lesion_text(lesion),
                 lesion.largest_slice,
             )
-            for lesion in self.result.measurements.lesions
+            for lesion in lesions
         ]
 
     def status_text(self) -> str:

@@ -140,6 +140,29 @@ def tissue_fractions(hu: np.ndarray) -> dict[str, float]:
     return {name: float(np.count_nonzero((hu >= low) & (hu < high))) / total for name, low, high, _ in TISSUE_CLASSES}
 
 
+UNCERTAIN_COLOUR = (255, 0, 255)  # magenta: not a label colour, so it never reads as liver or tumour
+UNCERTAIN_BELOW = 50  # confidence percent under which a pixel is tinted, the more the less sure
+
+
+def uncertainty_map(confidence: np.ndarray) -> np.ndarray:
+    """100 - confidence where the confidence is below ``UNCERTAIN_BELOW``, else 0 (uint8): the web
+    viewer's overlay, in which 0 is transparent."""
+    uncertainty = 100 - np.asarray(confidence, dtype=np.int16)
+    uncertainty[confidence >= UNCERTAIN_BELOW] = 0
+    return uncertainty.astype(np.uint8)
+
+
+def overlay_uncertainty(image: np.ndarray, confidence: np.ndarray, alpha: float = 0.7) -> np.ndarray:
+    """Tint the pixels of a grey or RGB slice where the model's confidence (uint8 percent) is below
+    ``UNCERTAIN_BELOW``: opacity grows to ``alpha`` as the confidence falls to 0."""
+    rgb = image if image.ndim == 3 else cv2.cvtColor(np.ascontiguousarray(image, dtype=np.uint8), cv2.COLOR_GRAY2RGB)
+    weight = np.clip((UNCERTAIN_BELOW - confidence.astype(np.float32)) / UNCERTAIN_BELOW, 0.0, 1.0) * alpha
+    if not weight.any():
+        return rgb.copy()
+    out = rgb.astype(np.float32) * (1 - weight[..., None]) + np.array(UNCERTAIN_COLOUR, np.float32) * weight[..., None]
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
 def overlay_labels(grey: np.ndarray, labels: np.ndarray, alpha: float = 0.4, outline: bool = True) -> np.ndarray:
     """Blend liver and tumour colours over a uint8 grey slice; returns uint8 RGB."""
     rgb = cv2.cvtColor(np.ascontiguousarray(grey, dtype=np.uint8), cv2.COLOR_GRAY2RGB).astype(np.float32)

@@ -19,7 +19,13 @@ from liverhealth.domain import CtVolume, Segmentation
 from liverhealth.errors import Cancelled, ModelError
 from liverhealth.inference.manifest import InputSpec, Manifest, ModelSpec, verify_model_file
 from liverhealth.inference.postprocess import PostprocessOptions, largest_component, postprocess
-from liverhealth.inference.preprocess import prepare_volume, roi_box, roi_input_spec, scores_to_labels
+from liverhealth.inference.preprocess import (
+    prepare_volume,
+    roi_box,
+    roi_input_spec,
+    scores_to_confidence,
+    scores_to_labels,
+)
 
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
@@ -76,12 +82,20 @@ def _check_session(spec: ModelSpec, session: ort.InferenceSession) -> None:
 
 
 class Segmenter:
-    """Runs manifest models on CtVolumes."""
+    """Runs manifest models on CtVolumes; with ``confidence`` (the default) every result also carries
+    the model's per-voxel confidence (``scores_to_confidence``)."""
 
-    def __init__(self, manifest: Manifest, batch_size: int = 8, options: PostprocessOptions | None = None) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        batch_size: int = 8,
+        options: PostprocessOptions | None = None,
+        confidence: bool = True,
+    ) -> None:
         self.manifest = manifest
         self.batch_size = batch_size
         self.options = options or PostprocessOptions()
+        self.confidence = confidence
 
     def _scores(self, session: ort.InferenceSession, batch: np.ndarray, spec: ModelSpec) -> np.ndarray:
         name = session.get_inputs()[0].name
@@ -125,17 +139,19 @@ class Segmenter:
         spacing = _effective_spacing(volume, self.manifest.stage(spec.input.roi.stage) if spec.input.roi else spec)
         timings: dict[str, float] = {}
         if spec.input.roi is None:
-            labels = self._predict(
+            labels, confidence = self._predict(
                 volume.voxels, volume.is_hu, spacing, volume.spacing is not None, spec, progress, cancel, timings
             )
         else:
-            labels = self._cascade(volume, spacing, spec, progress, cancel, timings)
+            labels, confidence = self._cascade(volume, spacing, spec, progress, cancel, timings)
         tick = time.perf_counter()
         if clean:
             labels = postprocess(labels, volume.spacing, self.options)
         timings["postprocess_s"] = round(time.perf_counter() - tick, 4)
         timings["inference_s"] = round(time.perf_counter() - started, 4)
-        return Segmentation(labels=labels, model_id=spec.model_id, model_sha256=spec.sha256, timings=timings)
+        return Segmentation(
+            labels=labels, model_id=spec.model_id, model_sha256=spec.sha256, timings=timings, confidence=confidence
+        )
 
     def _cascade(
         self,
@@ -145,8 +161,9 @@ class Segmenter:
         progress: Progress | None,
         cancel: CancelCheck | None,
         timings: dict[str, float],
-    ) -> np.ndarray:
-        """Stage 1 on the whole volume, then ``spec`` on the box of stage 1's (cleaned) foreground."""
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Stage 1 on the whole volume, then ``spec`` on the box of stage 1's (cleaned) foreground.
+        The confidence is stage 2's inside the box and stage 1's outside it."""
         roi = spec.input.roi
         assert roi is not None
         stage = self.manifest.stage(roi.stage)
@@ -159,7 +176,7 @@ class Segmenter:
 
         tick = time.perf_counter()
         stage_timings: dict[str, float] = {}
-        first = self._predict(
+        first, confidence = self._predict(
             volume.voxels, volume.is_hu, spacing, volume.spacing is not None, stage, first_half, cancel, stage_timings
         )
         first = largest_component(first > 0)
@@ -169,7 +186,7 @@ class Segmenter:
         if box is None:  # stage 1 found no liver: nothing for stage 2 to look at
             if progress is not None:
                 progress(total, total)
-            return labels
+            return labels, confidence
         fine = roi_input_spec(spec.input, box, (spacing[1], spacing[2]))
         crop = volume.voxels[box.z, box.y, box.x]
         done_before = depth + box.z.start
@@ -178,12 +195,16 @@ class Segmenter:
             if progress is not None:
                 progress(done_before + done, total)
 
-        crop_labels = self._predict(crop, volume.is_hu, spacing, True, spec, second_half, cancel, timings, fine)
+        crop_labels, crop_confidence = self._predict(
+            crop, volume.is_hu, spacing, True, spec, second_half, cancel, timings, fine
+        )
         labels[box.z, box.y, box.x] = crop_labels
+        if confidence is not None and crop_confidence is not None:
+            confidence[box.z, box.y, box.x] = crop_confidence
         if progress is not None:
             progress(total, total)
         timings["roi_voxels"] = float(crop.size)
-        return labels
+        return labels, confidence
 
     def _predict(
         self,
@@ -196,8 +217,9 @@ class Segmenter:
         cancel: CancelCheck | None,
         timings: dict[str, float],
         input_spec: InputSpec | None = None,
-    ) -> np.ndarray:
-        """Arg-max labels of one model on every slice of ``voxels`` (no clean-up); adds its timings."""
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Arg-max labels of one model on every slice of ``voxels`` (no clean-up) and, when asked, its
+        confidence; adds its timings."""
         input_spec = input_spec or spec.input
         started = time.perf_counter()
         session = get_session(spec)
@@ -208,7 +230,9 @@ class Segmenter:
         )
         preprocess_s = time.perf_counter() - started - session_s
         labels = np.empty((depth, height, width), dtype=np.uint8)
-        run_s = resize_s = 0.0
+        confidence = np.empty((depth, height, width), dtype=np.uint8) if self.confidence else None
+        logits = spec.output != "probabilities"
+        run_s = resize_s = confidence_s = 0.0
         for start in range(0, depth, self.batch_size):
             if cancel is not None and cancel():
                 raise Cancelled("Segmentation cancelled; nothing was changed.")
@@ -220,6 +244,10 @@ class Segmenter:
             tick = time.perf_counter()
             labels[indices] = scores_to_labels(scores, (height, width), prepared.where)
             resize_s += time.perf_counter() - tick
+            if confidence is not None:
+                tick = time.perf_counter()
+                confidence[indices] = scores_to_confidence(scores, (height, width), prepared.where, logits)
+                confidence_s += time.perf_counter() - tick
             if progress is not None:
                 progress(int(indices[-1]) + 1, depth)
         for key, value in (
@@ -227,9 +255,10 @@ class Segmenter:
             ("preprocess_s", preprocess_s),
             ("model_s", run_s),
             ("resize_back_s", resize_s),
+            ("confidence_s", confidence_s),
         ):
             timings[key] = round(timings.get(key, 0.0) + value, 4)
-        return labels
+        return labels, confidence
 
 
 def _effective_spacing(volume: CtVolume, first: ModelSpec) -> tuple[float, float, float]:

@@ -95,6 +95,7 @@ class ModelSpec:
     metrics: dict[str, Any] = field(default_factory=dict)
     latency_ms_per_slice_cpu: float | None = None
     trained: dict[str, Any] = field(default_factory=dict)
+    confidence: dict[str, Any] = field(default_factory=dict)  # its calibration on held-out patients, if any
 
 
 @dataclass(frozen=True)
@@ -234,7 +235,19 @@ def _model_spec(base: Path, raw: dict[str, Any]) -> ModelSpec:
         metrics=dict(raw.get("metrics", {})),
         latency_ms_per_slice_cpu=float(latency) if latency is not None else None,
         trained=dict(raw.get("trained", {})),
+        confidence=_confidence(model_id, raw.get("confidence", {})),
     )
+
+
+def _confidence(model_id: str, raw: Any) -> dict[str, Any]:
+    """The optional ``confidence`` block: thresholds (0..1) measured on held-out patients."""
+    if not isinstance(raw, dict):
+        raise ModelError(f"Model '{model_id}': 'confidence' must be an object.")
+    for key in ("lesion_flag_below", "liver_flag_below"):
+        value = raw.get(key, 0.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ModelError(f"Model '{model_id}': confidence '{key}' is {value!r}; it must lie between 0 and 1.")
+    return dict(raw)
 
 
 def load_manifest(models_dir: Path) -> Manifest:

@@ -180,11 +180,42 @@ def scores_to_labels(scores: np.ndarray, out_shape: tuple[int, int], where: Plac
     return labels
 
 
-def _unplace(differences: np.ndarray, where: Placement) -> np.ndarray:
-    """Scores [n, 2, *size] back on the resized slice [n, 2, *scaled]; unseen parts are background."""
-    out = np.full((*differences.shape[:2], *where.scaled), -1.0e4, dtype=np.float32)
+def scores_to_confidence(
+    scores: np.ndarray, out_shape: tuple[int, int], where: Placement | None = None, logits: bool = True
+) -> np.ndarray:
+    """The model's per-pixel confidence: the margin between its two most probable classes (softmax of
+    ``scores`` [n, C, h, w] unless they are already ``logits=False`` probabilities), 0 = a tie,
+    1 = certain; resized (bilinear) to ``out_shape`` and returned as uint8 percent [n, H, W].
+
+    The margin is taken at model resolution and then resized, which costs one channel's
+    resize instead of three. What the model did not see (outside a cropped field of view) is
+    background by construction and gets 100.
+    """
+    values = scores.astype(np.float32, copy=True)
+    if logits:
+        values -= values.max(axis=1, keepdims=True)
+        np.exp(values, out=values)
+        values /= values.sum(axis=1, keepdims=True)
+    if values.shape[1] == 3:  # top - second = max - (1 - max - min), without sorting
+        margin = 2.0 * values.max(axis=1) + values.min(axis=1) - values.sum(axis=1)
+    else:
+        top = np.partition(values, values.shape[1] - 2, axis=1)
+        margin = top[:, -1] - top[:, -2]
+    percent = np.clip(np.rint(margin * 100.0), 0, 100).astype(np.uint8)[:, None]  # [n, 1, h, w]
+    if where is not None and not where.is_plain_resize:
+        percent = _unplace(percent, where, fill=100).astype(np.uint8)
+    height, width = out_shape
+    if percent.shape[2:] == (height, width):
+        return np.ascontiguousarray(percent[:, 0])
+    return np.stack([cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR) for plane in percent[:, 0]])
+
+
+def _unplace(values: np.ndarray, where: Placement, fill: float = -1.0e4) -> np.ndarray:
+    """Per-pixel values [n, k, *size] back on the resized slice [n, k, *scaled]; unseen parts get
+    ``fill`` (the default makes them background when the values are scores over background)."""
+    out = np.full((*values.shape[:2], *where.scaled), fill, dtype=np.float32)
     source, target = where.regions()
-    out[(slice(None), slice(None), *source)] = differences[(slice(None), slice(None), *target)]
+    out[(slice(None), slice(None), *source)] = values[(slice(None), slice(None), *target)]
     return out
 
 

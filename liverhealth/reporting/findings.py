@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from liverhealth.domain import ModelInfo
-from liverhealth.presentation import liver_ml, number, tumour_ml
+from liverhealth.presentation import confidence_text, liver_ml, number, tumour_ml
 
 RECIST_MIN_DIAMETER_MM = 10.0
 RECIST_MAX_TARGETS_PER_ORGAN = 2
@@ -39,7 +39,26 @@ def lesion_line(lesion: dict[str, Any]) -> str:
     if lesion.get("longest_diameter_mm") is None:
         size = f"{lesion['largest_area_px']} px, longest diameter {lesion['longest_diameter_px']:.0f} px"
     hu = f", mean {lesion['mean_hu']:.0f} HU" if lesion.get("mean_hu") is not None else ""
-    return f"Lesion {lesion['lesion_id']}: {size}; slices {first}–{last}{hu}."
+    sure = confidence_text(lesion.get("confidence"), lesion.get("unsure"))
+    sure = f"; model confidence {sure}" if sure else ""
+    return f"Lesion {lesion['lesion_id']}: {size}; slices {first}–{last}{hu}{sure}."
+
+
+def confidence_line(measurements: dict[str, Any]) -> str | None:
+    """What the model's confidence says, or None when the result has none: the liver edge's figure,
+    the lesions flagged "check first", or that this model's confidence is not calibrated."""
+    lesions = measurements.get("lesions", [])
+    liver = measurements.get("liver_confidence")
+    rated = [lesion for lesion in lesions if lesion.get("confidence") is not None]
+    if liver is None and not rated:
+        return None
+    parts = [f"Model confidence along the liver edge {100 * liver:.0f} %"] if liver is not None else []
+    if any(lesion.get("unsure") is not None for lesion in rated):
+        flagged = [str(lesion["lesion_id"]) for lesion in rated if lesion.get("unsure")]
+        parts.append(f"lesions to check first (low confidence): {', '.join(flagged)}" if flagged else "none flagged")
+    elif rated:
+        parts.append("this model's lesion confidence is not calibrated, so no lesion is flagged")
+    return "; ".join(parts) + "."
 
 
 def build_findings(measurements: dict[str, Any], model: ModelInfo | None = None, source_description: str = "") -> str:
@@ -76,5 +95,8 @@ def build_findings(measurements: dict[str, Any], model: ModelInfo | None = None,
             lines.append("No lesion reaches the RECIST 1.1 measurable size of 10 mm.")
     else:
         lines.append("No focal liver lesion was segmented.")
+    sure = confidence_line(m)
+    if sure:
+        lines.append(sure)
     lines.append(LIMITS)
     return "\n".join(lines)

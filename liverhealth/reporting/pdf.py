@@ -28,6 +28,7 @@ from liverhealth.presentation import (
     FINDINGS_TITLE,
     MODEL_TITLE,
     TITLE,
+    confidence_text,
     draft_title,
     model_text,
 )
@@ -155,7 +156,7 @@ def _measurement_rows(m: dict[str, Any]) -> list[list[str]]:
 
 
 def _lesion_rows(lesions: list[dict[str, Any]]) -> list[list[str]]:
-    rows = [["#", "Volume (mL)", "Longest axial (mm)", "Perpendicular (mm)", "Slices", "Mean HU"]]
+    rows = [["#", "Volume (mL)", "Longest axial (mm)", "Perpendicular (mm)", "Slices", "Mean HU", "Confidence"]]
     for lesion in lesions:
         first, last = lesion["slice_range"]
         rows.append(
@@ -166,6 +167,7 @@ def _lesion_rows(lesions: list[dict[str, Any]]) -> list[list[str]]:
                 _fmt(lesion.get("perpendicular_diameter_mm")),
                 f"{first}–{last}",
                 _fmt(lesion.get("mean_hu"), 0),
+                confidence_text(lesion.get("confidence"), lesion.get("unsure")) or "–",
             ]
         )
     return rows
@@ -227,7 +229,7 @@ def write_pdf(content: ReportContent) -> bytes:
     story += [Paragraph("Measurements", heading), _table(_measurement_rows(content.measurements), [90, 70], body)]
     lesions = content.measurements.get("lesions", [])
     if lesions:
-        story += [Spacer(1, 4), _table(_lesion_rows(lesions), [10, 28, 36, 36, 26, 22], body)]
+        story += [Spacer(1, 4), _table(_lesion_rows(lesions), [8, 24, 30, 30, 20, 18, 32], body)]
     story += [Paragraph(FINDINGS_TITLE, heading)]
     story += [_para(line, body) for line in report.findings.splitlines()]
     if report.comparison:

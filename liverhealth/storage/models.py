@@ -92,6 +92,7 @@ class SegmentationResult(Base):
     labels_shape: Mapped[str] = mapped_column(String(64), nullable=False)
     labels_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
     overlay_png: Mapped[bytes | None] = mapped_column(Blob)
+    confidence_zlib: Mapped[bytes | None] = mapped_column(Blob)  # the model's per-voxel confidence, uint8 %
     measurements: Mapped[dict] = mapped_column(JSON, nullable=False)
     timings: Mapped[dict] = mapped_column(JSON, nullable=False)
     liver_volume_ml: Mapped[float | None] = mapped_column(Float)

@@ -50,6 +50,7 @@ class ResultRecord:
     overlay_png: bytes | None = None
     patient: PatientInfo | None = None
     owner: str | None = None  # the web account saving it (None from the CLI and the window)
+    confidence: np.ndarray | None = None  # uint8 percent on the labels' grid, when the engine gave one
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ class StoredResult:
     workstation: str | None
     user_name: str | None
     reports: tuple[StoredReport, ...] = ()
+    confidence: np.ndarray | None = None
 
     @property
     def model_sha256(self) -> str:
@@ -342,6 +344,7 @@ class Repository:
                 labels_shape=json.dumps(list(record.labels.shape)),
                 labels_sha256=labels_sha256,
                 overlay_png=record.overlay_png,
+                confidence_zlib=_compress_confidence(record.confidence, record.labels.shape),
                 measurements=measurements_json(record.measurements, record.model),
                 timings=record.timings,
                 liver_volume_ml=m.get("liver_volume_ml"),
@@ -486,6 +489,12 @@ class Repository:
             if hashlib.sha256(raw).hexdigest() != result.labels_sha256:
                 raise StorageError(f"Saved result {result_id} is damaged (its label map does not match its checksum).")
             labels = np.frombuffer(raw, dtype=np.uint8).reshape(json.loads(result.labels_shape)).copy()
+            confidence = None
+            if result.confidence_zlib is not None:
+                confidence = np.frombuffer(zlib.decompress(result.confidence_zlib), dtype=np.uint8)
+                if confidence.size != labels.size:
+                    raise StorageError(f"Saved result {result_id} is damaged (its confidence map has the wrong size).")
+                confidence = confidence.reshape(labels.shape).copy()
             study = result.study
             measurements, model = read_measurements_json(result.measurements, result.model_id, result.model_sha256)
             spacing = (study.spacing_z_mm, study.spacing_y_mm, study.spacing_x_mm)
@@ -496,6 +505,7 @@ class Repository:
                 measurements=measurements,
                 timings=result.timings,
                 overlay_png=result.overlay_png,
+                confidence=confidence,
                 workstation=result.workstation,
                 user_name=result.user_name,
                 study=StoredStudy(
@@ -651,3 +661,10 @@ class Repository:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _compress_confidence(confidence: np.ndarray | None, shape: tuple[int, ...]) -> bytes | None:
+    """The confidence map, zlib-compressed, when it belongs to these labels (same shape)."""
+    if confidence is None or tuple(confidence.shape) != tuple(shape):
+        return None
+    return zlib.compress(np.ascontiguousarray(confidence, dtype=np.uint8).tobytes(), 6)

@@ -23,8 +23,9 @@ import numpy as np
 from liverhealth import config
 from liverhealth.domain import PatientInfo
 from liverhealth.errors import Cancelled, LiverHealthError
-from liverhealth.imaging.writers import save_labels_nifti, save_volume_nifti
-from liverhealth.presentation import lesion_label, size_summary
+from liverhealth.imaging.display import uncertainty_map
+from liverhealth.imaging.writers import save_label_map, save_labels_nifti, save_volume_nifti
+from liverhealth.presentation import confidence_text, lesion_text, size_summary
 from liverhealth.reporting.findings import target_lesions
 from liverhealth.workflow import PACS_SCHEME, Session, Workstation
 
@@ -34,6 +35,8 @@ FILES = {  # download name -> (file in the job's output folder, media type)
     "ct.nii.gz": ("ct.nii.gz", "application/gzip"),
     "labels.nii.gz": ("labels.nii.gz", "application/gzip"),
     "labels.png": ("labels.png", "image/png"),
+    "confidence.nii.gz": ("confidence.nii.gz", "application/gzip"),
+    "uncertainty.nii.gz": ("uncertainty.nii.gz", "application/gzip"),
     "overlay.png": ("overlay.png", "image/png"),
     "measurements.json": ("measurements.json", "application/json"),
     "report.pdf": ("report.pdf", "application/pdf"),
@@ -224,6 +227,9 @@ class JobManager:
         session.export(job.out)
         if not (job.out / "labels.nii.gz").is_file():  # a 2D image: the viewer still reads NIfTI
             save_labels_nifti(session.result.segmentation.labels, session.volume, job.out / "labels.nii.gz")
+        confidence = session.result.segmentation.confidence
+        if confidence is not None:  # the viewer's overlay: only where the model was unsure
+            save_label_map(uncertainty_map(confidence), session.volume.affine, job.out / "uncertainty.nii.gz")
         if session.volume.dicom is not None:
             try:
                 session.export_dicom(job.out)
@@ -264,9 +270,10 @@ def result_summary(job: Job, session: Session) -> dict[str, Any]:
     lesions = [
         {
             "lesion_id": lesion.lesion_id,
-            "label": lesion_label(
-                lesion.lesion_id, lesion.volume_ml, lesion.largest_area_px, lesion.longest_diameter_mm
-            ),
+            "label": lesion_text(lesion),
+            "confidence": lesion.confidence,
+            "confidence_text": confidence_text(lesion.confidence, lesion.unsure),
+            "unsure": lesion.unsure,
             "volume_ml": lesion.volume_ml,
             "longest_diameter_mm": lesion.longest_diameter_mm,
             "perpendicular_diameter_mm": lesion.perpendicular_diameter_mm,
@@ -285,6 +292,10 @@ def result_summary(job: Job, session: Session) -> dict[str, Any]:
         "tumour_volume_ml": m.tumour_volume_ml,
         "tumour_burden_pct": m.tumour_burden_pct,
         "lesions": lesions,
+        "liver_confidence": m.liver_confidence,
+        "uncertainty_url": f"/api/jobs/{job.job_id}/files/uncertainty.nii.gz"
+        if result.segmentation.confidence is not None
+        else None,
         "recist_targets": [t["lesion_id"] for t in targets],
         "recist_sum_mm": round(sum(t["longest_diameter_mm"] for t in targets), 1) if targets else None,
         "model": {"id": model.model_id, "name": model.name, "validation": model.validation_text()},

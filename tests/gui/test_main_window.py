@@ -10,7 +10,8 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PyQt5.QtCore import QTimer
+import numpy as np
+from PyQt5.QtCore import Qt, QTimer
 
 from liverhealth.gui.main_window import MainWindow
 
@@ -62,6 +63,20 @@ def test_import_scroll_process_segment(qtbot, window, data_root):
         assert window.view.slice_index == result.measurements.lesions[-1].largest_slice
     assert "Liver volume" in window.text.toPlainText()
     assert "model threshold" in window.status.text()
+    # the model's uncertainty: a toggle over the segmentation view, and the "check first" order
+    toggle = _menu_action(window, "Image Processing", "Show model uncertainty")
+    assert toggle.isEnabled() and not window.view.show_uncertainty
+    window.view.slice_index = int(np.argmin(result.segmentation.confidence.reshape(129, -1).min(axis=1)))
+    plain = window.view.right_image().copy()
+    toggle.trigger()
+    assert window.view.show_uncertainty and not np.array_equal(window.view.right_image(), plain)
+    toggle.trigger()
+    assert np.array_equal(window.view.right_image(), plain)
+    window.lesion_order.setCurrentIndex(window.lesion_order.findData("check"))
+    shown = [window.lesions.item(i).data(Qt.UserRole + 1) for i in range(window.lesions.count())]
+    assert shown == [lesion.lesion_id for lesion in result.measurements.check_first()]
+    if window.lesions.count():
+        assert "confidence" in window.lesions.item(0).text()
 
 
 def test_report_without_key_still_has_findings(qtbot, window, data_root, tmp_path):

@@ -62,6 +62,9 @@ def test_missing_file_and_wrong_sha(tmp_path):
         ({"input": "64x64"}, "incomplete"),
         ({"input": {"size": [64, 64], "hu_window": [200, -200]}}, "invalid"),
         ({"input": {"size": [64, 64]}}, "incomplete"),
+        ({"confidence": {"lesion_flag_below": 1.5}}, "between 0 and 1"),
+        ({"confidence": {"liver_flag_below": "low"}}, "between 0 and 1"),
+        ({"confidence": "calibrated"}, "must be an object"),
     ],
 )
 def test_unsupported_specs(tmp_path, change, message):

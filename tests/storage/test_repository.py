@@ -23,8 +23,8 @@ REPORT = ReportRecord(
 
 
 def test_init_is_idempotent(repo):
-    assert repo.init() == "0004"
-    assert repo.init() == "0004"
+    assert repo.init() == "0005"
+    assert repo.init() == "0005"
     assert repo.counts() == {"patient": 0, "study": 0, "segmentation_result": 0, "report": 0}
 
 

@@ -67,7 +67,8 @@ def test_real_ircadb_upload_events_and_downloads(web_server, data_root, chat, tm
 
     result = next(e for e in events if e["kind"] == "result")
     files = {}
-    for name in ("ct.nii.gz", "labels.nii.gz", "measurements.json", "overlay.png", "report.pdf", "seg.dcm", "sr.dcm"):
+    names = ("ct.nii.gz", "labels.nii.gz", "measurements.json", "overlay.png", "report.pdf", "seg.dcm", "sr.dcm")
+    for name in (*names, "confidence.nii.gz", "uncertainty.nii.gz"):
         response = alice.http.get(f"/api/jobs/{job_id}/files/{name}")
         assert response.status_code == 200, name
         files[name] = response.content
@@ -84,6 +85,17 @@ def test_real_ircadb_upload_events_and_downloads(web_server, data_root, chat, tm
     assert doc["measurements"]["liver_voxels"] == liver
     assert result["liver_volume_ml"] == pytest.approx(doc["measurements"]["liver_volume_ml"])
     assert len(result["lesions"]) == doc["measurements"]["lesion_count"]
+    # the model's confidence: per lesion in the summary and the document, per voxel in two files
+    confidence = np.asarray(nib.load(str(tmp_path / "confidence.nii.gz")).dataobj)
+    uncertainty = np.asarray(nib.load(str(tmp_path / "uncertainty.nii.gz")).dataobj)
+    assert confidence.shape == labels.shape and confidence.max() <= 100
+    assert np.array_equal(uncertainty > 0, confidence < 50) and (uncertainty[confidence < 50] > 50).all()
+    assert result["uncertainty_url"].endswith("/uncertainty.nii.gz")
+    assert result["liver_confidence"] == doc["measurements"]["liver_confidence"] is not None
+    assert [lesion["confidence"] for lesion in result["lesions"]] == [
+        lesion["confidence"] for lesion in doc["measurements"]["lesions"]
+    ]
+    assert all(lesion["unsure"] is None for lesion in result["lesions"])  # the test model is not calibrated
     assert pydicom.dcmread(io.BytesIO(files["seg.dcm"])).Modality == "SEG"
     assert pydicom.dcmread(io.BytesIO(files["sr.dcm"])).Modality == "SR"
     text = " ".join("".join(p.extract_text() for p in PdfReader(io.BytesIO(files["report.pdf"])).pages).split())

@@ -26,7 +26,7 @@ def overlay_pixels(png: bytes) -> tuple[int, int]:
 
 def test_upload_view_click_lesion_download_pdf_then_compare(web_server, data_root, tmp_path):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     downloads = tmp_path / "downloads"
     downloads.mkdir()
@@ -61,6 +61,20 @@ def test_upload_view_click_lesion_download_pdf_then_compare(web_server, data_roo
         target = rows[-1]
         target.click()
         assert driver.find_element(By.ID, "viewer").get_attribute("data-slice") == target.get_attribute("data-slice")
+        # "check first": least confident at the top; the uncertainty overlay shows and hides
+        Select(driver.find_element(By.ID, "lesion-order")).select_by_value("check")
+        cells = driver.find_elements(By.CSS_SELECTOR, "#lesions tbody tr td:last-child")
+        shown = [float(cell.text.split(" %")[0]) for cell in cells]
+        assert shown == sorted(shown), shown
+        before = np.asarray(Image.open(io.BytesIO(driver.find_element(By.ID, "viewer").screenshot_as_png)))
+        driver.find_element(By.ID, "uncertainty").click()
+        shown_attr = 'return document.getElementById("viewer").dataset.uncertainty'
+        WebDriverWait(driver, 60).until(lambda d: d.execute_script(shown_attr) == "shown")
+        time.sleep(1)
+        after = np.asarray(Image.open(io.BytesIO(driver.find_element(By.ID, "viewer").screenshot_as_png)))
+        assert int((np.abs(after.astype(int) - before.astype(int)).sum(axis=-1) > 30).sum()) > 100
+        driver.find_element(By.ID, "uncertainty").click()
+        assert driver.find_element(By.ID, "viewer").get_attribute("data-uncertainty") == "hidden"
 
         driver.find_element(By.ID, "download-report-pdf").click()
         deadline = time.monotonic() + 60

@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import tomllib
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -65,13 +66,19 @@ def test_every_step_on_the_real_ct(workstation, data_root, tmp_path, upgrades):
     saved = session.save()
     assert saved.result_id >= 1 and "SQLite" in saved.where
     written = session.export(tmp_path / "out")
-    assert {"labels", "overlay", "measurements", "pdf", "markdown", "report"} <= set(written)
+    assert {"labels", "overlay", "measurements", "pdf", "markdown", "report", "confidence"} <= set(written)
     assert PdfReader(written["pdf"]).pages
+    assert result.segmentation.confidence.shape == volume.shape
+    assert result.measurements.liver_confidence is not None
+    record = results.record_from_outputs(tmp_path / "out")  # `db save DIR` keeps the map too
+    assert np.array_equal(record.confidence, result.segmentation.confidence)
+    assert "confidence is not calibrated, so no lesion is flagged" in findings or not result.measurements.lesions
 
     rows = workstation.list_results()
     assert [r.result_id for r in rows] == [saved.result_id]
     stored = workstation.get(saved.result_id)
     assert np.array_equal(stored.labels, result.segmentation.labels)
+    assert np.array_equal(stored.confidence, result.segmentation.confidence)
     assert stored.reports[0].pdf == content.pdf
 
     reopened = workstation.reopen(saved.result_id)
@@ -83,6 +90,32 @@ def test_every_step_on_the_real_ct(workstation, data_root, tmp_path, upgrades):
     workstation.delete(saved.result_id)
     assert workstation.list_results() == []
     assert len(upgrades) == 1  # one repository, initialised once for the whole process
+
+
+def test_calibrated_model_flags_lesions_in_findings_and_pdf(models_dir, data_root, tmp_path):
+    """A manifest entry with a calibration flags lesions below its threshold; a result whose model file
+    is not that entry's (another sha256) gets no flag."""
+    import json
+
+    manifest = json.loads((models_dir / "manifest.json").read_text())
+    manifest["models"][0]["confidence"] = {"lesion_flag_below": 1.0, "protocol": "test: every lesion below 1.0"}
+    (models_dir / "manifest.json").write_text(json.dumps(manifest))
+    station = Workstation(models_dir=models_dir, db_url=f"sqlite:///{tmp_path / 'r.db'}")
+    session = station.session()
+    session.open(data_root / "3Dircadb1.1" / "PATIENT_DICOM.zip")
+    result = session.segment()
+    lesions = result.measurements.lesions
+    assert lesions and all(lesion.unsure for lesion in lesions)
+    order = [lesion.confidence for lesion in result.measurements.check_first()]
+    assert order == sorted(order)
+    findings = session.findings()
+    assert "lesions to check first (low confidence): " + ", ".join(str(x.lesion_id) for x in lesions) in findings
+    content = session.make_report(use_llm=False)
+    pdf_text = " ".join("".join(page.extract_text() for page in PdfReader(_bytes_io(content.pdf)).pages).split())
+    assert "Confidence" in pdf_text and f"{100 * lesions[0].confidence:.0f} %, check first" in pdf_text
+    other = station.confidence_flags(replace(result.model, sha256="f" * 64))
+    assert other.lesion_below is None
+    station.close()
 
 
 def test_a_new_study_drops_the_old_result(workstation, data_root):

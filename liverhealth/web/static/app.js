@@ -58,6 +58,20 @@ async function showLabels(url) {
   $("viewer").dataset.loaded = "labels";
 }
 
+async function toggleUncertainty() {
+  const nv = state.nv;
+  const url = state.summary && state.summary.uncertainty_url;
+  if (!nv || !url) return;
+  const opacity = $("uncertainty").checked ? 0.7 : 0;
+  if (!state.uncertainty && opacity) {
+    state.uncertainty = await niivue.NVImage.loadFromUrl({ url, colormap: "warm", cal_min: 1, cal_max: 100, opacity });
+    nv.addVolume(state.uncertainty);
+  } else if (state.uncertainty) {
+    nv.setOpacity(nv.volumes.indexOf(state.uncertainty), opacity);
+  }
+  $("viewer").dataset.uncertainty = opacity ? "shown" : "hidden";
+}
+
 function setWindow(width, centre) {
   const volume = state.nv && state.nv.volumes[0];
   if (!volume) return;
@@ -84,6 +98,10 @@ function zoom(factor) {
 // a job ------------------------------------------------------------------------------------------
 function resetStudy() {
   state.summary = null;
+  state.uncertainty = null;
+  $("uncertainty").checked = false;
+  $("uncertainty").disabled = true;
+  $("confidence-note").textContent = "";
   $("measurements").innerHTML = "";
   $("lesions").querySelector("tbody").innerHTML = "";
   $("model-info").textContent = "";
@@ -152,6 +170,31 @@ function follow(jobId) {
   events.onerror = () => { /* the browser reconnects with Last-Event-ID; the server resumes there */ };
 }
 
+function showLesions(data) {
+  const body = $("lesions").querySelector("tbody");
+  body.innerHTML = "";
+  const lesions = [...data.lesions];
+  if ($("lesion-order").value === "check") {  // least confident first; unknown confidence last
+    lesions.sort((a, b) => (a.confidence ?? 2) - (b.confidence ?? 2));
+  }
+  for (const lesion of lesions) {
+    const tr = document.createElement("tr");
+    tr.dataset.lesion = lesion.lesion_id;
+    tr.dataset.slice = lesion.largest_slice;
+    if (lesion.unsure) tr.classList.add("unsure");
+    const cells = [lesion.lesion_id, fmt(lesion.volume_ml, 2, "mL"),
+      `${fmt(lesion.longest_diameter_mm, 1, "")}× ${fmt(lesion.perpendicular_diameter_mm, 1, "")}`, lesion.largest_slice,
+      lesion.confidence_text || "–"];
+    for (const cell of cells) { const td = document.createElement("td"); td.textContent = cell; tr.append(td); }
+    tr.addEventListener("click", () => goTo(lesion.ras_mm, lesion.largest_slice));
+    body.append(tr);
+  }
+  const calibrated = data.lesions.some((lesion) => lesion.unsure !== null && lesion.unsure !== undefined);
+  const liver = data.liver_confidence == null ? "" : `Model confidence along the liver edge: ${Math.round(100 * data.liver_confidence)} %. `;
+  $("confidence-note").textContent = liver + (data.lesions.length && !calibrated && data.lesions[0].confidence != null ?
+    "This model's confidence is not calibrated: no lesion is flagged." : "");
+}
+
 function showResult(data) {
   const rows = [
     ["Liver volume", fmt(data.liver_volume_ml, 1, "mL")],
@@ -168,18 +211,8 @@ function showResult(data) {
     const dd = document.createElement("dd"); dd.textContent = value;
     dl.append(dt, dd);
   }
-  const body = $("lesions").querySelector("tbody");
-  body.innerHTML = "";
-  for (const lesion of data.lesions) {
-    const tr = document.createElement("tr");
-    tr.dataset.lesion = lesion.lesion_id;
-    tr.dataset.slice = lesion.largest_slice;
-    const cells = [lesion.lesion_id, fmt(lesion.volume_ml, 2, "mL"),
-      `${fmt(lesion.longest_diameter_mm, 1, "")}× ${fmt(lesion.perpendicular_diameter_mm, 1, "")}`, lesion.largest_slice];
-    for (const cell of cells) { const td = document.createElement("td"); td.textContent = cell; tr.append(td); }
-    tr.addEventListener("click", () => goTo(lesion.ras_mm, lesion.largest_slice));
-    body.append(tr);
-  }
+  showLesions(data);
+  $("uncertainty").disabled = !data.uncertainty_url;
   $("model-info").textContent = `${data.model.name} (${data.model.id}). Validation: ${data.model.validation}.`;
   showDownloads(data.files);
 }
@@ -393,6 +426,9 @@ async function start() {
   $("logout").addEventListener("click", () => api("/api/logout", { method: "POST" }).finally(() => { window.location = "/login"; }));
   $("opacity").addEventListener("input", () => state.nv && state.nv.volumes.length > 1 &&
     state.nv.setOpacity(1, $("opacity").value / 100));
+  $("uncertainty").addEventListener("change", () => toggleUncertainty()
+    .catch((err) => showError(`The viewer could not show the uncertainty: ${err}`)));
+  $("lesion-order").addEventListener("change", () => state.summary && showLesions(state.summary));
   $("drag-mode").addEventListener("change", () => state.nv.setDragMode($("drag-mode").value));
   $("zoom-in").addEventListener("click", () => zoom(1.25));
   $("zoom-out").addEventListener("click", () => zoom(0.8));
