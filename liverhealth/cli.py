@@ -361,16 +361,6 @@ def whole_number(low: int, high: int):
     return parse
 
 
-def _study(workstation, side: str, model: str | None):
-    """A compare side: a saved result id (digits that name no file) or a CT input, segmented."""
-    if side.isdigit() and not Path(side).exists():
-        return workstation.reopen(int(side))
-    session = workstation.session()
-    session.open(side, progress=_progress_bar("reading"))
-    session.segment(model, progress=_progress_bar("segmenting"))
-    return session
-
-
 def cmd_compare(args: argparse.Namespace) -> int:
     from liverhealth.comparison import comparison_lines
     from liverhealth.imaging.writers import check_output_folder
@@ -378,8 +368,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out = check_output_folder(Path(args.out) if args.out else Path.cwd() / "liverhealth_compare")
     workstation = _workstation(args)
     workstation.manifest.get(args.model)  # an unknown model fails before the slow work
-    baseline = _study(workstation, args.baseline, args.model)
-    followup = _study(workstation, args.followup, args.model)
+    baseline, followup = (
+        workstation.study(
+            side, args.model, progress=_progress_bar("reading"), segment_progress=_progress_bar("segmenting")
+        )
+        for side in (args.baseline, args.followup)
+    )
     if args.save_db and baseline.saved is None:
         baseline.save()
     result = followup.compare_with(baseline)

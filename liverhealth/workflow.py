@@ -210,6 +210,23 @@ class Workstation:
         session.saved = SavedResult(result_id, self.repository.where)
         return session
 
+    def study(
+        self,
+        side: str | int | Path,
+        model_id: str | None = None,
+        progress: Progress | None = None,
+        cancel: CancelCheck | None = None,
+        segment_progress: Progress | None = None,
+    ) -> Session:
+        """One side of a comparison: a saved result id (an int, or digits that name no file) reopened,
+        or a CT input opened and segmented with ``model_id`` (``segment_progress`` defaults to ``progress``)."""
+        if isinstance(side, int) or (str(side).isdigit() and not Path(side).exists()):
+            return self.reopen(int(side))
+        session = self.session()
+        session.open(side, progress=progress, cancel=cancel)
+        session.segment(model_id, progress=segment_progress or progress, cancel=cancel)
+        return session
+
     def _known_model(self, model: ModelInfo) -> ModelInfo:
         """For results saved before models travelled with them: the manifest's entry when it is the
         very same file (same sha256), else what was stored."""

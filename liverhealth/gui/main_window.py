@@ -339,12 +339,7 @@ class MainWindow(SliceNavigation, QMainWindow):
         def job(progress, cancelled, text):
             from liverhealth.comparison import lesion_centres, registered_followup
 
-            if isinstance(prior, int):
-                baseline = self.workstation.reopen(prior)
-            else:
-                baseline = self.workstation.session()
-                baseline.open(prior, progress=progress, cancel=cancelled)
-                baseline.segment(model_id, progress=progress, cancel=cancelled)
+            baseline = self.workstation.study(prior, model_id, progress=progress, cancel=cancelled)
             result = self.session.compare_with(baseline)
             followup_ct, followup_labels = registered_followup(result)
             rows = [(lesion_caption(c), round(centre[0])) for c, centre in lesion_centres(result)]
