@@ -142,17 +142,24 @@ def summarise(cases: list[dict]) -> dict:
     return summary
 
 
-def score_model(models_dir: Path, model_id: str, data: Path, out: Path) -> dict:
-    """Score a fold model on its fold's held-out patients; writes ``MODEL.json`` and error atlases."""
+def score_model(models_dir: Path, model_id: str, data: Path, out: Path, patients: list[str] | None = None) -> dict:
+    """Score a fold model on its fold's held-out patients; writes ``MODEL.json`` and error atlases.
+
+    With ``patients``, any model on those patients instead (e.g. an older model on patients it
+    never saw), its result labelled with the patients and the model's own protocol."""
     manifest = load_manifest(models_dir)
     spec = manifest.get(model_id)
     fold = spec.trained.get("fold")
-    if fold not in FOLDS or not FOLDS[fold].get("test"):
+    if patients:
+        tested, protocol = patients, f"{spec.metrics.get('protocol', '')}; scored on {', '.join(patients)}"
+    elif fold in FOLDS and FOLDS[fold].get("test"):
+        tested, protocol = FOLDS[fold]["test"], FOLDS[fold]["protocol"]
+    else:
         raise SystemExit(f"{model_id}: fold {fold!r} has no held-out patients; nothing honest to measure")
     segmenter = Segmenter(manifest)
     out.mkdir(parents=True, exist_ok=True)
     cases = []
-    for name in FOLDS[fold]["test"]:
+    for name in tested:
         volume, reference, facts = load_patient(data, name)
         result = segmenter.segment(volume, model_id)
         case = {
@@ -175,7 +182,7 @@ def score_model(models_dir: Path, model_id: str, data: Path, out: Path) -> dict:
     result = {
         "model": model_id,
         "fold": fold,
-        "protocol": FOLDS[fold]["protocol"],
+        "protocol": protocol,
         "trained": spec.trained,
         "cases": cases,
         "summary": summarise(cases),
@@ -269,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     score.add_argument("--models-dir", type=Path, required=True)
     score.add_argument("--data", type=Path, default=Path("../shared/data"))
     score.add_argument("--out", type=Path, required=True)
+    score.add_argument("--patients", nargs="+", default=None, help="score on these patients, not the fold's")
     summary = sub.add_parser("summary", help="collect fold results")
     summary.add_argument("results", nargs="+", type=Path)
     summary.add_argument("--out", type=Path, required=True)
@@ -277,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.command == "score":
-        score_model(args.models_dir, args.model, args.data, args.out)
+        score_model(args.models_dir, args.model, args.data, args.out, args.patients)
     elif args.command == "metrics":
         args.out.write_text(json.dumps(manifest_metrics(json.loads(args.summary.read_text())), indent=2))
     else:

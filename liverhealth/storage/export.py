@@ -43,6 +43,10 @@ def export_result(stored: StoredResult, out: Path) -> list[Path]:
             path = out / "labels.nii.gz"
             save_label_map(labels, affine, path)
         written.append(path)
+        if stored.confidence is not None:
+            path = out / "confidence.nii.gz"
+            save_label_map(stored.confidence, affine, path)
+            written.append(path)
         path = out / "measurements.json"
         study = asdict(stored.study)
         study["affine"] = np.asarray(stored.study.affine).tolist() if stored.study.affine is not None else None

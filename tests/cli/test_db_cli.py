@@ -30,6 +30,8 @@ def test_save_list_show_export_delete_sqlite(data_root, models_dir, tmp_path):
     exported = nib.load(str(tmp_path / "exported" / "labels.nii.gz"))
     assert np.array_equal(np.asarray(original.dataobj), np.asarray(exported.dataobj))
     np.testing.assert_allclose(original.affine, exported.affine)
+    confidence = [nib.load(str(tmp_path / d / "confidence.nii.gz")).dataobj for d in ("out", "exported")]
+    assert np.array_equal(np.asarray(confidence[0]), np.asarray(confidence[1]))
     doc = json.loads((tmp_path / "exported" / "measurements.json").read_text())
     assert doc["measurements"] == json.loads((tmp_path / "out" / "measurements.json").read_text())["measurements"]
     assert run_cli("db", "--db-url", url, "delete", "1").returncode == 0

@@ -38,13 +38,13 @@ def test_the_wheel_carries_every_shipped_model(tmp_path):
     with zipfile.ZipFile(wheel) as archive:
         names = {Path(n).name: n for n in archive.namelist() if "/data/share/liverhealth/models/" in n}
         assert "manifest.json" in names and json.loads(archive.read(names["manifest.json"])) == manifest
-        for entry in manifest["models"]:
+        for entry in [*manifest["models"], *manifest.get("stages", [])]:  # a cascade's stages too
             assert hashlib.sha256(archive.read(names[entry["file"]])).hexdigest() == entry["sha256"]
         files = set(archive.namelist())
         for needed in (  # the web page, its viewer (from npm, by setup.sh) and every migration
             "liverhealth/web/static/index.html",
             "liverhealth/web/static/app.js",
             "liverhealth/web/static/vendor/niivue/niivue.umd.js",
-            "liverhealth/storage/migrations/versions/0003_web_users.py",
+            "liverhealth/storage/migrations/versions/0005_result_confidence.py",
         ):
             assert needed in files, needed
