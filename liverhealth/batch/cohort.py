@@ -33,8 +33,8 @@ def write_cohort(rows: list[Row], out: Path) -> None:
 
 def _schema(pa: Any) -> Any:
     text, number = pa.string(), pa.float64()
-    whole = {"lesions", "result_id"}
-    numbers = {"liver_ml", "tumour_ml", "burden_pct", "largest_lesion_mm", "seconds"}
+    whole = {"lesions", "result_id", "lesions_check_first"}
+    numbers = {"liver_ml", "tumour_ml", "burden_pct", "largest_lesion_mm", "liver_confidence", "seconds"}
     numbers |= {name for name in COLUMNS if name.endswith("_s")}
     types = {k: pa.int64() for k in whole} | {k: number for k in numbers}
     return pa.schema([(name, types.get(name, text)) for name in COLUMNS])

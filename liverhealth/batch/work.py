@@ -48,6 +48,8 @@ class Row:
     burden_pct: float | None = None
     lesions: int | None = None
     largest_lesion_mm: float | None = None
+    liver_confidence: float | None = None  # the model's confidence along the liver edge (0..1)
+    lesions_check_first: int | None = None  # lesions under the model's calibrated threshold; None: not calibrated
     model_id: str = ""
     model_sha256: str = ""
     result_id: int | None = None
@@ -135,6 +137,7 @@ class CaseRunner:
             session.export_dicom(folder / "dicom")
         saved = session.save() if options.save_db else None
         m, timings = result.measurements, result.timings
+        flags = self.workstation.confidence_flags(result.model)
         diameters = [lesion.longest_diameter_mm for lesion in m.lesions if lesion.longest_diameter_mm is not None]
         return Row(
             case_id=case.case_id,
@@ -146,6 +149,8 @@ class CaseRunner:
             burden_pct=round(m.tumour_burden_pct, 3),
             lesions=len(m.lesions),
             largest_lesion_mm=max(diameters) if diameters else None,
+            liver_confidence=m.liver_confidence,
+            lesions_check_first=None if flags.lesion_below is None else sum(bool(x.unsure) for x in m.lesions),
             model_id=result.model.model_id,
             model_sha256=result.model.sha256,
             result_id=saved.result_id if saved else None,

@@ -65,6 +65,8 @@ def test_batch_rows_outputs_and_rerun(cohort, models_dir, tmp_path, data_root):
     doc = json.loads((out / "PATIENT_DICOM" / "measurements.json").read_text())
     assert float(rows["PATIENT_DICOM"]["liver_ml"]) == pytest.approx(doc["measurements"]["liver_volume_ml"], abs=0.01)
     assert int(rows["PATIENT_DICOM"]["lesions"]) == doc["measurements"]["lesion_count"]
+    assert float(rows["PATIENT_DICOM"]["liver_confidence"]) == doc["measurements"]["liver_confidence"]
+    assert rows["PATIENT_DICOM"]["lesions_check_first"] == ""  # the test model has no calibration: no count
 
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/measurements.json")}
     again = run_cli("batch", *cohort, "--out", str(out), "--workers", "2")
