@@ -29,7 +29,7 @@ from liverhealth.imaging.ircadb import load_ircadb_case
 from liverhealth.inference import Segmenter, load_manifest
 from training.error_atlas import error_atlas
 from training.lits_jpg import read_lits_volume
-from training.protocol import CV_PATIENTS, FOLDS
+from training.protocol import CV_K, CV_PATIENTS, FOLDS
 
 FULL_3D = ndimage.generate_binary_structure(3, 3)
 LARGE_MM = 10.0
@@ -256,7 +256,13 @@ def manifest_metrics(summary: dict) -> dict:
     """The shipped model's manifest ``metrics``: the cross-validation means of its recipe (``summary.json``
     of ``summary_report``), with the protocol they came from, for a model trained on all patients."""
     overall = summary["all"]
-    metrics: dict = {"protocol": FOLDS["cvall"]["protocol"], "cv_folds": len(summary["folds"])}
+    protocol = FOLDS["cvall"]["protocol"]
+    if len(summary["folds"]) < CV_K:
+        protocol += (
+            f"; only fold(s) {', '.join(summary['folds'])} of {CV_K} scored for this recipe "
+            f"({overall['cases']} held-out patients)"
+        )
+    metrics: dict = {"protocol": protocol, "cv_folds": len(summary["folds"])}
     for key in CASE_KEYS:
         if overall.get(key):
             metrics[key] = round(overall[key]["mean"], 4)
