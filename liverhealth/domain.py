@@ -223,16 +223,40 @@ class ModelInfo:
         )
 
     def validation_text(self) -> str:
-        """'liver_dice 0.923, ...; protocol ...' or 'not available'."""
-        figures = ", ".join(
-            f"{k} {v}" if isinstance(v, int) else f"{k} {v:.3f}"
-            for k, v in self.metrics.items()
-            if isinstance(v, int | float) and not isinstance(v, bool)
-        )
+        """'liver Dice 0.934 ± 0.040, ... (cross-validation: ...); protocol: ...' or 'not available'.
+
+        The manifest's known figures read as words with their sd; any other number keeps its key."""
+        values = {k: v for k, v in self.metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        pieces = []
+        for key, label, digits in _VALIDATION_FIGURES:
+            if key in values:
+                sd = values.get(f"{key}_sd")
+                pieces.append(f"{label} {values[key]:.{digits}f}" + (f" ± {sd:.{digits}f}" if sd is not None else ""))
+        known = {key for key, _, _ in _VALIDATION_FIGURES} | {f"{key}_sd" for key, _, _ in _VALIDATION_FIGURES}
+        known |= {"cv_folds", "cv_patients"}
+        pieces += [f"{k} {v}" if isinstance(v, int) else f"{k} {v:.3f}" for k, v in values.items() if k not in known]
+        figures = ", ".join(pieces)
+        if "cv_folds" in values or "cv_patients" in values:
+            scored = [f"{values['cv_folds']} fold(s) scored"] if "cv_folds" in values else []
+            scored += [f"{values['cv_patients']} held-out patients"] if "cv_patients" in values else []
+            figures += f" (cross-validation: {', '.join(scored)})"
         protocol = self.metrics.get("protocol")
         if not protocol:
             return figures or "not available"
         return f"{figures or 'no figures'}; protocol: {protocol}"
+
+
+# The manifest metrics a report names in words: key, label, decimals (an entry's "KEY_sd" is its sd).
+_VALIDATION_FIGURES = (
+    ("liver_dice", "liver Dice", 3),
+    ("tumour_dice", "tumour Dice", 3),
+    ("global_liver_dice", "global liver Dice", 3),
+    ("global_tumour_dice", "global tumour Dice", 3),
+    ("lesion_recall", "lesion recall", 3),
+    ("lesion_recall_10mm", "recall of lesions ≥ 10 mm", 3),
+    ("false_positives", "false-positive lesions per case", 1),
+    ("false_positives_10mm", "false positives ≥ 10 mm per case", 1),
+)
 
 
 @dataclass(frozen=True)

@@ -252,12 +252,26 @@ def summary_report(paths: list[Path], out: Path) -> dict:
     return summary
 
 
-def manifest_metrics(summary: dict) -> dict:
+def manifest_metrics(summary: dict, weights_fold: str | None = None) -> dict:
     """The shipped model's manifest ``metrics``: the cross-validation means of its recipe (``summary.json``
-    of ``summary_report``), with the protocol they came from, for a model trained on all patients."""
+    of ``summary_report``), with the protocol they came from, for a model trained on all patients.
+
+    With ``weights_fold`` the shipped weights are that fold's own model (not retrained on all
+    patients): the summary must hold that fold alone, and the protocol says so."""
     overall = summary["all"]
     protocol = FOLDS["cvall"]["protocol"]
-    if len(summary["folds"]) < CV_K:
+    if weights_fold is not None:
+        if summary["folds"] != [weights_fold]:
+            raise SystemExit(
+                f"the summary holds folds {', '.join(summary['folds'])}; the weights of fold {weights_fold} "
+                "can carry only that fold's own scores"
+            )
+        protocol = (
+            f"{FOLDS[weights_fold]['protocol']}; the shipped stage-2 weights are this fold's own (not "
+            f"retrained on all patients), scored on the {overall['cases']} patients they never saw behind "
+            "the fold's liver locator (shipped behind the locator trained on all 28)"
+        )
+    elif len(summary["folds"]) < CV_K:
         protocol += (
             f"; only fold(s) {', '.join(summary['folds'])} of {CV_K} scored for this recipe "
             f"({overall['cases']} held-out patients)"
@@ -289,11 +303,16 @@ def main(argv: list[str] | None = None) -> int:
     metrics = sub.add_parser("metrics", help="the manifest metrics of a model trained on all patients")
     metrics.add_argument("summary", type=Path, help="summary.json of the recipe's folds")
     metrics.add_argument("--out", type=Path, required=True)
+    metrics.add_argument(
+        "--weights-fold", default=None, help="the shipped weights are this fold's model, not retrained on all"
+    )
     args = parser.parse_args(argv)
     if args.command == "score":
         score_model(args.models_dir, args.model, args.data, args.out, args.patients)
     elif args.command == "metrics":
-        args.out.write_text(json.dumps(manifest_metrics(json.loads(args.summary.read_text())), indent=2))
+        args.out.write_text(
+            json.dumps(manifest_metrics(json.loads(args.summary.read_text()), args.weights_fold), indent=2)
+        )
     else:
         summary_report(args.results, args.out)
     return 0

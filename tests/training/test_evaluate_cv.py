@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from liverhealth.imaging.ircadb import load_ircadb_case
-from training.evaluate_cv import FULL_3D, score_case, summarise
+from training.evaluate_cv import FULL_3D, manifest_metrics, score_case, summarise
 
 pytestmark = pytest.mark.slow  # builds sample folders or scores whole cases: the full gate runs it
 
@@ -52,3 +52,18 @@ def test_summary_means_sd_and_global_dice(case):
     assert summary["liver_dice"]["mean"] == pytest.approx(0.5) and summary["liver_dice"]["n"] == 2
     assert summary["global_liver_dice"] == pytest.approx(2 / 3)
     assert summary["by_source"]["LiTS"]["liver_dice"]["mean"] == 0.0
+
+
+def test_manifest_metrics_name_the_weights_they_measured(case):
+    """Figures of a model trained on all patients are the recipe's CV means; a fold's own weights
+    carry only that fold's scores, and the protocol says which."""
+    volume, reference = case
+    row = {"case": "3Dircadb1.1", "source": "3D-IRCADb", **score_case(reference, reference, volume)}
+    summary = {"folds": ["cv0"], "all": summarise([row])}
+    retrained = manifest_metrics(summary)
+    assert "trained on all 28 patients" in retrained["protocol"] and "only fold(s) cv0" in retrained["protocol"]
+    own = manifest_metrics(summary, weights_fold="cv0")
+    assert "trained on fold cv0's training patients" in own["protocol"]
+    assert "this fold's own" in own["protocol"] and own["liver_dice"] == 1.0 and own["cv_folds"] == 1
+    with pytest.raises(SystemExit, match="only that fold's own scores"):
+        manifest_metrics({"folds": ["cv0", "cv1"], "all": summary["all"]}, weights_fold="cv1")
