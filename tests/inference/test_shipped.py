@@ -1,6 +1,7 @@
-"""The shipped models themselves (models/): every file verifies, and the default cascade's input
-contract holds on the real CT: a CT exported already windowed to the model's HU window gives the
-same labels as the full-HU CT, and the air in front of the body is never liver."""
+"""The shipped models themselves (models/): every file verifies, every selectable model is a cascade
+behind the shared liver locator, and each one's input contract holds on the real CT: a CT exported
+already windowed to the model's HU window gives the same labels as the full-HU CT, and the air in
+front of the body is never liver."""
 
 from __future__ import annotations
 
@@ -29,13 +30,28 @@ def test_every_shipped_model_and_stage_loads(shipped):
     assert 0 < default.confidence["lesion_flag_below"] < 1 and "held-out" in default.confidence["protocol"]
 
 
+def test_every_model_is_a_cross_validated_cascade_in_the_data_window(shipped):
+    """A window inside [-40, 160] HU is what the training slices hold, so a full-HU DICOM and they agree."""
+    for spec in shipped.models:
+        assert spec.input.roi is not None and spec.input.roi.stage == shipped.get().input.roi.stage, spec.model_id
+        low, high = spec.input.hu_window
+        assert -40 <= low < high <= 160, spec.model_id
+        assert "cross-validation" in spec.metrics["protocol"] and spec.metrics["cv_patients"] >= 9, spec.model_id
+
+
+@pytest.fixture(scope="module")
+def ircadb1(data_root):
+    return load(data_root / "3Dircadb1.1" / "PATIENT_DICOM.zip")
+
+
 @pytest.mark.slow
-def test_default_sees_a_windowed_ct_as_the_full_hu_ct(shipped, data_root):
-    volume = load(data_root / "3Dircadb1.1" / "PATIENT_DICOM.zip")
-    low, high = shipped.get().input.hu_window
+@pytest.mark.parametrize("model_id", ["unet", "unetpp", "unet3p", "segformer"])
+def test_each_model_sees_a_windowed_ct_as_the_full_hu_ct(shipped, ircadb1, model_id):
+    volume = ircadb1
+    low, high = shipped.get(model_id).input.hu_window
     windowed = replace(volume, voxels=np.clip(volume.voxels, low, high).astype(np.int16))
-    segmenter = Segmenter(shipped)
-    full, clipped = segmenter.segment(volume), segmenter.segment(windowed)
+    segmenter = Segmenter(shipped, confidence=False)
+    full, clipped = segmenter.segment(volume, model_id), segmenter.segment(windowed, model_id)
     assert np.array_equal(full.labels, clipped.labels)
     liver = full.labels > 0
     assert liver.sum() * np.prod(volume.spacing) / 1000 > 500  # mL: a liver, not a speck
