@@ -39,6 +39,15 @@ def test_every_model_is_a_cross_validated_cascade_in_the_data_window(shipped):
         assert "cross-validation" in spec.metrics["protocol"] and spec.metrics["cv_patients"] >= 9, spec.model_id
 
 
+def test_every_shipped_model_and_stage_learned_from_all_patients(shipped):
+    """The protocol's last step: what ships is its recipe trained once more on every patient (fold cvall),
+    and its figures say they are the recipe's cross-validation figures, not the shipped weights'."""
+    for spec in (*shipped.models, *shipped.stages):
+        assert spec.trained.get("fold") == "cvall", spec.model_id
+    for spec in shipped.models:
+        assert "trained on all 28 patients" in spec.metrics["protocol"], spec.model_id
+
+
 @pytest.fixture(scope="module")
 def ircadb1(data_root):
     return load(data_root / "3Dircadb1.1" / "PATIENT_DICOM.zip")
