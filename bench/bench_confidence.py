@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage, stats
 
+from bench.paths import shown
 from liverhealth import config
 from liverhealth.analysis.measure import find_lesions, measure
 from liverhealth.analysis.metrics import dice
@@ -230,20 +230,12 @@ def cost(data: Path, models: Path, repeats: int = 5) -> list[str]:
                 )
     off, on = np.median(seconds[False]), np.median(seconds[True])
     return [
-        f"Cost, default model '{manifest.default}' ({_shown(models)}) on 3Dircadb1.1 (129 slices), median of {repeats} "
+        f"Cost, default model '{manifest.default}' ({shown(models)}) on 3Dircadb1.1 (129 slices), median of {repeats} "
         "alternating runs:",
         f"  without confidence {off:.2f} s, with {on:.2f} s: {on / off:.3f}x ({100 * (on / off - 1):+.1f} %)",
         f"  the confidence step itself (engine timings): +{100 * np.median(shares):.1f} % of the segmentation "
         f"(range {100 * min(shares):.1f}-{100 * max(shares):.1f} %)",
     ]
-
-
-def _shown(path: Path) -> str:
-    """A path as the output may record it: relative to the repository (../shared/data for the data)."""
-    try:
-        return os.path.relpath(path.resolve(), config.REPO_ROOT)
-    except ValueError:
-        return path.name
 
 
 def main() -> None:
@@ -254,7 +246,7 @@ def main() -> None:
     parser.add_argument("--models", type=Path, default=config.models_dir(), help="the models whose cost is measured")
     parser.add_argument("--skip-calibration", action="store_true")
     args = parser.parse_args()
-    lines = [f"bench_confidence {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; data {_shown(args.data)}"]
+    lines = [f"bench_confidence {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; data {shown(args.data)}"]
     lines += cost(args.data, args.models)
     if not args.skip_calibration:
         lesions, livers = calibrate(args.data, args.folds)

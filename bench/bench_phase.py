@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,10 +29,11 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from bench.paths import shown
 from liverhealth import config
 from liverhealth.domain import CtVolume
 from liverhealth.inference import Segmenter, load_manifest
-from training.evaluate_cv import load_patient, score_case, summarise
+from training.evaluate_cv import format_stat, load_patient, score_case, summarise
 from training.protocol import FOLDS
 
 # Simulated conditions: name -> target median HU of the liver parenchyma (None: as stored).
@@ -97,10 +97,6 @@ def run(data: Path, folds_dir: Path) -> dict[str, list[dict]]:
     return cases
 
 
-def _fmt(stat: dict | None) -> str:
-    return "n/a" if not stat else f"{stat['mean']:.3f} ± {stat['sd']:.3f}"
-
-
 def report(cases: dict[str, list[dict]]) -> list[str]:
     lines = [
         "| condition | patients darkened | liver Dice | tumour Dice | recall >= 10 mm | FP lesions / case "
@@ -114,17 +110,10 @@ def report(cases: dict[str, list[dict]]) -> list[str]:
         darkened = sum(r["factor"] < 1 for r in rows)
         named = f"{len(bad)} ({', '.join(bad)})" if bad else "0"
         lines.append(
-            f"| {condition} | {darkened} | {_fmt(s['liver_dice'])} | {_fmt(s['tumour_dice'])} "
-            f"| {_fmt(s['lesion_recall_10mm'])} | {fp['mean']:.1f} ± {fp['sd']:.1f} | {named} |"
+            f"| {condition} | {darkened} | {format_stat(s['liver_dice'])} | {format_stat(s['tumour_dice'])} "
+            f"| {format_stat(s['lesion_recall_10mm'])} | {fp['mean']:.1f} ± {fp['sd']:.1f} | {named} |"
         )
     return lines
-
-
-def _shown(path: Path) -> str:
-    try:
-        return os.path.relpath(path.resolve(), config.REPO_ROOT)
-    except ValueError:
-        return path.name
 
 
 def main() -> None:
@@ -135,7 +124,7 @@ def main() -> None:
     args = parser.parse_args()
     cases = run(args.data, args.folds)
     lines = [
-        f"bench_phase {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; data {_shown(args.data)}; the default recipe's 3 fold "
+        f"bench_phase {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; data {shown(args.data)}; the default recipe's 3 fold "
         "cascades, each on its own held-out patients (28); parenchyma darkened, all else as stored (a simulation)",
         "",
         *report(cases),

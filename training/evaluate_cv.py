@@ -191,7 +191,8 @@ def score_model(models_dir: Path, model_id: str, data: Path, out: Path, patients
     return result
 
 
-def _fmt(stat: dict | None) -> str:
+def format_stat(stat: dict | None) -> str:
+    """'mean ± sd' of one summarised metric, or 'n/a' when no case has it."""
     return "n/a" if not stat else f"{stat['mean']:.3f} ± {stat['sd']:.3f}"
 
 
@@ -207,11 +208,8 @@ def fold_table(results: list[dict]) -> str:
     for name, s in rows:
         g_l = f"{s['global_liver_dice']:.3f}" if s["global_liver_dice"] is not None else "n/a"
         g_t = f"{s['global_tumour_dice']:.3f}" if s["global_tumour_dice"] is not None else "n/a"
-        lines.append(
-            f"| {name} | {s['cases']} | {_fmt(s['liver_dice'])} | {_fmt(s['tumour_dice'])} | {g_l} | {g_t} "
-            f"| {_fmt(s['lesion_recall'])} | {_fmt(s['lesion_recall_10mm'])} | {_fmt(s['false_positives'])} "
-            f"| {_fmt(s['false_positives_10mm'])} |"
-        )
+        liver, tumour, *lesions = (format_stat(s[key]) for key in CASE_KEYS)
+        lines.append(f"| {name} | {s['cases']} | {liver} | {tumour} | {g_l} | {g_t} | {' | '.join(lesions)} |")
     return "\n".join(lines)
 
 
@@ -242,8 +240,8 @@ def summary_report(paths: list[Path], out: Path) -> dict:
     ]
     for source, s in by_source.items():
         text.append(
-            f"| {source} | {s['cases']} | {_fmt(s['liver_dice'])} | {_fmt(s['tumour_dice'])} "
-            f"| {_fmt(s['lesion_recall_10mm'])} | {_fmt(s['false_positives'])} |"
+            f"| {source} | {s['cases']} | {format_stat(s['liver_dice'])} | {format_stat(s['tumour_dice'])} "
+            f"| {format_stat(s['lesion_recall_10mm'])} | {format_stat(s['false_positives'])} |"
         )
     if summary["missing_patients"]:
         text += ["", f"Not yet scored (their folds have not run): {', '.join(summary['missing_patients'])}."]
