@@ -9,6 +9,7 @@ name), apply RescaleSlope/Intercept and build the RAS affine. Compressed transfe
 from __future__ import annotations
 
 import io
+import warnings
 import zipfile
 from collections import defaultdict
 from collections.abc import Iterator
@@ -65,10 +66,16 @@ def _iter_zip(path: Path, prefix: str = "") -> Iterator[tuple[str, bytes | Path]
 
 
 def _read_instance(name: str, source: bytes | Path) -> _Instance | None:
-    """Parse one file as DICOM; None when it is not DICOM at all."""
+    """Parse one file as DICOM; None when it is not DICOM at all.
+
+    pydicom's reading warnings (a damaged file's VR guessed, and the like) are not printed: they
+    would break the one-line message a refused file gets, and a file that does read is checked
+    by what follows."""
     try:
         handle = io.BytesIO(source) if isinstance(source, bytes) else source
-        dataset = pydicom.dcmread(handle)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = pydicom.dcmread(handle)
     except InvalidDicomError:
         return None
     except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:

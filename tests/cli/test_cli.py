@@ -77,6 +77,8 @@ def _bad_inputs(tmp: Path, data_root: Path) -> dict[str, Path]:
     cases["truncated dicom"].write_bytes(real[: len(real) // 2])
     cases["corrupt dicom"] = tmp / "corrupt.dcm"
     cases["corrupt dicom"].write_bytes(real[:132] + os.urandom(2000))
+    cases["corrupt dicom, VR guessed"] = tmp / "guessed.dcm"  # bytes on which pydicom warns "Expected implicit VR"
+    cases["corrupt dicom, VR guessed"].write_bytes(real[:132] + np.random.default_rng(170).bytes(2000))
     cases["dicom seg"] = data_root / "dcmqi" / "liver.dcm"
     (tmp / "masks").mkdir()
     with zipfile.ZipFile(data_root / "3Dircadb1.1" / "MASKS_DICOM.zip") as archive:
@@ -107,6 +109,7 @@ def bad_inputs(tmp_path_factory, data_root):
         "text file",
         "truncated dicom",
         "corrupt dicom",
+        "corrupt dicom, VR guessed",
         "dicom seg",
         "mask series",
         "broken zip",
