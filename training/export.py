@@ -88,11 +88,21 @@ class LogitsOnly(paddle.nn.Layer):
 
 
 def load_run(run: Path) -> tuple[dict, paddle.nn.Layer]:
-    """The run's final state and its model with the final (else latest checkpoint) weights."""
+    """The run's final state and its model with the weights chosen on inner validation.
+
+    ``best.pdparams`` (the inner-validation best, written by runs since 2026-12-06) when the run
+    has one, else the final (else latest checkpoint) weights; ``state["exported_weights"]`` says which.
+    """
     final = run / "final.json"
     state = json.loads((final if final.is_file() else run / "checkpoint" / "state.json").read_text())
-    weights = run / "final.pdparams"
-    weights = weights if weights.is_file() else run / "checkpoint" / "model.pdparams"
+    candidates = (run / "best.pdparams", run / "final.pdparams", run / "checkpoint" / "model.pdparams")
+    weights = next((p for p in candidates if p.is_file()), candidates[-1])
+    state["exported_weights"] = (
+        f"inner-validation best at iteration {state['best']['iter']} "
+        f"({state['config']['train'].get('select_on', 'val_mean_dice')})"
+        if weights.name == "best.pdparams" and "best" in state
+        else f"{'final' if weights.name == 'final.pdparams' else 'latest checkpoint'} at iteration {state['iter']}"
+    )
     model = build_model(state["config"]["model"], num_classes=3, in_channels=state["in_channels"])
     model.set_state_dict(paddle.load(str(weights)))
     model.eval()
@@ -239,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             "data": state.get("protocol", ""),
             "fold": state["fold"],
             "iterations": state["iter"],
+            "weights": state["exported_weights"],
             "config": config["name"],
             "train_minutes_cpu": round(state["train_seconds"] / 60, 1),
             "parity": check,
