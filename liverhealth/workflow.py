@@ -37,10 +37,11 @@ from liverhealth.results import (
     write_outputs,
     write_report,
 )
-from liverhealth.storage import Repository, ResultSummary, StoredResult, content_hash
+from liverhealth.storage import ResultSummary, StoredResult, content_hash
 
 if TYPE_CHECKING:
     from liverhealth.comparison import ComparisonResult
+    from liverhealth.storage.repository import Repository
 
 PACS_SCHEME = "pacs://"  # `liverhealth segment pacs://STUDY_UID`: the study's CT series from the PACS
 
@@ -113,6 +114,8 @@ class Workstation:
         use is tried again on the next call)."""
         with self._lock:
             if self._repository is None:
+                from liverhealth.storage.repository import Repository  # SQLAlchemy loads on first use only
+
                 repository = Repository(self.db_url)
                 try:
                     repository.init()

@@ -181,6 +181,7 @@ class Segmenter:
         )
         first = largest_component(first > 0)
         timings["stage1_s"] = round(time.perf_counter() - tick, 4)
+        timings.update({f"stage1_{key}": value for key, value in stage_timings.items()})
         labels = np.zeros((depth, height, width), dtype=np.uint8)
         box = roi_box(first, spacing, roi.margin_mm)
         if box is None:  # stage 1 found no liver: nothing for stage 2 to look at

@@ -12,7 +12,7 @@ from liverhealth.domain import Report
 from liverhealth.errors import LiverHealthError, StorageError
 from liverhealth.imaging.writers import save_label_map
 from liverhealth.presentation import report_markdown
-from liverhealth.storage.repository import MEASUREMENTS_SCHEMA, StoredReport, StoredResult
+from liverhealth.storage.records import MEASUREMENTS_SCHEMA, StoredReport, StoredResult
 
 
 def stored_report(report: StoredReport) -> Report:
