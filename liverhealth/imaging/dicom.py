@@ -9,10 +9,12 @@ name), apply RescaleSlope/Intercept and build the RAS affine. Compressed transfe
 from __future__ import annotations
 
 import io
+import os
 import warnings
 import zipfile
 from collections import defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,14 +57,19 @@ def _iter_zip(path: Path, prefix: str = "") -> Iterator[tuple[str, bytes | Path]
     with archive:
         entries = [info for info in archive.infolist() if not info.is_dir() and info.filename.startswith(prefix)]
         check_zip(entries, str(path))
-        for info in entries:
+
+        def read(info: zipfile.ZipInfo) -> bytes:
             try:
-                data = archive.read(info)
+                return archive.read(info)
             except (zipfile.BadZipFile, OSError, EOFError) as exc:
                 raise InputError(
                     f"{path}: entry {info.filename} is damaged ({exc}). Re-create the zip archive."
                 ) from exc
-            yield f"{path}:{info.filename}", data
+
+        # zlib inflates without the GIL, so two readers halve the wait on a two-core machine.
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            for info, data in zip(entries, pool.map(read, entries), strict=True):
+                yield f"{path}:{info.filename}", data
 
 
 def _read_instance(name: str, source: bytes | Path) -> _Instance | None:
@@ -361,8 +368,11 @@ def _to_hu(inst: _Instance) -> np.ndarray:
     array = _pixels(inst)
     slope = float(ds.get("RescaleSlope", 1) or 1)
     intercept = float(ds.get("RescaleIntercept", 0) or 0)
-    hu = array.astype(np.float32) * slope + intercept if (slope != 1 or intercept != 0) else array
-    return np.clip(hu, -32768, 32767).astype(np.int16, copy=False)
+    if slope != 1 or intercept != 0:
+        array = array.astype(np.float32) * slope + intercept
+    elif array.dtype == np.int16:  # stored HU already: nothing to convert or clip
+        return array
+    return np.clip(array, -32768, 32767).astype(np.int16, copy=False)
 
 
 def _patient(ds: Dataset) -> PatientInfo:

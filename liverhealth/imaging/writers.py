@@ -118,7 +118,9 @@ def _save_nifti(array: np.ndarray, volume: CtVolume, path: Path) -> None:
 
 
 def _write_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
-    image = nib.Nifti1Image(np.ascontiguousarray(array.transpose(2, 1, 0)), affine)
+    # NIfTI stores [x, y, z] in Fortran order: the transposed view of a C-ordered [z, y, x] array is
+    # exactly that layout, so nibabel writes it without the two transposing copies a C-ordered copy costs.
+    image = nib.Nifti1Image(np.ascontiguousarray(array).transpose(2, 1, 0), affine)
     image.header.set_xyzt_units("mm")
     image.set_qform(affine, code=1)
     image.set_sform(affine, code=1)

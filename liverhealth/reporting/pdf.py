@@ -7,8 +7,6 @@ supply themselves (it is not embedded).
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -21,7 +19,6 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen import canvas as pdf_canvas
 from reportlab.platypus import Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from liverhealth.domain import ModelInfo, PatientInfo, Report
 from liverhealth.presentation import (
     COMPARISON_TITLE,
     DISCLAIMER,
@@ -32,28 +29,10 @@ from liverhealth.presentation import (
     draft_title,
     model_text,
 )
+from liverhealth.reporting.content import ReportContent
 
 CJK_FONT = "STSong-Light"
 pdfmetrics.registerFont(UnicodeCIDFont(CJK_FONT))
-
-
-@dataclass(frozen=True)
-class ReportContent:
-    """Everything the PDF shows (the PDF itself is made once, on first use)."""
-
-    report: Report
-    measurements: dict[str, Any]
-    model: ModelInfo
-    study: str
-    slice_png: bytes
-    overlay_png: bytes
-    key_slices: list[tuple[int, bytes]] = field(default_factory=list)
-    patient: PatientInfo | None = None
-
-    @cached_property
-    def pdf(self) -> bytes:
-        """The report as PDF bytes, rendered once however many places need it."""
-        return write_pdf(self)
 
 
 class _NumberedCanvas(pdf_canvas.Canvas):

@@ -156,5 +156,5 @@ def content_hash(voxels: np.ndarray, spacing: tuple[float, float, float] | None)
             [list(voxels.shape), str(voxels.dtype), [round(s, 5) for s in spacing] if spacing else None]
         ).encode()
     )
-    digest.update(np.ascontiguousarray(voxels).tobytes())
+    digest.update(memoryview(np.ascontiguousarray(voxels)).cast("B"))  # hashed in place, not copied
     return digest.hexdigest()

@@ -1,0 +1,31 @@
+"""What a report shows, as one value; the PDF is rendered from it on first use (reportlab is
+imported only then, so a command that makes no PDF does not pay for it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from liverhealth.domain import ModelInfo, PatientInfo, Report
+
+
+@dataclass(frozen=True)
+class ReportContent:
+    """Everything the PDF shows (the PDF itself is made once, on first use)."""
+
+    report: Report
+    measurements: dict[str, Any]
+    model: ModelInfo
+    study: str
+    slice_png: bytes
+    overlay_png: bytes
+    key_slices: list[tuple[int, bytes]] = field(default_factory=list)
+    patient: PatientInfo | None = None
+
+    @cached_property
+    def pdf(self) -> bytes:
+        """The report as PDF bytes, rendered once however many places need it."""
+        from liverhealth.reporting.pdf import write_pdf
+
+        return write_pdf(self)
