@@ -458,10 +458,8 @@ def _dicom_source(ds0: Dataset, slices: list[_Instance], refusal: str) -> DicomS
 def _header(dataset: Dataset) -> Dataset:
     """A slice's header without its pixel data (what a derived object copies and references); SOP
     Class and Instance UIDs that some exports leave out of the dataset are taken from the file meta."""
-    header = Dataset()
-    for element in dataset:
-        if element.tag != 0x7FE00010:
-            header.add(element)
+    header = Dataset(dataset)  # a shallow copy: elements stay unparsed until a writer reads them
+    header.pop(0x7FE00010, None)
     meta = getattr(dataset, "file_meta", Dataset())
     header.file_meta = meta
     for keyword, meta_keyword in (

@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -83,12 +84,16 @@ def _check_session(spec: ModelSpec, session: ort.InferenceSession) -> None:
 
 class Segmenter:
     """Runs manifest models on CtVolumes; with ``confidence`` (the default) every result also carries
-    the model's per-voxel confidence (``scores_to_confidence``)."""
+    the model's per-voxel confidence (``scores_to_confidence``).
+
+    Slices go to the model four at a time: on two cores a batch of 8 ran no faster, and ONNX
+    Runtime's memory arena grows with the batch (peak 990 MiB at 8, 740 MiB at 4 on a 512² CT).
+    """
 
     def __init__(
         self,
         manifest: Manifest,
-        batch_size: int = 8,
+        batch_size: int = 4,
         options: PostprocessOptions | None = None,
         confidence: bool = True,
     ) -> None:
@@ -233,24 +238,38 @@ class Segmenter:
         labels = np.empty((depth, height, width), dtype=np.uint8)
         confidence = np.empty((depth, height, width), dtype=np.uint8) if self.confidence else None
         logits = spec.output != "probabilities"
-        run_s = resize_s = confidence_s = 0.0
-        for start in range(0, depth, self.batch_size):
-            if cancel is not None and cancel():
-                raise Cancelled("Segmentation cancelled; nothing was changed.")
-            indices = np.arange(start, min(start + self.batch_size, depth))
-            batch = prepared.batch(indices)
+        run_s = 0.0
+        spent = {"resize": 0.0, "confidence": 0.0}
+
+        def store(rows: slice, scores: np.ndarray) -> None:
             tick = time.perf_counter()
-            scores = self._scores(session, batch, spec)
-            run_s += time.perf_counter() - tick
-            tick = time.perf_counter()
-            labels[indices] = scores_to_labels(scores, (height, width), prepared.where)
-            resize_s += time.perf_counter() - tick
+            labels[rows] = scores_to_labels(scores, (height, width), prepared.where)
+            spent["resize"] += time.perf_counter() - tick
             if confidence is not None:
                 tick = time.perf_counter()
-                confidence[indices] = scores_to_confidence(scores, (height, width), prepared.where, logits)
-                confidence_s += time.perf_counter() - tick
-            if progress is not None:
-                progress(int(indices[-1]) + 1, depth)
+                confidence[rows] = scores_to_confidence(scores, (height, width), prepared.where, logits)
+                spent["confidence"] += time.perf_counter() - tick
+
+        # One batch's scores are resized back on a second thread while the model runs the next
+        # (OpenCV and NumPy release the GIL), so the model's gaps are filled, not added to.
+        pending = None
+        with ThreadPoolExecutor(max_workers=1) as back:
+            for start in range(0, depth, self.batch_size):
+                if cancel is not None and cancel():
+                    raise Cancelled("Segmentation cancelled; nothing was changed.")
+                stop = min(start + self.batch_size, depth)
+                batch = prepared.batch(np.arange(start, stop))
+                tick = time.perf_counter()
+                scores = self._scores(session, batch, spec)
+                run_s += time.perf_counter() - tick
+                if pending is not None:
+                    pending.result()
+                pending = back.submit(store, slice(start, stop), scores)
+                if progress is not None:
+                    progress(stop, depth)
+            if pending is not None:
+                pending.result()
+        resize_s, confidence_s = spent["resize"], spent["confidence"]
         for key, value in (
             ("session_s", session_s),
             ("preprocess_s", preprocess_s),

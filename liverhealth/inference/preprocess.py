@@ -14,6 +14,8 @@ import numpy as np
 from liverhealth.imaging.display import grey_to_unit
 from liverhealth.inference.manifest import InputSpec
 
+NORMALISE_SLICES = 16  # slices normalised and placed at a time
+
 
 def to_unit(voxels: np.ndarray, is_hu: bool, hu_window: tuple[float, float]) -> np.ndarray:
     """HU clipped to the window and scaled to [0, 1]; a raster's grey 0..255 maps linearly.
@@ -100,9 +102,15 @@ def place_stack(stack: np.ndarray, where: Placement, fill: float = 0.0, nearest:
 
 
 def normalised_stack(voxels: np.ndarray, is_hu: bool, spec: InputSpec, where: Placement | None = None) -> np.ndarray:
-    """The whole volume placed in the model's input and at its intensity scale, float32 [z, h, w]."""
-    unit = to_unit(voxels, is_hu, spec.hu_window)
-    placed = place_stack(unit, where or placement(voxels.shape[1:], None, spec))
+    """The whole volume placed in the model's input and at its intensity scale, float32 [z, h, w].
+
+    Done a few slices at a time: the same values as the whole volume at once, without its
+    full-resolution float copy (135 MB for 129 slices of 512²)."""
+    where = where or placement(voxels.shape[1:], None, spec)
+    placed = np.empty((voxels.shape[0], *spec.size), dtype=np.float32)
+    for start in range(0, voxels.shape[0], NORMALISE_SLICES):
+        part = slice(start, start + NORMALISE_SLICES)
+        placed[part] = place_stack(to_unit(voxels[part], is_hu, spec.hu_window), where)
     placed -= np.float32(spec.mean)
     placed *= np.float32(1.0 / spec.std)
     return placed
