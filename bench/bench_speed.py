@@ -1,7 +1,7 @@
 """`liverhealth segment` before and after, in one run: wall, peak memory, model share, same labels.
 
 Usage: python -m bench.bench_speed [--baseline REV] [--repeats N] [--case NAME] [--models-dir DIR]
-       (from the repository root)
+       [--skip-web] [--skip-cohort]   (from the repository root)
 
 The baseline is the ``liverhealth`` package at git revision REV, unpacked into a temporary
 folder and put first on ``PYTHONPATH``; the current tree is the working copy. Both run the same
@@ -13,7 +13,13 @@ on both alike. Three measurements per tree:
   read, outputs written): wall seconds and peak resident memory (the child's ``ru_maxrss``);
 * **in process**: open + segment + export in one process, the ONNX sessions warm (as the window
   and the web page run a second study), with the seconds spent inside ONNX Runtime's
-  ``InferenceSession.run`` counted (the model's own compute, locator + stage 2) by a timing wrapper;
+  ``InferenceSession.run`` counted by a timing wrapper; the batches of the last run are then fed
+  to the model again with nothing else running ("model alone": the model's own compute, locator
+  + stage 2), and the in-process time is given as a multiple of it;
+* **web**: seconds from the start of an upload to the page's result event on a real
+  ``liverhealth web`` server (``bench.bench_web``), best of N after a warming upload;
+* **cohort**: ``liverhealth batch`` with one worker on ``bench.bench_batch``'s four real CTs,
+  in cases per minute;
 * **same output**: the two trees' ``labels.nii.gz`` compared voxel for voxel, and the
   confidence map too.
 
@@ -26,6 +32,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -47,6 +54,9 @@ def unpack_baseline(revision: str, into: Path) -> Path:
     )
     with tarfile.open(archive) as tar:
         tar.extractall(into / "src", filter="data")
+    vendor = Path("liverhealth/web/static/vendor")  # built by setup from npm, not in git: the same for both
+    if (ROOT / vendor).is_dir():
+        shutil.copytree(ROOT / vendor, into / "src" / vendor, dirs_exist_ok=True)
     return into / "src"
 
 
@@ -96,9 +106,11 @@ def in_process(case: Path, models_dir: Path, repeats: int) -> dict:
     from liverhealth.workflow import Workstation
 
     inside = [0.0]
+    fed: list[tuple[object, tuple, dict]] = []
     run = ort.InferenceSession.run
 
     def timed_run(self, *args, **kwargs):
+        fed.append((self, args, kwargs))
         started = time.perf_counter()
         try:
             return run(self, *args, **kwargs)
@@ -112,6 +124,7 @@ def in_process(case: Path, models_dir: Path, repeats: int) -> dict:
     for attempt in range(repeats + 1):  # the first warms the sessions and is not counted
         with tempfile.TemporaryDirectory() as out:
             inside[0] = 0.0
+            fed.clear()
             started = time.perf_counter()
             session = workstation.session()
             session.open(str(case))
@@ -131,11 +144,52 @@ def in_process(case: Path, models_dir: Path, repeats: int) -> dict:
                     }
                 )
     best = min(rows, key=lambda row: row["total_s"])
+    alone = []
+    for _ in range(repeats):  # the last run's batches again, nothing else running beside the model
+        started = time.perf_counter()
+        for session, args, kwargs in fed:
+            run(session, *args, **kwargs)
+        alone.append(time.perf_counter() - started)
+    best["model_alone_s"] = min(alone)
     import resource
 
     best["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     best["package"] = str(Path(liverhealth.__file__).parent)
     return best
+
+
+def cohort_cases(data: Path) -> list[Path]:
+    """The real CTs of ``bench.bench_batch``'s cohort, once each."""
+    return [
+        data / "3Dircadb1.1" / "PATIENT_DICOM.zip",
+        data / "totalsegmentator" / "example_ct_dicom",
+        data / "totalsegmentator" / "example_ct_sm.nii.gz",
+        data / "dcmqi" / "ct-3slice",
+    ]
+
+
+def run_cohort(models_dir: Path, listing: Path, out: Path, env: dict[str, str]) -> float:
+    """Wall seconds of ``liverhealth batch LISTING --workers 1`` (the local pool, one worker)."""
+    command = [sys.executable, "-m", "liverhealth.cli", "--models-dir", str(models_dir), "batch", str(listing)]
+    command += ["--out", str(out), "--workers", "1"]
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, cwd=out.parent, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise SystemExit(f"batch failed: {done.stderr.strip()[-400:]}")
+    return time.perf_counter() - started
+
+
+def web_result_s(models_dir: Path, case: Path, env: dict[str, str], uploads: int) -> float:
+    """Seconds from the start of an upload to the web page's result event, best of ``uploads``
+    after one that warms the server's sessions (``bench.bench_web``'s client and server)."""
+    from bench.bench_web import one_upload, running_server
+
+    with running_server(models_dir, 1, env) as (url, _):
+        rows = [one_upload(url, case) for _ in range(uploads + 1)]
+    failed = [row["state"] for row in rows if row.get("state") != "done"]
+    if failed:
+        raise SystemExit(f"web upload failed: {failed[0]}")
+    return min(float(row["result_s"]) for row in rows[1:])
 
 
 def same_outputs(first: Path, second: Path) -> dict[str, bool]:
@@ -157,6 +211,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--case", default="3Dircadb1.1", help="a case folder of ../shared/data with PATIENT_DICOM.zip")
     parser.add_argument("--models-dir", type=Path, default=None)
+    parser.add_argument("--skip-web", action="store_true", help="leave out the web page's time to result")
+    parser.add_argument("--skip-cohort", action="store_true", help="leave out the cohort (batch) throughput")
     parser.add_argument("--in-process", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     from liverhealth import config
@@ -179,6 +235,17 @@ def main() -> None:
                 cli[name].append(run_cli(models_dir, case, Path(tmp) / f"{name}{attempt}", env))
         same = same_outputs(Path(tmp) / "before0", Path(tmp) / "after0")
         inproc = {name: run_in_process(models_dir, case, args.repeats, env, Path(tmp)) for name, env in trees.items()}
+        web = {name: [] for name in trees}
+        cohort = {name: [] for name in trees}
+        listing = Path(tmp) / "cohort.csv"
+        cases = cohort_cases(config.data_dir())
+        listing.write_text("path,case_id\n" + "".join(f"{ct},case{i}\n" for i, ct in enumerate(cases)))
+        for attempt in range(args.repeats):
+            for name, env in trees.items():
+                if not args.skip_web and attempt == 0:
+                    web[name].append(web_result_s(models_dir, case, env, args.repeats))
+                if not args.skip_cohort:
+                    cohort[name].append(run_cohort(models_dir, listing, Path(tmp) / f"cohort-{name}{attempt}", env))
         if inproc["before"]["package"] == inproc["after"]["package"]:
             raise SystemExit(f"both runs imported {inproc['after']['package']}: the baseline was not used")
     rows = {}
@@ -190,22 +257,32 @@ def main() -> None:
             "cli_peak_mib": max(peaks),
             "in_process_s": inner["total_s"],
             "model_s": inner["model_s"],
-            "in_process_over_model": inner["total_s"] / inner["model_s"],
+            "model_alone_s": inner["model_alone_s"],
+            "in_process_over_model": inner["total_s"] / inner["model_alone_s"],
             "open_s": inner["open_s"],
             "segment_s": inner["segment_s"],
             "export_s": inner["export_s"],
         }
+        if web[name]:
+            rows[name]["web_result_s"] = web[name][0]
+        if cohort[name]:
+            rows[name]["cohort_per_min"] = len(cases) / statistics.median(cohort[name]) * 60
     print(f"\n{'':<24} {'before':>9} {'after':>9} {'after/before':>13}")
     for key, label in (
         ("cli_wall_s", "CLI wall s"),
         ("cli_peak_mib", "CLI peak MiB"),
         ("in_process_s", "in-process s"),
-        ("model_s", "  of which ONNX run s"),
-        ("in_process_over_model", "in-process / model"),
+        ("model_s", "  inside ONNX run s"),
+        ("model_alone_s", "model alone s"),
+        ("in_process_over_model", "in-process / model alone"),
         ("open_s", "  open s"),
         ("segment_s", "  segment s"),
         ("export_s", "  export s"),
+        ("web_result_s", "web upload -> result s"),
+        ("cohort_per_min", f"cohort cases/min ({len(cases)})"),
     ):
+        if key not in rows["after"]:
+            continue
         before, after = rows["before"][key], rows["after"][key]
         print(f"{label:<24} {before:>9.2f} {after:>9.2f} {after / before:>13.2f}")
     print("same output voxel for voxel: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in same.items()))

@@ -81,11 +81,14 @@ def one_upload(url: str, ct: Path) -> dict[str, float | str]:
 
 
 @contextmanager
-def running_server(models_dir: Path | None, workers: int = 1) -> Iterator[tuple[str, subprocess.Popen]]:
-    """A `liverhealth web` process on a free port with a fresh database and one account ("bench")."""
+def running_server(
+    models_dir: Path | None, workers: int = 1, base_env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A `liverhealth web` process on a free port with a fresh database and one account ("bench"),
+    run in ``base_env`` (default: this process's) from a scratch folder."""
     with tempfile.TemporaryDirectory() as tmp:
         env = {
-            **os.environ,
+            **(base_env if base_env is not None else os.environ),
             "LIVERHEALTH_CONFIG": f"{tmp}/none.toml",
             "LIVERHEALTH_DB_URL": f"sqlite:///{tmp}/web.db",
             "LIVERHEALTH_LLM_BASE_URL": "",
@@ -101,6 +104,7 @@ def running_server(models_dir: Path | None, workers: int = 1) -> Iterator[tuple[
             input=PASSWORD,
             text=True,
             env=env,
+            cwd=tmp,
             check=True,
             capture_output=True,
         )
@@ -108,12 +112,15 @@ def running_server(models_dir: Path | None, workers: int = 1) -> Iterator[tuple[
         server = subprocess.Popen(
             [*base, "web", "--port", str(port), "--workers", str(workers)],
             env=env,
+            cwd=tmp,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         url = f"http://127.0.0.1:{port}"
         try:
             for _ in range(200):
+                if server.poll() is not None:
+                    raise SystemExit(f"`liverhealth web` exited with status {server.returncode} before answering")
                 try:
                     httpx.get(f"{url}/login", timeout=1)
                     break
