@@ -1,6 +1,6 @@
 """LiverHealth side by side with a published liver-and-lesion tool, on the same CT in one run.
 
-    python -m bench.compare_peers [--cases 3Dircadb1.1 3Dircadb1.7] [--no-peer] [--out DIR]
+    python -m bench.compare_peers [--cases 3Dircadb1.1 3Dircadb1.7] [--no-peer] [--held-out-only] [--out DIR]
 
 For each IRCADb case in the data folder it runs, as a user would, ``liverhealth segment`` with
 every shipped model (``models/``) and every leave-one-case-out fold model
@@ -266,14 +266,17 @@ def compare_case(
     peer_skip: str | None,
     peer_liver_only: bool,
     work: Path,
+    held_out_only: bool = False,
 ) -> list[Row]:
-    """Every tool on one case."""
+    """Every tool on one case (with ``held_out_only``, only our models that did not train on it)."""
     folder = data / case
     volume, reference = load_ircadb_case(folder)
     dicom = folder / "PATIENT_DICOM.zip"
     rows = []
     for models_dir, model_id, fold in models:
         row = Row(tool=f"LiverHealth {model_id}", case=case, trained_on_case=trained_on(fold, case))
+        if held_out_only and not row.trained_on_case.startswith("no"):
+            continue
         out = work / f"{case}_{model_id}"
         print(f"{case}: liverhealth segment --model {model_id}", file=sys.stderr)
         measured = run_measured(segment_command(models_dir, dicom, model_id, out))
@@ -347,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run the peer's liver step only (minutes instead of ~20 per case)",
     )
+    parser.add_argument(
+        "--held-out-only", action="store_true", help="run our models only on the cases their fold held out"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results/compare_peers"))
     parser.add_argument(
         "--render", action="store_true", help="only redraw the table and chart from --out/results.json (no runs)"
@@ -372,7 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="liverhealth-compare-") as tmp:
         for case in cases:
-            rows += compare_case(case, data, models, peer_skip, args.peer_liver_only, Path(tmp))
+            rows += compare_case(
+                case, data, models, peer_skip, args.peer_liver_only, Path(tmp), args.held_out_only
+            )
     stamp = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     header = (
