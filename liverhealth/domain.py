@@ -7,13 +7,18 @@ under it. Arrays inside are not copied; treat them as read-only.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import IntEnum
 from typing import Any
 
 import numpy as np
 
-LABEL_BACKGROUND = 0
-LABEL_LIVER = 1
-LABEL_TUMOUR = 2
+
+class Label(IntEnum):
+    """The values of a label map, the same in every reader, model, measurement and file."""
+
+    BACKGROUND = 0
+    LIVER = 1
+    TUMOUR = 2
 
 
 @dataclass(frozen=True)

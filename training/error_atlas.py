@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from liverhealth.domain import LABEL_TUMOUR
+from liverhealth.domain import Label
 from liverhealth.imaging.display import apply_preset
 
 
@@ -57,7 +57,7 @@ def error_atlas(
     z = np.arange(prediction.shape[0])
     area = {
         name: (test(reference).reshape(len(z), -1).sum(axis=1), test(prediction).reshape(len(z), -1).sum(axis=1))
-        for name, test in (("liver", lambda a: a > 0), ("tumour", lambda a: a == LABEL_TUMOUR))
+        for name, test in (("liver", lambda a: a > 0), ("tumour", lambda a: a == Label.TUMOUR))
     }
     for (name, (ref, pred)), colour in zip(area.items(), ("tab:green", "tab:orange"), strict=True):
         curve.plot(z, ref, color=colour, label=f"{name} reference")
@@ -72,9 +72,9 @@ def error_atlas(
         ax = fig.add_subplot(grid[1, column])
         ax.imshow(apply_preset(hu[s], "abdomen"), cmap="gray", vmin=0, vmax=255)
         _outline(ax, reference[s] > 0, "lime")
-        _outline(ax, reference[s] == LABEL_TUMOUR, "yellow")
+        _outline(ax, reference[s] == Label.TUMOUR, "yellow")
         _outline(ax, prediction[s] > 0, "red", "--")
-        _outline(ax, prediction[s] == LABEL_TUMOUR, "magenta", "--")
+        _outline(ax, prediction[s] == Label.TUMOUR, "magenta", "--")
         ax.set_title(f"slice {s}: {int(errors[s])} voxels wrong", fontsize=8)
         ax.axis("off")
     fig.text(

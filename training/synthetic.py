@@ -29,10 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from liverhealth.domain import Label
 from liverhealth.imaging.geometry import bounding_box
-
-LABEL_LIVER = 1
-LABEL_TUMOUR = 2
 
 # (name, probability, radius range in mm)
 SIZE_CLASSES: tuple[tuple[str, float, tuple[float, float]], ...] = (
@@ -144,7 +142,7 @@ def paint_lesion(
     the lesion runs into it; the others lie at least half a radius (at most 15 mm) away from
     anything that is not parenchyma (outline and vessels).
     """
-    liver = labels == LABEL_LIVER
+    liver = labels == Label.LIVER
     median, spread, parenchyma = _parenchyma(hu, liver)
     size_class, radius_mm = sample_size(rng)
     peripheral = bool(rng.random() < peripheral_fraction)
@@ -172,7 +170,7 @@ def paint_lesion(
     region = hu[box].astype(np.float32)
     hu[box] = np.clip(np.rint((1 - alpha) * region + alpha * lesion_hu), -1024, 3071).astype(hu.dtype)
     painted = (alpha > 0.5) & liver[box]
-    labels[box][painted] = LABEL_TUMOUR
+    labels[box][painted] = Label.TUMOUR
     return SyntheticLesion(
         tuple(int(c) for c in centre), radius_mm, size_class, contrast, int(painted.sum()), peripheral
     )

@@ -14,7 +14,7 @@ import numpy as np
 from scipy import ndimage
 
 from liverhealth.analysis.metrics import dice
-from liverhealth.domain import LABEL_TUMOUR
+from liverhealth.domain import Label
 
 FULL_3D = ndimage.generate_binary_structure(3, 3)
 
@@ -68,8 +68,8 @@ class LesionDetection:
 
 def lesion_detection(prediction: np.ndarray, reference: np.ndarray) -> LesionDetection:
     """Match predicted tumour components to reference lesions (label maps or boolean masks)."""
-    predicted = prediction == LABEL_TUMOUR if prediction.dtype != bool else prediction
-    truth = reference == LABEL_TUMOUR if reference.dtype != bool else reference
+    predicted = prediction == Label.TUMOUR if prediction.dtype != bool else prediction
+    truth = reference == Label.TUMOUR if reference.dtype != bool else reference
     ref_components, ref_count = ndimage.label(truth, structure=FULL_3D if truth.ndim == 3 else None)
     pred_components, pred_count = ndimage.label(predicted, structure=FULL_3D if predicted.ndim == 3 else None)
     both = truth & predicted

@@ -22,7 +22,7 @@ from scipy.optimize import linear_sum_assignment
 from liverhealth.analysis.measure import find_lesions
 from liverhealth.analysis.recist import assess, choose_targets
 from liverhealth.analysis.registration import Registration, register, resample_labels
-from liverhealth.domain import Comparison, CtVolume, Lesion, LesionChange, Measurements
+from liverhealth.domain import Comparison, CtVolume, Label, Lesion, LesionChange, Measurements
 
 MATCH_DISTANCE_MM = 20.0
 POOR_LIVER_DICE = 0.80
@@ -34,7 +34,7 @@ _UNMATCHED = 8.0  # per lesion left unmatched: two of them cost more than any pa
 def lesion_map(labels: np.ndarray) -> np.ndarray:
     """Each voxel's lesion id (as ``measure`` numbers them: largest first, from 1), 0 elsewhere."""
     out = np.zeros(labels.shape, dtype=np.uint16)
-    for number, (crop, offset) in enumerate(find_lesions(labels == 2), start=1):
+    for number, (crop, offset) in enumerate(find_lesions(labels == Label.TUMOUR), start=1):
         box = tuple(slice(o, o + n) for o, n in zip(offset, crop.shape, strict=True))
         out[box][crop] = number
     return out

@@ -15,7 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from liverhealth.analysis.confidence import ConfidenceFlags, is_unsure, lesion_confidence, surface_confidence
-from liverhealth.domain import LABEL_LIVER, LABEL_TUMOUR, CtVolume, Lesion, Measurements
+from liverhealth.domain import CtVolume, Label, Lesion, Measurements
 from liverhealth.imaging.geometry import bounding_box, index_to_ras
 
 FULL_3D = ndimage.generate_binary_structure(3, 3)
@@ -121,8 +121,8 @@ def measure(
     flags = flags or ConfidenceFlags()
     spacing = volume.spacing
     is_2d = volume.voxels.shape[0] == 1
-    tumour = labels == LABEL_TUMOUR
-    liver_voxels = int(np.count_nonzero((labels == LABEL_LIVER) | tumour))
+    tumour = labels == Label.TUMOUR
+    liver_voxels = int(np.count_nonzero((labels == Label.LIVER) | tumour))
     tumour_voxels = int(np.count_nonzero(tumour))
     voxel_ml = volume.voxel_mm3 / 1000.0 if volume.voxel_mm3 else None
     pixel_mm2 = spacing[1] * spacing[2] if spacing and is_2d else None
@@ -155,7 +155,7 @@ def measure(
 def key_slice(labels: np.ndarray) -> int:
     """The slice with the largest tumour area, else the largest liver area, else the middle."""
     flat = labels.reshape(labels.shape[0], -1)
-    tumour_area = np.count_nonzero(flat == LABEL_TUMOUR, axis=1)
+    tumour_area = np.count_nonzero(flat == Label.TUMOUR, axis=1)
     if tumour_area.any():
         return int(np.argmax(tumour_area))
     liver_area = np.count_nonzero(flat > 0, axis=1)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from liverhealth.domain import Label
+
 
 def dice(prediction: np.ndarray, reference: np.ndarray) -> float:
     """Dice coefficient 2|A∩B| / (|A|+|B|) of two boolean masks; 1.0 when both are empty."""
@@ -68,9 +70,9 @@ def segmentation_report(prediction: np.ndarray, reference: np.ndarray) -> dict[s
     per_class = class_metrics(confusion)
     return {
         "liver_dice": dice(np.asarray(prediction) > 0, np.asarray(reference) > 0),
-        "tumour_dice": dice(np.asarray(prediction) == 2, np.asarray(reference) == 2),
+        "tumour_dice": dice(np.asarray(prediction) == Label.TUMOUR, np.asarray(reference) == Label.TUMOUR),
         "liver_iou": iou(np.asarray(prediction) > 0, np.asarray(reference) > 0),
-        "tumour_iou": iou(np.asarray(prediction) == 2, np.asarray(reference) == 2),
+        "tumour_iou": iou(np.asarray(prediction) == Label.TUMOUR, np.asarray(reference) == Label.TUMOUR),
         "miou": float(np.mean(per_class["iou"])),
         "kappa": cohen_kappa(confusion),
         "accuracy": float(np.trace(confusion)) / max(float(confusion.sum()), 1.0),

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from liverhealth.domain import LABEL_LIVER, LABEL_TUMOUR, CtVolume
+from liverhealth.domain import CtVolume, Label
 from liverhealth.errors import InputError
 
 _LPS = np.diag([-1.0, -1.0, 1.0])  # ITK's physical space is LPS, ours RAS
@@ -58,7 +58,7 @@ def _check(volume: CtVolume, labels: np.ndarray, side: str) -> None:
             f"The {side} is not a CT volume with known spacing ({volume.shape[0]} slice(s)); a follow-up "
             "comparison needs two CT volumes."
         )
-    if not np.any(labels == LABEL_LIVER) and not np.any(labels == LABEL_TUMOUR):
+    if not np.any(labels == Label.LIVER) and not np.any(labels == Label.TUMOUR):
         raise InputError(f"No liver was found on the {side}, so the two studies cannot be registered.")
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from liverhealth.domain import CtVolume
+from liverhealth.domain import CtVolume, Label
 from liverhealth.imaging import display
 from liverhealth.presentation import lesion_text
 
@@ -114,7 +114,8 @@ class ViewModel:
         unit = "HU" if self.volume.is_hu else "grey"
         label = ""
         if self.result is not None:
-            label = ("", " · liver", " · tumour")[int(self.result.segmentation.labels[self.slice_index, row, column])]
+            tissue = Label(int(self.result.segmentation.labels[self.slice_index, row, column]))
+            label = "" if tissue == Label.BACKGROUND else f" · {tissue.name.lower()}"
             if self.result.segmentation.confidence is not None:
                 label += f" · confidence {self.result.segmentation.confidence[self.slice_index, row, column]} %"
         return f"x {column}, y {row}, slice {self.slice_index}: {value} {unit}{label}"

@@ -24,7 +24,7 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
 from liverhealth import __version__
-from liverhealth.domain import LABEL_LIVER, LABEL_TUMOUR, CtVolume, ModelInfo
+from liverhealth.domain import CtVolume, Label, ModelInfo
 from liverhealth.errors import InputError, OutputError
 from liverhealth.imaging.geometry import LPS_TO_RAS
 from liverhealth.imaging.writers import atomic_target
@@ -125,7 +125,7 @@ def build_seg(volume: CtVolume, labels: np.ndarray, model: ModelInfo) -> Dataset
             (2, "liver tumour", ABNORMAL, NEOPLASM, [LIVER]),
         )
     ]
-    masks = np.stack([labels >= LABEL_LIVER, labels == LABEL_TUMOUR], axis=-1)
+    masks = np.stack([labels >= Label.LIVER, labels == Label.TUMOUR], axis=-1)
     with derived_object_errors(volume, "SEG"):
         return _segmentation(headers, uid, masks, segments, model)
 
@@ -185,7 +185,7 @@ def read_seg_labels(path: Path, volume: CtVolume) -> np.ndarray:
     roles = {}
     for item in seg.SegmentSequence:
         code = item.SegmentedPropertyTypeCodeSequence[0].CodeValue
-        role = LABEL_LIVER if code in LIVER_CODES else LABEL_TUMOUR if code in TUMOUR_CODES else 0
+        role = Label.LIVER if code in LIVER_CODES else Label.TUMOUR if code in TUMOUR_CODES else Label.BACKGROUND
         roles[int(item.SegmentNumber)] = role
     if not any(roles.values()):
         names = ", ".join(str(item.get("SegmentLabel", "?")) for item in seg.SegmentSequence)

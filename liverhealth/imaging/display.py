@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from liverhealth.domain import LABEL_LIVER, LABEL_TUMOUR
+from liverhealth.domain import Label
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ TISSUE_CLASSES: tuple[tuple[str, float, float, tuple[int, int, int]], ...] = (
     ("bone", 400, np.inf, (245, 245, 245)),
 )
 
-LABEL_COLOURS: dict[int, tuple[int, int, int]] = {LABEL_LIVER: (40, 200, 60), LABEL_TUMOUR: (230, 40, 40)}
+LABEL_COLOURS: dict[int, tuple[int, int, int]] = {Label.LIVER: (40, 200, 60), Label.TUMOUR: (230, 40, 40)}
 
 
 def grey_to_unit(grey: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from liverhealth.domain import LABEL_LIVER, LABEL_TUMOUR, CtVolume
+from liverhealth.domain import CtVolume, Label
 from liverhealth.errors import InputError
 from liverhealth.imaging.dicom import load_dicom_zip, read_mask_series
 
@@ -43,10 +43,10 @@ def ircadb_labels(case_dir: Path, shape: tuple[int, int, int]) -> np.ndarray:
     """uint8 label map (0/1/2) of an IRCADb case, on the CT's [z, y, x] grid."""
     masks_zip = Path(case_dir) / "MASKS_DICOM.zip"
     labels = np.zeros(shape, dtype=np.uint8)
-    labels[ircadb_structure(case_dir, "liver")] = LABEL_LIVER
+    labels[ircadb_structure(case_dir, "liver")] = Label.LIVER
     for name in mask_structures(masks_zip):
         if name.startswith("livertumor"):
-            labels[read_mask_series(masks_zip, f"{MASKS_ROOT}{name}/")] = LABEL_TUMOUR
+            labels[read_mask_series(masks_zip, f"{MASKS_ROOT}{name}/")] = Label.TUMOUR
     return labels
 
 

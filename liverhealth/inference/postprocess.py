@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from liverhealth.domain import LABEL_LIVER, LABEL_TUMOUR
+from liverhealth.domain import Label
 from liverhealth.imaging.geometry import bounding_box
 
 FACE_3D = ndimage.generate_binary_structure(3, 1)
@@ -123,10 +123,10 @@ def postprocess(
     box = bounding_box(organ_raw, (0, margin_px + 1, margin_px + 1))
     crop = labels[box]
     organ = fill_holes_per_slice(largest_component(crop > 0))
-    tumour = (crop == LABEL_TUMOUR) & dilate_in_plane(organ, margin_px)
+    tumour = (crop == Label.TUMOUR) & dilate_in_plane(organ, margin_px)
     min_voxels = _min_lesion_voxels(labels.shape[0] == 1, spacing, options)
     tumour = drop_small_components(tumour, min_voxels)
     region = out[box]
-    region[organ] = LABEL_LIVER
-    region[tumour] = LABEL_TUMOUR
+    region[organ] = Label.LIVER
+    region[tumour] = Label.TUMOUR
     return out

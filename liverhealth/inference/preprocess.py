@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from liverhealth.domain import Label
 from liverhealth.imaging.display import grey_to_unit
 from liverhealth.inference.manifest import InputSpec
 
@@ -183,8 +184,8 @@ def scores_to_labels(scores: np.ndarray, out_shape: tuple[int, int], where: Plac
             hwc = cv2.resize(hwc, (width, height), interpolation=cv2.INTER_LINEAR)
         liver, tumour = hwc[:, :, 0], hwc[:, :, 1]
         slice_labels = labels[i]
-        slice_labels[(liver > 0) & (liver >= tumour)] = 1
-        slice_labels[(tumour > 0) & (tumour > liver)] = 2
+        slice_labels[(liver > 0) & (liver >= tumour)] = Label.LIVER
+        slice_labels[(tumour > 0) & (tumour > liver)] = Label.TUMOUR
     return labels
 
 

@@ -11,7 +11,7 @@ from scipy import ndimage
 
 from liverhealth.analysis.followup import lesion_map
 from liverhealth.analysis.registration import resample_ct, resample_labels
-from liverhealth.domain import LABEL_LIVER, LABEL_TUMOUR, CtVolume
+from liverhealth.domain import CtVolume, Label
 
 
 def known_transform(volume: CtVolume, degrees: float = 6.0, scale=(1.03, 0.98, 1.0), shift=(8.0, -12.0, 6.0)):
@@ -26,7 +26,7 @@ def known_transform(volume: CtVolume, degrees: float = 6.0, scale=(1.03, 0.98, 1
 
 
 def _parenchyma_hu(hu: np.ndarray, labels: np.ndarray) -> float:
-    return float(np.median(hu[labels == LABEL_LIVER]))
+    return float(np.median(hu[labels == Label.LIVER]))
 
 
 def _around(mask: np.ndarray, spacing, mm: float) -> tuple[slice, ...]:
@@ -45,9 +45,9 @@ def grow(hu: np.ndarray, labels: np.ndarray, spacing, lesion: int, mm: float) ->
     mean = float(hu[mask].mean())
     box = _around(mask, spacing, mm)
     grown = np.zeros_like(mask)
-    grown[box] = (ndimage.distance_transform_edt(~mask[box], sampling=spacing) <= mm) & (labels[box] == LABEL_LIVER)
+    grown[box] = (ndimage.distance_transform_edt(~mask[box], sampling=spacing) <= mm) & (labels[box] == Label.LIVER)
     hu[grown] = round(mean)
-    labels[grown] = LABEL_TUMOUR
+    labels[grown] = Label.TUMOUR
 
 
 def shrink(hu: np.ndarray, labels: np.ndarray, spacing, lesion: int, mm: float) -> None:
@@ -57,13 +57,13 @@ def shrink(hu: np.ndarray, labels: np.ndarray, spacing, lesion: int, mm: float) 
     kept[box] = ndimage.distance_transform_edt(mask[box], sampling=spacing) > mm
     lost = mask & ~kept
     hu[lost] = round(_parenchyma_hu(hu, labels))
-    labels[lost] = LABEL_LIVER
+    labels[lost] = Label.LIVER
 
 
 def remove(hu: np.ndarray, labels: np.ndarray, lesion: int) -> None:
     mask = lesion_map(labels) == lesion
     hu[mask] = round(_parenchyma_hu(hu, labels))
-    labels[mask] = LABEL_LIVER
+    labels[mask] = Label.LIVER
 
 
 def add(hu: np.ndarray, labels: np.ndarray, spacing, seed: int, min_voxels: int = 2000):
