@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from liverhealth.batch.work import COLUMNS, Row
+from liverhealth.batch.work import COLUMNS, CaseStatus, Row
 
 
 def write_cohort(rows: list[Row], out: Path) -> None:
@@ -50,7 +50,7 @@ def _plots(rows: list[Row], out: Path) -> None:
         return
     from liverhealth.imaging.writers import atomic_target
 
-    ok = [r for r in rows if r.status in ("done", "skipped")]
+    ok = [r for r in rows if r.status in (CaseStatus.DONE, CaseStatus.SKIPPED)]
     figure, axes = plt.subplots(2, 2, figsize=(10, 7))
     panels = (
         ("Liver volume (mL)", [r.liver_ml for r in ok if r.liver_ml is not None]),

@@ -16,7 +16,7 @@ from typing import Any
 
 from liverhealth.batch.cases import Case
 from liverhealth.batch.cohort import write_cohort
-from liverhealth.batch.work import CaseOptions, Row, one_line, worker_runner
+from liverhealth.batch.work import CaseOptions, CaseStatus, Row, one_line, worker_runner
 from liverhealth.errors import LiverHealthError
 
 ENGINES = ("local", "ray")
@@ -47,7 +47,7 @@ def run_batch(
         rows[row.case_id] = row
         if on_row:
             on_row(row)
-        return fail_fast and row.status == "error"
+        return fail_fast and row.status == CaseStatus.ERROR
 
     models = str(models_dir) if models_dir else None
     try:
@@ -153,7 +153,7 @@ def _ray_row(ray: Any, ref: Any, case: Case) -> Row:
         return ray.get(ref)
     except RayError as exc:
         failure = f"{type(exc).__name__}: {one_line(exc, 160)}"
-        return Row(case.case_id, case.path, "error", f"The Ray worker running this case failed ({failure}).")
+        return Row(case.case_id, case.path, CaseStatus.ERROR, f"The Ray worker running this case failed ({failure}).")
 
 
 def _start_ray(ray: Any, address: str | None) -> None:

@@ -11,6 +11,7 @@ import shutil
 import socket
 import time
 from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,15 @@ from liverhealth.batch.cases import Case, input_sha256
 from liverhealth.errors import InputError, LiverHealthError
 
 BATCH_DOCUMENT = 2  # 1: without "options" (nothing beyond the segmentation was asked)
+
+
+class CaseStatus(StrEnum):
+    """How a case of the batch ended; the values are what batch.json and the cohort table hold."""
+
+    DONE = "done"
+    SKIPPED = "skipped"  # complete from an earlier run
+    ERROR = "error"
+    NOT_RUN = "not run"  # the batch was interrupted before it
 
 
 @dataclass(frozen=True)
@@ -40,7 +50,7 @@ class Row:
 
     case_id: str
     input: str
-    status: str  # "done", "skipped" (complete from an earlier run), "error", "not run" (interrupted)
+    status: CaseStatus
     error: str = ""
     note: str = ""  # what was asked but could not be made for this case (e.g. a SEG on a NIfTI)
     liver_ml: float | None = None
@@ -85,7 +95,7 @@ class CaseRunner:
         out = Path(out_root)
         final, partial = out / case.case_id, out / f".{case.case_id}.{os.getpid()}.partial"
         if self.stop is not None and self.stop.is_set():
-            return Row(case.case_id, case.path, "not run", "The batch was interrupted before this case.")
+            return Row(case.case_id, case.path, CaseStatus.NOT_RUN, "The batch was interrupted before this case.")
         try:
             source_sha = input_sha256(Path(case.path))
             database = self.workstation.repository.where if options.save_db else None
@@ -142,7 +152,7 @@ class CaseRunner:
         return Row(
             case_id=case.case_id,
             input=case.path,
-            status="done",
+            status=CaseStatus.DONE,
             note=" ".join(notes),
             liver_ml=None if m.liver_volume_ml is None else round(m.liver_volume_ml, 2),
             tumour_ml=None if m.tumour_volume_ml is None else round(m.tumour_volume_ml, 3),
@@ -164,7 +174,7 @@ class CaseRunner:
     @staticmethod
     def _failed(case: Case, partial: Path, message: str, started: float) -> Row:
         shutil.rmtree(partial, ignore_errors=True)
-        return Row(case.case_id, case.path, "error", message, seconds=round(time.perf_counter() - started, 2))
+        return Row(case.case_id, case.path, CaseStatus.ERROR, message, seconds=round(time.perf_counter() - started, 2))
 
 
 def complete_row(folder: Path, source_sha: str, options: CaseOptions, database: str | None = None) -> Row | None:
@@ -185,7 +195,7 @@ def complete_row(folder: Path, source_sha: str, options: CaseOptions, database: 
     if not (folder / "measurements.json").is_file():
         return None
     known = {f.name for f in fields(Row)}
-    return Row(**{**{k: v for k, v in row.items() if k in known}, "status": "skipped"})
+    return Row(**{**{k: v for k, v in row.items() if k in known}, "status": CaseStatus.SKIPPED})
 
 
 _RUNNER: CaseRunner | None = None

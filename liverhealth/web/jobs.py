@@ -15,6 +15,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,20 @@ from liverhealth.presentation import confidence_text, lesion_text, size_summary
 from liverhealth.reporting.findings import target_lesions
 from liverhealth.workflow import PACS_SCHEME, Session, Workstation
 
-FINISHED = ("done", "failed", "cancelled")
+
+class JobState(StrEnum):
+    """Where a job is; the values are what the page's events and the API carry."""
+
+    QUEUED = "queued"
+    LOADING = "loading"
+    SEGMENTING = "segmenting"
+    REPORTING = "reporting"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINISHED = (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
 JOB_TTL_S = 4 * 3600  # a finished job (its files and the result held for saving) is kept this long
 FILES = {  # download name -> (file in the job's output folder, media type)
     "ct.nii.gz": ("ct.nii.gz", "application/gzip"),
@@ -62,7 +76,7 @@ class Job:
     owner: str
     folder: Path
     request: JobRequest
-    state: str = "queued"
+    state: JobState = JobState.QUEUED
     message: str = ""
     events: list[dict[str, Any]] = field(default_factory=list)
     cancel_event: threading.Event = field(default_factory=threading.Event)
@@ -77,7 +91,7 @@ class Job:
                 {"id": len(self.events), "kind": kind, "t_s": round(time.monotonic() - self.created_s, 3), **data}
             )
 
-    def set_state(self, state: str, message: str = "") -> None:
+    def set_state(self, state: JobState, message: str = "") -> None:
         self.state, self.message = state, message
         self.emit("state", state=state, message=message)
 
@@ -156,7 +170,7 @@ class JobManager:
                     self.jobs.pop(old.job_id, None)  # a user's oldest finished jobs make room; old ones expire
                     shutil.rmtree(old.folder, ignore_errors=True)
             self.jobs[job.job_id] = job
-        job.emit("state", state="queued", message="Waiting for a free worker.")
+        job.emit("state", state=JobState.QUEUED, message="Waiting for a free worker.")
         return job
 
     # the work ---------------------------------------------------------------------------------
@@ -165,18 +179,18 @@ class JobManager:
             if job.cancel_event.is_set():
                 raise Cancelled("Cancelled before it started.")
             work()
-            job.set_state("done", "Ready.")
+            job.set_state(JobState.DONE, "Ready.")
         except Cancelled:
             shutil.rmtree(job.out, ignore_errors=True)
-            job.set_state("cancelled", "Cancelled; nothing was kept.")
+            job.set_state(JobState.CANCELLED, "Cancelled; nothing was kept.")
         except LiverHealthError as exc:
             shutil.rmtree(job.out, ignore_errors=True)
-            job.set_state("failed", " ".join(str(exc).split()))
+            job.set_state(JobState.FAILED, " ".join(str(exc).split()))
         except Exception:  # a bug: the page gets one line, the log file the traceback
             shutil.rmtree(job.out, ignore_errors=True)
             path = config.log_exception("a web job")
             where = f" Details were written to {path}." if path else ""
-            job.set_state("failed", f"Internal error while working on the upload.{where} Please report it.")
+            job.set_state(JobState.FAILED, f"Internal error while working on the upload.{where} Please report it.")
 
     def _check(self, job: Job) -> None:
         if job.cancel_event.is_set():
@@ -186,7 +200,7 @@ class JobManager:
         session = self.workstation.session()
         job.session = session
         from_pacs = str(upload).startswith(PACS_SCHEME)
-        job.set_state("loading", "Retrieving the study from the PACS." if from_pacs else "Reading the CT.")
+        job.set_state(JobState.LOADING, "Retrieving the study from the PACS." if from_pacs else "Reading the CT.")
         volume = session.open(
             upload,
             progress=lambda done, total: job.emit("retrieve", done=done, total=total),
@@ -198,7 +212,7 @@ class JobManager:
             session.load_s = 0.0
         self._check(job)
         self._first_view(job, session)
-        job.set_state("segmenting", "Segmenting liver and tumours.")
+        job.set_state(JobState.SEGMENTING, "Segmenting liver and tumours.")
         last = [0.0]
 
         def progress(done: int, total: int) -> None:
@@ -212,7 +226,7 @@ class JobManager:
         self._finish(job, session, use_llm=True)
 
     def _reopen(self, job: Job, result_id: int, stored_report_pdf: bytes | None) -> None:
-        job.set_state("loading", f"Reopening saved result {result_id}.")
+        job.set_state(JobState.LOADING, f"Reopening saved result {result_id}.")
         session = self.workstation.reopen(result_id)
         job.session = session
         self._first_view(job, session)
@@ -237,7 +251,7 @@ class JobManager:
                 job.emit("note", message=f"No DICOM SEG/SR: {exc}")
         job.summary = {**(job.summary or {}), **result_summary(job, session)}
         job.emit("result", **job.summary)
-        job.set_state("reporting", "Writing the report.")
+        job.set_state(JobState.REPORTING, "Writing the report.")
         session.make_report(
             use_llm=use_llm,
             on_text=lambda piece: job.emit("draft", text=piece),
