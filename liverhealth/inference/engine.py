@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,9 +26,7 @@ from liverhealth.inference.preprocess import (
     scores_to_confidence,
     scores_to_labels,
 )
-
-Progress = Callable[[int, int], None]
-CancelCheck = Callable[[], bool]
+from liverhealth.progress import CancelCheck, Progress
 
 _SESSIONS: dict[tuple[Path, str, int], ort.InferenceSession] = {}
 _SESSIONS_LOCK = threading.Lock()

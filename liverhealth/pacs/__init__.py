@@ -3,7 +3,8 @@ results back, over DICOMweb (QIDO-RS, WADO-RS, STOW-RS with dicomweb-client) or 
 C-GET, C-STORE with pynetdicom). Address, AE titles and credentials come from the config file or
 the environment and never appear in a message or a log line."""
 
-from liverhealth.pacs.client import Pacs, StudyHit, connect, retrieve_study
+from liverhealth.pacs.base import Pacs, StudyHit
+from liverhealth.pacs.client import connect, retrieve_study
 from liverhealth.pacs.settings import PacsSettings
 
 __all__ = ["Pacs", "PacsSettings", "StudyHit", "connect", "retrieve_study"]

@@ -5,49 +5,15 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Protocol
 
 import pydicom
-from pydicom.dataset import Dataset
 
-from liverhealth.errors import Cancelled, PacsError
+from liverhealth.errors import PacsError
+from liverhealth.pacs.base import Pacs
 from liverhealth.pacs.settings import PacsSettings
-
-Progress = Callable[[int, int], None]
-CancelCheck = Callable[[], bool]
-
-
-@dataclass(frozen=True)
-class StudyHit:
-    """One study the PACS found (shown to the user who asked; never logged)."""
-
-    study_uid: str
-    study_date: str
-    patient_id: str
-    accession: str
-    modalities: str
-    description: str
-
-
-class Pacs(Protocol):
-    settings: PacsSettings
-
-    def find(
-        self, patient_id: str = "", accession: str = "", study_date: str = "", modality: str = ""
-    ) -> list[StudyHit]: ...
-
-    def ct_series(self, study_uid: str) -> list[tuple[str, int]]: ...
-
-    def fetch_series(
-        self, study_uid: str, series_uid: str, folder: Path, progress: Progress | None, cancel: CancelCheck | None
-    ) -> int: ...
-
-    def has_instance(self, study_uid: str, sop_instance_uid: str) -> bool: ...
-
-    def store(self, datasets: list[Dataset]) -> None: ...
+from liverhealth.progress import CancelCheck, Progress
 
 
 def connect(settings: PacsSettings | None = None) -> Pacs:
@@ -100,11 +66,6 @@ def store_new(pacs: Pacs, paths: Iterable[Path]) -> tuple[int, int]:
     if new:
         pacs.store(new)
     return len(new), len(datasets) - len(new)
-
-
-def check_cancel(cancel: CancelCheck | None) -> None:
-    if cancel is not None and cancel():
-        raise Cancelled("Retrieve cancelled; nothing was kept.")
 
 
 def is_uid(text: str) -> bool:

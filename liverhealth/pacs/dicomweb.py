@@ -11,8 +11,9 @@ from dicomweb_client.api import DICOMwebClient
 from pydicom.dataset import Dataset
 
 from liverhealth.errors import PacsError
-from liverhealth.pacs.client import CancelCheck, Progress, StudyHit, check_cancel
+from liverhealth.pacs.base import StudyHit, check_cancel
 from liverhealth.pacs.settings import PacsSettings
+from liverhealth.progress import CancelCheck, Progress
 
 
 def _value(item: dict, tag: str) -> str:

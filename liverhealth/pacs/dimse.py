@@ -29,8 +29,9 @@ from pynetdicom.sop_class import (
 )
 
 from liverhealth.errors import Cancelled, PacsError
-from liverhealth.pacs.client import CancelCheck, Progress, StudyHit
+from liverhealth.pacs.base import StudyHit
 from liverhealth.pacs.settings import PacsSettings
+from liverhealth.progress import CancelCheck, Progress
 
 # pynetdicom logs a dropped connection with a traceback; our PacsError says it in one line instead
 logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)

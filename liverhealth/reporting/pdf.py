@@ -7,7 +7,7 @@ supply themselves (it is not embedded).
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
@@ -29,7 +29,9 @@ from liverhealth.presentation import (
     draft_title,
     model_text,
 )
-from liverhealth.reporting.content import ReportContent
+
+if TYPE_CHECKING:  # content.py imports this module when it makes its PDF
+    from liverhealth.reporting.content import ReportContent
 
 CJK_FONT = "STSong-Light"
 pdfmetrics.registerFont(UnicodeCIDFont(CJK_FONT))
