@@ -21,6 +21,13 @@ class Label(IntEnum):
     TUMOUR = 2
 
 
+def spacing_from_affine(affine: np.ndarray) -> tuple[float, float, float]:
+    """Voxel spacing (z, y, x) in mm: the lengths of the affine's columns. The affine is the
+    geometry and the spacing is derived from it (as TorchIO does), so the two never disagree."""
+    lengths = np.linalg.norm(np.asarray(affine, dtype=float)[:3, :3], axis=0)
+    return (float(lengths[2]), float(lengths[1]), float(lengths[0]))
+
+
 @dataclass(frozen=True)
 class PatientInfo:
     """Patient identifiers, kept apart so they can be dropped from anything that leaves."""
@@ -93,9 +100,9 @@ class CtVolume:
         can never disagree (a volume built otherwise is a bug, refused here)."""
         if self.spacing is None:
             return
-        lengths = np.linalg.norm(np.asarray(self.affine, dtype=float)[:3, :3], axis=0)[::-1]
+        lengths = spacing_from_affine(self.affine)
         if not np.allclose(lengths, self.spacing, rtol=1e-4, atol=1e-6):
-            raise ValueError(f"CtVolume spacing {self.spacing} disagrees with its affine's {tuple(lengths)}")
+            raise ValueError(f"CtVolume spacing {self.spacing} disagrees with its affine's {lengths}")
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -27,10 +27,6 @@ class StorageError(LiverHealthError):
     """The results database cannot be reached or written."""
 
 
-class ReportError(LiverHealthError):
-    """A report cannot be built or written."""
-
-
 class Cancelled(LiverHealthError):
     """The user cancelled a long-running step; nothing was written."""
 

@@ -24,9 +24,9 @@ from nibabel import orientations
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from liverhealth.domain import CtVolume, DicomSource, PatientInfo, SourceInfo
+from liverhealth.domain import CtVolume, DicomSource, PatientInfo, SourceInfo, spacing_from_affine
 from liverhealth.errors import InputError
-from liverhealth.imaging.geometry import check_affine, dicom_affine, reorient, spacing_from_affine
+from liverhealth.imaging.geometry import check_affine, dicom_affine, reorient
 from liverhealth.imaging.limits import check_slice, check_voxels, check_zip
 
 # Storage classes that carry no image to segment (SEG, RTSTRUCT, SR, presentation states...).

@@ -133,13 +133,6 @@ def tissue_colour_map(hu: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def tissue_fractions(hu: np.ndarray) -> dict[str, float]:
-    """Share of pixels (0..1) in each HU tissue class, for the legend."""
-    hu = np.asarray(hu, dtype=np.float32)
-    total = max(hu.size, 1)
-    return {name: float(np.count_nonzero((hu >= low) & (hu < high))) / total for name, low, high, _ in TISSUE_CLASSES}
-
-
 UNCERTAIN_COLOUR = (255, 0, 255)  # magenta: not a label colour, so it never reads as liver or tumour
 UNCERTAIN_BELOW = 50  # confidence percent under which a pixel is tinted, the more the less sure
 

@@ -42,12 +42,6 @@ def reorient(data_xyz: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.n
     return np.ascontiguousarray(data.transpose(2, 1, 0)), new_affine
 
 
-def voxel_volume_mm3(affine: np.ndarray) -> float:
-    """The volume of one voxel, |det| of the affine's 3x3 part: right for tilted and sheared grids,
-    where the product of the axis lengths overestimates it."""
-    return float(abs(np.linalg.det(np.asarray(affine, dtype=float)[:3, :3])))
-
-
 def dicom_affine(
     first_position: np.ndarray,
     orientation: np.ndarray,
@@ -68,12 +62,6 @@ def dicom_affine(
     lps[:3, 2] = np.asarray(slice_step, dtype=float)
     lps[:3, 3] = np.asarray(first_position, dtype=float)
     return LPS_TO_RAS @ lps
-
-
-def spacing_from_affine(affine: np.ndarray) -> tuple[float, float, float]:
-    """Voxel spacing (z, y, x) in mm from the lengths of the affine's columns."""
-    lengths = np.linalg.norm(np.asarray(affine)[:3, :3], axis=0)
-    return (float(lengths[2]), float(lengths[1]), float(lengths[0]))
 
 
 def index_to_ras(affine: np.ndarray, zyx: tuple[float, float, float]) -> tuple[float, float, float]:

@@ -15,9 +15,9 @@ import nibabel as nib
 import nrrd
 import numpy as np
 
-from liverhealth.domain import CtVolume, SourceInfo
+from liverhealth.domain import CtVolume, SourceInfo, spacing_from_affine
 from liverhealth.errors import InputError
-from liverhealth.imaging.geometry import LPS_TO_RAS, check_affine, reorient, spacing_from_affine
+from liverhealth.imaging.geometry import LPS_TO_RAS, check_affine, reorient
 from liverhealth.imaging.limits import check_voxels
 
 _READ_ERRORS = (

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from liverhealth.imaging.geometry import spacing_from_affine
+from liverhealth.domain import spacing_from_affine
 from liverhealth.inference.manifest import InputSpec
 from liverhealth.inference.preprocess import to_unit
 from training.lits_jpg import hu_from_jpeg, lits_volume_ids, read_lits_volume
