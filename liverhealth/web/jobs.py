@@ -25,6 +25,7 @@ from liverhealth import config
 from liverhealth.domain import PatientInfo
 from liverhealth.errors import Cancelled, LiverHealthError
 from liverhealth.imaging.display import uncertainty_map
+from liverhealth.imaging.geometry import index_to_ras
 from liverhealth.imaging.writers import save_label_map, save_labels_nifti, save_volume_nifti
 from liverhealth.presentation import confidence_text, lesion_text, size_summary
 from liverhealth.reporting.findings import target_lesions
@@ -293,7 +294,7 @@ def result_summary(job: Job, session: Session) -> dict[str, Any]:
             "perpendicular_diameter_mm": lesion.perpendicular_diameter_mm,
             "largest_slice": lesion.largest_slice,
             "ras_mm": _ras_mm(
-                result.volume.affine, lesion.centroid_index[2], lesion.centroid_index[1], lesion.largest_slice
+                result.volume.affine, (lesion.largest_slice, lesion.centroid_index[1], lesion.centroid_index[2])
             ),
         }
         for lesion in m.lesions
@@ -315,17 +316,16 @@ def result_summary(job: Job, session: Session) -> dict[str, Any]:
         "model": {"id": model.model_id, "name": model.name, "validation": model.validation_text()},
         "key_slice": result.key_slice,
         "key_ras_mm": _ras_mm(
-            result.volume.affine, result.volume.shape[2] / 2, result.volume.shape[1] / 2, result.key_slice
+            result.volume.affine, (result.key_slice, result.volume.shape[1] / 2, result.volume.shape[2] / 2)
         ),
         "labels_url": f"/api/jobs/{job.job_id}/files/labels.nii.gz",
         "files": available_files(job),
     }
 
 
-def _ras_mm(affine, column: float, row: float, z: int) -> list[float]:
-    """Scanner (RAS) mm of a voxel: what the viewer is told to go to (it shows its own orientation)."""
-    point = np.asarray(affine, dtype=float) @ np.array([column, row, z, 1.0])
-    return [round(float(v), 2) for v in point[:3]]
+def _ras_mm(affine: np.ndarray, zyx: tuple[float, float, float]) -> list[float]:
+    """Scanner (RAS) mm of a voxel, to 0.01 mm: what the viewer is told to go to (it shows its own orientation)."""
+    return [round(v, 2) for v in index_to_ras(affine, zyx)]
 
 
 def available_files(job: Job) -> list[str]:
