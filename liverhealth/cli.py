@@ -16,6 +16,7 @@ from pathlib import Path
 
 from liverhealth import __version__, config
 from liverhealth.errors import Cancelled, LiverHealthError
+from liverhealth.text import one_line
 
 EXIT_USER_ERROR = 2
 MAX_ID = 2**63 - 1
@@ -26,11 +27,6 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USER_ERROR, f"liverhealth: error: {one_line(message)} (see `{self.prog} --help`)\n")
-
-
-def one_line(text: str) -> str:
-    """A message on one line: line breaks from libraries (libpng, OpenCV, drivers) become spaces."""
-    return " ".join(str(text).split())
 
 
 def pixel_size(text: str) -> float:

@@ -34,6 +34,7 @@ from liverhealth.imaging.writers import (
 from liverhealth.redact import scrub_identifiers
 from liverhealth.reporting import DISCLAIMER, LlmSettings, ReportContent, build_report, report_markdown
 from liverhealth.storage import ReportRecord, ResultRecord, content_hash
+from liverhealth.text import one_line
 
 REPORT_DOCUMENT = 1  # report.json's format version
 
@@ -203,7 +204,7 @@ _UNREADABLE = (
 
 
 def _incomplete(out: Path, exc: Exception) -> InputError:
-    reason = " ".join(str(exc).split())[:200]
+    reason = one_line(exc, 200)
     return InputError(
         f"{out} is not a complete, readable `liverhealth segment` output folder ({reason}). Segment the CT again."
     )

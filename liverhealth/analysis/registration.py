@@ -15,6 +15,7 @@ import numpy as np
 
 from liverhealth.domain import CtVolume, Label
 from liverhealth.errors import InputError
+from liverhealth.text import one_line
 
 _LPS = np.diag([-1.0, -1.0, 1.0])  # ITK's physical space is LPS, ours RAS
 
@@ -166,7 +167,7 @@ def register(
     try:
         return _register(baseline, baseline_labels, followup, followup_labels)
     except RuntimeError as exc:
-        reason = " ".join(str(exc).split())[-160:]
+        reason = one_line(exc)[-160:]
         raise InputError(
             f"The two studies could not be registered ({reason}). Check that both cover the liver."
         ) from exc

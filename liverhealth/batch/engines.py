@@ -16,8 +16,9 @@ from typing import Any
 
 from liverhealth.batch.cases import Case
 from liverhealth.batch.cohort import write_cohort
-from liverhealth.batch.work import CaseOptions, CaseStatus, Row, one_line, worker_runner
+from liverhealth.batch.work import CaseOptions, CaseStatus, Row, worker_runner
 from liverhealth.errors import LiverHealthError
+from liverhealth.text import one_line
 
 ENGINES = ("local", "ray")
 Received = Callable[[Row], bool]  # True: stop the batch (--fail-fast)

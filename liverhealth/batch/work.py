@@ -17,6 +17,7 @@ from typing import Any
 
 from liverhealth.batch.cases import Case, input_sha256
 from liverhealth.errors import InputError, LiverHealthError
+from liverhealth.text import one_line
 
 BATCH_DOCUMENT = 2  # 1: without "options" (nothing beyond the segmentation was asked)
 
@@ -73,10 +74,6 @@ class Row:
 COLUMNS = tuple(f.name for f in fields(Row))
 
 
-def one_line(exc: BaseException, limit: int = 300) -> str:
-    return " ".join(str(exc).split())[:limit]
-
-
 class CaseRunner:
     """A worker's state: one workflow ``Workstation`` (the model sessions load once per worker,
     with ``threads`` ONNX threads) and the batch's stop flag (queued cases then return unrun)."""
@@ -116,7 +113,7 @@ class CaseRunner:
             os.replace(partial, final)
             return row
         except LiverHealthError as exc:
-            return self._failed(case, partial, one_line(exc), started)
+            return self._failed(case, partial, one_line(exc, 300), started)
         except MemoryError:
             message = "Out of memory on this case; run it alone or with fewer workers."
             return self._failed(case, partial, message, started)
@@ -134,7 +131,7 @@ class CaseRunner:
             try:
                 source_headers(session.volume)
             except InputError as exc:
-                notes.append(f"No DICOM SEG/SR: {one_line(exc)}")
+                notes.append(f"No DICOM SEG/SR: {one_line(exc, 300)}")
                 dicom = False
         result = session.segment(options.model_id)
         tick = time.perf_counter()

@@ -29,6 +29,7 @@ from liverhealth.errors import InputError, OutputError
 from liverhealth.imaging.geometry import LPS_TO_RAS
 from liverhealth.imaging.writers import atomic_target
 from liverhealth.redact import scrub_identifiers
+from liverhealth.text import one_line
 
 LIVER = hd.sr.CodedConcept("10200004", "SCT", "Liver")
 LIVER_CODES = {"10200004", "T-62000"}  # SNOMED CT, and SNOMED RT in older SEGs (dcmqi's)
@@ -139,7 +140,7 @@ def derived_object_errors(volume: CtVolume, kind: str) -> Iterator[None]:
         try:
             yield
         except (ValueError, KeyError, AttributeError, TypeError) as exc:
-            reason = scrub_identifiers(" ".join(str(exc).split())[:160], volume.patient)
+            reason = scrub_identifiers(one_line(exc, 160), volume.patient)
             raise OutputError(
                 f"The DICOM {kind} cannot be made: the source series lacks or mis-states an attribute it needs "
                 f"({type(exc).__name__}: {reason}). labels.nii.gz and measurements.json are written."

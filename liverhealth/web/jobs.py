@@ -29,6 +29,7 @@ from liverhealth.imaging.geometry import index_to_ras
 from liverhealth.imaging.writers import save_label_map, save_labels_nifti, save_volume_nifti
 from liverhealth.presentation import confidence_text, lesion_text, size_summary
 from liverhealth.reporting.findings import target_lesions
+from liverhealth.text import one_line
 from liverhealth.workflow import PACS_SCHEME, Session, Workstation
 
 
@@ -186,7 +187,7 @@ class JobManager:
             job.set_state(JobState.CANCELLED, "Cancelled; nothing was kept.")
         except LiverHealthError as exc:
             shutil.rmtree(job.out, ignore_errors=True)
-            job.set_state(JobState.FAILED, " ".join(str(exc).split()))
+            job.set_state(JobState.FAILED, one_line(exc))
         except Exception:  # a bug: the page gets one line, the log file the traceback
             shutil.rmtree(job.out, ignore_errors=True)
             path = config.log_exception("a web job")
