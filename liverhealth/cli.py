@@ -180,10 +180,6 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _repository(args: argparse.Namespace):
-    return _workstation(args).repository
-
-
 def _fmt(value: float | None, unit: str, digits: int = 1) -> str:
     return f"{value:.{digits}f} {unit}" if value is not None else "n/a"
 
@@ -195,22 +191,16 @@ def _tumour(value: float | None) -> str:
 
 
 def cmd_db_init(args: argparse.Namespace) -> int:
-    from liverhealth.storage import Repository
-
-    repository = Repository(args.db_url)
-    try:
-        revision = repository.init()
-    finally:
-        repository.close()
-    print(f"Database ready ({repository.where}), schema revision {revision}.")
+    where, revision = _workstation(args).init_database()
+    print(f"Database ready ({where}), schema revision {revision}.")
     return 0
 
 
 def cmd_db_list(args: argparse.Namespace) -> int:
-    repository = _repository(args)
-    rows = repository.list_results(patient=args.patient, model_id=args.model, since=args.since, until=args.until)
+    workstation = _workstation(args)
+    rows = workstation.list_results(patient=args.patient, model_id=args.model, since=args.since, until=args.until)
     if not rows:
-        print(f"No saved results in the {repository.where}.")
+        print(f"No saved results in the {workstation.database_where}.")
         return 0
     print(f"{'id':>5} {'saved':<19} {'model':<14} {'liver':>11} {'tumour':>10} {'lesions':>7}  study")
     for r in rows:
@@ -224,45 +214,43 @@ def cmd_db_list(args: argparse.Namespace) -> int:
 
 
 def cmd_db_show(args: argparse.Namespace) -> int:
-    stored = _repository(args).get(args.id)
+    stored = _workstation(args).get(args.id)
     s = stored.summary
     print(
         f"Result {s.result_id} (study {s.study_id}), saved {s.created_at:%Y-%m-%d %H:%M:%S} by "
         f"{stored.user_name or '?'} on {stored.workstation or '?'}"
     )
     study = stored.study
-    print(f"  study: {study.description} ({study.format}), shape {list(study.shape)}")
+    print(f"  study: {study.source.description} ({study.source.format}), shape {list(study.shape)}")
     print(f"  model: {stored.model.name} ({s.model_id}, sha256 {stored.model_sha256[:12]}…)")
     print(f"  validation: {stored.model.validation_text()}")
     print(
         f"  liver {_fmt(s.liver_volume_ml, 'mL')}, tumour {_tumour(s.tumour_volume_ml)}, "
         f"{s.lesion_count} lesion(s); reports: {len(stored.reports)}"
     )
-    for lesion in stored.measurements.get("lesions", []):
-        diameter = lesion.get("longest_diameter_mm")
+    for lesion in stored.measurements.lesions:
+        first, last = lesion.slice_range
         print(
-            f"    lesion {lesion['lesion_id']}: {_tumour(lesion.get('volume_ml'))}, longest axial "
-            f"{_fmt(diameter, 'mm')}, slices {lesion['slice_range'][0]}–{lesion['slice_range'][1]}"
+            f"    lesion {lesion.lesion_id}: {_tumour(lesion.volume_ml)}, longest axial "
+            f"{_fmt(lesion.longest_diameter_mm, 'mm')}, slices {first}–{last}"
         )
     return 0
 
 
 def cmd_db_delete(args: argparse.Namespace) -> int:
-    repository = _repository(args)
+    workstation = _workstation(args)
     if args.study:
-        repository.delete_study(args.id)
-        print(f"Deleted study {args.id} with its results and reports from the {repository.where}.")
+        workstation.delete_study(args.id)
+        print(f"Deleted study {args.id} with its results and reports from the {workstation.database_where}.")
     else:
-        repository.delete_result(args.id)
-        print(f"Deleted result {args.id} and its reports from the {repository.where}.")
+        workstation.delete(args.id)
+        print(f"Deleted result {args.id} and its reports from the {workstation.database_where}.")
     return 0
 
 
 def cmd_db_export(args: argparse.Namespace) -> int:
-    from liverhealth.storage.export import export_result
-
-    written = export_result(_repository(args).get(args.id), Path(args.out))
-    print(f"Wrote {', '.join(p.name for p in written)} to {args.out}")
+    written = _workstation(args).export_saved(args.id, Path(args.out))
+    print(f"Wrote {', '.join(sorted(p.name for p in written.values()))} to {args.out}")
     return 0
 
 

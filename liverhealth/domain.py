@@ -122,6 +122,26 @@ class CtVolume:
 
 
 @dataclass(frozen=True)
+class StudyRef:
+    """The CT a result lies on, without its pixels or patient identifiers: what a saved or exported
+    result keeps of it (its grid, so labels can be checked and written on it, and its content hash,
+    so the same scan is recognised again). ``affine`` is None only for results saved before the
+    database kept grids; ``study_id`` is the database's, once saved."""
+
+    source: SourceInfo
+    shape: tuple[int, int, int]
+    spacing: tuple[float, float, float] | None
+    affine: np.ndarray | None = field(compare=False)  # an array: compared with np.allclose, not ==
+    is_hu: bool = True
+    content_sha256: str = ""
+    study_id: int | None = None
+
+    @property
+    def is_2d(self) -> bool:
+        return self.shape[0] == 1
+
+
+@dataclass(frozen=True)
 class Segmentation:
     """A label map (0 background, 1 liver, 2 tumour) on a CtVolume's grid, and the model's per-voxel
     confidence there (uint8 percent: the margin between its two most probable classes) when known."""
@@ -183,12 +203,6 @@ class Measurements:
     def check_first(self) -> tuple[Lesion, ...]:
         """The lesions in "check first" order: least confident first (by id when none is known)."""
         return tuple(sorted(self.lesions, key=lambda lesion: (lesion.confidence is None, lesion.confidence or 0.0)))
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["lesions"] = [asdict(lesion) for lesion in self.lesions]
-        data["lesion_count"] = len(self.lesions)
-        return data
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import hashlib
 import json
 import zlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,9 @@ import cv2
 import nibabel as nib
 import numpy as np
 
-from liverhealth.domain import CtVolume, Measurements, ModelInfo, Report, Segmentation, SourceInfo
+from liverhealth.analysis import key_slice
+from liverhealth.documents import read_report_document, read_result_document, report_document, result_document
+from liverhealth.domain import CtVolume, Label, Measurements, ModelInfo, Report, Segmentation, StudyRef
 from liverhealth.errors import InputError
 from liverhealth.imaging.display import WINDOW_PRESETS, overlay_labels, to_display
 from liverhealth.imaging.writers import (
@@ -26,17 +28,13 @@ from liverhealth.imaging.writers import (
     make_output_folder,
     read_label_map,
     save_label_map,
-    save_labels_nifti,
     save_labels_png,
-    save_png,
     write_bytes_atomic,
 )
 from liverhealth.redact import scrub_identifiers
-from liverhealth.reporting import DISCLAIMER, LlmSettings, ReportContent, build_report, report_markdown
-from liverhealth.storage import ReportRecord, ResultRecord, content_hash
+from liverhealth.reporting import LlmSettings, ReportContent, build_report, report_markdown
+from liverhealth.storage import ResultRecord, StoredReport, StoredResult, content_hash
 from liverhealth.text import one_line
-
-REPORT_DOCUMENT = 1  # report.json's format version
 
 
 @dataclass(frozen=True)
@@ -54,6 +52,12 @@ class SegmentResult:
     def content_sha256(self) -> str:
         """Hash of the scan, so the database recognises the same scan again."""
         return content_hash(self.volume.voxels, self.volume.spacing)
+
+    @cached_property
+    def study(self) -> StudyRef:
+        """The CT this result lies on, as files and the database keep it (no pixels, no patient)."""
+        volume = self.volume
+        return StudyRef(volume.source, volume.shape, volume.spacing, volume.affine, volume.is_hu, self.content_sha256)
 
     @cached_property
     def overlay_rgb(self) -> np.ndarray:
@@ -74,23 +78,7 @@ def overlay_image(result: SegmentResult, z: int | None = None, alpha: float = 0.
 
 def measurements_document(result: SegmentResult) -> dict[str, Any]:
     """The content of measurements.json (no patient identifiers)."""
-    volume = result.volume
-    return {
-        "liverhealth_measurements": 1,
-        "disclaimer": DISCLAIMER,
-        "model": result.model.to_dict(),
-        "input": {
-            **volume.source.to_dict(),
-            "shape_zyx": list(volume.shape),
-            "spacing_zyx_mm": list(volume.spacing) if volume.spacing else None,
-            "is_hu": volume.is_hu,
-            "affine": np.asarray(volume.affine).tolist(),
-            "content_sha256": result.content_sha256,
-        },
-        "key_slice": result.key_slice,
-        "measurements": result.measurements.to_dict(),
-        "timings": result.timings,
-    }
+    return result_document(result.study, result.model, result.measurements, result.key_slice, result.timings)
 
 
 def result_record(result: SegmentResult, owner: str | None = None) -> ResultRecord:
@@ -99,7 +87,7 @@ def result_record(result: SegmentResult, owner: str | None = None) -> ResultReco
     return ResultRecord(
         labels=result.segmentation.labels,
         model=result.model,
-        measurements=result.measurements.to_dict(),
+        measurements=result.measurements,
         timings=result.timings,
         source=volume.source,
         spacing=volume.spacing,
@@ -113,60 +101,102 @@ def result_record(result: SegmentResult, owner: str | None = None) -> ResultReco
 
 
 def write_outputs(result: SegmentResult, out_dir: str | Path) -> dict[str, Path]:
-    """Write labels, overlay.png and, last, measurements.json into ``out_dir``; return their paths.
+    """Write labels, overlay.png and, last, measurements.json into ``out_dir``; return their paths."""
+    return _write_result_files(
+        Path(out_dir),
+        result.segmentation.labels,
+        result.volume.affine,
+        result.segmentation.confidence,
+        result.overlay_png,
+        measurements_document(result),
+    )
 
-    Each file is written whole or not at all, and measurements.json (which makes a folder a
-    complete result for `db save`) goes last, after the old one is removed: an interrupted run
-    never leaves a folder that looks complete.
-    """
+
+def export_saved(stored: StoredResult, out_dir: str | Path) -> dict[str, Path]:
+    """A saved result back to files, as `segment` writes them (so `db save` takes the folder again):
+    labels, confidence, overlay.png, each report (report.pdf/.md/.json, then report_2.*, ...) and,
+    last, measurements.json naming the saved result."""
     out = make_output_folder(check_output_folder(Path(out_dir)))
+    document = result_document(
+        stored.study,
+        stored.model,
+        stored.measurements,
+        key_slice(stored.labels),
+        stored.timings,
+        stored.summary.result_id,
+    )
     (out / "measurements.json").unlink(missing_ok=True)
     written: dict[str, Path] = {}
-    if result.volume.is_2d:
+    for index, saved in enumerate(stored.reports, start=1):
+        suffix = "" if index == 1 else f"_{index}"
+        written |= {
+            f"{key}{suffix}": path
+            for key, path in _write_report_files(out, saved.report, stored.model, saved.pdf, suffix).items()
+        }
+    affine = stored.study.affine if stored.study.affine is not None else np.eye(4)
+    return {
+        **written,
+        **_write_result_files(out, stored.labels, affine, stored.confidence, stored.overlay_png, document),
+    }
+
+
+def _write_result_files(
+    out_dir: Path,
+    labels: np.ndarray,
+    affine: np.ndarray,
+    confidence: np.ndarray | None,
+    overlay_png: bytes | None,
+    document: dict[str, Any],
+) -> dict[str, Path]:
+    """The one writer of a result folder. Each file is written whole or not at all, and
+    measurements.json (which makes a folder a complete result for `db save`) goes last, after the
+    old one is removed: an interrupted run never leaves a folder that looks complete."""
+    out = make_output_folder(check_output_folder(out_dir))
+    (out / "measurements.json").unlink(missing_ok=True)
+    written: dict[str, Path] = {}
+    if labels.shape[0] == 1:
         written["labels"] = out / "labels.png"
-        save_labels_png(result.segmentation.labels[0], written["labels"])
+        save_labels_png(labels[0], written["labels"])
     else:
         written["labels"] = out / "labels.nii.gz"
-        save_labels_nifti(result.segmentation.labels, result.volume, written["labels"])
-    if result.segmentation.confidence is not None:
+        save_label_map(labels, affine, written["labels"])
+    if confidence is not None:
         written["confidence"] = out / "confidence.nii.gz"
-        save_label_map(result.segmentation.confidence, result.volume.affine, written["confidence"])
+        save_label_map(confidence, affine, written["confidence"])
     else:
         (out / "confidence.nii.gz").unlink(missing_ok=True)
-    written["overlay"] = out / "overlay.png"
-    save_png(result.overlay_rgb, written["overlay"])
+    if overlay_png:
+        written["overlay"] = out / "overlay.png"
+        write_bytes_atomic(written["overlay"], overlay_png)
     written["measurements"] = out / "measurements.json"
-    write_bytes_atomic(written["measurements"], json.dumps(measurements_document(result), indent=2).encode("utf-8"))
+    write_bytes_atomic(written["measurements"], json.dumps(document, indent=2).encode("utf-8"))
     return written
 
 
 def record_from_outputs(out_dir: str | Path) -> ResultRecord:
-    """Rebuild a database record from a `segment` output folder (to retry a failed save)."""
+    """Rebuild a database record from a `segment` (or `db export`) output folder, to save it again."""
     out = Path(out_dir)
     try:
-        doc = json.loads((out / "measurements.json").read_text(encoding="utf-8"))
+        document = json.loads((out / "measurements.json").read_text(encoding="utf-8"))
+        study, model, measurements, timings = read_result_document(document)
         if (out / "labels.nii.gz").is_file():
             labels, affine = read_label_map(out / "labels.nii.gz")
-            if not np.allclose(affine, np.asarray(doc["input"]["affine"], dtype=float), atol=1e-3):
+            if study.affine is not None and not np.allclose(affine, study.affine, atol=1e-3):
                 raise ValueError("labels.nii.gz is not on the grid measurements.json describes")
         else:
             labels = cv2.imread(str(out / "labels.png"), cv2.IMREAD_UNCHANGED)[np.newaxis]
         overlay = (out / "overlay.png").read_bytes() if (out / "overlay.png").is_file() else None
         confidence = read_label_map(out / "confidence.nii.gz")[0] if (out / "confidence.nii.gz").is_file() else None
-        source_fields = {
-            k: doc["input"][k] for k in ("format", "path", "description", "slice_count", "series_uid", "modality")
-        }
-        spacing = doc["input"]["spacing_zyx_mm"]
-        _check_labels_fit(out, labels, doc)
+        _check_labels_fit(out, labels, study, measurements)
         return ResultRecord(
             labels=np.ascontiguousarray(labels),
-            model=ModelInfo.from_dict(doc["model"]),
-            measurements=doc["measurements"],
-            timings=doc["timings"],
-            source=SourceInfo(**source_fields, notes=tuple(doc["input"].get("notes", ()))),
-            spacing=tuple(spacing) if spacing else None,
-            content_sha256=doc["input"]["content_sha256"],
-            affine=np.asarray(doc["input"]["affine"]),
+            model=model,
+            measurements=measurements,
+            timings=timings,
+            source=study.source,
+            spacing=study.spacing,
+            content_sha256=study.content_sha256,
+            affine=study.affine,
             overlay_png=overlay,
             confidence=confidence if confidence is not None and confidence.shape == labels.shape else None,
         )
@@ -174,21 +204,25 @@ def record_from_outputs(out_dir: str | Path) -> ResultRecord:
         raise _incomplete(out, exc) from exc
 
 
-def report_from_outputs(out_dir: str | Path) -> ReportRecord | None:
-    """The report a `segment --report` run left in its folder (report.json + report.pdf), or None
-    when the run made none; a report whose PDF is not the one report.json names is refused."""
+def reports_from_outputs(out_dir: str | Path) -> tuple[StoredReport, ...]:
+    """The reports a folder holds (report.json + report.pdf, then report_2.*, ... from a db export),
+    none when the run made none; a report whose PDF is not the one its JSON names is refused."""
     out = Path(out_dir)
-    if not (out / "report.json").is_file():
-        return None
-    try:
-        doc = json.loads((out / "report.json").read_text(encoding="utf-8"))
-        report = Report(**doc["report"])
-        pdf = (out / "report.pdf").read_bytes()
-        if hashlib.sha256(pdf).hexdigest() != doc["pdf_sha256"]:
-            raise ValueError("report.pdf is not the PDF report.json describes")
-        return ReportRecord.of(report, pdf)
-    except _UNREADABLE as exc:
-        raise _incomplete(out, exc) from exc
+    reports = []
+    for index in range(1, 1000):
+        suffix = "" if index == 1 else f"_{index}"
+        if not (out / f"report{suffix}.json").is_file():
+            break
+        try:
+            document = json.loads((out / f"report{suffix}.json").read_text(encoding="utf-8"))
+            report, pdf_sha256 = read_report_document(document)
+            pdf = (out / f"report{suffix}.pdf").read_bytes()
+            if hashlib.sha256(pdf).hexdigest() != pdf_sha256:
+                raise ValueError(f"report{suffix}.pdf is not the PDF report{suffix}.json describes")
+        except _UNREADABLE as exc:
+            raise _incomplete(out, exc) from exc
+        reports.append(StoredReport(report, pdf))
+    return tuple(reports)
 
 
 _UNREADABLE = (
@@ -210,17 +244,15 @@ def _incomplete(out: Path, exc: Exception) -> InputError:
     )
 
 
-def _check_labels_fit(out: Path, labels: np.ndarray, doc: dict[str, Any]) -> None:
+def _check_labels_fit(out: Path, labels: np.ndarray, study: StudyRef, measured: Measurements) -> None:
     """Refuse an output folder whose label map is not the one its measurements.json describes."""
-    measured = doc["measurements"]
-    shape = tuple(doc["input"]["shape_zyx"])
-    liver = int(np.count_nonzero(labels > 0))
-    tumour = int(np.count_nonzero(labels == 2))
-    if labels.shape != shape or liver != measured["liver_voxels"] or tumour != measured["tumour_voxels"]:
+    liver = int(np.count_nonzero(labels > Label.BACKGROUND))
+    tumour = int(np.count_nonzero(labels == Label.TUMOUR))
+    if labels.shape != study.shape or liver != measured.liver_voxels or tumour != measured.tumour_voxels:
         raise InputError(
             f"{out}: the label map does not fit measurements.json (shape {labels.shape} against "
-            f"{shape}, {liver} liver and {tumour} tumour voxels against {measured['liver_voxels']} and "
-            f"{measured['tumour_voxels']}); it was changed after the run. Segment the CT again."
+            f"{study.shape}, {liver} liver and {tumour} tumour voxels against {measured.liver_voxels} and "
+            f"{measured.tumour_voxels}); it was changed after the run. Segment the CT again."
         )
 
 
@@ -266,7 +298,7 @@ def make_report(
     everything the PDF shows."""
     volume = result.volume
     slice_png = png_bytes(to_display(volume.voxels[result.key_slice], volume.is_hu, WINDOW_PRESETS["abdomen"]))
-    measurements = result.measurements.to_dict()
+    measurements = result.measurements
     study = study_line(result)
     report = build_report(
         measurements, result.model, study, slice_png, result.overlay_png, settings, use_llm, on_text, cancel, comparison
@@ -285,25 +317,30 @@ def make_report(
 
 def write_report(content: ReportContent, out_dir: str | Path) -> dict[str, Path]:
     """Write report.pdf, report.md and report.json (what `db save` reads back) into ``out_dir``."""
-    out = Path(out_dir)
-    paths = {"pdf": out / "report.pdf", "markdown": out / "report.md", "report": out / "report.json"}
-    (out / "report.json").unlink(missing_ok=True)
-    write_bytes_atomic(paths["pdf"], content.pdf)
-    write_bytes_atomic(paths["markdown"], report_markdown(content.report, content.model).encode("utf-8"))
-    document = {
-        "liverhealth_report": REPORT_DOCUMENT,
-        "disclaimer": DISCLAIMER,
-        "report": asdict(content.report),
-        "model": content.model.to_dict(),
-        "pdf_sha256": hashlib.sha256(content.pdf).hexdigest(),
-    }
-    write_bytes_atomic(paths["report"], json.dumps(document, indent=2).encode("utf-8"))
+    return _write_report_files(Path(out_dir), content.report, content.model, content.pdf)
+
+
+def _write_report_files(
+    out: Path, report: Report, model: ModelInfo, pdf: bytes | None, suffix: str = ""
+) -> dict[str, Path]:
+    """report{suffix}.pdf, .md and, last, .json (the JSON names the PDF by its hash)."""
+    paths = {"markdown": out / f"report{suffix}.md", "report": out / f"report{suffix}.json"}
+    paths["report"].unlink(missing_ok=True)
+    if pdf:
+        paths["pdf"] = out / f"report{suffix}.pdf"
+        write_bytes_atomic(paths["pdf"], pdf)
+    write_bytes_atomic(paths["markdown"], report_markdown(report, model).encode("utf-8"))
+    if pdf:
+        document = report_document(report, model, hashlib.sha256(pdf).hexdigest())
+        write_bytes_atomic(paths["report"], json.dumps(document, indent=2).encode("utf-8"))
+    else:
+        del paths["report"]
     return paths
 
 
-def report_record(content: ReportContent) -> ReportRecord:
+def report_record(content: ReportContent) -> StoredReport:
     """What the database keeps of a report."""
-    return ReportRecord.of(content.report, content.pdf)
+    return StoredReport(content.report, content.pdf)
 
 
 def write_dicom(result: SegmentResult, out_dir: str | Path, report: ReportContent | None = None) -> dict[str, Path]:
@@ -316,7 +353,7 @@ def write_dicom(result: SegmentResult, out_dir: str | Path, report: ReportConten
     out = make_output_folder(check_output_folder(Path(out_dir)))
     seg = build_seg(result.volume, result.segmentation.labels, result.model)
     with derived_object_errors(result.volume, "SR"):
-        sr = build_sr(seg, result.measurements.to_dict(), result.model.model_id)
+        sr = build_sr(seg, result.measurements, result.model.model_id)
     paths = {"seg": out / "seg.dcm", "sr": out / "sr.dcm"}
     save_dataset(seg, paths["seg"])
     save_dataset(sr, paths["sr"])

@@ -26,11 +26,12 @@ from liverhealth.inference.engine import CancelCheck, Progress
 from liverhealth.reporting import LlmSettings, ReportContent, build_findings, report_text
 from liverhealth.results import (
     SegmentResult,
+    export_saved,
     make_report,
     record_from_outputs,
     reference_dice,
-    report_from_outputs,
     report_record,
+    reports_from_outputs,
     result_record,
     study_line,
     write_dicom,
@@ -182,15 +183,39 @@ class Workstation:
         self.repository.delete_study(study_id)
 
     def save_folder(self, folder: Path) -> SavedResult:
-        """Save a `segment` output folder with the report it holds (to retry a failed save)."""
-        record, report = record_from_outputs(folder), report_from_outputs(folder)
-        return SavedResult(self.repository.save(record, report), self.repository.where)
+        """Save a `segment` (or `db export`) output folder with the reports it holds (to retry a failed
+        save, or to move a result to another database)."""
+        record, reports = record_from_outputs(folder), reports_from_outputs(folder)
+        result_id = self.repository.save(record, reports[0] if reports else None)
+        for report in reports[1:]:
+            self.repository.add_report(result_id, report)
+        return SavedResult(result_id, self.repository.where)
+
+    def export_saved(self, result_id: int, out_dir: Path) -> dict[str, Path]:
+        """A saved result's files (labels, measurements.json, overlay, reports) in ``out_dir``, as
+        `segment` writes them: `db save` takes the folder back."""
+        return export_saved(self.get(result_id), out_dir)
+
+    def init_database(self) -> tuple[str, str]:
+        """Create or upgrade the results database: (where it is, its schema revision)."""
+        from liverhealth.storage.repository import Repository
+
+        repository = Repository(self.db_url)
+        try:
+            return repository.where, repository.init()
+        finally:
+            repository.close()
+
+    @property
+    def database_where(self) -> str:
+        """The results database as a message names it (no password)."""
+        return self.repository.where
 
     def reopen(self, result_id: int) -> Session:
         """A saved result back in a session: its CT reloaded from where it was read, checked to be
         the same scan, with the saved labels and the model it was made with."""
         stored = self.get(result_id)
-        path = stored.study.source_path
+        path = stored.study.source.path
         if not path or not Path(path).exists():
             raise InputError(
                 f"The CT of saved result {result_id} is no longer at {path or 'a known place'}; its labels, "
@@ -204,11 +229,10 @@ class Workstation:
             )
         model = stored.model if stored.model.metrics else self._known_model(stored.model)
         segmentation = Segmentation(stored.labels, model.model_id, model.sha256, stored.timings, stored.confidence)
-        measurements = measure(volume, stored.labels, stored.confidence, self.confidence_flags(model))
         session = Session(self)
         session.volume = volume
         session.result = SegmentResult(
-            volume, segmentation, measurements, key_slice(stored.labels), stored.timings, model
+            volume, segmentation, stored.measurements, key_slice(stored.labels), stored.timings, model
         )
         session.saved = SavedResult(result_id, self.repository.where)
         return session
@@ -276,14 +300,18 @@ class Session:
         if str(path).startswith(PACS_SCHEME):
             path = self.workstation.retrieve(str(path)[len(PACS_SCHEME) :], progress, cancel)
         volume = load_input(path, pixel_size_mm)
-        self.volume, self.result, self.report, self.saved, self.comparison = volume, None, None, None, None
-        self.load_s = time.perf_counter() - started
+        self.set_volume(volume, time.perf_counter() - started)
         return volume
 
-    def set_volume(self, volume: CtVolume) -> None:
-        """Use an already loaded volume (the web app validates and loads uploads itself)."""
-        self.volume, self.result, self.report, self.saved, self.load_s = volume, None, None, None, 0.0
-        self.comparison = None
+    def set_volume(self, volume: CtVolume, load_s: float = 0.0) -> None:
+        """Make ``volume`` the current study: the one place a new study drops what was made on the
+        last one (result, report, saved id, comparison). The web app loads uploads itself."""
+        self.volume, self.load_s = volume, load_s
+        self._drop_result()
+
+    def _drop_result(self) -> None:
+        """Forget what depends on the segmentation: report, saved id, comparison."""
+        self.result, self.report, self.saved, self.comparison = None, None, None, None
 
     def segment(
         self, model_id: str | None = None, progress: Progress | None = None, cancel: CancelCheck | None = None
@@ -301,14 +329,14 @@ class Session:
             "measure_s": round(time.perf_counter() - started - segmentation.timings["inference_s"], 4),
         }
         timings["total_s"] = round(self.load_s + time.perf_counter() - started, 4)
+        self._drop_result()
         self.result = SegmentResult(volume, segmentation, measurements, key_slice(segmentation.labels), timings, model)
-        self.report, self.saved, self.comparison = None, None, None
         return self.result
 
     def findings(self) -> str:
         """The measured findings (no LLM), as every report starts."""
         result = self._need_result()
-        return build_findings(result.measurements.to_dict(), result.model, study_line(result))
+        return build_findings(result.measurements, result.model, study_line(result))
 
     def make_report(
         self,

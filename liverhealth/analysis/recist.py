@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from liverhealth.domain import RecistAssessment
+from liverhealth.domain import Lesion, RecistAssessment
 
 MEASURABLE_MM = 10.0
 MAX_TARGETS = 2  # per organ
@@ -36,6 +36,12 @@ def choose_targets(diameters_mm: dict[int, float | None]) -> tuple[int, ...]:
     """The baseline target lesions: the (at most two) largest measurable ones, by diameter."""
     measurable = [(d, i) for i, d in diameters_mm.items() if d is not None and d >= MEASURABLE_MM - _EPS]
     return tuple(i for _, i in sorted(measurable, key=lambda item: (-item[0], item[1]))[:MAX_TARGETS])
+
+
+def target_lesions(lesions: Sequence[Lesion]) -> tuple[Lesion, ...]:
+    """The target lesions among one study's lesions, largest first (the rule of ``choose_targets``)."""
+    by_id = {lesion.lesion_id: lesion for lesion in lesions}
+    return tuple(by_id[i] for i in choose_targets({i: lesion.longest_diameter_mm for i, lesion in by_id.items()}))
 
 
 def _mm(value: float) -> float:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from liverhealth.domain import ModelInfo, Report
+from liverhealth.domain import Measurements, ModelInfo, Report
 from liverhealth.presentation import COMPARISON_TITLE, DISCLAIMER, report_markdown, report_text
 from liverhealth.reporting.content import ReportContent
 from liverhealth.reporting.findings import build_findings
@@ -36,7 +36,7 @@ def __getattr__(name: str) -> Any:
 
 
 def build_report(
-    measurements: dict[str, Any],
+    measurements: Measurements,
     model: ModelInfo,
     study: str,
     slice_png: bytes,

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
 
-from liverhealth.domain import ModelInfo, PatientInfo, Report
+from liverhealth.domain import Measurements, ModelInfo, PatientInfo, Report
 
 
 @dataclass(frozen=True)
@@ -15,7 +14,7 @@ class ReportContent:
     """Everything the PDF shows (the PDF itself is made once, on first use)."""
 
     report: Report
-    measurements: dict[str, Any]
+    measurements: Measurements
     model: ModelInfo
     study: str
     slice_png: bytes

@@ -17,6 +17,7 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
 from liverhealth import __version__
+from liverhealth.domain import Measurements
 from liverhealth.errors import InputError
 from liverhealth.imaging.dicom_seg import LIVER, NEOPLASM
 
@@ -33,9 +34,9 @@ CT_PROCEDURE = hd.sr.CodedConcept("25045-6", "LN", "CT unspecified body region")
 LIVER_SEGMENT, TUMOUR_SEGMENT = 1, 2
 
 
-def build_sr(seg: Dataset, measurements: dict[str, Any], model_id: str) -> Dataset:
-    """A TID 1500 report of ``measurements`` (``Measurements.to_dict()``) referencing ``seg``."""
-    if measurements.get("liver_volume_ml") is None:
+def build_sr(seg: Dataset, measurements: Measurements, model_id: str) -> Dataset:
+    """A TID 1500 report of ``measurements`` referencing ``seg``."""
+    if measurements.liver_volume_ml is None:
         raise InputError("A DICOM SR needs volumes in mL: this input has no known voxel size.")
     source = hd.sr.SourceSeriesForSegmentation(seg.ReferencedSeriesSequence[0].SeriesInstanceUID)
 
@@ -60,24 +61,24 @@ def build_sr(seg: Dataset, measurements: dict[str, Any], model_id: str) -> Datas
         )
 
     groups = [
-        group("liver", LIVER_SEGMENT, LIVER, [(VOLUME, measurements["liver_volume_ml"], ML)]),
+        group("liver", LIVER_SEGMENT, LIVER, [(VOLUME, measurements.liver_volume_ml, ML)]),
         group(
             "tumour burden",
             TUMOUR_SEGMENT,
             NEOPLASM,
-            [(VOLUME, measurements["tumour_volume_ml"], ML), (BURDEN, measurements["tumour_burden_pct"], PERCENT)],
+            [(VOLUME, measurements.tumour_volume_ml, ML), (BURDEN, measurements.tumour_burden_pct, PERCENT)],
         ),
     ]
-    for lesion in measurements["lesions"]:
+    for lesion in measurements.lesions:
         groups.append(
             group(
-                f"lesion {lesion['lesion_id']}",
+                f"lesion {lesion.lesion_id}",
                 TUMOUR_SEGMENT,
                 NEOPLASM,
                 [
-                    (VOLUME, lesion["volume_ml"], ML),
-                    (LONG_AXIS, lesion["longest_diameter_mm"], MM),
-                    (SHORT_AXIS, lesion["perpendicular_diameter_mm"], MM),
+                    (VOLUME, lesion.volume_ml, ML),
+                    (LONG_AXIS, lesion.longest_diameter_mm, MM),
+                    (SHORT_AXIS, lesion.perpendicular_diameter_mm, MM),
                 ],
             )
         )

@@ -19,6 +19,7 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen import canvas as pdf_canvas
 from reportlab.platypus import Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from liverhealth.domain import Lesion, Measurements
 from liverhealth.presentation import (
     COMPARISON_TITLE,
     DISCLAIMER,
@@ -115,40 +116,37 @@ def _fmt(value: Any, digits: int = 1, unit: str = "") -> str:
     return f"{value:.{digits}f}{unit}" if isinstance(value, int | float) else "n/a"
 
 
-def _measurement_rows(m: dict[str, Any]) -> list[list[str]]:
+def _measurement_rows(m: Measurements) -> list[list[str]]:
     rows = [["Quantity", "Value"]]
-    if m.get("liver_volume_ml") is not None:
+    if m.liver_volume_ml is not None:
         rows += [
-            ["Liver volume (tumour included)", _fmt(m["liver_volume_ml"], 1, " mL")],
-            ["Tumour volume", _fmt(m.get("tumour_volume_ml"), 2, " mL")],
+            ["Liver volume (tumour included)", _fmt(m.liver_volume_ml, 1, " mL")],
+            ["Tumour volume", _fmt(m.tumour_volume_ml, 2, " mL")],
         ]
-    elif m.get("liver_area_mm2") is not None:
+    elif m.liver_area_mm2 is not None:
         rows += [
-            ["Liver area", _fmt(m["liver_area_mm2"], 0, " mm²")],
-            ["Tumour area", _fmt(m.get("tumour_area_mm2"), 0, " mm²")],
+            ["Liver area", _fmt(m.liver_area_mm2, 0, " mm²")],
+            ["Tumour area", _fmt(m.tumour_area_mm2, 0, " mm²")],
         ]
     else:
-        rows += [["Liver area", f"{m['liver_voxels']} px"], ["Tumour area", f"{m['tumour_voxels']} px"]]
-    rows += [
-        ["Tumour burden", _fmt(m.get("tumour_burden_pct"), 1, " % of liver")],
-        ["Lesions", str(len(m.get("lesions", [])))],
-    ]
+        rows += [["Liver area", f"{m.liver_voxels} px"], ["Tumour area", f"{m.tumour_voxels} px"]]
+    rows += [["Tumour burden", _fmt(m.tumour_burden_pct, 1, " % of liver")], ["Lesions", str(len(m.lesions))]]
     return rows
 
 
-def _lesion_rows(lesions: list[dict[str, Any]]) -> list[list[str]]:
+def _lesion_rows(lesions: tuple[Lesion, ...]) -> list[list[str]]:
     rows = [["#", "Volume (mL)", "Longest axial (mm)", "Perpendicular (mm)", "Slices", "Mean HU", "Confidence"]]
     for lesion in lesions:
-        first, last = lesion["slice_range"]
+        first, last = lesion.slice_range
         rows.append(
             [
-                str(lesion["lesion_id"]),
-                _fmt(lesion.get("volume_ml"), 2),
-                _fmt(lesion.get("longest_diameter_mm")),
-                _fmt(lesion.get("perpendicular_diameter_mm")),
+                str(lesion.lesion_id),
+                _fmt(lesion.volume_ml, 2),
+                _fmt(lesion.longest_diameter_mm),
+                _fmt(lesion.perpendicular_diameter_mm),
                 f"{first}–{last}",
-                _fmt(lesion.get("mean_hu"), 0),
-                confidence_text(lesion.get("confidence"), lesion.get("unsure")) or "–",
+                _fmt(lesion.mean_hu, 0),
+                confidence_text(lesion.confidence, lesion.unsure) or "–",
             ]
         )
     return rows
@@ -208,7 +206,7 @@ def write_pdf(content: ReportContent) -> bytes:
             )
         )
     story += [Paragraph("Measurements", heading), _table(_measurement_rows(content.measurements), [90, 70], body)]
-    lesions = content.measurements.get("lesions", [])
+    lesions = content.measurements.lesions
     if lesions:
         story += [Spacer(1, 4), _table(_lesion_rows(lesions), [8, 24, 30, 30, 20, 18, 32], body)]
     story += [Paragraph(FINDINGS_TITLE, heading)]

@@ -9,12 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from liverhealth.storage.records import (
-    ReportRecord,
     ResultRecord,
     ResultSummary,
     StoredReport,
     StoredResult,
-    StoredStudy,
     content_hash,
 )
 
@@ -22,13 +20,11 @@ if TYPE_CHECKING:
     from liverhealth.storage.repository import Repository
 
 __all__ = [
-    "ReportRecord",
     "Repository",
     "ResultRecord",
     "ResultSummary",
     "StoredReport",
     "StoredResult",
-    "StoredStudy",
     "content_hash",
 ]
 

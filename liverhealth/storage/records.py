@@ -9,15 +9,11 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 
-from liverhealth.domain import ModelInfo, PatientInfo, SourceInfo
+from liverhealth.domain import Measurements, ModelInfo, PatientInfo, SourceInfo, StudyRef
 from liverhealth.domain import Report as DomainReport
-from liverhealth.errors import StorageError
-
-MEASUREMENTS_SCHEMA = 2  # the stored measurements JSON: {"schema", "measurements", "model"}; 1 = bare measurements
 
 
 @dataclass(frozen=True)
@@ -26,7 +22,7 @@ class ResultRecord:
 
     labels: np.ndarray
     model: ModelInfo
-    measurements: dict[str, Any]
+    measurements: Measurements
     timings: dict[str, float]
     source: SourceInfo
     spacing: tuple[float, float, float] | None
@@ -36,30 +32,6 @@ class ResultRecord:
     patient: PatientInfo | None = None
     owner: str | None = None  # the web account saving it (None from the CLI and the window)
     confidence: np.ndarray | None = None  # uint8 percent on the labels' grid, when the engine gave one
-
-
-@dataclass(frozen=True)
-class ReportRecord:
-    """A report to save with a result."""
-
-    findings_text: str
-    draft_text: str | None = None
-    draft_notice: str | None = None
-    llm_endpoint: str | None = None
-    llm_model: str | None = None
-    pdf: bytes | None = None
-
-    @classmethod
-    def of(cls, report: DomainReport, pdf: bytes | None) -> ReportRecord:
-        """The record of a domain report and its PDF."""
-        return cls(
-            findings_text=report.findings,
-            draft_text=report.draft,
-            draft_notice=report.draft_notice,
-            llm_endpoint=report.draft_endpoint,
-            llm_model=report.draft_model,
-            pdf=pdf,
-        )
 
 
 @dataclass(frozen=True)
@@ -81,33 +53,14 @@ class ResultSummary:
 
 
 @dataclass(frozen=True)
-class StoredStudy:
-    """The scan a saved result belongs to (no patient identifiers)."""
-
-    study_id: int
-    description: str
-    format: str
-    source_path: str | None
-    modality: str | None
-    series_uid: str | None
-    shape: tuple[int, int, int]
-    spacing_mm: tuple[float, float, float] | None
-    content_sha256: str
-    affine: np.ndarray | None
-
-
-@dataclass(frozen=True)
 class StoredReport:
-    """A saved report."""
+    """A report with the PDF it was rendered as: what is saved, and what is read back (then with its
+    row id and the time it was saved)."""
 
-    report_id: int
-    findings_text: str
-    draft_text: str | None
-    draft_notice: str | None
-    llm_endpoint: str | None
-    llm_model: str | None
-    pdf: bytes | None
-    created_at: datetime
+    report: DomainReport
+    pdf: bytes | None = None
+    report_id: int | None = None
+    saved_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -117,10 +70,10 @@ class StoredResult:
     summary: ResultSummary
     labels: np.ndarray
     model: ModelInfo
-    measurements: dict[str, Any]
+    measurements: Measurements
     timings: dict[str, float]
     overlay_png: bytes | None
-    study: StoredStudy
+    study: StudyRef
     workstation: str | None
     user_name: str | None
     reports: tuple[StoredReport, ...] = ()
@@ -129,23 +82,6 @@ class StoredResult:
     @property
     def model_sha256(self) -> str:
         return self.model.sha256
-
-
-def measurements_json(measurements: dict[str, Any], model: ModelInfo) -> dict[str, Any]:
-    """The stored measurements document (versioned; the model travels with its numbers)."""
-    return {"schema": MEASUREMENTS_SCHEMA, "measurements": measurements, "model": model.to_dict()}
-
-
-def read_measurements_json(document: dict[str, Any], model_id: str, model_sha256: str) -> tuple[dict, ModelInfo]:
-    """(measurements, model) from a stored document of any schema (1: bare measurements, no model)."""
-    if document.get("schema") == MEASUREMENTS_SCHEMA:
-        return document["measurements"], ModelInfo.from_dict(document["model"])
-    if "schema" in document:
-        raise StorageError(
-            f"A saved result uses measurements schema {document['schema']!r}, newer than this LiverHealth "
-            f"reads ({MEASUREMENTS_SCHEMA}). Update LiverHealth."
-        )
-    return document, ModelInfo(model_id=model_id, name=model_id, sha256=model_sha256)
 
 
 def content_hash(voxels: np.ndarray, spacing: tuple[float, float, float] | None) -> str:

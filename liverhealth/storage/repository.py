@@ -23,19 +23,18 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from liverhealth.documents import read_stored_measurements, stored_measurements
+from liverhealth.domain import Report as DomainReport
+from liverhealth.domain import SourceInfo, StudyRef
 from liverhealth.errors import StorageError
 from liverhealth.storage.database import database_url, describe, make_engine, parse_url, translate
 from liverhealth.storage.migrations_runner import missing_tables, upgrade_to_head
 from liverhealth.storage.models import Patient, Report, SegmentationResult, Study, StudyComparison, WebUser
 from liverhealth.storage.records import (
-    ReportRecord,
     ResultRecord,
     ResultSummary,
     StoredReport,
     StoredResult,
-    StoredStudy,
-    measurements_json,
-    read_measurements_json,
 )
 
 T = TypeVar("T")
@@ -165,7 +164,7 @@ class Repository:
         finally:
             server.dispose()
 
-    def save(self, record: ResultRecord, report: ReportRecord | None = None, store_patient: bool = False) -> int:
+    def save(self, record: ResultRecord, report: StoredReport | None = None, store_patient: bool = False) -> int:
         """Save a result (and a report) in one transaction; returns the result id.
 
         The same scan is one study even when two workstations save it at once (a unique content
@@ -181,7 +180,7 @@ class Repository:
         except IntegrityError as exc:
             raise translate(exc, self._parsed, "save the result", writing=True) from exc
 
-    def _save_once(self, record: ResultRecord, report: ReportRecord | None, store_patient: bool) -> int:
+    def _save_once(self, record: ResultRecord, report: StoredReport | None, store_patient: bool) -> int:
         now = datetime.now().replace(microsecond=0)
         raw = np.ascontiguousarray(record.labels, dtype=np.uint8).tobytes()
         labels_sha256 = hashlib.sha256(raw).hexdigest()
@@ -211,11 +210,11 @@ class Repository:
                 labels_sha256=labels_sha256,
                 overlay_png=record.overlay_png,
                 confidence_zlib=_compress_confidence(record.confidence, record.labels.shape),
-                measurements=measurements_json(record.measurements, record.model),
+                measurements=stored_measurements(record.measurements, record.model),
                 timings=record.timings,
-                liver_volume_ml=m.get("liver_volume_ml"),
-                tumour_volume_ml=m.get("tumour_volume_ml"),
-                lesion_count=len(m.get("lesions", [])),
+                liver_volume_ml=m.liver_volume_ml,
+                tumour_volume_ml=m.tumour_volume_ml,
+                lesion_count=len(m.lesions),
                 workstation=socket.gethostname()[:255],
                 user_name=getpass.getuser()[:255],
                 owner=record.owner,
@@ -271,19 +270,20 @@ class Repository:
         return study
 
     @staticmethod
-    def _report(result: SegmentationResult, report: ReportRecord, now: datetime) -> Report:
+    def _report(result: SegmentationResult, stored: StoredReport, now: datetime) -> Report:
+        report = stored.report
         return Report(
             result=result,
-            findings_text=report.findings_text,
-            draft_text=report.draft_text,
+            findings_text=report.findings,
+            draft_text=report.draft,
             draft_notice=report.draft_notice,
-            llm_endpoint=report.llm_endpoint,
-            llm_model=report.llm_model,
-            pdf=report.pdf,
+            llm_endpoint=report.draft_endpoint,
+            llm_model=report.draft_model,
+            pdf=stored.pdf,
             created_at=now,
         )
 
-    def add_report(self, result_id: int, report: ReportRecord) -> int:
+    def add_report(self, result_id: int, report: StoredReport) -> int:
         """Attach a report to a saved result; returns the report id."""
 
         def work(session: Session) -> int:
@@ -361,9 +361,7 @@ class Repository:
                 if confidence.size != labels.size:
                     raise StorageError(f"Saved result {result_id} is damaged (its confidence map has the wrong size).")
                 confidence = confidence.reshape(labels.shape).copy()
-            study = result.study
-            measurements, model = read_measurements_json(result.measurements, result.model_id, result.model_sha256)
-            spacing = (study.spacing_z_mm, study.spacing_y_mm, study.spacing_x_mm)
+            measurements, model = read_stored_measurements(result.measurements, result.model_id, result.model_sha256)
             return StoredResult(
                 summary=_summary(result),
                 labels=labels,
@@ -374,31 +372,8 @@ class Repository:
                 confidence=confidence,
                 workstation=result.workstation,
                 user_name=result.user_name,
-                study=StoredStudy(
-                    study_id=study.id,
-                    description=study.description,
-                    format=study.source_format,
-                    source_path=study.source_path,
-                    modality=study.modality,
-                    series_uid=study.series_uid,
-                    shape=(study.slice_count, study.row_count, study.column_count),
-                    spacing_mm=None if None in spacing else spacing,
-                    content_sha256=study.content_sha256,
-                    affine=np.asarray(study.affine, dtype=float) if study.affine is not None else None,
-                ),
-                reports=tuple(
-                    StoredReport(
-                        report_id=r.id,
-                        findings_text=r.findings_text,
-                        draft_text=r.draft_text,
-                        draft_notice=r.draft_notice,
-                        llm_endpoint=r.llm_endpoint,
-                        llm_model=r.llm_model,
-                        pdf=r.pdf,
-                        created_at=r.created_at,
-                    )
-                    for r in result.reports
-                ),
+                study=_study_ref(result.study),
+                reports=tuple(_stored_report(r) for r in result.reports),
             )
 
         return self._run("load the result", work)
@@ -534,3 +509,38 @@ def _compress_confidence(confidence: np.ndarray | None, shape: tuple[int, ...]) 
     if confidence is None or tuple(confidence.shape) != tuple(shape):
         return None
     return zlib.compress(np.ascontiguousarray(confidence, dtype=np.uint8).tobytes(), 6)
+
+
+def _stored_report(row: Report) -> StoredReport:
+    """A report row as the domain's Report, with its PDF, id and save time."""
+    report = DomainReport(
+        findings=row.findings_text,
+        draft=row.draft_text,
+        draft_notice=row.draft_notice,
+        draft_model=row.llm_model,
+        draft_endpoint=row.llm_endpoint,
+        created_at=f"{row.created_at:%Y-%m-%d %H:%M}",
+    )
+    return StoredReport(report=report, pdf=row.pdf, report_id=row.id, saved_at=row.created_at)
+
+
+def _study_ref(study: Study) -> StudyRef:
+    """A study row as the domain's StudyRef (the grid it was saved with, no patient)."""
+    spacing = (study.spacing_z_mm, study.spacing_y_mm, study.spacing_x_mm)
+    source = SourceInfo(
+        format=study.source_format,
+        path=study.source_path or "",
+        description=study.description,
+        slice_count=study.slice_count,
+        series_uid=study.series_uid or "",
+        modality=study.modality or "",
+    )
+    return StudyRef(
+        source=source,
+        shape=(study.slice_count, study.row_count, study.column_count),
+        spacing=None if None in spacing else spacing,
+        affine=np.asarray(study.affine, dtype=float) if study.affine is not None else None,
+        is_hu=study.source_format != "raster",
+        content_sha256=study.content_sha256,
+        study_id=study.id,
+    )

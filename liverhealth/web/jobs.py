@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 
 from liverhealth import config
+from liverhealth.analysis.recist import target_lesions
 from liverhealth.domain import PatientInfo
 from liverhealth.errors import Cancelled, LiverHealthError
 from liverhealth.imaging.display import uncertainty_map
 from liverhealth.imaging.geometry import index_to_ras
 from liverhealth.imaging.writers import save_label_map, save_labels_nifti, save_volume_nifti
 from liverhealth.presentation import confidence_text, lesion_text, size_summary
-from liverhealth.reporting.findings import target_lesions
 from liverhealth.text import one_line
 from liverhealth.workflow import PACS_SCHEME, Session, Workstation
 
@@ -300,7 +300,7 @@ def result_summary(job: Job, session: Session) -> dict[str, Any]:
         }
         for lesion in m.lesions
     ]
-    targets = target_lesions(m.to_dict()["lesions"])
+    targets = target_lesions(m.lesions)
     model = result.model
     return {
         "size": size_summary(m),
@@ -312,8 +312,8 @@ def result_summary(job: Job, session: Session) -> dict[str, Any]:
         "uncertainty_url": f"/api/jobs/{job.job_id}/files/uncertainty.nii.gz"
         if result.segmentation.confidence is not None
         else None,
-        "recist_targets": [t["lesion_id"] for t in targets],
-        "recist_sum_mm": round(sum(t["longest_diameter_mm"] for t in targets), 1) if targets else None,
+        "recist_targets": [t.lesion_id for t in targets],
+        "recist_sum_mm": round(sum(t.longest_diameter_mm for t in targets), 1) if targets else None,
         "model": {"id": model.model_id, "name": model.name, "validation": model.validation_text()},
         "key_slice": result.key_slice,
         "key_ras_mm": _ras_mm(

@@ -105,13 +105,24 @@ class PrivateMariaDB:
 
 
 def small_record(seed: int = 0, shape=(4, 32, 32)) -> ResultRecord:
-    from liverhealth.domain import ModelInfo, PatientInfo, SourceInfo
+    from liverhealth.domain import Measurements, ModelInfo, PatientInfo, SourceInfo
 
     labels = np.random.default_rng(seed).integers(0, 3, shape).astype(np.uint8)
     return ResultRecord(
         labels=labels,
         model=ModelInfo(f"model-{seed % 2}", f"Model {seed % 2}", "unet", "0" * 64, {"liver_dice": 0.9}),
-        measurements={"liver_volume_ml": 10.0 + seed, "tumour_volume_ml": 1.0, "lesions": []},
+        measurements=Measurements(
+            is_2d=False,
+            spacing=(1.0, 1.0, 1.0),
+            liver_voxels=int(np.count_nonzero(labels)),
+            tumour_voxels=int(np.count_nonzero(labels == 2)),
+            liver_volume_ml=10.0 + seed,
+            tumour_volume_ml=1.0,
+            liver_area_mm2=None,
+            tumour_area_mm2=None,
+            tumour_burden_pct=10.0,
+            lesions=(),
+        ),
         timings={"total_s": 0.1},
         source=SourceInfo("test", "memory", f"synthetic {seed}", shape[0]),
         spacing=(1.0, 1.0, 1.0),

@@ -4,6 +4,7 @@ dciodvfy finds no error, and a reference SEG is read on its CT."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -148,6 +149,6 @@ def test_sr_without_spacing_is_refused(data_root):
     ct = load(data_root / "3Dircadb1.1" / "PATIENT_DICOM.zip")
     labels = np.zeros(ct.shape, dtype=np.uint8)
     seg = build_seg(ct, labels, ModelInfo("t", "t"))
-    measured = measure(ct, labels).to_dict() | {"liver_volume_ml": None}
+    measured = dataclasses.replace(measure(ct, labels), liver_volume_ml=None)
     with pytest.raises(InputError, match="no known voxel size"):
         build_sr(seg, measured, "t")

@@ -43,7 +43,7 @@ def ircadb1_record(data_root, ircadb1) -> ResultRecord:
     return ResultRecord(
         labels=labels,
         model=ModelInfo("ground-truth", "IRCADb reference", sha256="f" * 64, metrics={"protocol": "reference masks"}),
-        measurements=measure(ircadb1, labels).to_dict(),
+        measurements=measure(ircadb1, labels),
         timings={"total_s": 1.5},
         source=ircadb1.source,
         spacing=ircadb1.spacing,

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from datetime import date, timedelta
 
 import numpy as np
 import pytest
 
+from liverhealth.domain import Report
 from liverhealth.errors import StorageError
-from liverhealth.storage import ReportRecord, Repository
+from liverhealth.storage import Repository, StoredReport
 from tests.helpers.databases import small_record
 
-REPORT = ReportRecord(
-    findings_text="Liver 1489.4 mL; 7 lesions.",
-    draft_text="Draft: hypodense lesions…",
-    llm_endpoint="http://127.0.0.1:9/v1",
-    llm_model="qwen-vl-max",
+REPORT = StoredReport(
+    Report(
+        findings="Liver 1489.4 mL; 7 lesions.",
+        draft="Draft: hypodense lesions…",
+        draft_notice=None,
+        draft_model="qwen-vl-max",
+        draft_endpoint="http://127.0.0.1:9/v1",
+        created_at="2026-12-07 10:00",
+    ),
     pdf=b"%PDF-1.4 test",
 )
 
@@ -33,13 +37,14 @@ def test_real_label_map_round_trips_bit_for_bit(repo, ircadb1_record):
     stored = repo.get(result_id)
     assert stored.labels.dtype == np.uint8
     assert np.array_equal(stored.labels, ircadb1_record.labels)
-    assert stored.measurements == json.loads(json.dumps(ircadb1_record.measurements))
+    assert stored.measurements == ircadb1_record.measurements  # typed, through the JSON column and back
     assert stored.overlay_png == ircadb1_record.overlay_png
     assert stored.summary.lesion_count == 7
     assert stored.summary.liver_volume_ml == pytest.approx(1489.4, abs=0.1)
     assert stored.study.shape == (129, 512, 512)
     assert np.allclose(stored.study.affine, ircadb1_record.affine)
-    assert stored.reports[0].pdf == REPORT.pdf and stored.reports[0].llm_model == "qwen-vl-max"
+    assert stored.reports[0].pdf == REPORT.pdf and stored.reports[0].report.draft_model == "qwen-vl-max"
+    assert stored.reports[0].report.findings == REPORT.report.findings and stored.reports[0].report_id is not None
     assert stored.model == ircadb1_record.model  # name and validation figures travel with the result
     assert stored.summary.patient_name is None  # identifiers are left out unless asked for
 
@@ -90,7 +95,7 @@ def test_delete_cascades(repo):
 def test_failed_save_leaves_no_partial_rows(repo):
     repo.save(small_record(7))
     before = repo.counts()
-    broken = ReportRecord(findings_text=None)  # type: ignore[arg-type] - violates NOT NULL at the database
+    broken = StoredReport(dataclasses.replace(REPORT.report, findings=None))  # type: ignore[arg-type] - NOT NULL
     with pytest.raises(StorageError, match="Could not save the result"):
         repo.save(small_record(8), broken)
     assert repo.counts() == before

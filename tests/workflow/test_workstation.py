@@ -241,3 +241,35 @@ def _bytes_io(data: bytes):
     import io
 
     return io.BytesIO(data)
+
+
+def test_db_export_folder_saves_back_the_same_result(workstation, data_root, tmp_path, models_dir):
+    """`db export` writes the one result document `db save` reads: the folder moves a result to another
+    database whole (labels, confidence, measurements, model, every report, bit for bit)."""
+    session = workstation.session()
+    session.open(data_root / "dcmqi" / "ct-3slice")
+    session.segment()
+    first = session.make_report(use_llm=False)
+    saved = session.save()
+    second = session.make_report(use_llm=False)
+    session.save()  # the second report goes onto the same result
+    out = tmp_path / "exported"
+    written = workstation.export_saved(saved.result_id, out)
+    assert {"measurements", "labels", "report", "report_2", "pdf", "pdf_2"} <= set(written)
+    other = Workstation(models_dir=models_dir, db_url=f"sqlite:///{tmp_path / 'other.db'}")
+    try:
+        again = other.get(other.save_folder(out).result_id)
+    finally:
+        other.close()
+    original = workstation.get(saved.result_id)
+    assert np.array_equal(again.labels, original.labels)
+    assert np.array_equal(again.confidence, original.confidence)
+    assert again.measurements == original.measurements == session.result.measurements
+    assert again.model == original.model and again.timings == original.timings
+    assert again.study.content_sha256 == original.study.content_sha256
+    np.testing.assert_allclose(again.study.affine, original.study.affine)
+    assert [r.pdf for r in again.reports] == [first.pdf, second.pdf]
+    assert [r.report.findings for r in again.reports] == [first.report.findings, second.report.findings]
+    (out / "labels.nii.gz").unlink()
+    with pytest.raises(InputError, match="not a complete, readable"):
+        workstation.save_folder(out)
