@@ -1,0 +1,186 @@
+"""What the web routes depend on, as FastAPI dependencies: the app's settings and services, who
+asks (the session cookie, the CSRF token), which job or saved result is theirs, and the
+preconditions several routes share. A route names what it needs with the ``Annotated`` aliases
+here; FastAPI solves them in the order a route declares them, so a route lists who asks before
+what it asks about (401 and 403 come before 404 and 400)."""
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, HTTPException, Request
+from pydantic import BaseModel
+
+from liverhealth.errors import InputError
+from liverhealth.storage import StoredResult
+from liverhealth.web.auth import Sessions, WebSession, same_token
+from liverhealth.web.jobs import Job, JobManager
+from liverhealth.web.schemas import CompareRequest, PacsOpenRequest, PacsQuery, ResultSearch, SaveRequest
+from liverhealth.workflow import Workstation
+
+COOKIE = "liverhealth_session"
+LOGIN_COOKIE = "liverhealth_login"
+DEFAULT_MAX_UPLOAD_BYTES = 2 << 30
+Body = TypeVar("Body", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """How the server runs (``liverhealth web`` flags)."""
+
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    workers: int = 1
+    secure_cookies: bool = False  # True behind TLS: cookies only over HTTPS
+    work_dir: Path | None = None  # job folders (default: a private temporary folder)
+
+
+# the app's state --------------------------------------------------------------------------------
+def get_settings(request: Request) -> WebSettings:
+    return request.app.state.settings
+
+
+def get_workstation(request: Request) -> Workstation:
+    return request.app.state.workstation
+
+
+def get_jobs(request: Request) -> JobManager:
+    return request.app.state.jobs
+
+
+def get_sessions(request: Request) -> Sessions:
+    return request.app.state.sessions
+
+
+SettingsDep = Annotated[WebSettings, Depends(get_settings)]
+WorkstationDep = Annotated[Workstation, Depends(get_workstation)]
+JobsDep = Annotated[JobManager, Depends(get_jobs)]
+SessionsDep = Annotated[Sessions, Depends(get_sessions)]
+
+
+# who asks ---------------------------------------------------------------------------------------
+def current_user(request: Request, sessions: SessionsDep) -> WebSession:
+    """The logged-in session named by the cookie, else 401."""
+    session = sessions.get(request.cookies.get(COOKIE))
+    if session is None:
+        raise HTTPException(401, "Log in first (your session ended or you are not logged in).")
+    return session
+
+
+CurrentUser = Annotated[WebSession, Depends(current_user)]
+
+
+def changing_user(request: Request, session: CurrentUser) -> WebSession:
+    """The session, when the request carries its CSRF token (every change must), else 403."""
+    if not same_token(session.csrf, request.headers.get("X-CSRF-Token")):
+        raise HTTPException(403, "The request lacks this page's security token (CSRF); reload the page.")
+    return session
+
+
+ChangingUser = Annotated[WebSession, Depends(changing_user)]
+
+
+# what is theirs ---------------------------------------------------------------------------------
+def own_job(jobs: JobManager, job_id: str, session: WebSession) -> Job:
+    """The job when it is this account's (an admin sees every job), else 404."""
+    job = jobs.get(job_id, session.user, session.admin)
+    if job is None:
+        raise HTTPException(404, "No such job for this account (it finished long ago or is another user's).")
+    return job
+
+
+def own_result(workstation: Workstation, result_id: int, session: WebSession) -> StoredResult:
+    """The saved result when it is this account's (an admin sees every result), else 404."""
+    stored = workstation.get(result_id)
+    if not session.admin and stored.summary.owner != session.user:
+        raise HTTPException(404, f"No saved result {result_id} for this account.")
+    return stored
+
+
+def readable_job(job_id: str, session: CurrentUser, jobs: JobsDep) -> Job:
+    """The caller's job named in the path, to look at (a login is enough)."""
+    return own_job(jobs, job_id, session)
+
+
+def changeable_job(job_id: str, session: ChangingUser, jobs: JobsDep) -> Job:
+    """The caller's job named in the path, to act on (the CSRF token is checked first)."""
+    return own_job(jobs, job_id, session)
+
+
+def changeable_result(result_id: int, session: ChangingUser, workstation: WorkstationDep) -> StoredResult:
+    """The caller's saved result named in the path, to act on (the CSRF token is checked first)."""
+    return own_result(workstation, result_id, session)
+
+
+ReadableJob = Annotated[Job, Depends(readable_job)]
+ChangeableJob = Annotated[Job, Depends(changeable_job)]
+ChangeableResult = Annotated[StoredResult, Depends(changeable_result)]
+
+
+# shared preconditions ---------------------------------------------------------------------------
+def has_result(job: Job) -> bool:
+    """Whether the job finished with a result held in its session (to save or compare)."""
+    return job.state == "done" and job.session is not None and job.session.result is not None
+
+
+def finished_job(refusal: str) -> Callable[[Job], Job]:
+    """A dependency: the caller's job when it has a result, else ``refusal`` (400)."""
+
+    def finished(job: ChangeableJob) -> Job:
+        if not has_result(job):
+            raise InputError(refusal)
+        return job
+
+    return finished
+
+
+SavableJob = Annotated[Job, Depends(finished_job("Only a finished result can be saved; wait for the job to finish."))]
+ComparableJob = Annotated[
+    Job, Depends(finished_job("Only a finished result can be compared; wait for the job to finish."))
+]
+
+
+def stated_upload_size(request: Request, settings: SettingsDep) -> int:
+    """The upload's declared size, refused before it is read when missing (411) or too large (413)."""
+    length = request.headers.get("content-length")
+    if length is None or not length.isdigit():
+        raise HTTPException(411, "Uploads must state their size (Content-Length).")
+    if int(length) > settings.max_upload_bytes + (1 << 20):
+        raise HTTPException(413, f"The upload is larger than the limit of {settings.max_upload_bytes / 2**20:,.0f} MB.")
+    return int(length)
+
+
+UploadSize = Annotated[int, Depends(stated_upload_size)]
+
+
+def known_model(workstation: Workstation, model_id: str | None) -> str | None:
+    """The model asked for (None: the default), refused with the manifest's message when unknown."""
+    if model_id is not None:
+        workstation.manifest.get(model_id)
+    return model_id
+
+
+# request bodies ---------------------------------------------------------------------------------
+async def json_object(request: Request) -> dict[str, Any]:
+    """The JSON body when it is an object, else {}: the page's bodies are optional, never refused."""
+    try:
+        body = await request.json()
+    except ValueError:
+        body = {}
+    return body if isinstance(body, dict) else {}
+
+
+def json_body(schema: type[Body]) -> Callable[..., Coroutine[Any, Any, Body]]:
+    """A dependency: the JSON object read into ``schema`` (whose fields coerce what they get)."""
+
+    async def parse(body: Annotated[dict[str, Any], Depends(json_object)]) -> Body:
+        return schema.model_validate(body)
+
+    return parse
+
+
+SaveBody = Annotated[SaveRequest, Depends(json_body(SaveRequest))]
+CompareBody = Annotated[CompareRequest, Depends(json_body(CompareRequest))]
+PacsQueryBody = Annotated[PacsQuery, Depends(json_body(PacsQuery))]
+PacsOpenBody = Annotated[PacsOpenRequest, Depends(json_body(PacsOpenRequest))]
+SearchBody = Annotated[ResultSearch, Depends(json_body(ResultSearch))]

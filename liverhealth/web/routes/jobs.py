@@ -1,0 +1,125 @@
+"""Jobs: an upload becomes a job (its own folder and workflow session in the job pool); its
+state, its live events, its downloads, cancelling it and saving its result."""
+
+import asyncio
+import json
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import FileResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
+
+from liverhealth.imaging.limits import MAX_ZIP_ENTRIES
+from liverhealth.web.deps import (
+    ChangeableJob,
+    ChangingUser,
+    CurrentUser,
+    JobsDep,
+    ReadableJob,
+    SavableJob,
+    SaveBody,
+    SettingsDep,
+    UploadSize,
+    WorkstationDep,
+    known_model,
+    own_job,
+)
+from liverhealth.web.jobs import FILES, Job
+from liverhealth.web.schemas import JobCancelled, JobStatus, Saved, UploadAccepted, UploadOptions
+from liverhealth.web.uploads import StoredUpload, store_upload
+
+EVENT_POLL_S = 0.1
+SAVED_REPORT = "saved-report.pdf"  # a reopened result's stored PDF, besides the files of FILES
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+
+@router.post("")
+async def upload(
+    request: Request,
+    session: ChangingUser,
+    size: UploadSize,  # declared after the CSRF check, so a 403 comes before a 411 or 413
+    settings: SettingsDep,
+    workstation: WorkstationDep,
+    jobs: JobsDep,
+) -> UploadAccepted:
+    """Store and check an upload (nothing of a refused one is kept), then queue its job."""
+    form = await request.form(max_files=MAX_ZIP_ENTRIES, max_fields=20)
+    try:
+        options = UploadOptions.from_form(form)
+        known_model(workstation, options.model)
+        job_id, folder = jobs.new_folder()
+        stored = await _store(form, folder, settings.max_upload_bytes)
+    finally:
+        await form.close()
+    job = jobs.submit_upload(job_id, session.user, stored.path, options.job_request())
+    return UploadAccepted(job_id=job.job_id, kind=stored.kind, size_bytes=stored.size_bytes)
+
+
+async def _store(form: FormData, folder: Path, limit_bytes: int) -> StoredUpload:
+    """The form's files checked and stored in the job's folder, which goes if they are refused."""
+    pairs = [(item.filename or "", item.file) for item in form.getlist("files") if isinstance(item, UploadFile)]
+    try:
+        return await run_in_threadpool(store_upload, pairs, folder / "upload", limit_bytes)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+@router.get("/{job_id}")
+def job_status(job: ReadableJob) -> JobStatus:
+    return JobStatus.of(job)
+
+
+@router.get("/{job_id}/events")
+async def job_events(
+    request: Request, job_id: str, session: CurrentUser, jobs: JobsDep, start: int = 0
+) -> StreamingResponse:
+    """The job's events as server-sent events, from ``start`` or after the last one the page saw.
+    The job is looked up here, not as a dependency, so that a malformed ``start`` is a 422 first."""
+    job = own_job(jobs, job_id, session)
+    start = max(start, int(request.headers.get("last-event-id", -1)) + 1)
+    return StreamingResponse(
+        _event_stream(request, job, start), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+    )
+
+
+async def _event_stream(request: Request, job: Job, start: int) -> AsyncIterator[str]:
+    index = start
+    while True:
+        for event in job.events_from(index):
+            index = event["id"] + 1
+            yield f"id: {event['id']}\nevent: {event['kind']}\ndata: {json.dumps(event)}\n\n"
+        if job.finished and index >= len(job.events):
+            return
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(EVENT_POLL_S)
+
+
+@router.post("/{job_id}/cancel")
+def cancel(job: ChangeableJob, jobs: JobsDep) -> JobCancelled:
+    jobs.cancel(job)
+    return JobCancelled(job_id=job.job_id, state=job.state)
+
+
+@router.get("/{job_id}/files/{name}")
+def job_file(job: ReadableJob, name: str) -> FileResponse:
+    """One of the job's downloads, once it is written."""
+    if name not in FILES and name != SAVED_REPORT:
+        raise HTTPException(404, "No such download.")
+    file, media = FILES.get(name, (SAVED_REPORT, "application/pdf"))
+    path = job.out / file
+    if not path.is_file():
+        raise HTTPException(404, f"{name} is not ready (yet).")
+    return FileResponse(path, media_type=media, filename=name)
+
+
+@router.post("/{job_id}/save")
+async def save(job: SavableJob, body: SaveBody, session: ChangingUser) -> Saved:
+    """Save the job's result (and its report) in the results database, owned by this account."""
+    saved = await run_in_threadpool(job.session.save, body.store_patient, session.user)
+    return Saved(result_id=saved.result_id, where=saved.where)

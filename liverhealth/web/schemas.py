@@ -1,0 +1,220 @@
+"""The web API's request bodies and JSON answers (pydantic). Request fields coerce what the page
+sends the way the API always has (a missing or odd value is empty, never a 422), so only the
+messages of the workflow and of the routes refuse a request."""
+
+from datetime import date
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator
+from starlette.datastructures import FormData
+
+from liverhealth.domain import PatientInfo
+from liverhealth.errors import InputError
+from liverhealth.storage.records import ResultSummary
+from liverhealth.web.jobs import Job, JobRequest, available_files
+
+
+def _text(value: Any) -> str:
+    return str(value or "")
+
+
+def _optional_text(value: Any) -> str | None:
+    return str(value or "") or None
+
+
+def _clipped(limit: int) -> BeforeValidator:
+    return BeforeValidator(lambda value: str(value or "")[:limit])
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _iso_date(value: Any) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise InputError(f"{str(value)[:20]!r} is not a date; use YYYY-MM-DD.") from None
+
+
+Text = Annotated[str, BeforeValidator(_text)]
+OptionalText = Annotated[str | None, BeforeValidator(_optional_text)]
+Truthy = Annotated[bool, BeforeValidator(bool)]
+
+
+# requests ---------------------------------------------------------------------------------------
+class UploadOptions(BaseModel):
+    """The upload form's fields besides its files."""
+
+    model: OptionalText = None
+    patient_name: Annotated[str, _clipped(128)] = ""
+    patient_id: Annotated[str, _clipped(64)] = ""
+    include_patient: Annotated[bool, BeforeValidator(lambda value: str(value or "") == "on")] = False
+
+    @classmethod
+    def from_form(cls, form: FormData) -> "UploadOptions":
+        return cls.model_validate({name: form.get(name) for name in cls.model_fields})
+
+    def job_request(self) -> JobRequest:
+        """What the job is asked for: the patient typed in the form goes into the PDF only."""
+        patient = PatientInfo(name=self.patient_name, patient_id=self.patient_id)
+        return JobRequest(
+            model_id=self.model,
+            patient=patient if not patient.is_empty() else None,
+            include_patient=self.include_patient,
+        )
+
+
+class SaveRequest(BaseModel):
+    store_patient: Truthy = False
+
+
+class CompareRequest(BaseModel):
+    """The prior study: another finished job of this account, or else a saved result of it."""
+
+    prior_job_id: OptionalText = None
+    prior_result_id: Annotated[int | None, BeforeValidator(_int_or_none)] = None
+
+
+class PacsQuery(BaseModel):
+    patient_id: Annotated[str, _clipped(64)] = ""
+    accession: Annotated[str, _clipped(64)] = ""
+    study_date: Annotated[str, _clipped(64)] = ""
+    modality: Annotated[str, _clipped(64)] = ""
+
+
+class PacsOpenRequest(BaseModel):
+    study_uid: Text = ""
+    model: OptionalText = None
+
+
+class ResultSearch(BaseModel):
+    """Filters of the saved results list; in the body, so patient details stay out of URLs."""
+
+    patient: OptionalText = None
+    model: OptionalText = None
+    since: Annotated[date | None, BeforeValidator(_iso_date)] = None
+    until: Annotated[date | None, BeforeValidator(_iso_date)] = None
+
+
+# answers ----------------------------------------------------------------------------------------
+class ModelChoice(BaseModel):
+    id: str
+    name: str
+    validation: str
+    default: bool
+
+
+class Me(BaseModel):
+    """Who is logged in and what the page offers them."""
+
+    pacs: bool
+    user: str
+    role: str
+    csrf: str
+    models: list[ModelChoice]
+    max_upload_mb: int
+    niivue: str
+
+
+class LoggedOut(BaseModel):
+    ok: bool = True
+
+
+class UploadAccepted(BaseModel):
+    job_id: str
+    kind: str
+    size_bytes: int
+
+
+class JobStarted(BaseModel):
+    job_id: str
+
+
+class JobStatus(BaseModel):
+    """A job's state; ``summary`` is the job's own result summary (jobs.py), passed through."""
+
+    job_id: str
+    state: str
+    message: str
+    summary: dict[str, Any] | None
+    files: list[str]
+
+    @classmethod
+    def of(cls, job: Job) -> "JobStatus":
+        return cls(
+            job_id=job.job_id, state=job.state, message=job.message, summary=job.summary, files=available_files(job)
+        )
+
+
+class JobCancelled(BaseModel):
+    job_id: str
+    state: str
+
+
+class Saved(BaseModel):
+    result_id: int
+    where: str
+
+
+class ComparisonAnswer(BaseModel):
+    """The comparison's lines for the page; ``lesions`` are the lesion changes as the analysis
+    writes them."""
+
+    lines: list[str]
+    response: str
+    response_name: str
+    lesions: list[dict[str, Any]]
+    files: list[str]
+
+
+class PacsStudies(BaseModel):
+    studies: list[dict[str, Any]]  # the PACS's study hits as the client returns them
+
+
+class PacsSent(BaseModel):
+    sent: int
+    already_there: int
+
+
+class ResultRow(BaseModel):
+    """One saved result in the list."""
+
+    result_id: int
+    saved: str
+    model: str
+    description: str
+    liver_volume_ml: float | None
+    tumour_volume_ml: float | None
+    lesions: int
+    reports: int
+    owner: str | None
+    patient: str | None
+
+    @classmethod
+    def of(cls, row: ResultSummary) -> "ResultRow":
+        return cls(
+            result_id=row.result_id,
+            saved=f"{row.created_at:%Y-%m-%d %H:%M}",
+            model=row.model_id,
+            description=row.description,
+            liver_volume_ml=row.liver_volume_ml,
+            tumour_volume_ml=row.tumour_volume_ml,
+            lesions=row.lesion_count,
+            reports=row.report_count,
+            owner=row.owner,
+            patient=" ".join(filter(None, (row.patient_name, row.patient_id))) or None,
+        )
+
+
+class ResultList(BaseModel):
+    results: list[ResultRow]
+
+
+class Deleted(BaseModel):
+    deleted: int
