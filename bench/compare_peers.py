@@ -378,9 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="liverhealth-compare-") as tmp:
         for case in cases:
-            rows += compare_case(
-                case, data, models, peer_skip, args.peer_liver_only, Path(tmp), args.held_out_only
-            )
+            rows += compare_case(case, data, models, peer_skip, args.peer_liver_only, Path(tmp), args.held_out_only)
     stamp = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     header = (
