@@ -318,8 +318,6 @@ def cmd_web(args: argparse.Namespace) -> int:
 def cmd_web_adduser(args: argparse.Namespace) -> int:
     import getpass
 
-    from liverhealth.web.server import adduser
-
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
@@ -328,7 +326,7 @@ def cmd_web_adduser(args: argparse.Namespace) -> int:
         password = getpass.getpass(f"Password for {args.name}: ")
         if getpass.getpass("Again: ") != password:
             raise LiverHealthError("The two passwords differ; nothing was saved.")
-    print(adduser(_workstation(args), args.name, password, args.admin))
+    print(_workstation(args).add_user(args.name, password, args.admin))
     return 0
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from liverhealth import config, imaging
 from liverhealth.analysis import key_slice, measure
@@ -128,6 +128,21 @@ class Workstation:
 
     def session(self) -> Session:
         return Session(self)
+
+    # accounts ---------------------------------------------------------------------------------
+    def add_user(self, name: str, password: str, admin: bool = False) -> str:
+        """Create (or reset) a web account; says where it was saved."""
+        from liverhealth.accounts import add_user
+
+        role = "admin" if admin else "user"
+        add_user(self.repository, name, password, role)
+        return f"Account {name} ({role}) saved in the {self.repository.where}."
+
+    def verify_user(self, name: str, password: str) -> str | None:
+        """The account's role when name and password match, else None."""
+        from liverhealth.accounts import verify_user
+
+        return verify_user(self.repository, name, password)
 
     # the PACS -----------------------------------------------------------------------------------
     @property
@@ -383,6 +398,24 @@ class Session:
         if self.report is not None:
             written.update(self.export_report(out_dir))
         return written
+
+    def export_viewer_volume(self, out_dir: Path) -> dict[str, Any]:
+        """The CT as NIfTI for a viewer (``ct.nii.gz``) and its grid as the page states it."""
+        from liverhealth import viewer
+
+        volume = self._need_volume()
+        viewer.write_volume(volume, out_dir)
+        return viewer.volume_view(volume)
+
+    def export_viewer(self, out_dir: Path) -> dict[str, Any]:
+        """The result's files, the viewer's layers (labels as NIfTI, uncertainty) beside them, and
+        the numbers the viewer shows (volumes, lesions with where they are, RECIST targets, model)."""
+        from liverhealth import viewer
+
+        result = self._need_result()
+        self.export(out_dir)
+        viewer.write_layers(result, out_dir)
+        return viewer.result_view(result)
 
     def export_dicom(self, out_dir: Path) -> dict[str, Path]:
         """Write the result as a DICOM SEG and a TID 1500 SR on the source series (seg.dcm, sr.dcm) and,

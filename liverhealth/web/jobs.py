@@ -19,16 +19,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from liverhealth import config
-from liverhealth.analysis.recist import target_lesions
 from liverhealth.domain import PatientInfo
 from liverhealth.errors import Cancelled, LiverHealthError
-from liverhealth.imaging.display import uncertainty_map
-from liverhealth.imaging.geometry import index_to_ras
-from liverhealth.imaging.writers import save_label_map, save_labels_nifti, save_volume_nifti
-from liverhealth.presentation import confidence_text, lesion_text, size_summary
 from liverhealth.text import one_line
 from liverhealth.workflow import PACS_SCHEME, Session, Workstation
 
@@ -235,23 +228,17 @@ class JobManager:
         self._finish(job, session, use_llm=False, stored_report_pdf=stored_report_pdf)
 
     def _first_view(self, job: Job, session: Session) -> None:
-        job.out.mkdir(parents=True, exist_ok=True)
-        save_volume_nifti(session.volume, job.out / "ct.nii.gz")
-        job.emit("volume", url=f"/api/jobs/{job.job_id}/files/ct.nii.gz", **_volume_info(session))
+        info = session.export_viewer_volume(job.out)
+        job.emit("volume", url=f"/api/jobs/{job.job_id}/files/ct.nii.gz", **info)
 
     def _finish(self, job: Job, session: Session, use_llm: bool, stored_report_pdf: bytes | None = None) -> None:
-        session.export(job.out)
-        if not (job.out / "labels.nii.gz").is_file():  # a 2D image: the viewer still reads NIfTI
-            save_labels_nifti(session.result.segmentation.labels, session.volume, job.out / "labels.nii.gz")
-        confidence = session.result.segmentation.confidence
-        if confidence is not None:  # the viewer's overlay: only where the model was unsure
-            save_label_map(uncertainty_map(confidence), session.volume.affine, job.out / "uncertainty.nii.gz")
+        view = session.export_viewer(job.out)
         if session.volume.dicom is not None:
             try:
                 session.export_dicom(job.out)
             except LiverHealthError as exc:  # the result stands without them; the page says why
                 job.emit("note", message=f"No DICOM SEG/SR: {exc}")
-        job.summary = {**(job.summary or {}), **result_summary(job, session)}
+        job.summary = {**(job.summary or {}), **view, **_urls(job, session)}
         job.emit("result", **job.summary)
         job.set_state(JobState.REPORTING, "Writing the report.")
         session.make_report(
@@ -269,64 +256,14 @@ class JobManager:
         job.emit("report", text=job.summary["report_text"], files=job.summary["files"])
 
 
-def _volume_info(session: Session) -> dict[str, Any]:
-    volume = session.volume
+def _urls(job: Job, session: Session) -> dict[str, Any]:
+    """Where the page fetches the viewer's layers and the files of this job."""
+    has_confidence = session.result.segmentation.confidence is not None
     return {
-        "shape_zyx": list(volume.shape),
-        "spacing_zyx_mm": list(volume.spacing) if volume.spacing else None,
-        "is_hu": volume.is_hu,
-        "description": volume.source.description,
-    }
-
-
-def result_summary(job: Job, session: Session) -> dict[str, Any]:
-    """What the page shows beside the viewer (numbers from the segmentation only)."""
-    result = session.result
-    m = result.measurements
-    lesions = [
-        {
-            "lesion_id": lesion.lesion_id,
-            "label": lesion_text(lesion),
-            "confidence": lesion.confidence,
-            "confidence_text": confidence_text(lesion.confidence, lesion.unsure),
-            "unsure": lesion.unsure,
-            "volume_ml": lesion.volume_ml,
-            "longest_diameter_mm": lesion.longest_diameter_mm,
-            "perpendicular_diameter_mm": lesion.perpendicular_diameter_mm,
-            "largest_slice": lesion.largest_slice,
-            "ras_mm": _ras_mm(
-                result.volume.affine, (lesion.largest_slice, lesion.centroid_index[1], lesion.centroid_index[2])
-            ),
-        }
-        for lesion in m.lesions
-    ]
-    targets = target_lesions(m.lesions)
-    model = result.model
-    return {
-        "size": size_summary(m),
-        "liver_volume_ml": m.liver_volume_ml,
-        "tumour_volume_ml": m.tumour_volume_ml,
-        "tumour_burden_pct": m.tumour_burden_pct,
-        "lesions": lesions,
-        "liver_confidence": m.liver_confidence,
-        "uncertainty_url": f"/api/jobs/{job.job_id}/files/uncertainty.nii.gz"
-        if result.segmentation.confidence is not None
-        else None,
-        "recist_targets": [t.lesion_id for t in targets],
-        "recist_sum_mm": round(sum(t.longest_diameter_mm for t in targets), 1) if targets else None,
-        "model": {"id": model.model_id, "name": model.name, "validation": model.validation_text()},
-        "key_slice": result.key_slice,
-        "key_ras_mm": _ras_mm(
-            result.volume.affine, (result.key_slice, result.volume.shape[1] / 2, result.volume.shape[2] / 2)
-        ),
+        "uncertainty_url": f"/api/jobs/{job.job_id}/files/uncertainty.nii.gz" if has_confidence else None,
         "labels_url": f"/api/jobs/{job.job_id}/files/labels.nii.gz",
         "files": available_files(job),
     }
-
-
-def _ras_mm(affine: np.ndarray, zyx: tuple[float, float, float]) -> list[float]:
-    """Scanner (RAS) mm of a voxel, to 0.01 mm: what the viewer is told to go to (it shows its own orientation)."""
-    return [round(v, 2) for v in index_to_ras(affine, zyx)]
 
 
 def available_files(job: Job) -> list[str]:

@@ -1,4 +1,4 @@
-"""Run the web app with uvicorn, and the account command behind `liverhealth web adduser`."""
+"""Run the web app with uvicorn (`liverhealth web`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import ipaddress
 import sys
 
 from liverhealth.errors import InputError, LiverHealthError
-from liverhealth.web.auth import add_user
 from liverhealth.workflow import Workstation
 
 
@@ -39,7 +38,3 @@ def serve(workstation: Workstation, host: str, port: int, settings) -> int:
     uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
     return 0
 
-
-def adduser(workstation: Workstation, name: str, password: str, admin: bool) -> str:
-    add_user(workstation.repository, name, password, "admin" if admin else "user")
-    return f"Account {name} ({'admin' if admin else 'user'}) saved in the {workstation.repository.where}."

@@ -8,7 +8,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from liverhealth.errors import LiverHealthError
-from liverhealth.web.auth import same_token, verify_user
+from liverhealth.web.auth import same_token
 from liverhealth.web.deps import (
     COOKIE,
     LOGIN_COOKIE,
@@ -51,7 +51,7 @@ async def login(
     """Check the form's token and the password; on success, a session cookie and the page."""
     if not same_token(request.cookies.get(LOGIN_COOKIE) or "", token):
         return RedirectResponse("/login?error=2", status_code=303)
-    role = await run_in_threadpool(verify_user, workstation.repository, name, password)
+    role = await run_in_threadpool(workstation.verify_user, name, password)
     if role is None:
         await asyncio.sleep(WRONG_PASSWORD_DELAY_S)
         return RedirectResponse("/login?error=1", status_code=303)
