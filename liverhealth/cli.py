@@ -98,9 +98,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     session.open(args.input, args.pixel_size, progress=_progress_bar("retrieving"))
     dicom_out = args.dicom_out or (str(out_dir / "dicom") if args.store else None)
     if dicom_out:  # a CT that cannot carry a SEG is refused before the slow work
-        from liverhealth.imaging.dicom_seg import source_headers
-
-        source_headers(session.volume)
+        session.check_dicom_export()
     result = session.segment(args.model, progress=_progress_bar("segmenting"))
     written = session.export(out_dir)
     reference_note = ""
@@ -144,39 +142,40 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from liverhealth.inference.manifest import load_manifest, verify_model_file
-
-    manifest = load_manifest(args.models_dir or config.models_dir())
+    workstation = _workstation(args)
+    manifest = workstation.manifest
     if not manifest.models:
         print(f"No models in {manifest.path}.")
         return 0
-    print(
-        f"{'':1} {'id':<12} {'name':<20} {'input':<17} {'liver Dice':>10} {'tumour Dice':>11} {'ms/slice':>8}  status"
-    )
-    for spec in manifest.models:
-        try:
-            verify_model_file(spec)
-            status = "ok"
-        except LiverHealthError as exc:
-            status = f"unusable: {exc}"
+    header = ("", "id", "name", "input", "liver Dice", "tumour Dice", "ms/slice", "status")
+    rows, protocols = [header], []
+    for spec, status in workstation.model_statuses():
         metrics = spec.metrics
 
         def fmt(key: str, metrics: dict = metrics) -> str:
             value = metrics.get(key)
             return f"{value:.3f}" if isinstance(value, int | float) else "n/a"
 
-        latency = f"{spec.latency_ms_per_slice_cpu:.0f}" if spec.latency_ms_per_slice_cpu else "n/a"
         size = f"{spec.input.channels}×{spec.input.size[0]}×{spec.input.size[1]}"
         if spec.input.pixel_mm:
             size += f" @{spec.input.pixel_mm:g}mm"
+        protocol = metrics.get("protocol")
+        if protocol and protocol not in protocols:
+            protocols.append(protocol)
+        note = f" [{protocols.index(protocol) + 1}]" if protocol else ""
+        latency = f"{spec.latency_ms_per_slice_cpu:.0f}" if spec.latency_ms_per_slice_cpu else "n/a"
         mark = "*" if spec.model_id == manifest.default else ""
-        print(
-            f"{mark:1} {spec.model_id:<12} {spec.name:<20} {size:<17} {fmt('liver_dice'):>10} "
-            f"{fmt('tumour_dice'):>11} {latency:>8}  {status}"
+        rows.append(
+            (mark, spec.model_id, spec.name, size, fmt("liver_dice"), fmt("tumour_dice") + note, latency, status)
         )
-        if metrics.get("protocol"):
-            print(f"    protocol: {metrics['protocol']}")
-    print("* default model. Metrics are from the protocol shown; see models/MODEL_CARD.md.")
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    right = {4, 5, 6}
+    for row in rows:
+        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=False))]
+        print("  ".join(cells) + "  " + row[-1])
+    print("* default model. Dice figures are from the protocol noted; see models/MODEL_CARD.md.")
+    for number, protocol in enumerate(protocols, start=1):
+        print(f"[{number}] {protocol}")
     return 0
 
 

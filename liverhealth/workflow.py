@@ -16,6 +16,8 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from liverhealth import config, imaging
 from liverhealth.analysis import key_slice, measure
 from liverhealth.analysis.confidence import ConfidenceFlags
@@ -42,6 +44,7 @@ from liverhealth.storage import ResultSummary, StoredResult, content_hash
 
 if TYPE_CHECKING:
     from liverhealth.comparison import ComparisonResult
+    from liverhealth.inference.manifest import ModelSpec
     from liverhealth.storage.repository import Repository
 
 PACS_SCHEME = "pacs://"  # `liverhealth segment pacs://STUDY_UID`: the study's CT series from the PACS
@@ -87,6 +90,19 @@ class Workstation:
             if self._manifest is None:
                 self._manifest = load_manifest(self.models_dir or config.models_dir())
             return self._manifest
+
+    def model_statuses(self) -> list[tuple[ModelSpec, str]]:
+        """Each manifest model with "ok" or why its file cannot be used (missing, wrong hash)."""
+        from liverhealth.inference.manifest import verify_model_file
+
+        statuses = []
+        for spec in self.manifest.models:
+            try:
+                verify_model_file(spec)
+                statuses.append((spec, "ok"))
+            except LiverHealthError as exc:
+                statuses.append((spec, f"unusable: {exc}"))
+        return statuses
 
     def reload_models(self) -> Manifest:
         with self._lock:
@@ -417,6 +433,12 @@ class Session:
         viewer.write_layers(result, out_dir)
         return viewer.result_view(result)
 
+    def check_dicom_export(self) -> None:
+        """Refuse, before the slow work, a study that cannot carry a DICOM SEG/SR (no DICOM source)."""
+        from liverhealth.imaging.dicom_seg import source_headers
+
+        source_headers(self._need_volume())
+
     def export_dicom(self, out_dir: Path) -> dict[str, Path]:
         """Write the result as a DICOM SEG and a TID 1500 SR on the source series (seg.dcm, sr.dcm) and,
         when a report was made, the PDF as an Encapsulated PDF instance (report.dcm)."""
@@ -459,6 +481,25 @@ class Session:
             recist.followup_sum_mm,
             comparison_document(self.comparison),
         )
+
+    def comparison_views(self) -> tuple[np.ndarray, np.ndarray, list[tuple[str, int]]]:
+        """What a side-by-side view of the comparison shows: the follow-up's CT and labels on the
+        baseline grid, and each lesion change (caption, baseline slice), targets first."""
+        from liverhealth.comparison import lesion_caption, lesion_centres, registered_followup
+
+        if self.comparison is None:
+            raise InputError("No comparison yet: compare the study with a prior one first.")
+        followup_ct, followup_labels = registered_followup(self.comparison)
+        rows = [(lesion_caption(c), round(centre[0])) for c, centre in lesion_centres(self.comparison)]
+        return followup_ct, followup_labels, rows
+
+    def comparison_summary(self) -> str:
+        """The comparison's lines as every face shows them."""
+        from liverhealth.comparison import comparison_lines
+
+        if self.comparison is None:
+            raise InputError("No comparison yet: compare the study with a prior one first.")
+        return "\n".join(comparison_lines(self.comparison.comparison))
 
     def export_comparison(self, out_dir: Path) -> dict[str, Path]:
         """comparison.json and comparison.png."""

@@ -30,7 +30,6 @@ from PyQt5.QtWidgets import (
 )
 
 from liverhealth import config
-from liverhealth.comparison import lesion_caption
 from liverhealth.errors import LiverHealthError
 from liverhealth.gui.compare_window import ComparisonWindow
 from liverhealth.gui.dialogs import DatabaseDialog, PacsDialog, SettingsDialog
@@ -337,25 +336,19 @@ class MainWindow(SliceNavigation, QMainWindow):
         model_id = self.model_id
 
         def job(progress, cancelled, text):
-            from liverhealth.comparison import lesion_centres, registered_followup
-
             baseline = self.workstation.study(prior, model_id, progress=progress, cancel=cancelled)
             result = self.session.compare_with(baseline)
-            followup_ct, followup_labels = registered_followup(result)
-            rows = [(lesion_caption(c), round(centre[0])) for c, centre in lesion_centres(result)]
-            return result, followup_ct, followup_labels, rows
+            return (result, *self.session.comparison_views())
 
         self._run("compare", job, self._compared)
 
     def _compared(self, value: Any) -> None:
-        from liverhealth.comparison import comparison_lines, write_comparison
-
         result, followup_ct, followup_labels, rows = value
-        summary = "\n".join(comparison_lines(result.comparison))
+        summary = self.session.comparison_summary()
         view = ComparisonView(
             result.baseline.volume, result.baseline.segmentation.labels, followup_ct, followup_labels, rows, summary
         )
-        self.comparison_window = ComparisonWindow(view, lambda folder: write_comparison(result, folder))
+        self.comparison_window = ComparisonWindow(view, self.session.export_comparison)
         self.comparison_window.show()
         self.text.setPlainText(f"{self.session.findings()}\n\nCOMPARISON WITH PRIOR\n{summary}\n")
 
