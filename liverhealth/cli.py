@@ -77,10 +77,13 @@ def _progress_bar(total_hint: str):
     return update
 
 
-def _workstation(args: argparse.Namespace, llm=None):
+def _workstation(args: argparse.Namespace, llm=None, face: str = "cli"):
+    from liverhealth.domain import Actor
     from liverhealth.workflow import Workstation
 
-    return Workstation(models_dir=args.models_dir, db_url=getattr(args, "db_url", None), llm=llm)
+    return Workstation(
+        models_dir=args.models_dir, db_url=getattr(args, "db_url", None), llm=llm, actor=Actor.local(face)
+    )
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
@@ -292,7 +295,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise LiverHealthError(f"The window needs PyQt5 ({exc}): pip install 'liverhealth[gui]'.") from exc
     return run(
-        _workstation(args),
+        _workstation(args, face="window"),
         args.open,
         args.segment,
         args.report,
@@ -309,23 +312,59 @@ def cmd_web(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise LiverHealthError(f"The web interface needs its extra ({exc}): pip install 'liverhealth[web]'.") from exc
     settings = WebSettings(
-        max_upload_bytes=int(args.max_upload_mb * 2**20), workers=args.workers, secure_cookies=args.secure_cookies
+        max_upload_bytes=int(args.max_upload_mb * 2**20),
+        workers=args.workers,
+        secure_cookies=args.secure_cookies,
+        max_waiting=args.max_queued,
+        max_waiting_per_user=args.max_queued_per_user,
     )
     return serve(_workstation(args), args.host, args.port, settings)
 
 
-def cmd_web_adduser(args: argparse.Namespace) -> int:
+def _read_password(args: argparse.Namespace) -> str:
     import getpass
 
     if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        if not sys.stdin.isatty():
-            raise LiverHealthError("No terminal to ask for the password: pipe it in with --password-stdin.")
-        password = getpass.getpass(f"Password for {args.name}: ")
-        if getpass.getpass("Again: ") != password:
-            raise LiverHealthError("The two passwords differ; nothing was saved.")
-    print(_workstation(args).add_user(args.name, password, args.admin))
+        return sys.stdin.readline().rstrip("\n")
+    if not sys.stdin.isatty():
+        raise LiverHealthError("No terminal to ask for the password: pipe it in with --password-stdin.")
+    password = getpass.getpass(f"Password for {args.name}: ")
+    if getpass.getpass("Again: ") != password:
+        raise LiverHealthError("The two passwords differ; nothing was saved.")
+    return password
+
+
+def cmd_web_adduser(args: argparse.Namespace) -> int:
+    print(_workstation(args).add_user(args.name, _read_password(args), args.admin))
+    return 0
+
+
+def cmd_web_passwd(args: argparse.Namespace) -> int:
+    print(_workstation(args).set_password(args.name, _read_password(args)))
+    return 0
+
+
+def cmd_web_end_sessions(args: argparse.Namespace) -> int:
+    ended = _workstation(args).end_user_sessions(args.name)
+    print(f"Ended {ended} session(s) of {args.name}.")
+    return 0
+
+
+def cmd_db_audit(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    since = datetime.combine(args.since, datetime.min.time()) if args.since else None
+    workstation = _workstation(args)
+    events = workstation.audit_trail(user=args.user, result_id=args.result, since=since, limit=args.limit)
+    if not events:
+        print(f"No audit events match in the {workstation.database_where}.")
+        return 0
+    print(f"{'when':<19}  {'user':<16} {'face':<6} {'client':<15} {'action':<16} {'result':>6} {'study':>6}  detail")
+    for e in events:
+        print(
+            f"{e.at:%Y-%m-%d %H:%M:%S}  {e.user:<16} {e.face:<6} {e.client or '':<15} {e.action:<16} "
+            f"{e.result_id or '':>6} {e.study_id or '':>6}  {e.detail or ''}"
+        )
     return 0
 
 
@@ -498,6 +537,18 @@ def _add_web_parser(sub: argparse._SubParsersAction) -> None:
         "--max-upload-mb", type=whole_number(1, 1 << 20), default=2048, help="largest upload in MB (default 2048)"
     )
     web.add_argument("--secure-cookies", action="store_true", help="behind a TLS proxy: send cookies over HTTPS only")
+    web.add_argument(
+        "--max-queued",
+        type=whole_number(1, 10_000),
+        default=8,
+        help="studies waiting or in work in all; the next upload is refused (default 8)",
+    )
+    web.add_argument(
+        "--max-queued-per-user",
+        type=whole_number(1, 10_000),
+        default=2,
+        help="studies waiting or in work per account (default 2)",
+    )
     web.add_argument("--db-url", default=None, help="results and accounts database (see `liverhealth db --help`)")
     web.set_defaults(func=cmd_web)
     actions = web.add_subparsers(dest="web_command")
@@ -506,6 +557,13 @@ def _add_web_parser(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--admin", action="store_true", help="may see and delete every user's results")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add.set_defaults(func=cmd_web_adduser)
+    passwd = actions.add_parser("passwd", help="change an account's password (its sessions end)")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    passwd.set_defaults(func=cmd_web_passwd)
+    end = actions.add_parser("end-sessions", help="log an account out everywhere")
+    end.add_argument("name")
+    end.set_defaults(func=cmd_web_end_sessions)
 
 
 def _add_db_parser(sub: argparse._SubParsersAction) -> None:
@@ -537,6 +595,12 @@ def _add_db_parser(sub: argparse._SubParsersAction) -> None:
     save = actions.add_parser("save", help="save a `liverhealth segment` output folder (retry a failed save)")
     save.add_argument("folder", type=Path)
     save.set_defaults(func=cmd_db_save)
+    audit = actions.add_parser("audit", help="the audit trail: who opened, saved, exported, deleted what, and logins")
+    audit.add_argument("--user", help="only this account or OS user")
+    audit.add_argument("--result", type=record_id, help="only this saved result")
+    audit.add_argument("--since", type=iso_date, help="on or after YYYY-MM-DD")
+    audit.add_argument("--limit", type=whole_number(1, 1_000_000), default=1000, help="newest N events (default 1000)")
+    audit.set_defaults(func=cmd_db_audit)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,6 +29,27 @@ def spacing_from_affine(affine: np.ndarray) -> tuple[float, float, float]:
 
 
 @dataclass(frozen=True)
+class Actor:
+    """Who does a step, as the audit trail records it: a web account (with the client address), or
+    the operating-system user of the window or the command line."""
+
+    user: str
+    face: str  # "web", "window", "cli"
+    client: str | None = None
+
+    @classmethod
+    def local(cls, face: str = "cli") -> Actor:
+        """The operating-system user running this process."""
+        import getpass
+
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):  # no name for this uid (a bare container)
+            user = "unknown"
+        return cls(user, face)
+
+
+@dataclass(frozen=True)
 class PatientInfo:
     """Patient identifiers, kept apart so they can be dropped from anything that leaves."""
 

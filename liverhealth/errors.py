@@ -27,6 +27,10 @@ class StorageError(LiverHealthError):
     """The results database cannot be reached or written."""
 
 
+class NotFound(LiverHealthError):
+    """What was asked for does not exist for this user (the web answers 404)."""
+
+
 class Cancelled(LiverHealthError):
     """The user cancelled a long-running step; nothing was written."""
 

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +21,8 @@ import numpy as np
 from liverhealth import config, imaging
 from liverhealth.analysis import key_slice, measure
 from liverhealth.analysis.confidence import ConfidenceFlags
-from liverhealth.domain import CtVolume, ModelInfo, Segmentation
-from liverhealth.errors import InputError, LiverHealthError
+from liverhealth.domain import Actor, CtVolume, ModelInfo, Segmentation
+from liverhealth.errors import InputError, LiverHealthError, NotFound
 from liverhealth.inference import Manifest, Segmenter, load_manifest
 from liverhealth.inference.engine import CancelCheck, Progress
 from liverhealth.reporting import LlmSettings, ReportContent, build_findings, report_text
@@ -43,8 +43,10 @@ from liverhealth.results import (
 from liverhealth.storage import ResultSummary, StoredResult, content_hash
 
 if TYPE_CHECKING:
+    from liverhealth.accounts import WebSession
     from liverhealth.comparison import ComparisonResult
     from liverhealth.inference.manifest import ModelSpec
+    from liverhealth.storage.records import AuditEntry
     from liverhealth.storage.repository import Repository
 
 PACS_SCHEME = "pacs://"  # `liverhealth segment pacs://STUDY_UID`: the study's CT series from the PACS
@@ -72,8 +74,13 @@ class Workstation:
     """What one process shares between its sessions: manifest, repository, LLM settings."""
 
     def __init__(
-        self, models_dir: Path | None = None, db_url: str | None = None, llm: LlmSettings | None = None
+        self,
+        models_dir: Path | None = None,
+        db_url: str | None = None,
+        llm: LlmSettings | None = None,
+        actor: Actor | None = None,
     ) -> None:
+        self.actor = actor or Actor.local()  # who the audit trail names when a step gives no one else
         self.models_dir = Path(models_dir) if models_dir else None
         self.db_url = db_url
         self.llm = llm  # None: read the environment/config file when a report is made (Settings may change it)
@@ -142,23 +149,109 @@ class Workstation:
                 self._repository = repository
             return self._repository
 
-    def session(self) -> Session:
-        return Session(self)
+    def session(self, actor: Actor | None = None) -> Session:
+        """A new session for ``actor`` (default: this process's user)."""
+        return Session(self, actor)
 
-    # accounts ---------------------------------------------------------------------------------
+    # accounts and the audit trail -----------------------------------------------------------
+    def audit(
+        self,
+        action: str,
+        actor: Actor | None = None,
+        result_id: int | None = None,
+        study_id: int | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """Append one event to the audit trail (ids only: never a patient name, a password or a path).
+        A step that cannot be audited does not happen: the error stops it."""
+        from liverhealth.storage.records import AuditEntry
+
+        who = actor or self.actor
+        self.repository.add_audit(AuditEntry(who.user, who.face, action, result_id, study_id, who.client, detail))
+
+    def audit_trail(
+        self, user: str | None = None, result_id: int | None = None, since: datetime | None = None, limit: int = 1000
+    ) -> list[AuditEntry]:
+        """The newest ``limit`` audit events matching the filters, oldest first."""
+        return self.repository.audit(user=user, result_id=result_id, since=since, limit=limit)
+
     def add_user(self, name: str, password: str, admin: bool = False) -> str:
         """Create (or reset) a web account; says where it was saved."""
         from liverhealth.accounts import add_user
 
         role = "admin" if admin else "user"
         add_user(self.repository, name, password, role)
+        self.audit("account-saved", detail=f"{name} ({role})")
         return f"Account {name} ({role}) saved in the {self.repository.where}."
 
-    def verify_user(self, name: str, password: str) -> str | None:
-        """The account's role when name and password match, else None."""
-        from liverhealth.accounts import verify_user
+    def set_password(self, name: str, password: str, actor: Actor | None = None) -> str:
+        """Change an account's password; its sessions end."""
+        from liverhealth.accounts import set_password
 
-        return verify_user(self.repository, name, password)
+        set_password(self.repository, name, password)
+        self.audit("password-changed", actor, detail=name)
+        return f"The password of {name} was changed; its sessions were ended."
+
+    def end_user_sessions(self, name: str, actor: Actor | None = None) -> int:
+        """End every session of an account (an admin's "log them out everywhere")."""
+        ended = self.repository.end_sessions(name=name)
+        self.audit("sessions-ended", actor, detail=f"{name}: {ended}")
+        return ended
+
+    def login(self, name: str, password: str, client: str) -> tuple[str, WebSession]:
+        """Check a web login: (the cookie key, the session) on success. Refuses at once (LoginRefused,
+        whose message says how long to wait) while the account or the client is backed off; a wrong
+        name or password raises InputError. Every failure and lock is in the audit trail."""
+        from liverhealth import accounts
+
+        now = datetime.now().replace(microsecond=0)
+        actor = Actor(name if accounts.USER_NAME.match(name or "") else "?", "web", client)
+        try:
+            accounts.check_not_locked(self.repository, name, client, now)
+        except accounts.LoginRefused:
+            self.audit("login-refused", actor)
+            raise
+        role = accounts.verify_user(self.repository, name, password)
+        if role is None:
+            # counted by the name tried (so a locked name does not tell whether it exists), but the
+            # audit trail names only real accounts: a password typed into the name field stays out
+            self.repository.add_login_failure(actor.user, client, now)
+            known = actor.user != "?" and self.repository.get_user(name) is not None
+            self.audit("login-failed", actor if known else Actor("?", "web", client))
+            raise InputError("Wrong user name or password.")
+        self.repository.clear_login_failures(name)
+        key, session = accounts.start_session(self.repository, name, role, now)
+        self.audit("login", actor)
+        return key, session
+
+    def record_web_job(self, job_id: str, owner: str, state: str, message: str) -> None:
+        """Keep a web job's state, so that a restart can tell what it interrupted."""
+        self.repository.set_job_state(job_id, owner, state, message, datetime.now().replace(microsecond=0))
+
+    def web_job_state(self, job_id: str, owner: str | None = None) -> tuple[str, str] | None:
+        """(state, message) of a job kept from an earlier server run (``owner``'s only, when given)."""
+        row = self.repository.job_state(job_id)
+        if row is None or (owner is not None and row[0] != owner):
+            return None
+        return row[1], row[2]
+
+    def interrupt_web_jobs(self, unfinished: list[str], message: str) -> list[str]:
+        """At server start: jobs an earlier run left unfinished are marked interrupted (old rows go)."""
+        now = datetime.now().replace(microsecond=0)
+        self.repository.forget_jobs(now - timedelta(days=2))
+        return self.repository.interrupt_jobs(tuple(unfinished), message, now)
+
+    def web_session(self, key: str | None) -> WebSession | None:
+        """The live web session named by a cookie key (sessions outlive a server restart)."""
+        from liverhealth.accounts import find_session
+
+        return find_session(self.repository, key, datetime.now().replace(microsecond=0))
+
+    def logout(self, key: str | None, actor: Actor) -> None:
+        from liverhealth.accounts import end_session
+
+        end_session(self.repository, key)
+        self.audit("logout", actor)
 
     # the PACS -----------------------------------------------------------------------------------
     @property
@@ -171,20 +264,32 @@ class Workstation:
                 self._pacs = connect()
             return self._pacs
 
-    def find_studies(self, **query: str):
-        """Studies on the PACS matching patient_id / accession / study_date / modality."""
+    def find_studies(self, actor: Actor | None = None, **query: str):
+        """Studies on the PACS matching patient_id / accession / study_date / modality (the search is
+        audited, never its terms)."""
+        self.audit("pacs-search", actor)
         return self.pacs.find(**query)
 
-    def retrieve(self, study_uid: str, progress: Progress | None = None, cancel: CancelCheck | None = None) -> Path:
+    def retrieve(
+        self,
+        study_uid: str,
+        progress: Progress | None = None,
+        cancel: CancelCheck | None = None,
+        actor: Actor | None = None,
+    ) -> Path:
         """A study's CT series from the PACS into the local cache (reused when complete)."""
         from liverhealth.pacs import retrieve_study
 
+        self.audit("pacs-retrieve", actor)
         return retrieve_study(self.pacs, study_uid, pacs_cache(), progress, cancel)
 
-    def store_to_pacs(self, paths: list[Path]) -> tuple[int, int]:
+    def store_to_pacs(
+        self, paths: list[Path], actor: Actor | None = None, result_id: int | None = None
+    ) -> tuple[int, int]:
         """Send DICOM results to the PACS, skipping what it already holds: (sent, already there)."""
         from liverhealth.pacs.client import store_new
 
+        self.audit("pacs-send", actor, result_id, detail=f"{len(paths)} file(s)")
         return store_new(self.pacs, paths)
 
     def close(self) -> None:
@@ -201,31 +306,45 @@ class Workstation:
         since: date | None = None,
         until: date | None = None,
         owner: str | None = None,
+        actor: Actor | None = None,
     ) -> list[ResultSummary]:
+        """Saved results matching the filters (the search itself is audited, never its terms)."""
+        self.audit("search", actor, detail="by patient" if patient else None)
         return self.repository.list_results(patient=patient, model_id=model_id, since=since, until=until, owner=owner)
 
-    def get(self, result_id: int) -> StoredResult:
-        return self.repository.get(result_id)
+    def get(self, result_id: int, actor: Actor | None = None, owner: str | None = None) -> StoredResult:
+        """A saved result with its labels and reports (audited as viewed); with ``owner``, only when
+        that account saved it (else NotFound, and nothing is audited as seen)."""
+        stored = self.repository.get(result_id)
+        if owner is not None and stored.summary.owner != owner:
+            raise NotFound(f"No saved result {result_id} for this account.")
+        self.audit("view", actor, result_id, stored.study.study_id)
+        return stored
 
-    def delete(self, result_id: int) -> None:
+    def delete(self, result_id: int, actor: Actor | None = None) -> None:
         self.repository.delete_result(result_id)
+        self.audit("delete", actor, result_id)
 
-    def delete_study(self, study_id: int) -> None:
+    def delete_study(self, study_id: int, actor: Actor | None = None) -> None:
         self.repository.delete_study(study_id)
+        self.audit("delete-study", actor, study_id=study_id)
 
-    def save_folder(self, folder: Path) -> SavedResult:
+    def save_folder(self, folder: Path, actor: Actor | None = None) -> SavedResult:
         """Save a `segment` (or `db export`) output folder with the reports it holds (to retry a failed
         save, or to move a result to another database)."""
         record, reports = record_from_outputs(folder), reports_from_outputs(folder)
         result_id = self.repository.save(record, reports[0] if reports else None)
         for report in reports[1:]:
             self.repository.add_report(result_id, report)
+        self.audit("save", actor, result_id, detail=f"from a folder, {len(reports)} report(s)")
         return SavedResult(result_id, self.repository.where)
 
-    def export_saved(self, result_id: int, out_dir: Path) -> dict[str, Path]:
+    def export_saved(self, result_id: int, out_dir: Path, actor: Actor | None = None) -> dict[str, Path]:
         """A saved result's files (labels, measurements.json, overlay, reports) in ``out_dir``, as
         `segment` writes them: `db save` takes the folder back."""
-        return export_saved(self.get(result_id), out_dir)
+        stored = self.repository.get(result_id)
+        self.audit("export", actor, result_id, stored.study.study_id)
+        return export_saved(stored, out_dir)
 
     def init_database(self) -> tuple[str, str]:
         """Create or upgrade the results database: (where it is, its schema revision)."""
@@ -237,15 +356,21 @@ class Workstation:
         finally:
             repository.close()
 
+    def database_where_quietly(self) -> str | None:
+        """The database as messages name it, without opening it (None before first use)."""
+        with self._lock:
+            return self._repository.where if self._repository is not None else None
+
     @property
     def database_where(self) -> str:
         """The results database as a message names it (no password)."""
         return self.repository.where
 
-    def reopen(self, result_id: int) -> Session:
+    def reopen(self, result_id: int, actor: Actor | None = None) -> Session:
         """A saved result back in a session: its CT reloaded from where it was read, checked to be
         the same scan, with the saved labels and the model it was made with."""
-        stored = self.get(result_id)
+        stored = self.repository.get(result_id)
+        self.audit("open", actor, result_id, stored.study.study_id)
         path = stored.study.source.path
         if not path or not Path(path).exists():
             raise InputError(
@@ -260,7 +385,7 @@ class Workstation:
             )
         model = stored.model if stored.model.metrics else self._known_model(stored.model)
         segmentation = Segmentation(stored.labels, model.model_id, model.sha256, stored.timings, stored.confidence)
-        session = Session(self)
+        session = Session(self, actor)
         session.volume = volume
         session.result = SegmentResult(
             volume, segmentation, stored.measurements, key_slice(stored.labels), stored.timings, model
@@ -275,12 +400,13 @@ class Workstation:
         progress: Progress | None = None,
         cancel: CancelCheck | None = None,
         segment_progress: Progress | None = None,
+        actor: Actor | None = None,
     ) -> Session:
         """One side of a comparison: a saved result id (an int, or digits that name no file) reopened,
         or a CT input opened and segmented with ``model_id`` (``segment_progress`` defaults to ``progress``)."""
         if isinstance(side, int) or (str(side).isdigit() and not Path(side).exists()):
-            return self.reopen(int(side))
-        session = self.session()
+            return self.reopen(int(side), actor)
+        session = self.session(actor)
         session.open(side, progress=progress, cancel=cancel)
         session.segment(model_id, progress=segment_progress or progress, cancel=cancel)
         return session
@@ -309,8 +435,9 @@ class Session:
     """One user's current study, result and report. Steps run in order; each replaces what
     depends on it (a new study drops the result, a new result drops the report)."""
 
-    def __init__(self, workstation: Workstation) -> None:
+    def __init__(self, workstation: Workstation, actor: Actor | None = None) -> None:
         self.workstation = workstation
+        self.actor = actor or workstation.actor  # whom the audit trail names for this session's steps
         self.volume: CtVolume | None = None
         self.result: SegmentResult | None = None
         self.report: ReportContent | None = None
@@ -329,7 +456,9 @@ class Session:
         """Load a CT or image; ``pacs://STUDY_UID`` retrieves the study's CT series first."""
         started = time.perf_counter()
         if str(path).startswith(PACS_SCHEME):
-            path = self.workstation.retrieve(str(path)[len(PACS_SCHEME) :], progress, cancel)
+            path = self.workstation.retrieve(str(path)[len(PACS_SCHEME) :], progress, cancel, self.actor)
+        elif self.actor.client is not None:  # a study sent over the network (a web upload)
+            self.workstation.audit("upload", self.actor)
         volume = load_input(path, pixel_size_mm)
         self.set_volume(volume, time.perf_counter() - started)
         return volume
@@ -403,9 +532,12 @@ class Session:
         if self.saved is not None and self.saved.where == repository.where:  # saved or reopened: no copy
             if record is not None:
                 repository.add_report(self.saved.result_id, record)
+                self.workstation.audit("report-saved", self.actor, self.saved.result_id)
             return self.saved
         saved_id = repository.save(result_record(result, owner), record, store_patient)
         self.saved = SavedResult(saved_id, repository.where)
+        detail = "with patient identifiers" if store_patient else None
+        self.workstation.audit("save", self.actor, saved_id, detail=detail)
         return self.saved
 
     def export(self, out_dir: Path) -> dict[str, Path]:
@@ -446,7 +578,8 @@ class Session:
 
     def send_to_pacs(self, folder: Path) -> tuple[int, int]:
         """Write the DICOM SEG and SR into ``folder`` and send them to the PACS: (sent, already there)."""
-        return self.workstation.store_to_pacs(list(self.export_dicom(folder).values()))
+        saved_id = self.saved.result_id if self.saved is not None else None
+        return self.workstation.store_to_pacs(list(self.export_dicom(folder).values()), self.actor, saved_id)
 
     def compare_reference(self, reference_seg: Path) -> dict[str, float | None]:
         """Dice per class against a reference DICOM SEG of the same CT."""
@@ -462,6 +595,9 @@ class Session:
             scan = self._need_result().content_sha256
             prior_sums = tuple(self.workstation.repository.prior_target_sums(prior.saved.result_id, scan))
         self.comparison = compare_results(prior._need_result(), self._need_result(), prior_sums)
+        if prior.saved is not None or self.saved is not None:
+            ids = [f"result {s.saved.result_id}" if s.saved else "an unsaved study" for s in (prior, self)]
+            self.workstation.audit("compare", self.actor, detail=" against ".join(ids[::-1]))
         self.prior = prior  # the current report stays until the next one, which has the comparison
         return self.comparison
 
@@ -474,13 +610,17 @@ class Session:
         if self.prior.saved is None or self.saved is None:
             raise InputError("Save both studies before their comparison.")
         recist = self.comparison.comparison.recist
-        return self.workstation.repository.save_comparison(
+        comparison_id = self.workstation.repository.save_comparison(
             self.prior.saved.result_id,
             self.saved.result_id,
             recist.response,
             recist.followup_sum_mm,
             comparison_document(self.comparison),
         )
+        self.workstation.audit(
+            "comparison-saved", self.actor, self.saved.result_id, detail=f"prior result {self.prior.saved.result_id}"
+        )
+        return comparison_id
 
     def comparison_views(self) -> tuple[np.ndarray, np.ndarray, list[tuple[str, int]]]:
         """What a side-by-side view of the comparison shows: the follow-up's CT and labels on the

@@ -30,6 +30,7 @@ from PyQt5.QtWidgets import (
 )
 
 from liverhealth import config
+from liverhealth.domain import Actor
 from liverhealth.errors import LiverHealthError
 from liverhealth.gui.compare_window import ComparisonWindow
 from liverhealth.gui.dialogs import DatabaseDialog, PacsDialog, SettingsDialog
@@ -50,7 +51,7 @@ class MainWindow(SliceNavigation, QMainWindow):
     def __init__(self, workstation: Workstation | None = None) -> None:
         super().__init__()
         self.setWindowTitle("LiverHealth - liver CT workstation (not a medical device)")
-        self.workstation = workstation or Workstation()
+        self.workstation = workstation or Workstation(actor=Actor.local("window"))
         self.session: Session = self.workstation.session()
         self.view = ViewModel()
         self.manifest: Manifest | None = None

@@ -2,7 +2,9 @@
 
 patient 1—n study 1—n segmentation_result 1—n report; study_comparison links two results
 (baseline, follow-up); web_user holds the web interface's
-accounts (a result's ``owner`` names one). Patient identifiers live only in the
+accounts (a result's ``owner`` names one), web_session their logged-in sessions (hashed keys),
+login_failure the failed logins behind the back-off, web_job the web jobs' states; audit_event is
+the append-only audit trail. Patient identifiers live only in the
 patient table (all optional), so a study can be saved without them. Deleting a study deletes
 its results and their reports (ON DELETE CASCADE in the database, and in the ORM).
 ``sql/schema.sql`` is the same schema as MySQL DDL; a test keeps the two in step.
@@ -158,3 +160,61 @@ class WebUser(Base):
     password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
     role: Mapped[str] = mapped_column(String(16), nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+
+class LoginFailure(Base):
+    """One failed web login: the account name tried and the client address (never the password).
+    Recent rows set the back-off and the lock; a successful login clears the account's rows."""
+
+    __tablename__ = "login_failure"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_name: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    client: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
+
+
+class WebSessionRow(Base):
+    """A logged-in web session: only the SHA-256 of its cookie key is kept, so the table cannot be
+    used to log in; the CSRF token is useless without the cookie."""
+
+    __tablename__ = "web_session"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_sha256: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    user_name: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    csrf: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+
+class AuditEvent(Base):
+    """One audited action, append-only (nothing updates or deletes rows): who, when, from where,
+    what, on which result or study. Ids only: no patient names, no passwords, no paths."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
+    user_name: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    face: Mapped[str] = mapped_column(String(8), nullable=False)
+    client: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32), nullable=False, index=True)
+    result_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    study_id: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str | None] = mapped_column(String(255))
+
+
+class WebJob(Base):
+    """A web job's state, so a job that was running when the server stopped is reported as
+    interrupted afterwards instead of silently gone."""
+
+    __tablename__ = "web_job"
+
+    job_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    message: Mapped[str] = mapped_column(String(255), nullable=False, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)

@@ -94,3 +94,29 @@ def content_hash(voxels: np.ndarray, spacing: tuple[float, float, float] | None)
     )
     digest.update(memoryview(np.ascontiguousarray(voxels)).cast("B"))  # hashed in place, not copied
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One event of the audit trail: who (account or OS user, through which face, from which
+    client address), when, what, on which saved result or study. Never patient names or passwords."""
+
+    user: str
+    face: str
+    action: str
+    result_id: int | None = None
+    study_id: int | None = None
+    client: str | None = None
+    detail: str | None = None
+    at: datetime | None = None  # set by the database when written
+
+
+@dataclass(frozen=True)
+class StoredSession:
+    """A logged-in web session as the database keeps it (found by the hash of its cookie key)."""
+
+    user: str
+    role: str
+    csrf: str
+    created_at: datetime
+    last_seen_at: datetime

@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import func, select, text
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -29,12 +29,25 @@ from liverhealth.domain import SourceInfo, StudyRef
 from liverhealth.errors import StorageError
 from liverhealth.storage.database import database_url, describe, make_engine, parse_url, translate
 from liverhealth.storage.migrations_runner import missing_tables, upgrade_to_head
-from liverhealth.storage.models import Patient, Report, SegmentationResult, Study, StudyComparison, WebUser
+from liverhealth.storage.models import (
+    AuditEvent,
+    LoginFailure,
+    Patient,
+    Report,
+    SegmentationResult,
+    Study,
+    StudyComparison,
+    WebJob,
+    WebSessionRow,
+    WebUser,
+)
 from liverhealth.storage.records import (
+    AuditEntry,
     ResultRecord,
     ResultSummary,
     StoredReport,
     StoredResult,
+    StoredSession,
 )
 
 T = TypeVar("T")
@@ -445,6 +458,164 @@ class Repository:
             return (user.password_hash, user.role) if user else None
 
         return self._run("read the account", work)
+
+    def set_password(self, name: str, password_hash: str) -> bool:
+        """Replace an existing account's password hash; False when there is no such account."""
+
+        def work(session: Session) -> bool:
+            user = session.scalars(select(WebUser).where(WebUser.name == name)).first()
+            if user is not None:
+                user.password_hash = password_hash
+            return user is not None
+
+        return self._run("change the password", work, writing=True)
+
+    # failed logins ----------------------------------------------------------------------------
+    def add_login_failure(self, name: str, client: str, at: datetime) -> None:
+        """Record a failed login (and forget those over a day old)."""
+
+        def work(session: Session) -> None:
+            session.execute(delete(LoginFailure).where(LoginFailure.at < at - timedelta(days=1)))
+            session.add(LoginFailure(user_name=name[:64], client=client[:64], at=at))
+
+        self._run("record the failed login", work, writing=True)
+
+    def login_failures(self, since: datetime, name: str | None = None, client: str | None = None) -> list[datetime]:
+        """When the failed logins since ``since`` for an account name or a client happened, oldest first."""
+        column, value = (LoginFailure.user_name, name) if name is not None else (LoginFailure.client, client)
+
+        def work(session: Session) -> list[datetime]:
+            query = select(LoginFailure.at).where(column == value, LoginFailure.at >= since).order_by(LoginFailure.at)
+            return list(session.scalars(query))
+
+        return self._run("read the failed logins", work)
+
+    def clear_login_failures(self, name: str) -> None:
+        self._run(
+            "clear the failed logins",
+            lambda session: session.execute(delete(LoginFailure).where(LoginFailure.user_name == name)),
+            writing=True,
+        )
+
+    # web sessions -----------------------------------------------------------------------------
+    def add_session(self, key_sha256: str, name: str, role: str, csrf: str, now: datetime) -> None:
+        row = WebSessionRow(
+            key_sha256=key_sha256, user_name=name, role=role, csrf=csrf, created_at=now, last_seen_at=now
+        )
+        self._run("start the session", lambda session: session.add(row), writing=True)
+
+    def get_session(self, key_sha256: str) -> StoredSession | None:
+        def work(session: Session) -> StoredSession | None:
+            row = session.scalars(select(WebSessionRow).where(WebSessionRow.key_sha256 == key_sha256)).first()
+            if row is None:
+                return None
+            return StoredSession(row.user_name, row.role, row.csrf, row.created_at, row.last_seen_at)
+
+        return self._run("read the session", work)
+
+    def touch_session(self, key_sha256: str, now: datetime) -> None:
+        query = update(WebSessionRow).where(WebSessionRow.key_sha256 == key_sha256).values(last_seen_at=now)
+        self._run("keep the session", lambda session: session.execute(query), writing=True)
+
+    def end_sessions(
+        self, key_sha256: str | None = None, name: str | None = None, before: datetime | None = None
+    ) -> int:
+        """End one session (by key hash), every session of an account, or those last seen before ``before``."""
+        query = delete(WebSessionRow)
+        if key_sha256 is not None:
+            query = query.where(WebSessionRow.key_sha256 == key_sha256)
+        if name is not None:
+            query = query.where(WebSessionRow.user_name == name)
+        if before is not None:
+            query = query.where(WebSessionRow.last_seen_at < before)
+        return self._run("end the sessions", lambda session: session.execute(query).rowcount or 0, writing=True)
+
+    # the audit trail --------------------------------------------------------------------------
+    def add_audit(self, entry: AuditEntry) -> None:
+        """Append one event (the table is only ever appended to)."""
+        row = AuditEvent(
+            at=entry.at or datetime.now().replace(microsecond=0),
+            user_name=entry.user[:64],
+            face=entry.face[:8],
+            client=entry.client[:64] if entry.client else None,
+            action=entry.action[:32],
+            result_id=entry.result_id,
+            study_id=entry.study_id,
+            detail=entry.detail[:255] if entry.detail else None,
+        )
+        self._run("write the audit trail", lambda session: session.add(row), writing=True)
+
+    def audit(
+        self,
+        user: str | None = None,
+        result_id: int | None = None,
+        since: datetime | None = None,
+        action: str | None = None,
+        limit: int = 1000,
+    ) -> list[AuditEntry]:
+        """The newest ``limit`` events matching every filter given, oldest first."""
+        query = select(AuditEvent)
+        for column, value in (
+            (AuditEvent.user_name, user),
+            (AuditEvent.result_id, result_id),
+            (AuditEvent.action, action),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if since is not None:
+            query = query.where(AuditEvent.at >= since)
+
+        def work(session: Session) -> list[AuditEntry]:
+            rows = session.scalars(query.order_by(AuditEvent.id.desc()).limit(limit))
+            entries = [
+                AuditEntry(r.user_name, r.face, r.action, r.result_id, r.study_id, r.client, r.detail, r.at)
+                for r in rows
+            ]
+            return entries[::-1]
+
+        return self._run("read the audit trail", work)
+
+    # web jobs ---------------------------------------------------------------------------------
+    def set_job_state(self, job_id: str, owner: str, state: str, message: str, now: datetime) -> None:
+        def work(session: Session) -> None:
+            row = session.get(WebJob, job_id)
+            if row is None:
+                session.add(
+                    WebJob(
+                        job_id=job_id, owner=owner, state=state, message=message[:255], created_at=now, updated_at=now
+                    )
+                )
+            else:
+                row.state, row.message, row.updated_at = state, message[:255], now
+
+        self._run("record the job's state", work, writing=True)
+
+    def job_state(self, job_id: str) -> tuple[str, str, str] | None:
+        """(owner, state, message) of a web job, or None."""
+
+        def work(session: Session) -> tuple[str, str, str] | None:
+            row = session.get(WebJob, job_id)
+            return (row.owner, row.state, row.message) if row else None
+
+        return self._run("read the job's state", work)
+
+    def interrupt_jobs(self, unfinished: tuple[str, ...], message: str, now: datetime) -> list[str]:
+        """Mark every job still in an ``unfinished`` state as interrupted; their ids."""
+
+        def work(session: Session) -> list[str]:
+            rows = list(session.scalars(select(WebJob).where(WebJob.state.in_(unfinished))))
+            for row in rows:
+                row.state, row.message, row.updated_at = "interrupted", message[:255], now
+            return [row.job_id for row in rows]
+
+        return self._run("mark interrupted jobs", work, writing=True)
+
+    def forget_jobs(self, before: datetime) -> None:
+        self._run(
+            "forget old jobs",
+            lambda session: session.execute(delete(WebJob).where(WebJob.updated_at < before)),
+            writing=True,
+        )
 
     def save_comparison(
         self, baseline_id: int, followup_id: int, response: str, followup_sum_mm: float, document: dict

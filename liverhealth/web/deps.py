@@ -4,19 +4,27 @@ preconditions several routes share. A route names what it needs with the ``Annot
 here; FastAPI solves them in the order a route declares them, so a route lists who asks before
 what it asks about (401 and 403 come before 404 and 400)."""
 
+import hmac
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Request
 from pydantic import BaseModel
 
+from liverhealth.accounts import WebSession
 from liverhealth.errors import InputError
 from liverhealth.storage import StoredResult
-from liverhealth.web.auth import Sessions, WebSession, same_token
 from liverhealth.web.jobs import Job, JobManager
-from liverhealth.web.schemas import CompareRequest, PacsOpenRequest, PacsQuery, ResultSearch, SaveRequest
+from liverhealth.web.schemas import (
+    AuditSearch,
+    CompareRequest,
+    PacsOpenRequest,
+    PacsQuery,
+    ResultSearch,
+    SaveRequest,
+)
 from liverhealth.workflow import Workstation
 
 COOKIE = "liverhealth_session"
@@ -31,6 +39,8 @@ class WebSettings:
 
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     workers: int = 1
+    max_waiting: int = 8  # unfinished jobs in all: the next upload is refused (503, Retry-After)
+    max_waiting_per_user: int = 2
     secure_cookies: bool = False  # True behind TLS: cookies only over HTTPS
     work_dir: Path | None = None  # job folders (default: a private temporary folder)
 
@@ -48,23 +58,26 @@ def get_jobs(request: Request) -> JobManager:
     return request.app.state.jobs
 
 
-def get_sessions(request: Request) -> Sessions:
-    return request.app.state.sessions
-
-
 SettingsDep = Annotated[WebSettings, Depends(get_settings)]
 WorkstationDep = Annotated[Workstation, Depends(get_workstation)]
 JobsDep = Annotated[JobManager, Depends(get_jobs)]
-SessionsDep = Annotated[Sessions, Depends(get_sessions)]
 
 
 # who asks ---------------------------------------------------------------------------------------
-def current_user(request: Request, sessions: SessionsDep) -> WebSession:
-    """The logged-in session named by the cookie, else 401."""
-    session = sessions.get(request.cookies.get(COOKIE))
+def same_token(expected: str, given: str | None) -> bool:
+    return bool(given) and hmac.compare_digest(expected.encode(), given.encode())
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+def current_user(request: Request, workstation: WorkstationDep) -> WebSession:
+    """The logged-in session named by the cookie (kept in the database: it outlives a restart), else 401."""
+    session = workstation.web_session(request.cookies.get(COOKIE))
     if session is None:
         raise HTTPException(401, "Log in first (your session ended or you are not logged in).")
-    return session
+    return replace(session, client=client_address(request))
 
 
 CurrentUser = Annotated[WebSession, Depends(current_user)]
@@ -91,10 +104,7 @@ def own_job(jobs: JobManager, job_id: str, session: WebSession) -> Job:
 
 def own_result(workstation: Workstation, result_id: int, session: WebSession) -> StoredResult:
     """The saved result when it is this account's (an admin sees every result), else 404."""
-    stored = workstation.get(result_id)
-    if not session.admin and stored.summary.owner != session.user:
-        raise HTTPException(404, f"No saved result {result_id} for this account.")
-    return stored
+    return workstation.get(result_id, session.actor, owner=None if session.admin else session.user)
 
 
 def readable_job(job_id: str, session: CurrentUser, jobs: JobsDep) -> Job:
@@ -184,3 +194,4 @@ CompareBody = Annotated[CompareRequest, Depends(json_body(CompareRequest))]
 PacsQueryBody = Annotated[PacsQuery, Depends(json_body(PacsQuery))]
 PacsOpenBody = Annotated[PacsOpenRequest, Depends(json_body(PacsOpenRequest))]
 SearchBody = Annotated[ResultSearch, Depends(json_body(ResultSearch))]
+AuditBody = Annotated[AuditSearch, Depends(json_body(AuditSearch))]

@@ -9,10 +9,12 @@ when the job is discarded or the server stops.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from liverhealth import config
-from liverhealth.domain import PatientInfo
+from liverhealth.domain import Actor, PatientInfo
 from liverhealth.errors import Cancelled, LiverHealthError
 from liverhealth.text import one_line
 from liverhealth.workflow import PACS_SCHEME, Session, Workstation
@@ -36,9 +38,23 @@ class JobState(StrEnum):
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"  # the server stopped while the job was queued or running
 
 
-FINISHED = (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+FINISHED = (JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.INTERRUPTED)
+UNFINISHED = (JobState.QUEUED, JobState.LOADING, JobState.SEGMENTING, JobState.REPORTING)
+INTERRUPTED_MESSAGE = "Interrupted by a server restart; nothing of it was kept. Upload the study again."
+RETRY_AFTER_S = 60
+
+
+class Busy(LiverHealthError):
+    """The queue is full (for this account or for the server): the upload is refused, not queued."""
+
+    def __init__(self, message: str, retry_after_s: int = RETRY_AFTER_S) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 JOB_TTL_S = 4 * 3600  # a finished job (its files and the result held for saving) is kept this long
 FILES = {  # download name -> (file in the job's output folder, media type)
     "ct.nii.gz": ("ct.nii.gz", "application/gzip"),
@@ -68,7 +84,7 @@ class JobRequest:
 @dataclass
 class Job:
     job_id: str
-    owner: str
+    actor: Actor
     folder: Path
     request: JobRequest
     state: JobState = JobState.QUEUED
@@ -79,6 +95,7 @@ class Job:
     summary: dict[str, Any] | None = None
     created_s: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    on_state: Callable[[Job], None] | None = None  # told of every state change (the database keeps it)
 
     def emit(self, kind: str, **data: Any) -> None:
         with self.lock:
@@ -89,10 +106,16 @@ class Job:
     def set_state(self, state: JobState, message: str = "") -> None:
         self.state, self.message = state, message
         self.emit("state", state=state, message=message)
+        if self.on_state is not None:
+            self.on_state(self)
 
     def events_from(self, start: int) -> list[dict[str, Any]]:
         with self.lock:
             return self.events[start:]
+
+    @property
+    def owner(self) -> str:
+        return self.actor.user
 
     @property
     def finished(self) -> bool:
@@ -105,31 +128,68 @@ class Job:
 
 class JobManager:
     """Runs jobs on ``workers`` threads (the workflow's ONNX and numpy work releases the GIL, so
-    the server keeps answering); more jobs than workers wait in the queue."""
+    the server keeps answering); more jobs than workers wait in the queue, up to ``max_waiting``
+    unfinished jobs in all and ``max_waiting_per_user`` per account: the next is refused (``Busy``).
+    Job states are kept in the database, so a job the server stopped in is reported afterwards."""
 
-    def __init__(self, workstation: Workstation, root: Path, workers: int = 1, max_jobs_per_user: int = 20) -> None:
+    def __init__(
+        self,
+        workstation: Workstation,
+        root: Path,
+        workers: int = 1,
+        max_jobs_per_user: int = 20,
+        max_waiting: int = 8,
+        max_waiting_per_user: int = 2,
+    ) -> None:
         self.workstation = workstation
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self.pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="liverhealth-job")
         self.jobs: dict[str, Job] = {}
         self.max_jobs_per_user = max_jobs_per_user
+        self.max_waiting, self.max_waiting_per_user = max_waiting, max_waiting_per_user
         self._lock = threading.Lock()
+        self._stopping = False
+        workstation.interrupt_web_jobs([str(s) for s in UNFINISHED], INTERRUPTED_MESSAGE)
+
+    def check_room(self, owner: str) -> None:
+        """Refuse (Busy) a new job when the queue is full for this account or for the server."""
+        with self._lock:
+            waiting = [j for j in self.jobs.values() if not j.finished]
+        if sum(j.owner == owner for j in waiting) >= self.max_waiting_per_user:
+            raise Busy(
+                f"You already have {self.max_waiting_per_user} studies waiting or in work; wait for one to "
+                "finish (or cancel one), then upload again."
+            )
+        if len(waiting) >= self.max_waiting:
+            raise Busy(f"The server is busy ({len(waiting)} studies waiting or in work); try again in a minute.")
+
+    def interrupted(self, job_id: str, owner: str, admin: bool = False) -> tuple[str, str] | None:
+        """(state, message) of a job of an earlier server run that is no longer held, else None."""
+        return self.workstation.web_job_state(job_id, None if admin else owner)
+
+    def _record(self, job: Job) -> None:
+        """Keep the job's state in the database; a database that is away does not stop the job (its
+        save will say so), and the state is written again at the next change."""
+        with contextlib.suppress(LiverHealthError):
+            self.workstation.record_web_job(job.job_id, job.owner, str(job.state), job.message)
 
     def new_folder(self) -> tuple[str, Path]:
         job_id = uuid.uuid4().hex
         return job_id, self.root / job_id
 
-    def submit_upload(self, job_id: str, owner: str, upload: Path | str, request: JobRequest) -> Job:
+    def submit_upload(self, job_id: str, actor: Actor, upload: Path | str, request: JobRequest) -> Job:
         """Work on an upload stored at ``upload`` (or ``pacs://STUDY_UID``: retrieved from the PACS first)."""
-        job = self._add(Job(job_id, owner, self.root / job_id, request))
+        self.check_room(actor.user)
+        job = self._add(Job(job_id, actor, self.root / job_id, request))
         self.pool.submit(self._run, job, lambda: self._open_upload(job, upload))
         return job
 
-    def submit_reopen(self, owner: str, result_id: int, stored_report_pdf: bytes | None) -> Job:
+    def submit_reopen(self, actor: Actor, result_id: int, stored_report_pdf: bytes | None) -> Job:
+        self.check_room(actor.user)
         job_id, folder = self.new_folder()
         folder.mkdir(parents=True)
-        job = self._add(Job(job_id, owner, folder, JobRequest()))
+        job = self._add(Job(job_id, actor, folder, JobRequest()))
         job.summary = {"saved_result_id": result_id}
         self.pool.submit(self._run, job, lambda: self._reopen(job, result_id, stored_report_pdf))
         return job
@@ -150,6 +210,7 @@ class JobManager:
             shutil.rmtree(job.folder, ignore_errors=True)
 
     def shutdown(self) -> None:
+        self._stopping = True
         for job in list(self.jobs.values()):
             job.cancel_event.set()
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -165,7 +226,8 @@ class JobManager:
                     self.jobs.pop(old.job_id, None)  # a user's oldest finished jobs make room; old ones expire
                     shutil.rmtree(old.folder, ignore_errors=True)
             self.jobs[job.job_id] = job
-        job.emit("state", state=JobState.QUEUED, message="Waiting for a free worker.")
+        job.on_state = self._record
+        job.set_state(JobState.QUEUED, "Waiting for a free worker.")
         return job
 
     # the work ---------------------------------------------------------------------------------
@@ -177,7 +239,10 @@ class JobManager:
             job.set_state(JobState.DONE, "Ready.")
         except Cancelled:
             shutil.rmtree(job.out, ignore_errors=True)
-            job.set_state(JobState.CANCELLED, "Cancelled; nothing was kept.")
+            if self._stopping:
+                job.set_state(JobState.INTERRUPTED, INTERRUPTED_MESSAGE)
+            else:
+                job.set_state(JobState.CANCELLED, "Cancelled; nothing was kept.")
         except LiverHealthError as exc:
             shutil.rmtree(job.out, ignore_errors=True)
             job.set_state(JobState.FAILED, one_line(exc))
@@ -192,7 +257,7 @@ class JobManager:
             raise Cancelled("Cancelled.")
 
     def _open_upload(self, job: Job, upload: Path | str) -> None:
-        session = self.workstation.session()
+        session = self.workstation.session(job.actor)
         job.session = session
         from_pacs = str(upload).startswith(PACS_SCHEME)
         job.set_state(JobState.LOADING, "Retrieving the study from the PACS." if from_pacs else "Reading the CT.")
@@ -222,7 +287,7 @@ class JobManager:
 
     def _reopen(self, job: Job, result_id: int, stored_report_pdf: bytes | None) -> None:
         job.set_state(JobState.LOADING, f"Reopening saved result {result_id}.")
-        session = self.workstation.reopen(result_id)
+        session = self.workstation.reopen(result_id, job.actor)
         job.session = session
         self._first_view(job, session)
         self._finish(job, session, use_llm=False, stored_report_pdf=stored_report_pdf)

@@ -10,7 +10,7 @@ from starlette.datastructures import FormData
 
 from liverhealth.domain import PatientInfo
 from liverhealth.errors import InputError
-from liverhealth.storage.records import ResultSummary
+from liverhealth.storage.records import AuditEntry, ResultSummary
 from liverhealth.web.jobs import Job, JobRequest, available_files
 
 
@@ -102,6 +102,15 @@ class ResultSearch(BaseModel):
     until: Annotated[date | None, BeforeValidator(_iso_date)] = None
 
 
+class AuditSearch(BaseModel):
+    """Filters of the audit trail (admins)."""
+
+    user: OptionalText = None
+    result_id: Annotated[int | None, BeforeValidator(_int_or_none)] = None
+    since: Annotated[date | None, BeforeValidator(_iso_date)] = None
+    limit: Annotated[int, BeforeValidator(lambda v: min(max(_int_or_none(v) or 500, 1), 5000))] = 500
+
+
 # answers ----------------------------------------------------------------------------------------
 class ModelChoice(BaseModel):
     id: str
@@ -155,6 +164,39 @@ class JobStatus(BaseModel):
 class JobCancelled(BaseModel):
     job_id: str
     state: str
+
+
+class AuditRow(BaseModel):
+    at: str
+    user: str
+    face: str
+    client: str | None
+    action: str
+    result_id: int | None
+    study_id: int | None
+    detail: str | None
+
+    @classmethod
+    def of(cls, entry: AuditEntry) -> "AuditRow":
+        return cls(
+            at=f"{entry.at:%Y-%m-%d %H:%M:%S}" if entry.at else "",
+            user=entry.user,
+            face=entry.face,
+            client=entry.client,
+            action=entry.action,
+            result_id=entry.result_id,
+            study_id=entry.study_id,
+            detail=entry.detail,
+        )
+
+
+class AuditEvents(BaseModel):
+    events: list[AuditRow]
+
+
+class SessionsEnded(BaseModel):
+    name: str
+    ended: int
 
 
 class Saved(BaseModel):

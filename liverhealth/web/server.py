@@ -37,4 +37,3 @@ def serve(workstation: Workstation, host: str, port: int, settings) -> int:
     print(f"LiverHealth web on http://{host}:{port}/ (Ctrl+C stops it)", file=sys.stderr, flush=True)
     uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
     return 0
-

@@ -45,6 +45,6 @@ def test_the_wheel_carries_every_shipped_model(tmp_path):
             "liverhealth/web/static/index.html",
             "liverhealth/web/static/app.js",
             "liverhealth/web/static/vendor/niivue/niivue.umd.js",
-            "liverhealth/storage/migrations/versions/0005_result_confidence.py",
+            "liverhealth/storage/migrations/versions/0006_audit_sessions.py",
         ):
             assert needed in files, needed

@@ -7,16 +7,17 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from liverhealth.errors import LiverHealthError
-from liverhealth.web.auth import same_token
+from liverhealth.accounts import LoginRefused
+from liverhealth.errors import InputError, LiverHealthError
 from liverhealth.web.deps import (
     COOKIE,
     LOGIN_COOKIE,
     ChangingUser,
     CurrentUser,
-    SessionsDep,
     SettingsDep,
     WorkstationDep,
+    client_address,
+    same_token,
 )
 from liverhealth.web.routes.pages import niivue_version
 from liverhealth.web.schemas import LoggedOut, Me, ModelChoice
@@ -42,7 +43,6 @@ def pacs_configured() -> bool:
 async def login(
     request: Request,
     settings: SettingsDep,
-    sessions: SessionsDep,
     workstation: WorkstationDep,
     name: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
@@ -51,11 +51,13 @@ async def login(
     """Check the form's token and the password; on success, a session cookie and the page."""
     if not same_token(request.cookies.get(LOGIN_COOKIE) or "", token):
         return RedirectResponse("/login?error=2", status_code=303)
-    role = await run_in_threadpool(workstation.verify_user, name, password)
-    if role is None:
+    try:
+        key, _ = await run_in_threadpool(workstation.login, name, password, client_address(request))
+    except LoginRefused as exc:
+        return RedirectResponse(f"/login?error=3&wait={exc.retry_after_s}", status_code=303)
+    except InputError:
         await asyncio.sleep(WRONG_PASSWORD_DELAY_S)
         return RedirectResponse("/login?error=1", status_code=303)
-    key, _ = sessions.start(name, role)
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(
         COOKIE, key, httponly=True, samesite="strict", secure=settings.secure_cookies, max_age=SESSION_COOKIE_S
@@ -65,9 +67,9 @@ async def login(
 
 
 @router.post("/api/logout")
-def logout(request: Request, response: Response, session: ChangingUser, sessions: SessionsDep) -> LoggedOut:
+def logout(request: Request, response: Response, session: ChangingUser, workstation: WorkstationDep) -> LoggedOut:
     """End the session and drop its cookie."""
-    sessions.end(request.cookies.get(COOKIE))
+    workstation.logout(request.cookies.get(COOKIE), session.actor)
     response.delete_cookie(COOKIE)
     return LoggedOut()
 
@@ -92,5 +94,5 @@ def me(session: CurrentUser, settings: SettingsDep, workstation: WorkstationDep)
         csrf=session.csrf,
         models=models,
         max_upload_mb=settings.max_upload_bytes // 2**20,
-        niivue=niivue_version(),
+        niivue=niivue_version(with_version=session.admin),
     )

@@ -6,8 +6,8 @@ from dataclasses import asdict
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
+from liverhealth.accounts import WebSession
 from liverhealth.errors import InputError
-from liverhealth.web.auth import WebSession
 from liverhealth.web.deps import (
     ChangingUser,
     ComparableJob,
@@ -59,4 +59,4 @@ async def _prior_session(
     if body.prior_result_id is None:
         raise InputError("Choose the prior study: a saved result or another finished study.")
     await run_in_threadpool(own_result, workstation, body.prior_result_id, session)
-    return await run_in_threadpool(workstation.reopen, body.prior_result_id)
+    return await run_in_threadpool(workstation.reopen, body.prior_result_id, session.actor)

@@ -47,6 +47,7 @@ async def upload(
     jobs: JobsDep,
 ) -> UploadAccepted:
     """Store and check an upload (nothing of a refused one is kept), then queue its job."""
+    jobs.check_room(session.user)  # a full queue refuses before the upload is read
     form = await request.form(max_files=MAX_ZIP_ENTRIES, max_fields=20)
     try:
         options = UploadOptions.from_form(form)
@@ -55,7 +56,11 @@ async def upload(
         stored = await _store(form, folder, settings.max_upload_bytes)
     finally:
         await form.close()
-    job = jobs.submit_upload(job_id, session.user, stored.path, options.job_request())
+    try:
+        job = jobs.submit_upload(job_id, session.actor, stored.path, options.job_request())
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     return UploadAccepted(job_id=job.job_id, kind=stored.kind, size_bytes=stored.size_bytes)
 
 
@@ -70,8 +75,16 @@ async def _store(form: FormData, folder: Path, limit_bytes: int) -> StoredUpload
 
 
 @router.get("/{job_id}")
-def job_status(job: ReadableJob) -> JobStatus:
-    return JobStatus.of(job)
+def job_status(job_id: str, session: CurrentUser, jobs: JobsDep) -> JobStatus:
+    """The job's state; a job of an earlier server run answers "interrupted" with what to do."""
+    job = jobs.get(job_id, session.user, session.admin)
+    if job is not None:
+        return JobStatus.of(job)
+    kept = jobs.interrupted(job_id, session.user, session.admin)
+    if kept is None:
+        own_job(jobs, job_id, session)  # the usual 404
+    state, message = kept
+    return JobStatus(job_id=job_id, state=state, message=message, summary=None, files=[])
 
 
 @router.get("/{job_id}/events")
@@ -122,4 +135,4 @@ def job_file(job: ReadableJob, name: str) -> FileResponse:
 async def save(job: SavableJob, body: SaveBody, session: ChangingUser) -> Saved:
     """Save the job's result (and its report) in the results database, owned by this account."""
     saved = await run_in_threadpool(job.session.save, body.store_patient, session.user)
-    return Saved(result_id=saved.result_id, where=saved.where)
+    return Saved(result_id=saved.result_id, where=saved.where if session.admin else "the results database")

@@ -26,7 +26,7 @@ router = APIRouter(tags=["pacs"])
 @router.post("/api/pacs/find")
 async def pacs_find(session: ChangingUser, query: PacsQueryBody, workstation: WorkstationDep) -> PacsStudies:
     """Studies matching the query (in the body: patient details stay out of URLs and logs)."""
-    hits = await run_in_threadpool(lambda: workstation.find_studies(**query.model_dump()))
+    hits = await run_in_threadpool(lambda: workstation.find_studies(session.actor, **query.model_dump()))
     return PacsStudies(studies=[asdict(hit) for hit in hits])
 
 
@@ -39,15 +39,18 @@ async def pacs_open(
         raise InputError("Choose a study from the PACS list (its study UID is missing or malformed).")
     model_id = known_model(workstation, body.model)
     job_id, _ = jobs.new_folder()
-    job = jobs.submit_upload(job_id, session.user, f"{PACS_SCHEME}{body.study_uid}", JobRequest(model_id=model_id))
+    job = jobs.submit_upload(job_id, session.actor, f"{PACS_SCHEME}{body.study_uid}", JobRequest(model_id=model_id))
     return JobStarted(job_id=job.job_id)
 
 
 @router.post("/api/jobs/{job_id}/send")
-async def pacs_send(job: ChangeableJob, workstation: WorkstationDep) -> PacsSent:
+async def pacs_send(job: ChangeableJob, session: ChangingUser, workstation: WorkstationDep) -> PacsSent:
     """Store the job's DICOM SEG and SR on the PACS, skipping what it already holds."""
     files = [job.out / "seg.dcm", job.out / "sr.dcm"]
     if job.state != "done" or not all(f.is_file() for f in files):
         raise InputError("Only a finished result of a DICOM CT has a SEG and SR to send.")
-    sent, present = await run_in_threadpool(workstation.store_to_pacs, files)
+    saved = job.session.saved if job.session is not None else None
+    sent, present = await run_in_threadpool(
+        workstation.store_to_pacs, files, session.actor, saved.result_id if saved else None
+    )
     return PacsSent(sent=sent, already_there=present)

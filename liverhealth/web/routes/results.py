@@ -19,6 +19,7 @@ async def search(session: ChangingUser, body: SearchBody, workstation: Workstati
         body.since,
         body.until,
         None if session.admin else session.user,
+        session.actor,
     )
     return ResultList(results=[ResultRow.of(row) for row in rows])
 
@@ -27,12 +28,12 @@ async def search(session: ChangingUser, body: SearchBody, workstation: Workstati
 async def reopen(stored: ChangeableResult, session: ChangingUser, jobs: JobsDep) -> JobStarted:
     """A job on a saved result: its CT reloaded, its labels and latest report back on the page."""
     pdf = stored.reports[-1].pdf if stored.reports else None
-    job = jobs.submit_reopen(session.user, stored.summary.result_id, pdf)
+    job = jobs.submit_reopen(session.actor, stored.summary.result_id, pdf)
     return JobStarted(job_id=job.job_id)
 
 
 @router.delete("/{result_id}")
-async def delete(stored: ChangeableResult, workstation: WorkstationDep) -> Deleted:
+async def delete(stored: ChangeableResult, session: ChangingUser, workstation: WorkstationDep) -> Deleted:
     """Delete a saved result of this account (an admin: anyone's)."""
-    await run_in_threadpool(workstation.delete, stored.summary.result_id)
+    await run_in_threadpool(workstation.delete, stored.summary.result_id, session.actor)
     return Deleted(deleted=stored.summary.result_id)

@@ -120,16 +120,26 @@ function follow(jobId) {
   $("cancel").hidden = false;
   const events = new EventSource(`/api/jobs/${jobId}/events`);
   state.events = events;
+  events.addEventListener("error", () => {
+    if (events.readyState !== EventSource.CLOSED || state.job !== jobId) return;
+    api(`/api/jobs/${jobId}`).then((job) => {  // the server restarted: say what became of the job
+      $("status").textContent = job.message || job.state;
+      $("status").dataset.state = job.state;
+      $("cancel").hidden = true;
+      $("progress").hidden = true;
+      if (job.state === "interrupted" || job.state === "failed") showError(job.message);
+    }).catch((err) => showError(err.message));
+  });
   let draft = "";
   events.addEventListener("state", (e) => {
     const data = JSON.parse(e.data);
     $("status").textContent = data.message || data.state;
     $("status").dataset.state = data.state;
-    if (["done", "failed", "cancelled"].includes(data.state)) {
+    if (["done", "failed", "cancelled", "interrupted"].includes(data.state)) {
       events.close();
       $("cancel").hidden = true;
       $("progress").hidden = true;
-      if (data.state === "failed") showError(data.message);
+      if (data.state === "failed" || data.state === "interrupted") showError(data.message);
       if (data.state === "done") $("save-box").hidden = !!(state.summary && state.summary.saved_result_id);
     }
   });
@@ -388,12 +398,46 @@ async function remove(resultId) {
   } catch (err) { showError(err.message, "results-error"); }
 }
 
+async function showAudit(event) {
+  if (event) event.preventDefault();
+  showError("", "audit-error");
+  try {
+    const body = { user: $("audit-user").value, result_id: $("audit-result").value, since: $("audit-since").value };
+    const answer = await api("/api/admin/audit", { method: "POST", body: JSON.stringify(body),
+      headers: { "Content-Type": "application/json" } });
+    const rows = $("audit").querySelector("tbody");
+    rows.replaceChildren();
+    for (const e of answer.events.slice().reverse()) {
+      const tr = document.createElement("tr");
+      for (const value of [e.at, e.user, e.face, e.client, e.action, e.result_id, e.study_id, e.detail]) {
+        const td = document.createElement("td");
+        td.textContent = value === null || value === undefined ? "" : String(value);
+        tr.append(td);
+      }
+      rows.append(tr);
+    }
+    if (!answer.events.length) showError("No audit events match.", "audit-error");
+  } catch (err) { showError(err.message, "audit-error"); }
+}
+
+async function endSessions() {
+  const name = $("end-user").value.trim();
+  if (!name || !window.confirm(`Log ${name} out everywhere?`)) return;
+  try {
+    const answer = await api(`/api/admin/accounts/${encodeURIComponent(name)}/end-sessions`, { method: "POST" });
+    showError(`Ended ${answer.ended} session(s) of ${answer.name}.`, "audit-error");
+  } catch (err) { showError(err.message, "audit-error"); }
+}
+
 function showTab(name) {
   $("study-view").hidden = name !== "study";
   $("results-view").hidden = name !== "results";
+  $("audit-view").hidden = name !== "audit";
   $("tab-study").classList.toggle("active", name === "study");
   $("tab-results").classList.toggle("active", name === "results");
+  $("tab-audit").classList.toggle("active", name === "audit");
   if (name === "results") search();
+  if (name === "audit") showAudit();
 }
 
 // start ------------------------------------------------------------------------------------------
@@ -423,6 +467,10 @@ async function start() {
   $("search-form").addEventListener("submit", search);
   $("tab-study").addEventListener("click", () => showTab("study"));
   $("tab-results").addEventListener("click", () => showTab("results"));
+  $("tab-audit").hidden = me.role !== "admin";
+  $("tab-audit").addEventListener("click", () => showTab("audit"));
+  $("audit-form").addEventListener("submit", showAudit);
+  $("end-sessions").addEventListener("click", endSessions);
   $("logout").addEventListener("click", () => api("/api/logout", { method: "POST" }).finally(() => { window.location = "/login"; }));
   $("opacity").addEventListener("input", () => state.nv && state.nv.volumes.length > 1 &&
     state.nv.setOpacity(1, $("opacity").value / 100));
