@@ -97,7 +97,7 @@ def set_password(repository: Repository, name: str, password: str) -> None:
     if not repository.set_password(name, _HASHER.hash(_check_password(password))):
         raise InputError(f"There is no account {name}: create it with `liverhealth web adduser {name}`.")
     repository.end_sessions(name=name)
-    repository.clear_login_failures(name)  # a reset by the administrator lifts the lock
+    clear_failures(repository, name)  # a reset by the administrator lifts the lock
 
 
 def wait_s(failures: list[datetime], limits: tuple[int, int], now: datetime) -> int:
@@ -125,7 +125,7 @@ def _refusal(who: str, seconds: int) -> LoginRefused:
 def check_not_locked(repository: Repository, name: str, client: str, now: datetime) -> None:
     """Refuse, before any password is checked, an account or a client that must still wait."""
     since = now - FAILURE_WINDOW
-    account = wait_s(repository.login_failures(since, name=name), ACCOUNT_LIMITS, now)
+    account = wait_s(repository.login_failures(since, name=name_hash(name)), ACCOUNT_LIMITS, now)
     if account:
         raise _refusal("for this account", account)
     from_client = wait_s(repository.login_failures(since, client=client), CLIENT_LIMITS, now)
@@ -147,6 +147,19 @@ def verify_user(repository: Repository, name: str, password: str) -> str | None:
 
 def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def name_hash(name: str) -> str:
+    """How a failed login's account name is kept: hashed, since people type passwords into it."""
+    return hashlib.sha256(b"liverhealth-login:" + (name or "").encode()).hexdigest()
+
+
+def record_failure(repository: Repository, name: str, client: str, now: datetime) -> None:
+    repository.add_login_failure(name_hash(name), client, now)
+
+
+def clear_failures(repository: Repository, name: str) -> None:
+    repository.clear_login_failures(name_hash(name))
 
 
 def idle_timeout() -> timedelta:

@@ -205,21 +205,20 @@ class Workstation:
         from liverhealth import accounts
 
         now = datetime.now().replace(microsecond=0)
-        actor = Actor(name if accounts.USER_NAME.match(name or "") else "?", "web", client)
+        # the audit trail names only real accounts: a password typed into the name field stays out
+        known = bool(accounts.USER_NAME.match(name or "")) and self.repository.get_user(name) is not None
+        actor = Actor(name if known else "?", "web", client)
         try:
             accounts.check_not_locked(self.repository, name, client, now)
         except accounts.LoginRefused:
             self.audit("login-refused", actor)
             raise
         role = accounts.verify_user(self.repository, name, password)
-        if role is None:
-            # counted by the name tried (so a locked name does not tell whether it exists), but the
-            # audit trail names only real accounts: a password typed into the name field stays out
-            self.repository.add_login_failure(actor.user, client, now)
-            known = actor.user != "?" and self.repository.get_user(name) is not None
-            self.audit("login-failed", actor if known else Actor("?", "web", client))
+        if role is None:  # counted by the hashed name, so a locked name does not tell whether it exists
+            accounts.record_failure(self.repository, name, client, now)
+            self.audit("login-failed", actor)
             raise InputError("Wrong user name or password.")
-        self.repository.clear_login_failures(name)
+        accounts.clear_failures(self.repository, name)
         key, session = accounts.start_session(self.repository, name, role, now)
         self.audit("login", actor)
         return key, session

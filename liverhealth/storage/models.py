@@ -163,8 +163,8 @@ class WebUser(Base):
 
 
 class LoginFailure(Base):
-    """One failed web login: the account name tried and the client address (never the password).
-    Recent rows set the back-off and the lock; a successful login clears the account's rows."""
+    """One failed web login: a hash of the account name tried (people type passwords there) and the
+    client address. Recent rows set the back-off and the lock; a success clears the account's rows."""
 
     __tablename__ = "login_failure"
 
