@@ -69,13 +69,17 @@ class WebClient:
 
 
 @contextmanager
-def running_web_server(root: Path, env_extra: dict[str, str] | None = None) -> Iterator[tuple[str, Path, Path]]:
-    """(base URL, work folder, log path) of a `liverhealth web` process; stopped on exit."""
+def running_web_server(
+    root: Path, env_extra: dict[str, str] | None = None, server_args: tuple[str, ...] = ()
+) -> Iterator[tuple[str, Path, Path, subprocess.Popen]]:
+    """(base URL, work folder, log path, process) of a `liverhealth web` process; stopped on exit.
+    Started again on the same ``root`` it keeps the database (a restart)."""
     models = root / "models"
-    models.mkdir(parents=True)
-    make_threshold_model(models / "threshold.onnx", size=(128, 128))
-    entry = manifest_entry("threshold", models / "threshold.onnx", size=(128, 128))
-    (models / "manifest.json").write_text(json.dumps({"schema": 1, "default": "threshold", "models": [entry]}))
+    if not (models / "manifest.json").is_file():
+        models.mkdir(parents=True, exist_ok=True)
+        make_threshold_model(models / "threshold.onnx", size=(128, 128))
+        entry = manifest_entry("threshold", models / "threshold.onnx", size=(128, 128))
+        (models / "manifest.json").write_text(json.dumps({"schema": 1, "default": "threshold", "models": [entry]}))
     env = {
         **os.environ,
         "LIVERHEALTH_CONFIG": str(root / "no-config.toml"),
@@ -86,16 +90,21 @@ def running_web_server(root: Path, env_extra: dict[str, str] | None = None) -> I
         **(env_extra or {}),
     }
     base = [sys.executable, "-m", "liverhealth.cli", "--models-dir", str(models), "web"]
-    for name, password in PASSWORDS.items():
-        admin = ["--admin"] if name == "root" else []
-        subprocess.run(
-            [*base, "adduser", name, "--password-stdin", *admin], input=password + "\n", text=True, env=env, check=True
-        )
+    if not (root / "web.db").is_file():
+        for name, password in PASSWORDS.items():
+            admin = ["--admin"] if name == "root" else []
+            subprocess.run(
+                [*base, "adduser", name, "--password-stdin", *admin],
+                input=password + "\n",
+                text=True,
+                env=env,
+                check=True,
+            )
     port = free_port()
     log = root / "server.log"
-    with open(log, "w") as handle:
+    with open(log, "a") as handle:
         process = subprocess.Popen(
-            [*base, "--port", str(port), "--max-upload-mb", str(MAX_UPLOAD_MB), "--workers", "2"],
+            [*base, "--port", str(port), "--max-upload-mb", str(MAX_UPLOAD_MB), "--workers", "2", *server_args],
             stdout=handle,
             stderr=subprocess.STDOUT,
             env=env,
@@ -112,10 +121,11 @@ def running_web_server(root: Path, env_extra: dict[str, str] | None = None) -> I
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"the web server did not start: {log.read_text()}") from None
                 time.sleep(0.3)
-        yield url, root, log
+        yield url, root, log, process
     finally:
-        process.terminate()
-        process.wait(30)
+        if process.poll() is None:
+            process.terminate()
+            process.wait(30)
 
 
 def login(web_server, name: str) -> WebClient:
