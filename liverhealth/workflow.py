@@ -88,6 +88,7 @@ class Workstation:
         self._repository: Repository | None = None
         self._pacs = None
         self._lock = threading.Lock()
+        self._login_lock = threading.Lock()  # logins one at a time: parallel guesses cannot pass the back-off
 
     # shared resources -------------------------------------------------------------------------
     @property
@@ -202,6 +203,11 @@ class Workstation:
         """Check a web login: (the cookie key, the session) on success. Refuses at once (LoginRefused,
         whose message says how long to wait) while the account or the client is backed off; a wrong
         name or password raises InputError. Every failure and lock is in the audit trail."""
+
+        with self._login_lock:
+            return self._login(name, password, client)
+
+    def _login(self, name: str, password: str, client: str) -> tuple[str, WebSession]:
         from liverhealth import accounts
 
         now = datetime.now().replace(microsecond=0)
