@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # The README's test command.
 #   bash scripts/test.sh            the full gate, what CI runs: nothing may be skipped
-#   bash scripts/test.sh --quick    the edit-test loop (about 2 minutes): no slow, mysql, gui or
-#                                   training_env tests; a missing prerequisite is a skip with its reason
+#   bash scripts/test.sh --quick    the edit-test loop (about 2 minutes): no slow, mysql, gui,
+#                                   training_env, browser or pacs tests; a missing prerequisite is a
+#                                   skip with its reason
+#   bash scripts/test.sh --unit     under 30 s: only tests that need nothing outside the process: none
+#                                   marked slow, data (the real CT), mysql, gui, browser, pacs,
+#                                   training_env, subprocess or sleeps
+# tests/conftest.py sets data, mysql, gui, pacs, subprocess and sleeps from what each test uses (its
+# fixtures, the helpers its code calls); slow, training_env and browser are set on the tests.
 # Extra arguments go to pytest (e.g. `bash scripts/test.sh --quick tests/imaging`).
 # The full gate installs what the tests need when run as root (poppler, MariaDB, the Paddle
 # training venv) and starts MariaDB on 127.0.0.1:3306 if none answers; otherwise it says what
@@ -10,8 +16,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
-quick=0
-if [ "${1:-}" = "--quick" ]; then quick=1; shift; fi
+tier=full
+case "${1:-}" in
+    --quick) tier=quick; shift ;;
+    --unit) tier=unit; shift ;;
+esac
 
 [ -x .venv/bin/python ] || bash scripts/setup.sh
 
@@ -30,8 +39,9 @@ mysql_answers() {
     .venv/bin/python -c "import socket; socket.create_connection(('127.0.0.1', 3306), 2).close()" 2>/dev/null
 }
 
-if [ "$quick" = 1 ]; then
+if [ "$tier" != full ]; then
     markers="not slow and not mysql and not gui and not training_env and not browser and not pacs"
+    if [ "$tier" = unit ]; then markers="$markers and not data and not subprocess and not sleeps"; fi
     set +e
     .venv/bin/python -m pytest -m "$markers" "$@"
     status=$?

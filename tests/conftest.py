@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import types
 from pathlib import Path
 
 import numpy as np
@@ -73,28 +75,61 @@ def _quiet_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     os.environ.setdefault("LIVERHEALTH_THREADS", "2")
 
 
-_TIER_BY_PATH = {
-    "tests/gui/": "gui",
-    "tests/training/test_roundtrip.py": "training_env",
-    "tests/web/test_browser.py": "browser",
-    "tests/pacs/": "pacs",
+# Tier markers from what a test needs. The fixtures it requests (item.fixturenames holds the indirect
+# ones too, so a module's own fixture built on data_root marks its tests `data`):
+_MARKERS_BY_FIXTURE = {
+    "data": {"data_root", "ircadb1", "ircadb1_masks", "ircadb1_record", "gt_result"},
+    "mysql": {"private_mariadb", "secret_user"},
+    "gui": {"qtbot"},
+    "pacs": {"orthanc"},
 }
-_MYSQL_FIXTURES = {"private_mariadb", "secret_user"}
+_MYSQL_PARAM = "mysql"  # a parametrized backend (db_url, kind): the MariaDB on 127.0.0.1:3306
+# Names in the code of the test or of a fixture it requests: the helpers that start a child process, and
+# a wait on the real clock (seconds of wall time for a login back-off or a session timeout to pass):
+_MARKERS_BY_NAME = {
+    "subprocess": {"run_cli", "running_web_server", "subprocess"},
+    "sleeps": {"sleep"},
+}
+# A test that needs something neither says (it runs the training venv or drives chromium through a module
+# helper) carries its marker by hand, as `slow` is set by hand.
 
 
+def _code_names(code: types.CodeType) -> set[str]:
+    """The global, attribute and imported names a function's code uses, its nested functions' included."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _code_names(const)
+    return names
+
+
+def _names_used(item: pytest.Item) -> set[str]:
+    functions = [getattr(item, "function", None)]
+    fixtureinfo = getattr(item, "_fixtureinfo", None)
+    if fixtureinfo is not None:
+        functions += [d.func for defs in fixtureinfo.name2fixturedefs.values() for d in defs]
+    names: set[str] = set()
+    for function in functions:
+        code = getattr(inspect.unwrap(function), "__code__", None) if function is not None else None
+        if code is not None:
+            names |= _code_names(code)
+    return names
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tier markers from what a test needs: a MariaDB server (mysql), a Qt window (gui), the Paddle
-    training venv (training_env); ``slow`` is set on the test itself."""
-    root = Path(config.rootpath)
+    """Mark each test by what it needs: the real CT data (data), a MariaDB server (mysql), a Qt window
+    (gui), Orthanc (pacs), a child process such as the `liverhealth` command or its web server (subprocess),
+    the real clock to advance (sleeps)."""
     for item in items:
-        where = Path(item.fspath).relative_to(root).as_posix()
-        for prefix, marker in _TIER_BY_PATH.items():
-            if where.startswith(prefix):
+        needs = set(getattr(item, "fixturenames", ()))
+        for marker, fixtures in _MARKERS_BY_FIXTURE.items():
+            if needs & fixtures:
                 item.add_marker(marker)
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if (
-            _MYSQL_FIXTURES & set(getattr(item, "fixturenames", ()))
-            or params.get("db_url") == "mysql"
-            or "mysql" in item.name
-        ):
+        if any(isinstance(value, str) and value == _MYSQL_PARAM for value in params.values()):
             item.add_marker("mysql")
+        names = _names_used(item)
+        for marker, used in _MARKERS_BY_NAME.items():
+            if names & used:
+                item.add_marker(marker)

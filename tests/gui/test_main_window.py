@@ -113,6 +113,7 @@ def test_settings_dialog_keeps_the_other_settings(qtbot, window, tmp_path, monke
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+@pytest.mark.gui  # runs the `liverhealth gui` command itself (no qtbot)
 def test_gui_uses_the_models_dir_flag(data_root, models_dir, tmp_path):
     """`liverhealth --models-dir X gui` segments with X's models, not the environment's."""
     import json

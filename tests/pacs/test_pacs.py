@@ -142,7 +142,6 @@ def test_pacs_stopped_mid_retrieve_keeps_nothing(orthanc, data_root, tmp_path, p
             orthanc.start()
 
 
-@pytest.mark.gui
 def test_window_imports_from_the_pacs_and_sends_results_back(
     qtbot, orthanc, data_root, models_dir, tmp_path, monkeypatch
 ):

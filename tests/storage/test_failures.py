@@ -142,6 +142,7 @@ for i in range(int(sys.argv[3])):
 """
 
 
+@pytest.mark.mysql  # the MariaDB on 127.0.0.1:3306, through mysql_root() rather than a fixture
 def test_two_processes_save_at_once_to_mysql():
     name = f"lh_concurrent_{uuid.uuid4().hex[:8]}"
     url = f"mysql+pymysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{name}"

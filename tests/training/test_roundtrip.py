@@ -17,6 +17,7 @@ from training import preprocess
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN_PYTHON = REPO / ".venv-train" / "bin" / "python"
+pytestmark = pytest.mark.training_env  # every test runs TRAIN_PYTHON itself (no fixture says so)
 
 
 def require_training_stack() -> None:

@@ -7,12 +7,15 @@ import io
 import time
 
 import numpy as np
+import pytest
 from PIL import Image
 from pypdf import PdfReader
 
 from liverhealth.presentation import DISCLAIMER
 from tests.helpers.browser import chromium
 from tests.helpers.web import PASSWORDS
+
+pytestmark = pytest.mark.browser  # drives chromium through tests.helpers.browser (no fixture says so)
 
 
 def overlay_pixels(png: bytes) -> tuple[int, int]:
