@@ -262,6 +262,31 @@ def cmd_db_save(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_backup(args: argparse.Namespace) -> int:
+    workstation = _workstation(args)
+    summary = workstation.backup_database(args.file)
+    print(
+        f"Backed up the {workstation.database_where} to {summary.path}: {_rows(summary.rows)}, schema "
+        f"{summary.schema_revision}. It holds patient data and password hashes: keep it as safe as the database."
+    )
+    return 0
+
+
+def cmd_db_restore(args: argparse.Namespace) -> int:
+    workstation = _workstation(args)
+    summary = workstation.restore_database(args.file)
+    print(
+        f"Restored {summary.path} (taken {summary.created_at}, schema {summary.schema_revision}) into the "
+        f"{workstation.database_where}: {_rows(summary.rows)}."
+    )
+    return 0
+
+
+def _rows(rows: dict[str, int]) -> str:
+    results = rows.get("segmentation_result", 0)
+    return f"{sum(rows.values())} rows in {len(rows)} tables ({results} result(s))"
+
+
 XCB_LIBRARIES = {  # what Qt's xcb platform plugin loads, and the Debian package of each
     "xcb-icccm": "libxcb-icccm4",
     "xcb-image": "libxcb-image0",
@@ -595,6 +620,12 @@ def _add_db_parser(sub: argparse._SubParsersAction) -> None:
     save = actions.add_parser("save", help="save a `liverhealth segment` output folder (retry a failed save)")
     save.add_argument("folder", type=Path)
     save.set_defaults(func=cmd_db_save)
+    backup = actions.add_parser("backup", help="write the whole database to one portable file (safe while in use)")
+    backup.add_argument("file", type=Path)
+    backup.set_defaults(func=cmd_db_backup)
+    restore = actions.add_parser("restore", help="restore a backup file into an empty database")
+    restore.add_argument("file", type=Path)
+    restore.set_defaults(func=cmd_db_restore)
     audit = actions.add_parser("audit", help="the audit trail: who opened, saved, exported, deleted what, and logins")
     audit.add_argument("--user", help="only this account or OS user")
     audit.add_argument("--result", type=record_id, help="only this saved result")

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from liverhealth.accounts import WebSession
     from liverhealth.comparison import ComparisonResult
     from liverhealth.inference.manifest import ModelSpec
+    from liverhealth.storage.backup import BackupSummary
     from liverhealth.storage.records import AuditEntry
     from liverhealth.storage.repository import Repository
 
@@ -360,6 +361,24 @@ class Workstation:
             return repository.where, repository.init()
         finally:
             repository.close()
+
+    def backup_database(self, path: Path, actor: Actor | None = None) -> BackupSummary:
+        """The whole results database in one portable file (audited first: a backup nobody can
+        account for does not happen)."""
+        from liverhealth.storage.backup import backup
+
+        self.audit("backup", actor)
+        return backup(self.db_url, Path(path))
+
+    def restore_database(self, path: Path, actor: Actor | None = None) -> BackupSummary:
+        """A backup into this empty results database (refused when it holds rows); audited in the
+        restored database."""
+        from liverhealth.storage.backup import restore
+
+        self.close()
+        summary = restore(self.db_url, Path(path))
+        self.audit("restore", actor, detail=f"backup of {summary.created_at}")
+        return summary
 
     def database_where_quietly(self) -> str | None:
         """The database as messages name it, without opening it (None before first use)."""

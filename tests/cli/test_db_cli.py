@@ -101,3 +101,30 @@ def test_db_save_of_a_folder_with_an_unreadable_label_map(data_root, models_dir,
     refused = run_cli("db", "--db-url", f"sqlite:///{tmp_path / 'r.db'}", "save", str(out))
     assert refused.returncode == 2 and "not a complete, readable" in refused.stderr
     assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+
+
+@pytest.mark.slow
+def test_db_backup_and_restore_through_the_command_line(data_root, models_dir, tmp_path):
+    source, target = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    series = str(data_root / "dcmqi" / "ct-3slice")
+    assert run_cli("segment", series, "--out", str(tmp_path / "out"), "--save-db", "--db-url", source).returncode == 0
+    backup_file = tmp_path / "backups" / "results.lhbackup"
+    backup_file.parent.mkdir()
+    made = run_cli("db", "--db-url", source, "backup", str(backup_file))
+    assert made.returncode == 0, made.stderr
+    assert "1 result(s)" in made.stdout and "keep it as safe" in made.stdout
+    assert oct(backup_file.stat().st_mode & 0o777) == "0o600"
+    restored = run_cli("db", "--db-url", target, "restore", str(backup_file))
+    assert restored.returncode == 0, restored.stderr
+    assert "1 result(s)" in restored.stdout
+    listings = [run_cli("db", "--db-url", url, "list").stdout.splitlines()[1:] for url in (source, target)]
+    assert listings[0] == listings[1] and len(listings[0]) == 1
+    audit = run_cli("db", "--db-url", target, "audit").stdout
+    assert " backup " in audit and " restore " in audit  # the source's trail came along, and the restore was added
+    again = run_cli("db", "--db-url", target, "restore", str(backup_file))
+    assert again.returncode == 2 and len(again.stderr.strip().splitlines()) == 1
+    assert "not empty" in again.stderr and "Traceback" not in again.stderr
+    assert run_cli("db", "--db-url", target, "list").stdout.splitlines()[1:] == listings[1]  # left as it was
+    (tmp_path / "junk.zip").write_bytes(b"not a backup")
+    junk = run_cli("db", "--db-url", f"sqlite:///{tmp_path / 'c.db'}", "restore", str(tmp_path / "junk.zip"))
+    assert junk.returncode == 2 and len(junk.stderr.strip().splitlines()) == 1
