@@ -163,8 +163,8 @@ def read_stored_measurements(
     return read_measurements(document), ModelInfo(model_id=model_id, name=model_id, sha256=model_sha256)
 
 
-def report_document(report: Report, model: ModelInfo, pdf_sha256: str) -> dict[str, Any]:
-    """report.json: the report's text and the hash of the PDF it was rendered as."""
+def report_document(report: Report, model: ModelInfo, pdf_sha256: str | None) -> dict[str, Any]:
+    """report.json: the report's text and the hash of the PDF it was rendered as (None: no PDF)."""
     return {
         "liverhealth_report": REPORT_DOCUMENT,
         "disclaimer": DISCLAIMER,
@@ -174,13 +174,16 @@ def report_document(report: Report, model: ModelInfo, pdf_sha256: str) -> dict[s
     }
 
 
-def read_report_document(document: dict[str, Any]) -> tuple[Report, str]:
-    """(report, sha256 of its PDF) from report.json."""
+def read_report_document(document: dict[str, Any]) -> tuple[Report, str | None]:
+    """(report, sha256 of its PDF or None when it has none) from report.json."""
     version = document.get("liverhealth_report")
     if version != REPORT_DOCUMENT:
         raise InputError(_newer("report.json", version, REPORT_DOCUMENT))
     known = {f.name for f in fields(Report)}
-    return Report(**{k: v for k, v in document["report"].items() if k in known}), str(document["pdf_sha256"])
+    pdf_sha256 = document["pdf_sha256"]
+    return Report(**{k: v for k, v in document["report"].items() if k in known}), (
+        str(pdf_sha256) if pdf_sha256 else None
+    )
 
 
 def _newer(what: str, version: Any, reads: int) -> str:

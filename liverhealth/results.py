@@ -206,7 +206,8 @@ def record_from_outputs(out_dir: str | Path) -> ResultRecord:
 
 def reports_from_outputs(out_dir: str | Path) -> tuple[StoredReport, ...]:
     """The reports a folder holds (report.json + report.pdf, then report_2.*, ... from a db export),
-    none when the run made none; a report whose PDF is not the one its JSON names is refused."""
+    none when the run made none; a report kept without a PDF comes back without one, and one whose
+    PDF is not the one its JSON names is refused."""
     out = Path(out_dir)
     reports = []
     for index in range(1, 1000):
@@ -216,8 +217,8 @@ def reports_from_outputs(out_dir: str | Path) -> tuple[StoredReport, ...]:
         try:
             document = json.loads((out / f"report{suffix}.json").read_text(encoding="utf-8"))
             report, pdf_sha256 = read_report_document(document)
-            pdf = (out / f"report{suffix}.pdf").read_bytes()
-            if hashlib.sha256(pdf).hexdigest() != pdf_sha256:
+            pdf = (out / f"report{suffix}.pdf").read_bytes() if pdf_sha256 else None
+            if pdf is not None and hashlib.sha256(pdf).hexdigest() != pdf_sha256:
                 raise ValueError(f"report{suffix}.pdf is not the PDF report{suffix}.json describes")
         except _UNREADABLE as exc:
             raise _incomplete(out, exc) from exc
@@ -330,11 +331,8 @@ def _write_report_files(
         paths["pdf"] = out / f"report{suffix}.pdf"
         write_bytes_atomic(paths["pdf"], pdf)
     write_bytes_atomic(paths["markdown"], report_markdown(report, model).encode("utf-8"))
-    if pdf:
-        document = report_document(report, model, hashlib.sha256(pdf).hexdigest())
-        write_bytes_atomic(paths["report"], json.dumps(document, indent=2).encode("utf-8"))
-    else:
-        del paths["report"]
+    document = report_document(report, model, hashlib.sha256(pdf).hexdigest() if pdf else None)
+    write_bytes_atomic(paths["report"], json.dumps(document, indent=2).encode("utf-8"))
     return paths
 
 

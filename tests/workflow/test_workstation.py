@@ -273,3 +273,23 @@ def test_db_export_folder_saves_back_the_same_result(workstation, data_root, tmp
     (out / "labels.nii.gz").unlink()
     with pytest.raises(InputError, match="not a complete, readable"):
         workstation.save_folder(out)
+
+
+def test_a_report_kept_without_a_pdf_goes_through_db_export_and_db_save(workstation, data_root, tmp_path):
+    from liverhealth.storage.records import StoredReport
+
+    session = workstation.session()
+    session.open(data_root / "dcmqi" / "ct-3slice")
+    session.segment()
+    text_only = StoredReport(session.make_report(use_llm=False).report, None)
+    saved = session.save()
+    workstation.repository.add_report(saved.result_id, text_only)
+    out = tmp_path / "exported"
+    written = workstation.export_saved(saved.result_id, out)
+    assert (out / "report_2.json").is_file() and not (out / "report_2.pdf").exists()
+    other = Workstation(db_url=f"sqlite:///{tmp_path / 'other.db'}")
+    again = other.get(other.save_folder(out).result_id)
+    assert [r.pdf is None for r in again.reports] == [False, True]
+    assert again.reports[1].report.findings == text_only.report.findings
+    assert set(written) >= {"report", "report_2"}
+    other.close()
