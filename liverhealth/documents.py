@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from liverhealth.domain import Lesion, Measurements, ModelInfo, Report, SourceInfo, StudyRef
+from liverhealth.domain import Lesion, Measurements, ModelInfo, Report, Revision, SourceInfo, StudyRef
 from liverhealth.errors import InputError, StorageError
 from liverhealth.presentation import DISCLAIMER
 
@@ -117,13 +117,16 @@ def result_document(
     key_slice: int,
     timings: dict[str, float],
     result_id: int | None = None,
+    revision: Revision | None = None,
 ) -> dict[str, Any]:
     """measurements.json: what a result is, with no patient identifiers (``result_id``: the saved
-    result a db export came from)."""
+    result a db export came from; ``revision``: the reader's revision it is, None for the model's
+    own result)."""
     document: dict[str, Any] = {"liverhealth_measurements": RESULT_DOCUMENT, "disclaimer": DISCLAIMER}
     if result_id is not None:
         document["result_id"] = result_id
     document |= {
+        "revision": revision.to_dict() if revision else {"number": 0, "reader_edited": False},
         "model": model.to_dict(),
         "input": study_dict(study),
         "key_slice": key_slice,
@@ -145,6 +148,18 @@ def read_result_document(document: dict[str, Any]) -> tuple[StudyRef, ModelInfo,
         raise InputError(_newer("measurements.json", version or document.get("schema"), RESULT_DOCUMENT))
     timings = {str(k): float(v) for k, v in (document.get("timings") or {}).items()}
     return study, ModelInfo.from_dict(document["model"]), read_measurements(document["measurements"]), timings
+
+
+def read_revision(document: dict[str, Any]) -> Revision | None:
+    """The reader's revision a measurements.json describes (None: the model's own result, or a file
+    written before results had revisions)."""
+    data = document.get("revision")
+    if not isinstance(data, dict) or not data.get("number"):
+        return None
+    try:
+        return Revision.from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"measurements.json names a revision it does not describe ({exc}).") from exc
 
 
 def stored_measurements(measurements: Measurements, model: ModelInfo) -> dict[str, Any]:

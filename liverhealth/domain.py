@@ -198,6 +198,7 @@ class Lesion:
     mean_hu: float | None
     confidence: float | None = None  # 0..1, the model's mean margin over the lesion and its rim
     unsure: bool | None = None  # below the model's calibrated threshold; None when it has none
+    edited: bool = False  # a reader drew, erased or relabelled some of it (its voxels count as certain)
 
 
 @dataclass(frozen=True)
@@ -237,6 +238,56 @@ class Report:
     draft_endpoint: str | None
     created_at: str
     comparison: str | None = None  # "Comparison with prior", when the study was read against one
+    impression: str | None = None  # the reader's own words (never the model's or the LLM's)
+    author: str | None = None  # the reader who edited this text; None: as the machine wrote it
+    signed_by: str | None = None  # the reader who signed it (then it is locked)
+    signed_at: str | None = None  # when, "YYYY-MM-DD HH:MM" (UTC)
+    revision: int = 0  # the result revision it was written on (0: the model's own labels)
+
+    @property
+    def is_signed(self) -> bool:
+        return self.signed_by is not None
+
+
+@dataclass(frozen=True)
+class Revision:
+    """A reader's revision of a model result: its number (1, 2, ... on top of the model's 0), who made
+    it and when, and what changed (one plain dict per edit, as the editing operations describe it).
+    ``base_result_id`` is the saved model result it revises, once that is saved."""
+
+    number: int
+    author: str
+    created_at: str
+    changes: tuple[dict[str, Any], ...]
+    base_result_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "reader_edited": True,
+            "author": self.author,
+            "created_at": self.created_at,
+            "changes": [dict(change) for change in self.changes],
+            "base_result_id": self.base_result_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Revision:
+        return cls(
+            number=int(data["number"]),
+            author=str(data["author"]),
+            created_at=str(data["created_at"]),
+            changes=tuple(dict(change) for change in data.get("changes") or ()),
+            base_result_id=int(data["base_result_id"]) if data.get("base_result_id") is not None else None,
+        )
+
+    def summary(self) -> str:
+        """'lesion added, 1 lesion removed, 340 voxels painted' from the changes."""
+        counts: dict[str, int] = {}
+        for change in self.changes:
+            kind = str(change.get("kind", "edit"))
+            counts[kind] = counts.get(kind, 0) + 1
+        return ", ".join(f"{n} × {kind}" for kind, n in sorted(counts.items())) or "no change"
 
 
 @dataclass(frozen=True)

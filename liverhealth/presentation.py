@@ -16,8 +16,14 @@ DISCLAIMER = (
     "only. Measurements come from an automatic segmentation, never from the language model, and "
     "must be checked by a radiologist."
 )
+NOT_A_DEVICE = (
+    "LiverHealth is not a medical device: for research and assistance only. Measurements come from "
+    "the segmentation as the signing reader corrected it, never from the language model."
+)
 TITLE = "LiverHealth liver CT report (draft)"
+SIGNED_TITLE = "LiverHealth liver CT report"
 FINDINGS_TITLE = "Measured findings"
+IMPRESSION_TITLE = "Impression"
 COMPARISON_TITLE = "Comparison with prior"
 MODEL_TITLE = "Segmentation model"
 LIVER_ML_DIGITS = 1
@@ -101,7 +107,29 @@ def model_text(model: ModelInfo) -> str:
 
 
 def draft_title(report: Report) -> str:
+    if report.author:
+        return f"Draft text ({report.draft_model or 'no model'}), as edited by {report.author}"
     return f"Machine-written draft ({report.draft_model or 'no model'}), not reviewed by a radiologist"
+
+
+def report_title(report: Report) -> str:
+    return SIGNED_TITLE if report.is_signed else TITLE
+
+
+def report_banner(report: Report) -> str:
+    """What a report is, at its top: the draft disclaimer, or who signed it on which revision (the
+    "not a medical device" sentence stays on every report)."""
+    if not report.is_signed:
+        return DISCLAIMER
+    return f"{signature_line(report)} {NOT_A_DEVICE}"
+
+
+def signature_line(report: Report) -> str:
+    """'Reviewed and signed by dr.smith on 2026-12-07 10:40 UTC (result revision 1, reader-edited).'"""
+    revision = (
+        f"result revision {report.revision}, reader-edited" if report.revision else "the model's segmentation, unedited"
+    )
+    return f"Reviewed and signed by {report.signed_by} on {report.signed_at} UTC ({revision})."
 
 
 @dataclass(frozen=True)
@@ -116,9 +144,11 @@ def sections(report: Report, model: ModelInfo) -> list[Section]:
     if report.draft and report.draft_notice:
         draft = f"{draft}\n\n{report.draft_notice}"
     comparison = [Section(COMPARISON_TITLE, report.comparison)] if report.comparison else []
+    impression = [Section(IMPRESSION_TITLE, report.impression)] if report.impression else []
     return [
         Section(FINDINGS_TITLE, report.findings),
         *comparison,
+        *impression,
         Section(draft_title(report), draft),
         Section(MODEL_TITLE, model_text(model)),
     ]
@@ -126,13 +156,13 @@ def sections(report: Report, model: ModelInfo) -> list[Section]:
 
 def report_text(report: Report, model: ModelInfo) -> str:
     """The report as plain text (the window's and the web page's report panel)."""
-    parts = [f"{TITLE}\nCreated {report.created_at}.\n{DISCLAIMER}"]
+    parts = [f"{report_title(report)}\nCreated {report.created_at}.\n{report_banner(report)}"]
     parts += [f"{section.title.upper()}\n{section.body}" for section in sections(report, model)]
     return "\n\n".join(parts) + "\n"
 
 
 def report_markdown(report: Report, model: ModelInfo) -> str:
     """The report as Markdown (report.md, database exports)."""
-    parts = [f"# {TITLE}\n\nCreated {report.created_at}.\n\n> {DISCLAIMER}"]
+    parts = [f"# {report_title(report)}\n\nCreated {report.created_at}.\n\n> {report_banner(report)}"]
     parts += [f"## {section.title}\n\n{section.body}" for section in sections(report, model)]
     return "\n\n".join(parts) + "\n"

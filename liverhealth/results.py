@@ -9,7 +9,7 @@ import hashlib
 import json
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -19,8 +19,14 @@ import nibabel as nib
 import numpy as np
 
 from liverhealth.analysis import key_slice
-from liverhealth.documents import read_report_document, read_result_document, report_document, result_document
-from liverhealth.domain import CtVolume, Label, Measurements, ModelInfo, Report, Segmentation, StudyRef
+from liverhealth.documents import (
+    read_report_document,
+    read_result_document,
+    read_revision,
+    report_document,
+    result_document,
+)
+from liverhealth.domain import CtVolume, Label, Measurements, ModelInfo, Report, Revision, Segmentation, StudyRef
 from liverhealth.errors import InputError
 from liverhealth.imaging.display import WINDOW_PRESETS, overlay_labels, to_display
 from liverhealth.imaging.writers import (
@@ -47,6 +53,8 @@ class SegmentResult:
     key_slice: int
     timings: dict[str, float]
     model: ModelInfo
+    revision: Revision | None = None  # a reader's revision (None: the model's own labels)
+    reader_drawn: np.ndarray | None = field(default=None, repr=False, compare=False)  # bool, edited voxels
 
     @cached_property
     def content_sha256(self) -> str:
@@ -78,7 +86,9 @@ def overlay_image(result: SegmentResult, z: int | None = None, alpha: float = 0.
 
 def measurements_document(result: SegmentResult) -> dict[str, Any]:
     """The content of measurements.json (no patient identifiers)."""
-    return result_document(result.study, result.model, result.measurements, result.key_slice, result.timings)
+    return result_document(
+        result.study, result.model, result.measurements, result.key_slice, result.timings, revision=result.revision
+    )
 
 
 def result_record(result: SegmentResult, owner: str | None = None) -> ResultRecord:
@@ -97,6 +107,8 @@ def result_record(result: SegmentResult, owner: str | None = None) -> ResultReco
         patient=volume.patient,
         owner=owner,
         confidence=result.segmentation.confidence,
+        revision=result.revision,
+        reader_drawn=result.reader_drawn,
     )
 
 
@@ -109,6 +121,7 @@ def write_outputs(result: SegmentResult, out_dir: str | Path) -> dict[str, Path]
         result.segmentation.confidence,
         result.overlay_png,
         measurements_document(result),
+        result.reader_drawn,
     )
 
 
@@ -124,6 +137,7 @@ def export_saved(stored: StoredResult, out_dir: str | Path) -> dict[str, Path]:
         key_slice(stored.labels),
         stored.timings,
         stored.summary.result_id,
+        stored.revision,
     )
     (out / "measurements.json").unlink(missing_ok=True)
     written: dict[str, Path] = {}
@@ -136,8 +150,13 @@ def export_saved(stored: StoredResult, out_dir: str | Path) -> dict[str, Path]:
     affine = stored.study.affine if stored.study.affine is not None else np.eye(4)
     return {
         **written,
-        **_write_result_files(out, stored.labels, affine, stored.confidence, stored.overlay_png, document),
+        **_write_result_files(
+            out, stored.labels, affine, stored.confidence, stored.overlay_png, document, stored.reader_drawn
+        ),
     }
+
+
+READER_DRAWN = "reader_drawn.nii.gz"  # 1 where a reader edited the labels (a revision's folder only)
 
 
 def _write_result_files(
@@ -147,6 +166,7 @@ def _write_result_files(
     confidence: np.ndarray | None,
     overlay_png: bytes | None,
     document: dict[str, Any],
+    reader_drawn: np.ndarray | None = None,
 ) -> dict[str, Path]:
     """The one writer of a result folder. Each file is written whole or not at all, and
     measurements.json (which makes a folder a complete result for `db save`) goes last, after the
@@ -165,6 +185,11 @@ def _write_result_files(
         save_label_map(confidence, affine, written["confidence"])
     else:
         (out / "confidence.nii.gz").unlink(missing_ok=True)
+    if reader_drawn is not None and reader_drawn.any():
+        written["reader_drawn"] = out / READER_DRAWN
+        save_label_map(reader_drawn.astype(np.uint8), affine, written["reader_drawn"])
+    else:
+        (out / READER_DRAWN).unlink(missing_ok=True)
     if overlay_png:
         written["overlay"] = out / "overlay.png"
         write_bytes_atomic(written["overlay"], overlay_png)
@@ -187,6 +212,7 @@ def record_from_outputs(out_dir: str | Path) -> ResultRecord:
             labels = cv2.imread(str(out / "labels.png"), cv2.IMREAD_UNCHANGED)[np.newaxis]
         overlay = (out / "overlay.png").read_bytes() if (out / "overlay.png").is_file() else None
         confidence = read_label_map(out / "confidence.nii.gz")[0] if (out / "confidence.nii.gz").is_file() else None
+        reader_drawn = read_label_map(out / READER_DRAWN)[0] > 0 if (out / READER_DRAWN).is_file() else None
         _check_labels_fit(out, labels, study, measurements)
         return ResultRecord(
             labels=np.ascontiguousarray(labels),
@@ -199,6 +225,8 @@ def record_from_outputs(out_dir: str | Path) -> ResultRecord:
             affine=study.affine,
             overlay_png=overlay,
             confidence=confidence if confidence is not None and confidence.shape == labels.shape else None,
+            revision=read_revision(document),
+            reader_drawn=reader_drawn if reader_drawn is not None and reader_drawn.shape == labels.shape else None,
         )
     except _UNREADABLE as exc:
         raise _incomplete(out, exc) from exc

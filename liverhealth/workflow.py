@@ -11,14 +11,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from liverhealth import config, imaging
+from liverhealth import config, imaging, review
 from liverhealth.analysis import key_slice, measure
 from liverhealth.analysis.confidence import ConfidenceFlags
 from liverhealth.domain import Actor, CtVolume, ModelInfo, Segmentation
@@ -411,10 +411,18 @@ class Workstation:
         segmentation = Segmentation(stored.labels, model.model_id, model.sha256, stored.timings, stored.confidence)
         session = Session(self, actor)
         session.volume = volume
-        session.result = SegmentResult(
-            volume, segmentation, stored.measurements, key_slice(stored.labels), stored.timings, model
+        result = SegmentResult(
+            volume,
+            segmentation,
+            stored.measurements,
+            key_slice(stored.labels),
+            stored.timings,
+            model,
+            stored.revision,
+            stored.reader_drawn,
         )
-        session.saved = SavedResult(result_id, self.repository.where)
+        model_result_id = stored.revision.base_result_id if stored.revision else result_id
+        session._set_base(result, SavedResult(result_id, self.repository.where), model_result_id)
         return session
 
     def study(
@@ -465,10 +473,14 @@ class Session:
         self.volume: CtVolume | None = None
         self.result: SegmentResult | None = None
         self.report: ReportContent | None = None
-        self.saved: SavedResult | None = None
+        self.saved: SavedResult | None = None  # where the current result is saved (None: not, or edited since)
         self.comparison: ComparisonResult | None = None
         self.prior: Session | None = None  # the study the comparison read this one against
         self.load_s = 0.0
+        self._base: SegmentResult | None = None  # the result as segmented, last saved or opened
+        self._base_saved: SavedResult | None = None
+        self._model_result_id: int | None = None  # the saved model result that revisions revise
+        self._changes: list[dict[str, Any]] = []  # the edits since _base, in order
 
     def open(
         self,
@@ -494,8 +506,14 @@ class Session:
         self._drop_result()
 
     def _drop_result(self) -> None:
-        """Forget what depends on the segmentation: report, saved id, comparison."""
+        """Forget what depends on the segmentation: report, saved id, comparison, edits."""
         self.result, self.report, self.saved, self.comparison = None, None, None, None
+        self._base, self._base_saved, self._model_result_id, self._changes = None, None, None, []
+
+    def _set_base(self, result: SegmentResult, saved: SavedResult | None, model_result_id: int | None) -> None:
+        """``result`` is now the current result as saved (or made): edits start from it."""
+        self.result, self._base, self.saved, self._base_saved = result, result, saved, saved
+        self._model_result_id, self._changes = model_result_id, []
 
     def segment(
         self, model_id: str | None = None, progress: Progress | None = None, cancel: CancelCheck | None = None
@@ -514,8 +532,9 @@ class Session:
         }
         timings["total_s"] = round(self.load_s + time.perf_counter() - started, 4)
         self._drop_result()
-        self.result = SegmentResult(volume, segmentation, measurements, key_slice(segmentation.labels), timings, model)
-        return self.result
+        result = SegmentResult(volume, segmentation, measurements, key_slice(segmentation.labels), timings, model)
+        self._set_base(result, None, None)
+        return result
 
     def findings(self) -> str:
         """The measured findings (no LLM), as every report starts."""
@@ -537,7 +556,10 @@ class Session:
             from liverhealth.comparison import comparison_lines
 
             comparison = "\n".join(comparison_lines(self.comparison.comparison))
-        self.report = make_report(result, settings, use_llm, on_text, cancel, include_patient, comparison)
+        content = make_report(result, settings, use_llm, on_text, cancel, include_patient, comparison)
+        if result.revision is not None:
+            content = replace(content, report=replace(content.report, revision=result.revision.number))
+        self.report = content
         return self.report
 
     def report_text(self) -> str:
@@ -549,20 +571,85 @@ class Session:
     def save(self, store_patient: bool = False, owner: str | None = None) -> SavedResult:
         """Save the result (with the current report, if any) in the results database; ``owner`` is
         the web account saving it. A result already saved there gets the report added instead of a
-        second copy."""
+        second copy. An edited result is saved as a new revision (the model's result first, if it
+        was never saved); the model's result and earlier revisions stay as they were."""
         result = self._need_result()
+        if result.revision is not None and self.saved is None:
+            return self._save_revision(store_patient, owner)
         repository = self.workstation.repository
         record = report_record(self.report) if self.report is not None else None
         if self.saved is not None and self.saved.where == repository.where:  # saved or reopened: no copy
             if record is not None:
                 repository.add_report(self.saved.result_id, record)
                 self.workstation.audit("report-saved", self.actor, self.saved.result_id)
+                self._audit_signature(self.saved.result_id)
             return self.saved
         saved_id = repository.save(result_record(result, owner), record, store_patient)
-        self.saved = SavedResult(saved_id, repository.where)
+        self._set_base(result, SavedResult(saved_id, repository.where), saved_id)
         detail = "with patient identifiers" if store_patient else None
         self.workstation.audit("save", self.actor, saved_id, detail=detail)
+        self._audit_signature(saved_id)
         return self.saved
+
+    def _save_revision(self, store_patient: bool, owner: str | None) -> SavedResult:
+        repository = self.workstation.repository
+        if self._base_saved is None or self._base_saved.where != repository.where:
+            if self._base is None or self._base.revision is not None:
+                raise InputError("The revision this edit started from is not in this database; save it there first.")
+            base_id = repository.save(result_record(self._base, owner), None, store_patient)
+            self.workstation.audit("save", self.actor, base_id, detail="the model's result, before its revision")
+            self._base_saved, self._model_result_id = SavedResult(base_id, repository.where), base_id
+        result = review.on_saved_base(self._need_result(), self._model_result_id)
+        record = report_record(self.report) if self.report is not None else None
+        saved_id = repository.save(result_record(result, owner), record, store_patient)
+        self._set_base(result, SavedResult(saved_id, repository.where), self._model_result_id)
+        self.workstation.audit(
+            "revision-saved",
+            self.actor,
+            saved_id,
+            detail=f"revision {result.revision.number} of result {self._model_result_id}: {result.revision.summary()}",
+        )
+        self._audit_signature(saved_id)
+        return self.saved
+
+    # the reader's review ------------------------------------------------------------------------
+    @property
+    def edited(self) -> bool:
+        """Whether the current result has edits not saved yet."""
+        return bool(self._changes)
+
+    def apply_edit(self, labels: np.ndarray, changed: np.ndarray, change: dict[str, Any]) -> SegmentResult:
+        """The current result with a reader's edit: ``labels`` after it, the voxels it ``changed`` and
+        what it was (a plain dict). Re-measured at once; the report made before no longer applies."""
+        current = self._need_result()
+        base = self._base or current
+        drawn = current.reader_drawn if current.reader_drawn is not None else np.zeros(labels.shape, dtype=bool)
+        reader_drawn = drawn | changed
+        self._changes.append(dict(change))
+        self.result = review.revise(
+            base,
+            current,
+            labels,
+            reader_drawn,
+            tuple(self._changes),
+            self.actor.user,
+            self.workstation.confidence_flags(current.model),
+        )
+        self.report, self.saved, self.comparison = None, None, None
+        return self.result
+
+    def sign(self, impression: str | None = None, draft: str | None = None) -> ReportContent:
+        """Sign the current report as this session's reader (a findings-only report is made when
+        there is none), with the reader's impression and edited draft text; save it next."""
+        result = self._need_result()
+        content = self.report if self.report is not None else self.make_report(use_llm=False)
+        number = result.revision.number if result.revision is not None else 0
+        self.report = review.sign(content, self.actor.user, number, impression, draft)
+        return self.report
+
+    def _audit_signature(self, result_id: int) -> None:
+        if self.report is not None and self.report.report.is_signed:
+            self.workstation.audit("sign", self.actor, result_id, detail=f"revision {self.report.report.revision}")
 
     def export(self, out_dir: Path) -> dict[str, Path]:
         """Write the result's files (labels, overlay, measurements.json) and the report's, if any."""

@@ -110,14 +110,22 @@ def measure(
     labels: np.ndarray,
     confidence: np.ndarray | None = None,
     flags: ConfidenceFlags | None = None,
+    reader_drawn: np.ndarray | None = None,
 ) -> Measurements:
     """All measurements for a label map on ``volume``'s grid; with the model's per-voxel
     ``confidence``, each lesion's and the liver's confidence, flagged by the model's calibrated
-    ``flags`` when it has them."""
+    ``flags`` when it has them. ``reader_drawn`` marks voxels a reader edited: they count as
+    certain, and a lesion touching them is marked edited and never "check first"."""
     if labels.shape != volume.voxels.shape:
         raise ValueError(f"labels {labels.shape} do not match the volume {volume.voxels.shape}")
     if confidence is not None and confidence.shape != labels.shape:
         raise ValueError(f"confidence {confidence.shape} does not match the labels {labels.shape}")
+    if reader_drawn is not None and reader_drawn.shape != labels.shape:
+        raise ValueError(f"reader_drawn {reader_drawn.shape} does not match the labels {labels.shape}")
+    if reader_drawn is not None and not reader_drawn.any():
+        reader_drawn = None
+    if confidence is not None and reader_drawn is not None:
+        confidence = np.where(reader_drawn, np.uint8(100), confidence)
     flags = flags or ConfidenceFlags()
     spacing = volume.spacing
     is_2d = volume.voxels.shape[0] == 1
@@ -128,12 +136,18 @@ def measure(
     pixel_mm2 = spacing[1] * spacing[2] if spacing and is_2d else None
     found = find_lesions(tumour)
     lesions = tuple(measure_lesion(volume, i, crop, offset) for i, (crop, offset) in enumerate(found, start=1))
+    if reader_drawn is not None:
+        lesions = tuple(
+            replace(lesion, edited=_touches(reader_drawn, crop, offset))
+            for lesion, (crop, offset) in zip(lesions, found, strict=True)
+        )
     liver_confidence = None
     if confidence is not None:
         rated = []
         for lesion, (crop, offset) in zip(lesions, found, strict=True):
             value = lesion_confidence(confidence, crop, offset, spacing)
-            rated.append(replace(lesion, confidence=value, unsure=is_unsure(value, flags.lesion_below)))
+            unsure = False if lesion.edited else is_unsure(value, flags.lesion_below)
+            rated.append(replace(lesion, confidence=value, unsure=unsure))
         lesions = tuple(rated)
         liver_confidence = surface_confidence(confidence, labels > 0, spacing)
     return Measurements(
@@ -150,6 +164,20 @@ def measure(
         liver_confidence=liver_confidence,
         liver_unsure=is_unsure(liver_confidence, flags.liver_below),
     )
+
+
+def _touches(mask: np.ndarray, component: np.ndarray, offset: tuple[int, int, int]) -> bool:
+    """Whether ``mask`` has a voxel in or next to the component (cropped at ``offset``): an erased
+    rim no longer belongs to the lesion but was still an edit of it."""
+    box = tuple(
+        slice(max(o - 1, 0), min(o + n + 1, size))
+        for o, n, size in zip(offset, component.shape, mask.shape, strict=True)
+    )
+    grown = np.zeros(tuple(b.stop - b.start for b in box), dtype=bool)
+    grown[tuple(slice(o - b.start, o - b.start + n) for o, b, n in zip(offset, box, component.shape, strict=True))] = (
+        component
+    )
+    return bool(mask[box][ndimage.binary_dilation(grown, structure=FULL_3D)].any())
 
 
 def key_slice(labels: np.ndarray) -> int:

@@ -22,13 +22,14 @@ from reportlab.platypus import Image, KeepTogether, Paragraph, SimpleDocTemplate
 from liverhealth.domain import Lesion, Measurements
 from liverhealth.presentation import (
     COMPARISON_TITLE,
-    DISCLAIMER,
     FINDINGS_TITLE,
+    IMPRESSION_TITLE,
     MODEL_TITLE,
-    TITLE,
     confidence_text,
     draft_title,
     model_text,
+    report_banner,
+    report_title,
 )
 
 if TYPE_CHECKING:  # content.py imports this module when it makes its PDF
@@ -169,9 +170,9 @@ def write_pdf(content: ReportContent) -> bytes:
     )
     report = content.report
     story: list[Any] = [
-        Paragraph(TITLE, styles["Title"]),
+        Paragraph(report_title(report), styles["Title"]),
         _para(f"Created {report.created_at}. {content.study}", body),
-        _para(DISCLAIMER, notice),
+        _para(report_banner(report), notice),
     ]
     patient = content.patient
     if patient is not None and not patient.is_empty():
@@ -213,6 +214,8 @@ def write_pdf(content: ReportContent) -> bytes:
     story += [_para(line, body) for line in report.findings.splitlines()]
     if report.comparison:
         story += [Paragraph(COMPARISON_TITLE, heading), *(_para(line, body) for line in report.comparison.splitlines())]
+    if report.impression:
+        story += [Paragraph(IMPRESSION_TITLE, heading), *(_para(line, body) for line in report.impression.splitlines())]
     draft = _paragraphs(
         report.draft if report.draft else (report.draft_notice or "No draft."), body if report.draft else notice
     )
@@ -222,7 +225,7 @@ def write_pdf(content: ReportContent) -> bytes:
     story += [
         Paragraph(MODEL_TITLE, heading),
         _para(model_text(content.model), body),
-        _para(DISCLAIMER, notice),
+        _para(report_banner(report), notice),
     ]
     buffer = io.BytesIO()
     document = SimpleDocTemplate(
@@ -232,7 +235,7 @@ def write_pdf(content: ReportContent) -> bytes:
         rightMargin=15 * mm,
         topMargin=15 * mm,
         bottomMargin=18 * mm,
-        title="LiverHealth report (draft)",
+        title=report_title(report),
         author="LiverHealth",
     )
     document.build(story, canvasmaker=_NumberedCanvas)

@@ -1,6 +1,7 @@
 """The results database schema (SQLAlchemy 2 declarative models).
 
-patient 1—n study 1—n segmentation_result 1—n report; study_comparison links two results
+patient 1—n study 1—n segmentation_result 1—n report; a reader's revision is a segmentation_result
+pointing at the model's result it revises (revision_of_id, revision 1, 2, ...); study_comparison links two results
 (baseline, follow-up); web_user holds the web interface's
 accounts (a result's ``owner`` names one), web_session their logged-in sessions (hashed keys),
 login_failure the failed logins behind the back-off, web_job the web jobs' states; audit_event is
@@ -84,7 +85,10 @@ class SegmentationResult(Base):
     """A segmentation of a study by one model, with its measurements."""
 
     __tablename__ = "segmentation_result"
-    __table_args__ = (Index("ix_result_model_created", "model_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_result_model_created", "model_id", "created_at"),
+        Index("ux_result_revision", "revision_of_id", "revision", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("study.id", ondelete="CASCADE"), nullable=False, index=True)
@@ -104,6 +108,15 @@ class SegmentationResult(Base):
     user_name: Mapped[str | None] = mapped_column(String(255))
     owner: Mapped[str | None] = mapped_column(String(64), index=True)  # the web account that saved it
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
+    # A reader's revision points at the model's result it revises (that row never changes); the
+    # model's own result has revision 0 and no revision_of_id.
+    revision_of_id: Mapped[int | None] = mapped_column(
+        ForeignKey("segmentation_result.id", name="fk_result_revision_of", ondelete="CASCADE")
+    )
+    revision: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    author: Mapped[str | None] = mapped_column(String(255))  # the reader who made the revision
+    changes: Mapped[list | None] = mapped_column(JSON)  # one dict per edit, in order
+    reader_drawn_zlib: Mapped[bytes | None] = mapped_column(Blob)  # bool mask of the voxels a reader edited
 
     study: Mapped[Study] = relationship(back_populates="results")
     reports: Mapped[list[Report]] = relationship(
@@ -127,6 +140,11 @@ class Report(Base):
     llm_model: Mapped[str | None] = mapped_column(String(128))
     pdf: Mapped[bytes | None] = mapped_column(Blob)
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    comparison_text: Mapped[str | None] = mapped_column(LongText)  # "Comparison with prior"
+    impression_text: Mapped[str | None] = mapped_column(LongText)  # the reader's own words
+    author: Mapped[str | None] = mapped_column(String(255))  # the reader who edited the text
+    signed_by: Mapped[str | None] = mapped_column(String(255))  # set once: a signed report is locked
+    signed_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     result: Mapped[SegmentationResult] = relationship(back_populates="reports")
 

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import numpy as np
 
-from liverhealth.domain import Measurements, ModelInfo, PatientInfo, SourceInfo, StudyRef
+from liverhealth.domain import Measurements, ModelInfo, PatientInfo, Revision, SourceInfo, StudyRef
 from liverhealth.domain import Report as DomainReport
 
 
@@ -32,6 +32,8 @@ class ResultRecord:
     patient: PatientInfo | None = None
     owner: str | None = None  # the web account saving it (None from the CLI and the window)
     confidence: np.ndarray | None = None  # uint8 percent on the labels' grid, when the engine gave one
+    revision: Revision | None = None  # a reader's revision of the saved result revision.base_result_id
+    reader_drawn: np.ndarray | None = None  # bool, the voxels a reader edited
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,10 @@ class ResultSummary:
     lesion_count: int
     report_count: int
     owner: str | None = None
+    revision: int = 0  # 0: the model's result; 1, 2, ...: a reader's revision of result ``revision_of``
+    revision_of: int | None = None
+    author: str | None = None  # who made the revision
+    signed_by: str | None = None  # who signed a report on it, if anyone
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,13 @@ class StoredResult:
     user_name: str | None
     reports: tuple[StoredReport, ...] = ()
     confidence: np.ndarray | None = None
+    revision: Revision | None = None
+    reader_drawn: np.ndarray | None = None
+
+    @property
+    def signed(self) -> StoredReport | None:
+        """The signed report on this revision (then it is locked), if any."""
+        return next((r for r in self.reports if r.report.is_signed), None)
 
     @property
     def model_sha256(self) -> str:

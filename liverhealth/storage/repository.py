@@ -21,11 +21,11 @@ from typing import Any, TypeVar
 import numpy as np
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, aliased, selectinload, sessionmaker
 
 from liverhealth.documents import read_stored_measurements, stored_measurements
 from liverhealth.domain import Report as DomainReport
-from liverhealth.domain import SourceInfo, StudyRef
+from liverhealth.domain import Revision, SourceInfo, StudyRef
 from liverhealth.errors import StorageError
 from liverhealth.storage.database import database_url, describe, make_engine, parse_url, translate
 from liverhealth.storage.migrations_runner import missing_tables, upgrade_to_head
@@ -73,7 +73,40 @@ def _summary(result: SegmentationResult) -> ResultSummary:
         lesion_count=result.lesion_count,
         report_count=len(result.reports),
         owner=result.owner,
+        revision=result.revision or 0,
+        revision_of=result.revision_of_id,
+        author=result.author,
+        signed_by=next((r.signed_by for r in result.reports if r.signed_by), None),
     )
+
+
+def _revision(result: SegmentationResult) -> Revision | None:
+    """A revision row's Revision (None for the model's own result)."""
+    if not result.revision:
+        return None
+    return Revision(
+        number=result.revision,
+        author=result.author or "unknown",
+        created_at=f"{result.created_at:%Y-%m-%d %H:%M}",
+        changes=tuple(result.changes or ()),
+        base_result_id=result.revision_of_id,
+    )
+
+
+def _zlib_mask(mask: np.ndarray | None, shape: tuple[int, ...]) -> bytes | None:
+    if mask is None or tuple(mask.shape) != tuple(shape) or not mask.any():
+        return None
+    return zlib.compress(np.packbits(np.ascontiguousarray(mask, dtype=bool)).tobytes(), 6)
+
+
+def _unzlib_mask(data: bytes | None, shape: tuple[int, ...], result_id: int) -> np.ndarray | None:
+    if data is None:
+        return None
+    size = int(np.prod(shape))
+    bits = np.unpackbits(np.frombuffer(zlib.decompress(data), dtype=np.uint8))
+    if bits.size < size:
+        raise StorageError(f"Saved result {result_id} is damaged (its reader-edit mask has the wrong size).")
+    return bits[:size].astype(bool).reshape(shape)
 
 
 def _with_retries(
@@ -199,13 +232,15 @@ class Repository:
         labels_sha256 = hashlib.sha256(raw).hexdigest()
 
         def work(session: Session) -> int:
-            study = self._study(session, record, now, store_patient)
-            if study.id is not None:
+            base = self._revision_base(session, record) if record.revision is not None else None
+            study = base.study if base is not None else self._study(session, record, now, store_patient)
+            if study.id is not None and base is None:
                 existing = session.scalars(
                     select(SegmentationResult.id).where(
                         SegmentationResult.study_id == study.id,
                         SegmentationResult.model_sha256 == record.model.sha256,
                         SegmentationResult.labels_sha256 == labels_sha256,
+                        SegmentationResult.revision_of_id.is_(None),
                         SegmentationResult.owner.is_(None)
                         if record.owner is None
                         else SegmentationResult.owner == record.owner,
@@ -232,6 +267,11 @@ class Repository:
                 user_name=getpass.getuser()[:255],
                 owner=record.owner,
                 created_at=now,
+                revision_of_id=base.id if base is not None else None,
+                revision=record.revision.number if record.revision is not None else 0,
+                author=record.revision.author[:255] if record.revision is not None else None,
+                changes=[dict(c) for c in record.revision.changes] if record.revision is not None else None,
+                reader_drawn_zlib=_zlib_mask(record.reader_drawn, record.labels.shape),
             )
             session.add(result)
             if report is not None:
@@ -240,6 +280,28 @@ class Repository:
             return result.id
 
         return self._run("save the result", work, writing=True, conflicts=True)
+
+    def _revision_base(self, session: Session, record: ResultRecord) -> SegmentationResult:
+        """The model's saved result a revision revises, checked: it exists, is the model's own, lies on
+        the same scan, and this is its next revision number (else someone saved one meanwhile)."""
+        revision = record.revision
+        base = session.get(SegmentationResult, revision.base_result_id) if revision.base_result_id else None
+        if base is None or base.revision_of_id is not None:
+            raise StorageError(
+                f"Result {revision.base_result_id} is not a model result in {self.where}: save the model's "
+                "result first, then its revisions."
+            )
+        if base.study.content_sha256 != record.content_sha256:
+            raise StorageError(f"The revision is not on the scan of result {base.id}; nothing was saved.")
+        latest = session.scalar(
+            select(func.max(SegmentationResult.revision)).where(SegmentationResult.revision_of_id == base.id)
+        )
+        if revision.number != (latest or 0) + 1:
+            raise StorageError(
+                f"Result {base.id} got revision {latest} from another reader since this edit began; open the "
+                "latest revision and edit it again (nothing was saved)."
+            )
+        return base
 
     def _study(self, session: Session, record: ResultRecord, now: datetime, store_patient: bool) -> Study:
         patient = None
@@ -294,15 +356,31 @@ class Repository:
             llm_model=report.draft_model,
             pdf=stored.pdf,
             created_at=now,
+            comparison_text=report.comparison,
+            impression_text=report.impression,
+            author=report.author[:255] if report.author else None,
+            signed_by=report.signed_by[:255] if report.signed_by else None,
+            signed_at=datetime.strptime(report.signed_at, "%Y-%m-%d %H:%M") if report.signed_at else None,
         )
 
     def add_report(self, result_id: int, report: StoredReport) -> int:
         """Attach a report to a saved result; returns the report id."""
 
         def work(session: Session) -> int:
-            result = session.get(SegmentationResult, result_id)
+            result = session.get(SegmentationResult, result_id, options=[selectinload(SegmentationResult.reports)])
             if result is None:
                 raise StorageError(f"No saved result {result_id} in {self.where}.")
+            signed = next((r for r in result.reports if r.signed_by), None)
+            if signed is not None:
+                raise StorageError(
+                    f"Result {result_id} was signed by {signed.signed_by} on {signed.signed_at:%Y-%m-%d %H:%M}: "
+                    "it is locked. Edit it to make a new revision, and report on that."
+                )
+            if (report.report.revision or 0) != (result.revision or 0):
+                raise StorageError(
+                    f"The report was written on revision {report.report.revision}, not on result {result_id} "
+                    f"(revision {result.revision}); nothing was saved."
+                )
             row = self._report(result, report, datetime.now().replace(microsecond=0))
             session.add(row)
             session.flush()
@@ -318,9 +396,11 @@ class Repository:
         until: date | None = None,
         limit: int = 500,
         owner: str | None = None,
+        latest_only: bool = False,
     ) -> list[ResultSummary]:
         """Saved results, newest first; ``patient`` matches name or ID (substring); ``owner`` keeps
-        one web account's results only."""
+        one web account's results only; ``latest_only`` lists each revised result once, as its
+        latest revision."""
 
         def work(session: Session) -> list[ResultSummary]:
             query = (
@@ -329,7 +409,7 @@ class Repository:
                 .outerjoin(Patient)
                 .options(
                     selectinload(SegmentationResult.study).selectinload(Study.patient),
-                    selectinload(SegmentationResult.reports).load_only(Report.id),
+                    selectinload(SegmentationResult.reports).load_only(Report.id, Report.signed_by),
                 )
                 .order_by(SegmentationResult.created_at.desc(), SegmentationResult.id.desc())
                 .limit(limit)
@@ -337,6 +417,17 @@ class Repository:
             if patient:
                 pattern = f"%{patient}%"
                 query = query.where(Patient.name.like(pattern) | Patient.patient_id.like(pattern))
+            if latest_only:  # a result a reader revised is listed as its latest revision
+                later = aliased(SegmentationResult)
+                root = func.coalesce(SegmentationResult.revision_of_id, SegmentationResult.id)
+                query = query.where(
+                    ~select(later.id)
+                    .where(
+                        func.coalesce(later.revision_of_id, later.id) == root,
+                        later.revision > SegmentationResult.revision,
+                    )
+                    .exists()
+                )
             if model_id:
                 query = query.where(SegmentationResult.model_id == model_id)
             if owner is not None:
@@ -375,7 +466,10 @@ class Repository:
                     raise StorageError(f"Saved result {result_id} is damaged (its confidence map has the wrong size).")
                 confidence = confidence.reshape(labels.shape).copy()
             measurements, model = read_stored_measurements(result.measurements, result.model_id, result.model_sha256)
+            reader_drawn = _unzlib_mask(result.reader_drawn_zlib, labels.shape, result_id)
             return StoredResult(
+                revision=_revision(result),
+                reader_drawn=reader_drawn,
                 summary=_summary(result),
                 labels=labels,
                 model=model,
@@ -386,10 +480,32 @@ class Repository:
                 workstation=result.workstation,
                 user_name=result.user_name,
                 study=_study_ref(result.study),
-                reports=tuple(_stored_report(r) for r in result.reports),
+                reports=tuple(_stored_report(r, result.revision or 0) for r in result.reports),
             )
 
         return self._run("load the result", work)
+
+    def revisions(self, result_id: int) -> list[ResultSummary]:
+        """The model's result ``result_id`` belongs to and every reader's revision of it, oldest first
+        (the history the saved-results pages show)."""
+
+        def work(session: Session) -> list[ResultSummary]:
+            result = session.get(SegmentationResult, result_id)
+            if result is None:
+                raise StorageError(f"No saved result {result_id} in {self.where}.")
+            root = result.revision_of_id or result.id
+            rows = session.scalars(
+                select(SegmentationResult)
+                .where((SegmentationResult.id == root) | (SegmentationResult.revision_of_id == root))
+                .options(
+                    selectinload(SegmentationResult.study).selectinload(Study.patient),
+                    selectinload(SegmentationResult.reports).load_only(Report.id, Report.signed_by),
+                )
+                .order_by(SegmentationResult.revision)
+            )
+            return [_summary(r) for r in rows]
+
+        return self._run("read the result's revisions", work)
 
     def delete_result(self, result_id: int) -> None:
         """Delete a result and its reports; its study goes too when nothing else uses it."""
@@ -682,7 +798,7 @@ def _compress_confidence(confidence: np.ndarray | None, shape: tuple[int, ...]) 
     return zlib.compress(np.ascontiguousarray(confidence, dtype=np.uint8).tobytes(), 6)
 
 
-def _stored_report(row: Report) -> StoredReport:
+def _stored_report(row: Report, revision: int) -> StoredReport:
     """A report row as the domain's Report, with its PDF, id and save time."""
     report = DomainReport(
         findings=row.findings_text,
@@ -691,6 +807,12 @@ def _stored_report(row: Report) -> StoredReport:
         draft_model=row.llm_model,
         draft_endpoint=row.llm_endpoint,
         created_at=f"{row.created_at:%Y-%m-%d %H:%M}",
+        comparison=row.comparison_text,
+        impression=row.impression_text,
+        author=row.author,
+        signed_by=row.signed_by,
+        signed_at=f"{row.signed_at:%Y-%m-%d %H:%M}" if row.signed_at else None,
+        revision=revision,
     )
     return StoredReport(report=report, pdf=row.pdf, report_id=row.id, saved_at=row.created_at)
 

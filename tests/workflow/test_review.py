@@ -1,0 +1,124 @@
+"""The reader's review in the workflow service on the real CT: an edit re-measures, a save keeps the
+model's result and adds a revision with its author, a signed report is locked and says who signed
+it, and two readers editing the same result cannot overwrite each other."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from pypdf import PdfReader
+
+from liverhealth.domain import Actor, Label
+from liverhealth.errors import LiverHealthError
+from liverhealth.workflow import Workstation
+
+
+@pytest.fixture()
+def workstation(models_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("LIVERHEALTH_LLM_BASE_URL", raising=False)
+    station = Workstation(models_dir=models_dir, db_url=f"sqlite:///{tmp_path / 'results.db'}")
+    yield station
+    station.close()
+
+
+def _paint_tumour(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+    """A 9 × 9 tumour square drawn on the middle slice, away from what the model marked as tumour."""
+    z = labels.shape[0] // 2
+    liver = np.argwhere(labels[z] == Label.LIVER)
+    y, x = liver[len(liver) // 2]
+    edited = labels.copy()
+    edited[z, y - 4 : y + 5, x - 4 : x + 5] = Label.TUMOUR
+    changed = edited != labels
+    return edited, changed, {"kind": "paint", "label": "tumour", "voxels": int(changed.sum())}
+
+
+def _pdf_text(pdf: bytes) -> str:
+    return " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+
+
+def test_an_edit_is_remeasured_and_saved_as_a_revision_beside_the_models_result(workstation, data_root, tmp_path):
+    session = workstation.session(Actor("dr.reader", "window"))
+    session.open(data_root / "totalsegmentator" / "example_ct_dicom")
+    model_result = session.segment()
+    edited, changed, change = _paint_tumour(model_result.segmentation.labels)
+    revised = session.apply_edit(edited, changed, change)
+    assert revised.measurements.tumour_voxels == model_result.measurements.tumour_voxels + int(
+        (changed & (model_result.segmentation.labels != Label.TUMOUR)).sum()
+    )
+    assert any(lesion.edited for lesion in revised.measurements.lesions)
+    assert not any(lesion.edited for lesion in model_result.measurements.lesions)
+    assert revised.revision.number == 1 and revised.revision.author == "dr.reader"
+    assert session.edited
+    saved = session.save()
+    history = workstation.repository.revisions(saved.result_id)
+    assert [(h.revision, h.author) for h in history] == [(0, None), (1, "dr.reader")]
+    model_row = workstation.get(history[0].result_id)
+    assert np.array_equal(model_row.labels, model_result.segmentation.labels)  # never overwritten
+    revision_row = workstation.get(saved.result_id)
+    assert np.array_equal(revision_row.labels, edited)
+    assert np.array_equal(revision_row.reader_drawn, changed)
+    assert revision_row.revision.changes == (change,) and revision_row.revision.base_result_id == history[0].result_id
+    assert [r.result_id for r in workstation.repository.list_results(latest_only=True)] == [saved.result_id]
+    assert len(workstation.repository.list_results()) == 2
+    folder = tmp_path / "exported"
+    workstation.export_saved(saved.result_id, folder)
+    document = json.loads((folder / "measurements.json").read_text())
+    assert document["revision"]["number"] == 1 and document["revision"]["reader_edited"] is True
+    assert document["revision"]["author"] == "dr.reader"
+    assert (folder / "reader_drawn.nii.gz").is_file()
+    actions = [(e.action, e.user) for e in workstation.audit_trail()]
+    assert ("revision-saved", "dr.reader") in actions
+
+
+def test_a_signed_report_names_the_reader_and_is_locked(workstation, data_root):
+    session = workstation.session(Actor("dr.reader", "window"))
+    session.open(data_root / "totalsegmentator" / "example_ct_dicom")
+    model_result = session.segment()
+    session.apply_edit(*_paint_tumour(model_result.segmentation.labels))
+    draft = session.make_report(use_llm=False)
+    assert "Draft for radiologist review" in _pdf_text(draft.pdf)
+    signed = session.sign(impression="One small lesion added by the reader; no other finding.")
+    report = signed.report
+    assert report.signed_by == "dr.reader" and report.revision == 1 and report.author == "dr.reader"
+    text = _pdf_text(signed.pdf)
+    assert "Reviewed and signed by dr.reader" in text and "result revision 1, reader-edited" in text
+    assert "not a medical device" in text and "Draft for radiologist review" not in text
+    assert "One small lesion added by the reader" in text
+    saved = session.save()
+    stored = workstation.get(saved.result_id)
+    assert stored.signed is not None and stored.signed.report.impression.startswith("One small lesion")
+    assert workstation.repository.revisions(saved.result_id)[-1].signed_by == "dr.reader"
+    with pytest.raises(LiverHealthError, match="locked"):
+        session.sign()
+    session.report = draft
+    with pytest.raises(LiverHealthError, match=r"signed by dr\.reader") as refused:
+        session.save()
+    assert "\n" not in str(refused.value)
+    labels = session.result.segmentation.labels.copy()
+    z = labels.shape[0] // 2
+    erased = labels.copy()
+    erased[z][labels[z] == Label.TUMOUR] = Label.LIVER
+    again = session.apply_edit(erased, erased != labels, {"kind": "erase", "label": "tumour"})
+    assert again.revision.number == 2
+    assert session.save().result_id != saved.result_id  # a later change is a new revision
+    assert [h.revision for h in workstation.repository.revisions(saved.result_id)] == [0, 1, 2]
+
+
+def test_two_readers_editing_one_result_cannot_overwrite_each_other(workstation, data_root):
+    first = workstation.session(Actor("dr.one", "web", "127.0.0.1"))
+    first.open(data_root / "totalsegmentator" / "example_ct_dicom")
+    result = first.segment()
+    model_id = first.save().result_id
+    readers = [workstation.reopen(model_id, Actor(name, "window")) for name in ("dr.one", "dr.two")]
+    for reader in readers:
+        reader.apply_edit(*_paint_tumour(reader.result.segmentation.labels))
+    assert readers[0].save().result_id
+    with pytest.raises(LiverHealthError, match="another reader") as refused:
+        readers[1].save()
+    assert "\n" not in str(refused.value)
+    assert readers[1].edited  # the refused reader's work is still in the session
+    assert [h.revision for h in workstation.repository.revisions(model_id)] == [0, 1]
+    assert np.array_equal(workstation.get(model_id).labels, result.segmentation.labels)
