@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from liverhealth.errors import LiverHealthError, NotFound, StorageError
-from liverhealth.web.deps import WebSettings
+from liverhealth.web.deps import RecentSessions, WebSettings
 from liverhealth.web.jobs import Busy, JobManager
 from liverhealth.web.routes import accounts, admin, comparisons, jobs, pacs, pages, results
 from liverhealth.web.routes.pages import NIIVUE, STATIC
@@ -75,7 +75,7 @@ def create_app(workstation: Workstation, settings: WebSettings | None = None) ->
 
     app = FastAPI(title="LiverHealth", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.jobs, app.state.workstation = job_manager, workstation
-    app.state.settings = settings
+    app.state.settings, app.state.recent_sessions = settings, RecentSessions()
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.middleware("http")(security_headers)
     app.add_exception_handler(LiverHealthError, user_error)

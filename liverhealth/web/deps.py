@@ -5,6 +5,8 @@ here; FastAPI solves them in the order a route declares them, so a route lists w
 what it asks about (401 and 403 come before 404 and 400)."""
 
 import hmac
+import threading
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -13,8 +15,8 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, HTTPException, Request
 from pydantic import BaseModel
 
-from liverhealth.accounts import WebSession
-from liverhealth.errors import InputError
+from liverhealth.accounts import WebSession, idle_timeout, key_hash
+from liverhealth.errors import InputError, StorageError
 from liverhealth.storage import StoredResult
 from liverhealth.web.jobs import Job, JobManager
 from liverhealth.web.schemas import (
@@ -64,6 +66,41 @@ JobsDep = Annotated[JobManager, Depends(get_jobs)]
 
 
 # who asks ---------------------------------------------------------------------------------------
+class RecentSessions:
+    """The sessions the database confirmed lately (by the SHA-256 of the cookie key), so that a
+    logged-in user keeps their own jobs (state, events, downloads) while the database is away. Only
+    asked when the database cannot answer; an entry lasts one idle timeout from the database's last
+    word, and a session the database ends or no longer knows is dropped at its next answer."""
+
+    def __init__(self) -> None:
+        self._confirmed: dict[str, tuple[WebSession, float]] = {}
+        self._lock = threading.Lock()
+
+    def remember(self, key: str | None, session: WebSession | None) -> None:
+        if not key:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if session is None:
+                self._confirmed.pop(key_hash(key), None)
+            else:
+                self._confirmed[key_hash(key)] = (session, now)
+            horizon = now - idle_timeout().total_seconds()
+            for hashed in [h for h, (_, seen) in self._confirmed.items() if seen < horizon]:
+                del self._confirmed[hashed]
+
+    def recall(self, key: str | None) -> WebSession | None:
+        if not key:
+            return None
+        with self._lock:
+            session, seen = self._confirmed.get(key_hash(key), (None, 0.0))
+        return session if time.monotonic() - seen < idle_timeout().total_seconds() else None
+
+
+def get_recent_sessions(request: Request) -> RecentSessions:
+    return request.app.state.recent_sessions
+
+
 def same_token(expected: str, given: str | None) -> bool:
     return bool(given) and hmac.compare_digest(expected.encode(), given.encode())
 
@@ -72,9 +109,21 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "?"
 
 
-def current_user(request: Request, workstation: WorkstationDep) -> WebSession:
-    """The logged-in session named by the cookie (kept in the database: it outlives a restart), else 401."""
-    session = workstation.web_session(request.cookies.get(COOKIE))
+def current_user(
+    request: Request, workstation: WorkstationDep, recent: Annotated[RecentSessions, Depends(get_recent_sessions)]
+) -> WebSession:
+    """The logged-in session named by the cookie (kept in the database: it outlives a restart), else 401.
+    While the database is away a session it confirmed lately still holds (anything that needs the
+    database then says it is away); an unknown one gets the database's error."""
+    key = request.cookies.get(COOKIE)
+    try:
+        session = workstation.web_session(key)
+    except StorageError:
+        session = recent.recall(key)
+        if session is None:
+            raise
+    else:
+        recent.remember(key, session)
     if session is None:
         raise HTTPException(401, "Log in first (your session ended or you are not logged in).")
     return replace(session, client=client_address(request))
