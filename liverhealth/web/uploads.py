@@ -12,6 +12,7 @@ the DICOM reader, before pixels are read.
 
 from __future__ import annotations
 
+import errno
 import shutil
 import stat
 import zipfile
@@ -25,6 +26,7 @@ from liverhealth.imaging.limits import check_zip
 
 CHUNK = 1 << 20
 MAX_ZIP_RATIO = 200  # a CT series compresses 2-10x; 200x is a bomb
+DISK_FULL_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # no space, over a quota, over a file size limit
 SINGLE_FILE_TYPES = {  # suffix -> (kind, magic checker)
     ".zip": "DICOM zip",
     ".dcm": "DICOM file",
@@ -42,6 +44,20 @@ SINGLE_FILE_TYPES = {  # suffix -> (kind, magic checker)
 
 class UploadError(InputError):
     """An upload refused before any work (the message says what to send instead)."""
+
+
+def not_stored_message(exc: OSError) -> str:
+    """What a user reads when the server could not write an upload (its disk is full, or another
+    write error): never the path or the server's own words, which go to its log."""
+    if exc.errno in DISK_FULL_ERRORS:
+        return (
+            "The server's disk is full: the upload could not be stored, and nothing of it was kept. Try again "
+            "later; if it happens again, tell the administrator (the server needs free disk space)."
+        )
+    return (
+        "The server could not write the upload to its disk; nothing of it was kept. Try again; if it happens "
+        "again, tell the administrator."
+    )
 
 
 @dataclass(frozen=True)

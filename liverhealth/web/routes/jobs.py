@@ -2,7 +2,9 @@
 state, its live events, its downloads, cancelling it and saving its result."""
 
 import asyncio
+import contextlib
 import json
+import logging
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,6 +13,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
+from starlette.requests import ClientDisconnect
 
 from liverhealth.imaging.limits import MAX_ZIP_ENTRIES
 from liverhealth.web.deps import (
@@ -29,10 +32,12 @@ from liverhealth.web.deps import (
 )
 from liverhealth.web.jobs import FILES, Job
 from liverhealth.web.schemas import JobCancelled, JobStatus, Saved, UploadAccepted, UploadOptions
-from liverhealth.web.uploads import StoredUpload, store_upload
+from liverhealth.web.uploads import StoredUpload, not_stored_message, store_upload
 
 EVENT_POLL_S = 0.1
 SAVED_REPORT = "saved-report.pdf"  # a reopened result's stored PDF, besides the files of FILES
+NOT_STORED = 507  # Insufficient Storage: the server could not write the upload
+LOG = logging.getLogger("liverhealth.web")
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
@@ -48,12 +53,18 @@ async def upload(
 ) -> UploadAccepted:
     """Store and check an upload (nothing of a refused one is kept), then queue its job."""
     jobs.check_room(session.user)  # a full queue refuses before the upload is read
-    form = await request.form(max_files=MAX_ZIP_ENTRIES, max_fields=20)
+    try:
+        form = await request.form(max_files=MAX_ZIP_ENTRIES, max_fields=20)
+    except OSError as exc:  # its parts spill to the temporary folder past 1 MB: a full disk fails here
+        await _drain(request)
+        raise _not_stored(exc) from exc
     try:
         options = UploadOptions.from_form(form)
         known_model(workstation, options.model)
         job_id, folder = jobs.new_folder()
         stored = await _store(form, folder, settings.max_upload_bytes)
+    except OSError as exc:
+        raise _not_stored(exc) from exc
     finally:
         await form.close()
     try:
@@ -72,6 +83,20 @@ async def _store(form: FormData, folder: Path, limit_bytes: int) -> StoredUpload
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+
+
+def _not_stored(exc: OSError) -> HTTPException:
+    """A write failure of an upload (the spooled form or its copy in the job's folder, both removed)."""
+    LOG.warning("an upload could not be stored: %s", exc)
+    return HTTPException(NOT_STORED, not_stored_message(exc))
+
+
+async def _drain(request: Request) -> None:
+    """Read and drop what is left of a refused upload's body, so that the browser reads the answer
+    instead of a reset connection."""
+    with contextlib.suppress(RuntimeError, ClientDisconnect):  # RuntimeError: the body was all read
+        async for _ in request.stream():
+            pass
 
 
 @router.get("/{job_id}")
