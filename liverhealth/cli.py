@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 
 from liverhealth import __version__, config
+from liverhealth.cli_review import add_review_parsers
 from liverhealth.errors import Cancelled, LiverHealthError
 from liverhealth.text import one_line
 
@@ -251,6 +252,19 @@ def cmd_db_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_db_export(args: argparse.Namespace) -> int:
+    if args.training:
+        if args.id is not None or args.out:
+            raise LiverHealthError("--training DIR exports every reader-edited result: give no ID and no --out.")
+        cases, skipped = _workstation(args).export_training(Path(args.training))
+        for why in skipped:
+            print(f"Skipped {why}.")
+        print(
+            f"Wrote {len(cases)} reader-edited case(s) to {args.training}; train on them with "
+            f"python -m training.preprocess ... $(cat {Path(args.training) / 'preprocess_args.txt'})"
+        )
+        return 0
+    if args.id is None or not args.out:
+        raise LiverHealthError("Give the saved result's ID and --out DIR (or --training DIR for training cases).")
     written = _workstation(args).export_saved(args.id, Path(args.out))
     print(f"Wrote {', '.join(sorted(p.name for p in written.values()))} to {args.out}")
     return 0
@@ -613,9 +627,16 @@ def _add_db_parser(sub: argparse._SubParsersAction) -> None:
     delete.add_argument("id", type=record_id)
     delete.add_argument("--study", action="store_true", help="ID is a study id")
     delete.set_defaults(func=cmd_db_delete)
-    export = actions.add_parser("export", help="write a saved result's labels, measurements and reports")
-    export.add_argument("id", type=record_id)
-    export.add_argument("--out", required=True)
+    export = actions.add_parser(
+        "export", help="write a saved result's labels, measurements and reports (or --training: every correction)"
+    )
+    export.add_argument("id", type=record_id, nargs="?")
+    export.add_argument("--out")
+    export.add_argument(
+        "--training",
+        metavar="DIR",
+        help="write each reader-edited result as a CT + labels case for training.preprocess (a new folder)",
+    )
     export.set_defaults(func=cmd_db_export)
     save = actions.add_parser("save", help="save a `liverhealth segment` output folder (retry a failed save)")
     save.add_argument("folder", type=Path)
@@ -689,6 +710,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_web_parser(sub)
     _add_pacs_parser(sub)
     _add_batch_parser(sub)
+    add_review_parsers(sub)
     compare = sub.add_parser("compare", help="read a follow-up CT against a baseline: lesion changes and RECIST 1.1")
     compare.add_argument("baseline", help="the earlier CT (any input segment takes) or a saved result id")
     compare.add_argument("followup", help="the later CT or a saved result id")

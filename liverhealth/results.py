@@ -344,6 +344,21 @@ def make_report(
     )
 
 
+def add_report(content: ReportContent, out_dir: str | Path) -> dict[str, Path]:
+    """Write a report beside the ones a folder holds (report_N.*, N the next free number), leaving
+    them as they are; refused when the folder holds a signed report (its result is locked)."""
+    out = Path(out_dir)
+    existing = reports_from_outputs(out)
+    signed = next((r.report for r in existing if r.report.is_signed), None)
+    if signed is not None:
+        raise InputError(
+            f"{out} holds a report signed by {signed.signed_by} on {signed.signed_at}: it is locked. Edit it "
+            "(`liverhealth edit`) to make a new revision, and sign that."
+        )
+    suffix = f"_{len(existing) + 1}" if existing else ""
+    return _write_report_files(out, content.report, content.model, content.pdf, suffix)
+
+
 def write_report(content: ReportContent, out_dir: str | Path) -> dict[str, Path]:
     """Write report.pdf, report.md and report.json (what `db save` reads back) into ``out_dir``."""
     return _write_report_files(Path(out_dir), content.report, content.model, content.pdf)

@@ -21,13 +21,14 @@ import numpy as np
 from liverhealth import config, imaging, review
 from liverhealth.analysis import key_slice, measure
 from liverhealth.analysis.confidence import ConfidenceFlags
-from liverhealth.domain import Actor, CtVolume, ModelInfo, Segmentation
+from liverhealth.domain import Actor, CtVolume, ModelInfo, Revision, Segmentation
 from liverhealth.errors import InputError, LiverHealthError, NotFound
 from liverhealth.inference import Manifest, Segmenter, load_manifest
 from liverhealth.inference.engine import CancelCheck, Progress
 from liverhealth.reporting import LlmSettings, ReportContent, build_findings, report_text
 from liverhealth.results import (
     SegmentResult,
+    add_report,
     export_saved,
     make_report,
     record_from_outputs,
@@ -352,6 +353,43 @@ class Workstation:
         self.audit("export", actor, result_id, stored.study.study_id)
         return export_saved(stored, out_dir)
 
+    def export_training(self, out_dir: Path, actor: Actor | None = None) -> tuple[list[str], list[str]]:
+        """Each reader-edited result (its latest revision) as a training case: ``NAME/ct.nii.gz`` and
+        ``NAME/labels.nii.gz`` (0 background, 1 liver, 2 tumour; no patient identifiers), and
+        ``preprocess_args.txt`` with the ``--labelled`` arguments `training.preprocess` takes, so a
+        site can retrain on its own corrections. The folder appears complete or not at all.
+        Returns (cases written, results skipped with why)."""
+        from liverhealth.imaging.writers import new_folder, save_labels_nifti, save_volume_nifti
+
+        revised = [r for r in self.repository.list_results(latest_only=True, limit=1_000_000) if r.revision]
+        out_dir = Path(out_dir).absolute()
+        cases, skipped, lines = [], [], []
+        with new_folder(out_dir) as partial:
+            for row in revised:
+                stored = self.repository.get(row.result_id)
+                try:
+                    volume = self._reload_ct(
+                        stored.study.source.path,
+                        stored.study.content_sha256,
+                        f"result {row.result_id} was saved",
+                        f"result {row.result_id}: its CT is no longer at {stored.study.source.path or 'a known place'}",
+                    )
+                except LiverHealthError as exc:
+                    skipped.append(str(exc))
+                    continue
+                name = f"result-{row.revision_of}-revision-{row.revision}"
+                (partial / name).mkdir()
+                save_volume_nifti(volume, partial / name / "ct.nii.gz")
+                save_labels_nifti(stored.labels, volume, partial / name / "labels.nii.gz")
+                lines.append(
+                    f"--labelled {name} {out_dir / name / 'ct.nii.gz'} {out_dir / name / 'labels.nii.gz'} "
+                    "liver=1;tumour=2"
+                )
+                cases.append(name)
+            (partial / "preprocess_args.txt").write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+        self.audit("export-training", actor, detail=f"{len(cases)} case(s)")
+        return cases, skipped
+
     def init_database(self) -> tuple[str, str]:
         """Create or upgrade the results database: (where it is, its schema revision)."""
         from liverhealth.storage.repository import Repository
@@ -390,40 +428,67 @@ class Workstation:
         """The results database as a message names it (no password)."""
         return self.repository.where
 
+    def open_folder(self, folder: Path, actor: Actor | None = None) -> Session:
+        """A `segment` (or `liverhealth edit`) output folder back in a session, to edit or sign it:
+        its CT reloaded and checked, its labels, the reader's revision it is and the reports it holds
+        (the newest becomes the current one)."""
+        record = record_from_outputs(folder)
+        volume = self._reload_ct(
+            record.source.path,
+            record.content_sha256,
+            f"{folder} was written",
+            f"The CT of {folder} is no longer at {record.source.path or 'a known place'}: it is needed to "
+            "edit or sign the result.",
+        )
+        result = self._restored(volume, record, record.revision, record.reader_drawn)
+        session = Session(self, actor)
+        session.volume = volume
+        session._set_base(result, None, record.revision.base_result_id if record.revision else None)
+        reports = reports_from_outputs(folder)
+        if reports:
+            session.report = replace(make_report(result, use_llm=False), report=reports[-1].report)
+        return session
+
     def reopen(self, result_id: int, actor: Actor | None = None) -> Session:
         """A saved result back in a session: its CT reloaded from where it was read, checked to be
         the same scan, with the saved labels and the model it was made with."""
         stored = self.repository.get(result_id)
         self.audit("open", actor, result_id, stored.study.study_id)
         path = stored.study.source.path
-        if not path or not Path(path).exists():
-            raise InputError(
-                f"The CT of saved result {result_id} is no longer at {path or 'a known place'}; its labels, "
-                "measurements and reports are still in the database (`liverhealth db export`)."
-            )
-        volume = load_input(path)
-        if content_hash(volume.voxels, volume.spacing) != stored.study.content_sha256:
-            raise InputError(
-                f"The CT at {path} has changed since result {result_id} was saved; "
-                "the saved labels do not belong to it."
-            )
-        model = stored.model if stored.model.metrics else self._known_model(stored.model)
-        segmentation = Segmentation(stored.labels, model.model_id, model.sha256, stored.timings, stored.confidence)
+        volume = self._reload_ct(
+            path,
+            stored.study.content_sha256,
+            f"result {result_id} was saved",
+            f"The CT of saved result {result_id} is no longer at {path or 'a known place'}; its labels, "
+            "measurements and reports are still in the database (`liverhealth db export`).",
+        )
+        result = self._restored(volume, stored, stored.revision, stored.reader_drawn)
         session = Session(self, actor)
         session.volume = volume
-        result = SegmentResult(
-            volume,
-            segmentation,
-            stored.measurements,
-            key_slice(stored.labels),
-            stored.timings,
-            model,
-            stored.revision,
-            stored.reader_drawn,
-        )
         model_result_id = stored.revision.base_result_id if stored.revision else result_id
         session._set_base(result, SavedResult(result_id, self.repository.where), model_result_id)
         return session
+
+    @staticmethod
+    def _reload_ct(path: str, content_sha256: str, since: str, missing: str) -> CtVolume:
+        """The CT a result was made on, read again from ``path`` and checked to be the same scan."""
+        if not path or not Path(path).exists():
+            raise InputError(missing)
+        volume = load_input(path)
+        if content_hash(volume.voxels, volume.spacing) != content_sha256:
+            raise InputError(f"The CT at {path} has changed since {since}; the saved labels do not belong to it.")
+        return volume
+
+    def _restored(
+        self, volume: CtVolume, kept: Any, revision: Revision | None, reader_drawn: np.ndarray | None
+    ) -> SegmentResult:
+        """A result back from what a folder or the database kept of it (labels, confidence,
+        measurements, timings, model)."""
+        model = kept.model if kept.model.metrics else self._known_model(kept.model)
+        segmentation = Segmentation(kept.labels, model.model_id, model.sha256, kept.timings, kept.confidence)
+        return SegmentResult(
+            volume, segmentation, kept.measurements, key_slice(kept.labels), kept.timings, model, revision, reader_drawn
+        )
 
     def study(
         self,
@@ -657,6 +722,21 @@ class Session:
         if self.report is not None:
             written.update(self.export_report(out_dir))
         return written
+
+    def export_new_folder(self, out_dir: Path) -> dict[str, Path]:
+        """``export`` into a folder that must not exist yet, which appears complete or not at all (a
+        revision is written beside the folder it was edited from, never over it)."""
+        from liverhealth.imaging.writers import new_folder
+
+        with new_folder(out_dir) as partial:
+            written = self.export(partial)
+        return {key: Path(out_dir) / path.name for key, path in written.items()}
+
+    def add_report_to_folder(self, out_dir: Path) -> dict[str, Path]:
+        """The current report written beside the reports a result folder holds (none replaced)."""
+        if self.report is None:
+            raise InputError("No report yet: generate the report first.")
+        return add_report(self.report, out_dir)
 
     def export_viewer_volume(self, out_dir: Path) -> dict[str, Any]:
         """The CT as NIfTI for a viewer (``ct.nii.gz``) and its grid as the page states it."""

@@ -8,6 +8,7 @@ a truncated file behind.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,6 +73,31 @@ def make_output_folder(folder: Path) -> Path:
     except OSError as exc:
         raise OutputError(f"Cannot create the output folder {folder}: {exc.strerror or exc}.") from exc
     return Path(folder)
+
+
+@contextmanager
+def new_folder(folder: Path) -> Iterator[Path]:
+    """A hidden folder beside ``folder`` to write into; renamed to ``folder`` when the block succeeds,
+    removed otherwise, so ``folder`` appears complete or not at all. An existing ``folder`` is
+    refused: a new result never replaces an older one."""
+    folder = Path(folder)
+    if folder.exists():
+        raise OutputError(f"{folder} already exists; nothing was written. Choose a new folder with --out.")
+    check_output_folder(folder)
+    make_output_folder(folder.parent)
+    temporary = folder.with_name(f".{folder.name}.{os.getpid()}.partial")
+    shutil.rmtree(temporary, ignore_errors=True)
+    try:
+        temporary.mkdir()
+        yield temporary
+        os.rename(temporary, folder)
+    except OSError as exc:
+        raise OutputError(
+            f"Could not write {folder}: {exc.strerror or exc}. Check that the folder is writable and the "
+            "disk is not full; nothing was left half-written."
+        ) from exc
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
 
 
 def _check_written(ok: bool, path: Path) -> None:

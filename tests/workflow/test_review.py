@@ -122,3 +122,40 @@ def test_two_readers_editing_one_result_cannot_overwrite_each_other(workstation,
     assert readers[1].edited  # the refused reader's work is still in the session
     assert [h.revision for h in workstation.repository.revisions(model_id)] == [0, 1]
     assert np.array_equal(workstation.get(model_id).labels, result.segmentation.labels)
+
+
+def test_corrections_export_as_training_cases_the_preprocessor_reads(workstation, data_root, tmp_path):
+    import subprocess
+    import sys
+
+    import nibabel as nib
+
+    session = workstation.session(Actor("dr.reader", "window"))
+    session.open(data_root / "totalsegmentator" / "example_ct_dicom")
+    model_result = session.segment()
+    edited, changed, change = _paint_tumour(model_result.segmentation.labels)
+    session.apply_edit(edited, changed, change)
+    revision_id = session.save().result_id
+    other = workstation.session()
+    other.open(data_root / "dcmqi" / "ct-3slice")
+    other.segment()
+    other.save()  # a model result nobody edited: not a correction
+    out = tmp_path / "corrections"
+    cases, skipped = workstation.export_training(out)
+    model_id = workstation.repository.revisions(revision_id)[0].result_id
+    assert cases == [f"result-{model_id}-revision-1"] and skipped == []
+    labels = nib.load(str(out / cases[0] / "labels.nii.gz"))
+    assert np.array_equal(np.asarray(labels.dataobj).transpose(2, 1, 0), edited)
+    arguments = (out / "preprocess_args.txt").read_text().split()
+    assert arguments[:2] == ["--labelled", cases[0]] and arguments[-1] == "liver=1;tumour=2"
+    samples = tmp_path / "samples"
+    done = subprocess.run(
+        [sys.executable, "-m", "training.preprocess", "--out", str(samples), "--size", "64", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert any(samples.rglob("*.png")) or any(samples.rglob("*.npy")) or any(samples.rglob("*.npz"))
+    with pytest.raises(LiverHealthError, match="already exists"):
+        workstation.export_training(out)

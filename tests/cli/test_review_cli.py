@@ -1,0 +1,39 @@
+"""`liverhealth sign` and `liverhealth edit` as real processes on the real CT."""
+
+from __future__ import annotations
+
+import getpass
+import io
+import json
+
+import pytest
+from pypdf import PdfReader
+
+from tests.helpers.cli import run_cli
+
+
+def _pdf_text(path) -> str:
+    return " ".join(page.extract_text() for page in PdfReader(io.BytesIO(path.read_bytes())).pages)
+
+
+@pytest.mark.slow
+def test_sign_adds_a_signed_report_beside_the_draft_and_locks_the_folder(data_root, models_dir, tmp_path):
+    out = tmp_path / "out"
+    series = str(data_root / "dcmqi" / "ct-3slice")
+    assert run_cli("segment", series, "--out", str(out), "--report").returncode == 0
+    draft_pdf = (out / "report.pdf").read_bytes()
+    signed = run_cli("sign", str(out), "--impression", "Liver of normal size. No focal lesion.")
+    assert signed.returncode == 0, signed.stderr
+    reader = getpass.getuser()
+    assert f"Signed by {reader}" in signed.stdout and "revision 0" in signed.stdout
+    assert (out / "report.pdf").read_bytes() == draft_pdf  # the machine's draft is kept as it was
+    text = _pdf_text(out / "report_2.pdf")
+    assert f"Reviewed and signed by {reader}" in text and "not a medical device" in text
+    assert "Liver of normal size" in text and "Draft for radiologist review" not in text
+    document = json.loads((out / "report_2.json").read_text())
+    assert document["report"]["signed_by"] == reader and document["report"]["impression"].startswith("Liver of")
+    again = run_cli("sign", str(out), "--impression", "changed my mind")
+    assert again.returncode == 2 and "locked" in again.stderr and len(again.stderr.strip().splitlines()) == 1
+    assert not (out / "report_3.json").exists()
+    both = run_cli("sign", str(out), "--impression", "a", "--impression-file", str(tmp_path / "x.txt"))
+    assert both.returncode == 2 and "not both" in both.stderr
