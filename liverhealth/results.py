@@ -384,18 +384,41 @@ def report_record(content: ReportContent) -> StoredReport:
     return StoredReport(content.report, content.pdf)
 
 
-def write_dicom(result: SegmentResult, out_dir: str | Path, report: ReportContent | None = None) -> dict[str, Path]:
+def write_dicom(
+    result: SegmentResult,
+    out_dir: str | Path,
+    report: ReportContent | None = None,
+    model_labels: np.ndarray | None = None,
+) -> dict[str, Path]:
     """Write seg.dcm (DICOM SEG on the source slices), sr.dcm (TID 1500 measurements referencing it)
-    and, with a report, report.dcm (the PDF as an Encapsulated PDF instance), all in the CT's study."""
-    from liverhealth.imaging.dicom_seg import build_seg, derived_object_errors, save_dataset
+    and, with a report, report.dcm (the PDF as an Encapsulated PDF instance), all in the CT's study.
+
+    A reader's revision is its own SEG series (segments SEMIAUTOMATIC or MANUAL where the reader
+    changed them) whose SR names the reader as observer (verified when the report is signed); with
+    ``model_labels`` the model's own SEG is written beside it as model_seg.dcm and referenced."""
+    from liverhealth.imaging.dicom_seg import SegEdit, build_seg, derived_object_errors, save_dataset
     from liverhealth.reporting.dicom_pdf import build_encapsulated_pdf
     from liverhealth.reporting.dicom_sr import build_sr
 
     out = make_output_folder(check_output_folder(Path(out_dir)))
-    seg = build_seg(result.volume, result.segmentation.labels, result.model)
+    paths: dict[str, Path] = {}
+    edit, reader = None, None
+    if result.revision is not None:
+        model_seg = None
+        if model_labels is not None:
+            model_seg = build_seg(result.volume, model_labels, result.model)
+            paths["model_seg"] = out / "model_seg.dcm"
+            save_dataset(model_seg, paths["model_seg"])
+        drawn = result.reader_drawn if result.reader_drawn is not None else np.zeros(result.volume.shape, bool)
+        reader = result.revision.author
+        edit = SegEdit(result.revision.number, reader, drawn, model_seg)
+    seg = build_seg(result.volume, result.segmentation.labels, result.model, edit)
+    signed = report is not None and report.report.is_signed
     with derived_object_errors(result.volume, "SR"):
-        sr = build_sr(seg, result.measurements, result.model.model_id)
-    paths = {"seg": out / "seg.dcm", "sr": out / "sr.dcm"}
+        sr = build_sr(
+            seg, result.measurements, result.model.model_id, report.report.signed_by if signed else reader, signed
+        )
+    paths |= {"seg": out / "seg.dcm", "sr": out / "sr.dcm"}
     save_dataset(seg, paths["seg"])
     save_dataset(sr, paths["sr"])
     if report is not None:

@@ -764,8 +764,21 @@ class Session:
 
     def export_dicom(self, out_dir: Path) -> dict[str, Path]:
         """Write the result as a DICOM SEG and a TID 1500 SR on the source series (seg.dcm, sr.dcm) and,
-        when a report was made, the PDF as an Encapsulated PDF instance (report.dcm)."""
-        return write_dicom(self._need_result(), out_dir, self.report)
+        when a report was made, the PDF as an Encapsulated PDF instance (report.dcm). A reader's revision
+        is its own SEG series, with the model's SEG (model_seg.dcm) beside it when the model's labels
+        are at hand (in this session, or saved)."""
+        return write_dicom(self._need_result(), out_dir, self.report, self._model_labels())
+
+    def _model_labels(self) -> np.ndarray | None:
+        """The model's own labels under a revision: the session's, else the saved model result's."""
+        result = self._need_result()
+        if result.revision is None:
+            return None
+        if self._base is not None and self._base.revision is None:
+            return self._base.segmentation.labels
+        if self._model_result_id is not None:
+            return self.workstation.repository.get(self._model_result_id).labels
+        return None
 
     def send_to_pacs(self, folder: Path) -> tuple[int, int]:
         """Write the DICOM SEG and SR into ``folder`` and send them to the PACS: (sent, already there)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import highdicom as hd
@@ -100,8 +101,15 @@ def _completed(headers: tuple[Dataset, ...], frame_of_reference_uid: str) -> lis
     return completed
 
 
-def build_seg(volume: CtVolume, labels: np.ndarray, model: ModelInfo) -> Dataset:
-    """The SEG of a label map on ``volume`` (a DICOM CT read one-to-one)."""
+def build_seg(
+    volume: CtVolume,
+    labels: np.ndarray,
+    model: ModelInfo,
+    edit: SegEdit | None = None,
+) -> Dataset:
+    """The SEG of a label map on ``volume`` (a DICOM CT read one-to-one). With ``edit`` (a reader's
+    revision), a new series in the same study and frame of reference: a segment the reader changed is
+    SEMIAUTOMATIC (MANUAL when the reader drew all of it), and the model's SEG is referenced."""
     headers = source_headers(volume)
     if labels.shape != volume.shape:
         raise OutputError(f"The label map {labels.shape} is not on the CT's grid {volume.shape}.")
@@ -109,14 +117,16 @@ def build_seg(volume: CtVolume, labels: np.ndarray, model: ModelInfo) -> Dataset
     algorithm = hd.AlgorithmIdentificationSequence(
         name=model.model_id[:64], version=__version__, family=codes.cid7162.ArtificialIntelligence
     )
+    masks = np.stack([labels >= Label.LIVER, labels == Label.TUMOUR], axis=-1)
+    kinds = [_algorithm_type(masks[..., i], edit) for i in range(2)]
     segments = [
         hd.seg.SegmentDescription(
             segment_number=number,
             segment_label=label,
             segmented_property_category=category,
             segmented_property_type=kind,
-            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-            algorithm_identification=algorithm,
+            algorithm_type=kinds[number - 1],
+            algorithm_identification=None if kinds[number - 1] == MANUAL else algorithm,
             tracking_uid=generate_uid(),
             tracking_id=label,
             anatomic_regions=regions,
@@ -126,9 +136,47 @@ def build_seg(volume: CtVolume, labels: np.ndarray, model: ModelInfo) -> Dataset
             (2, "liver tumour", ABNORMAL, NEOPLASM, [LIVER]),
         )
     ]
-    masks = np.stack([labels >= Label.LIVER, labels == Label.TUMOUR], axis=-1)
     with derived_object_errors(volume, "SEG"):
-        return _segmentation(headers, uid, masks, segments, model)
+        seg = _segmentation(headers, uid, masks, segments, model, edit)
+    if edit is not None and edit.model_seg is not None:
+        _reference(seg, edit.model_seg)
+    return seg
+
+
+MANUAL = hd.seg.SegmentAlgorithmTypeValues.MANUAL
+
+
+@dataclass(frozen=True)
+class SegEdit:
+    """What a reader's revision adds to its SEG: the revision number, the reader, the voxels the reader
+    drew, and the model's SEG it revises (when written beside it)."""
+
+    revision: int
+    reader: str
+    reader_drawn: np.ndarray
+    model_seg: Dataset | None = None
+
+
+def _algorithm_type(mask: np.ndarray, edit: SegEdit | None) -> hd.seg.SegmentAlgorithmTypeValues:
+    """AUTOMATIC for the model's own segment; for a revision, SEMIAUTOMATIC where the reader changed it
+    (a drawn voxel inside it, or one taken out of it), MANUAL where every voxel is the reader's."""
+    if edit is None or not edit.reader_drawn.any():
+        return hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC
+    drawn_inside = edit.reader_drawn & mask
+    if mask.any() and drawn_inside.sum() == mask.sum():
+        return MANUAL
+    return hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC
+
+
+def _reference(seg: Dataset, model_seg: Dataset) -> None:
+    """Name the model's SEG among the instances this SEG references (Common Instance Reference)."""
+    item = Dataset()
+    item.SeriesInstanceUID = model_seg.SeriesInstanceUID
+    instance = Dataset()
+    instance.ReferencedSOPClassUID = model_seg.SOPClassUID
+    instance.ReferencedSOPInstanceUID = model_seg.SOPInstanceUID
+    item.ReferencedInstanceSequence = [instance]
+    seg.ReferencedSeriesSequence.append(item)
 
 
 @contextmanager
@@ -147,25 +195,40 @@ def derived_object_errors(volume: CtVolume, kind: str) -> Iterator[None]:
             ) from exc
 
 
-def _segmentation(headers, uid: str, masks: np.ndarray, segments: list, model: ModelInfo) -> Dataset:
-    return hd.seg.Segmentation(
+def _segmentation(
+    headers, uid: str, masks: np.ndarray, segments: list, model: ModelInfo, edit: SegEdit | None
+) -> Dataset:
+    if edit is None:
+        description = "LiverHealth segmentation (draft, not reviewed)"
+        content = f"Automatic segmentation, {model.model_id}: draft"
+    else:
+        description = f"LiverHealth segmentation, revision {edit.revision} (reader-edited)"
+        content = f"{model.model_id} edited by the reader, revision {edit.revision}"
+    seg = hd.seg.Segmentation(
         source_images=_completed(headers, uid),
         pixel_array=masks,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=segments,
         series_instance_uid=generate_uid(),
-        series_number=SEG_SERIES_NUMBER,
+        series_number=SEG_SERIES_NUMBER + (edit.revision if edit else 0),
         sop_instance_uid=generate_uid(),
         instance_number=1,
         manufacturer="LiverHealth",
         manufacturer_model_name="LiverHealth",
         software_versions=__version__,
         device_serial_number="0",
-        series_description="LiverHealth segmentation (draft, not reviewed)",
+        series_description=description,
         content_label="LIVER",
-        content_description=f"Automatic segmentation, {model.model_id}: draft"[:64],
+        content_description=content[:64],
+        content_creator_name=person_name(edit.reader) if edit else None,
         omit_empty_frames=False,
     )
+    return seg
+
+
+def person_name(name: str) -> str:
+    """A reader's name as a DICOM PN value (no component separators, at most 64 characters)."""
+    return name.replace("^", " ").replace("=", " ").replace("\\", " ")[:64]
 
 
 def save_dataset(dataset: Dataset, path: Path) -> None:

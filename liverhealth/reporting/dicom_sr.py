@@ -19,7 +19,7 @@ from pydicom.uid import generate_uid
 from liverhealth import __version__
 from liverhealth.domain import Measurements
 from liverhealth.errors import InputError
-from liverhealth.imaging.dicom_seg import LIVER, NEOPLASM
+from liverhealth.imaging.dicom_seg import LIVER, NEOPLASM, person_name
 
 SR_SERIES_NUMBER = 901
 SR_DECIMALS = 3  # values to 0.001 (mL, mm, %): a DICOM decimal string holds 16 characters
@@ -34,8 +34,12 @@ CT_PROCEDURE = hd.sr.CodedConcept("25045-6", "LN", "CT unspecified body region")
 LIVER_SEGMENT, TUMOUR_SEGMENT = 1, 2
 
 
-def build_sr(seg: Dataset, measurements: Measurements, model_id: str) -> Dataset:
-    """A TID 1500 report of ``measurements`` referencing ``seg``."""
+def build_sr(
+    seg: Dataset, measurements: Measurements, model_id: str, reader: str | None = None, signed: bool = False
+) -> Dataset:
+    """A TID 1500 report of ``measurements`` referencing ``seg``; with ``reader`` (a reader's revision),
+    the reader is a person observer beside the device, and a ``signed`` report is marked complete and
+    verified by the reader."""
     if measurements.liver_volume_ml is None:
         raise InputError("A DICOM SR needs volumes in mL: this input has no known voxel size.")
     source = hd.sr.SourceSeriesForSegmentation(seg.ReferencedSeriesSequence[0].SeriesInstanceUID)
@@ -91,8 +95,14 @@ def build_sr(seg: Dataset, measurements: Measurements, model_id: str) -> Dataset
             model_name=model_id[:64],
         ),
     )
+    person = None
+    if reader:
+        person = hd.sr.ObserverContext(
+            observer_type=codes.DCM.Person,
+            observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(name=person_name(reader)),
+        )
     report = hd.sr.MeasurementReport(
-        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+        observation_context=hd.sr.ObservationContext(observer_person_context=person, observer_device_context=observer),
         procedure_reported=CT_PROCEDURE,
         imaging_measurements=groups,
     )
@@ -104,11 +114,18 @@ def build_sr(seg: Dataset, measurements: Measurements, model_id: str) -> Dataset
         sop_instance_uid=generate_uid(),
         instance_number=1,
         manufacturer="LiverHealth",
-        is_complete=False,
-        is_final=False,
-        is_verified=False,
+        is_complete=signed,
+        is_final=signed,
+        is_verified=signed,
+        verifying_observer_name=person_name(reader) if signed and reader else None,
+        verifying_organization="not recorded" if signed else None,
     )
-    sr.SeriesDescription = "LiverHealth measurements (draft, not reviewed)"
+    if signed:
+        sr.SeriesDescription = "LiverHealth measurements (reviewed and signed)"
+    elif reader:
+        sr.SeriesDescription = "LiverHealth measurements (reader-edited, not signed)"
+    else:
+        sr.SeriesDescription = "LiverHealth measurements (draft, not reviewed)"
     sr.SoftwareVersions = __version__
     return sr
 

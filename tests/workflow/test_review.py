@@ -159,3 +159,39 @@ def test_corrections_export_as_training_cases_the_preprocessor_reads(workstation
     assert any(samples.rglob("*.png")) or any(samples.rglob("*.npy")) or any(samples.rglob("*.npz"))
     with pytest.raises(LiverHealthError, match="already exists"):
         workstation.export_training(out)
+
+
+def test_an_edited_signed_result_exports_as_its_own_seg_series_read_back_by_highdicom(workstation, data_root, tmp_path):
+    import highdicom as hd
+    import pydicom
+
+    from liverhealth.imaging.dicom_seg import read_seg_labels
+
+    session = workstation.session(Actor("dr.reader", "window"))
+    volume = session.open(data_root / "totalsegmentator" / "example_ct_dicom")
+    model_result = session.segment()
+    edited, changed, change = _paint_tumour(model_result.segmentation.labels)
+    session.apply_edit(edited, changed, change)
+    session.sign(impression="Reader-added lesion.")
+    paths = session.export_dicom(tmp_path / "dicom")
+    seg, model_seg = hd.seg.segread(str(paths["seg"])), hd.seg.segread(str(paths["model_seg"]))
+    assert seg.SeriesInstanceUID != model_seg.SeriesInstanceUID
+    assert seg.StudyInstanceUID == model_seg.StudyInstanceUID
+    assert seg.FrameOfReferenceUID == model_seg.FrameOfReferenceUID
+    kinds = {d.SegmentLabel: d.SegmentAlgorithmType for d in seg.SegmentSequence}
+    model_had_tumour = bool((model_result.segmentation.labels == Label.TUMOUR).any())
+    assert kinds == {"liver": "SEMIAUTOMATIC", "liver tumour": "SEMIAUTOMATIC" if model_had_tumour else "MANUAL"}
+    assert {d.SegmentAlgorithmType for d in model_seg.SegmentSequence} == {"AUTOMATIC"}
+    series = seg.ReferencedSeriesSequence
+    referenced = {item.ReferencedSOPInstanceUID for one in series for item in one.ReferencedInstanceSequence}
+    assert model_seg.SOPInstanceUID in referenced
+    assert str(seg.ContentCreatorName) == "dr.reader" and "revision 1" in seg.SeriesDescription
+    assert np.array_equal(read_seg_labels(paths["seg"], volume), edited)
+    assert np.array_equal(read_seg_labels(paths["model_seg"], volume), model_result.segmentation.labels)
+    sr = hd.sr.srread(str(paths["sr"]))
+    assert sr.VerificationFlag == "VERIFIED"
+    assert str(sr.VerifyingObserverSequence[0].VerifyingObserverName) == "dr.reader"
+    observers = [str(item.PersonName) for item in sr.ContentSequence if "PersonName" in item]
+    assert "dr.reader" in observers
+    pdf = pydicom.dcmread(paths["report_dicom"])
+    assert "Reviewed and signed by dr.reader" in _pdf_text(bytes(pdf.EncapsulatedDocument).rstrip(b"\x00"))
