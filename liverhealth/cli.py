@@ -205,19 +205,29 @@ def cmd_db_list(args: argparse.Namespace) -> int:
     if not rows:
         print(f"No saved results in the {workstation.database_where}.")
         return 0
-    print(f"{'id':>5} {'saved':<19} {'model':<14} {'liver':>11} {'tumour':>10} {'lesions':>7}  study")
+    print(f"{'id':>5} {'saved':<19} {'model':<14} {'liver':>11} {'tumour':>10} {'lesions':>7} {'state':<24} study")
     for r in rows:
         names = " ".join(filter(None, (r.patient_name, r.patient_id)))
         who = f" [{names}]" if names else ""
         print(
             f"{r.result_id:>5} {r.created_at:%Y-%m-%d %H:%M:%S} {r.model_id:<14} {_fmt(r.liver_volume_ml, 'mL'):>11} "
-            f"{_tumour(r.tumour_volume_ml):>10} {r.lesion_count:>7}  {r.description}{who}"
+            f"{_tumour(r.tumour_volume_ml):>10} {r.lesion_count:>7} {_state(r):<24} {r.description}{who}"
         )
     return 0
 
 
+def _state(summary) -> str:
+    """'model draft', 'revision 2 (dr.x)', 'signed by dr.x' for a listing."""
+    if summary.signed_by:
+        return f"signed by {summary.signed_by}"[:24]
+    if summary.revision:
+        return f"revision {summary.revision} ({summary.author})"[:24]
+    return "model draft"
+
+
 def cmd_db_show(args: argparse.Namespace) -> int:
-    stored = _workstation(args).get(args.id)
+    workstation = _workstation(args)
+    stored = workstation.get(args.id)
     s = stored.summary
     print(
         f"Result {s.result_id} (study {s.study_id}), saved {s.created_at:%Y-%m-%d %H:%M:%S} by "
@@ -233,10 +243,19 @@ def cmd_db_show(args: argparse.Namespace) -> int:
     )
     for lesion in stored.measurements.lesions:
         first, last = lesion.slice_range
+        edited = " (reader-edited)" if lesion.edited else ""
         print(
             f"    lesion {lesion.lesion_id}: {_tumour(lesion.volume_ml)}, longest axial "
-            f"{_fmt(lesion.longest_diameter_mm, 'mm')}, slices {first}–{last}"
+            f"{_fmt(lesion.longest_diameter_mm, 'mm')}, slices {first}–{last}{edited}"
         )
+    history = workstation.history(args.id)
+    if len(history) > 1:
+        print("  history:")
+        for h in history:
+            who = f"revision {h.revision} by {h.author}" if h.revision else "the model's result"
+            signed = f", signed by {h.signed_by}" if h.signed_by else ""
+            mark = "  <- this one" if h.result_id == args.id else ""
+            print(f"    result {h.result_id}: {who}, saved {h.created_at:%Y-%m-%d %H:%M}{signed}{mark}")
     return 0
 
 

@@ -315,9 +315,21 @@ class Workstation:
         owner: str | None = None,
         actor: Actor | None = None,
     ) -> list[ResultSummary]:
-        """Saved results matching the filters (the search itself is audited, never its terms)."""
+        """Saved results matching the filters, a result readers revised as its latest revision (the
+        search itself is audited, never its terms)."""
         self.audit("search", actor, detail="by patient" if patient else None)
-        return self.repository.list_results(patient=patient, model_id=model_id, since=since, until=until, owner=owner)
+        return self.repository.list_results(
+            patient=patient, model_id=model_id, since=since, until=until, owner=owner, latest_only=True
+        )
+
+    def history(self, result_id: int, actor: Actor | None = None, owner: str | None = None) -> list[ResultSummary]:
+        """The model's result and every reader's revision of it, oldest first (with ``owner``: only
+        when that account saved the one asked for)."""
+        history = self.repository.revisions(result_id)
+        if owner is not None and not any(r.result_id == result_id and r.owner == owner for r in history):
+            raise NotFound(f"No saved result {result_id} for this account.")
+        self.audit("view-history", actor, result_id)
+        return history
 
     def get(self, result_id: int, actor: Actor | None = None, owner: str | None = None) -> StoredResult:
         """A saved result with its labels and reports (audited as viewed); with ``owner``, only when

@@ -37,3 +37,32 @@ def test_sign_adds_a_signed_report_beside_the_draft_and_locks_the_folder(data_ro
     assert not (out / "report_3.json").exists()
     both = run_cli("sign", str(out), "--impression", "a", "--impression-file", str(tmp_path / "x.txt"))
     assert both.returncode == 2 and "not both" in both.stderr
+
+
+@pytest.mark.slow
+def test_db_list_shows_the_latest_revision_and_db_show_its_history(data_root, models_dir, tmp_path):
+    import numpy as np
+
+    from liverhealth.domain import Actor, Label
+    from liverhealth.workflow import Workstation
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    station = Workstation(models_dir=models_dir, db_url=url)
+    session = station.session(Actor("dr.reader", "window"))
+    session.open(data_root / "totalsegmentator" / "example_ct_dicom")
+    labels = session.segment().segmentation.labels
+    edited = labels.copy()
+    edited[labels == Label.TUMOUR] = Label.LIVER
+    edited[10, 100:106, 100:106] = Label.TUMOUR
+    session.apply_edit(edited, edited != labels, {"kind": "paint"})
+    revision_id = session.save().result_id
+    station.close()
+    listing = run_cli("db", "--db-url", url, "list")
+    assert listing.returncode == 0, listing.stderr
+    rows = listing.stdout.splitlines()[1:]
+    assert len(rows) == 1 and rows[0].split()[0] == str(revision_id) and "revision 1 (dr.reader)" in rows[0]
+    show = run_cli("db", "--db-url", url, "show", str(revision_id))
+    assert show.returncode == 0, show.stderr
+    assert "the model's result" in show.stdout and "revision 1 by dr.reader" in show.stdout
+    assert "(reader-edited)" in show.stdout
+    assert np.count_nonzero(edited == Label.TUMOUR) == 36
