@@ -16,7 +16,8 @@ import numpy as np
 
 from liverhealth.analysis import key_slice, measure
 from liverhealth.analysis.confidence import ConfidenceFlags
-from liverhealth.domain import Revision, Segmentation
+from liverhealth.analysis.measure import find_lesions
+from liverhealth.domain import Label, Revision, Segmentation
 from liverhealth.errors import InputError
 from liverhealth.reporting import ReportContent
 from liverhealth.results import SegmentResult
@@ -66,6 +67,16 @@ def revise(
         revision=revision,
         reader_drawn=reader_drawn,
     )
+
+
+def lesion_voxel(labels: np.ndarray, lesion_id: int) -> tuple[int, int, int]:
+    """A voxel inside lesion ``lesion_id`` as ``measure`` numbers them (largest first), to click on."""
+    found = find_lesions(labels == Label.TUMOUR)
+    if not 1 <= lesion_id <= len(found):
+        raise InputError(f"There is no lesion {lesion_id}: the findings list {len(found)} lesion(s).")
+    crop, offset = found[lesion_id - 1]
+    inside = np.argwhere(crop)[len(np.argwhere(crop)) // 2]
+    return tuple(int(i + o) for i, o in zip(inside, offset, strict=True))  # type: ignore[return-value]
 
 
 def on_saved_base(result: SegmentResult, base_result_id: int) -> SegmentResult:

@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from liverhealth import config, imaging, review
+from liverhealth import config, editing, imaging, review
 from liverhealth.analysis import key_slice, measure
 from liverhealth.analysis.confidence import ConfidenceFlags
 from liverhealth.domain import Actor, CtVolume, ModelInfo, Revision, Segmentation
+from liverhealth.editing import EditHistory, EditResult
 from liverhealth.errors import InputError, LiverHealthError, NotFound
 from liverhealth.inference import Manifest, Segmenter, load_manifest
 from liverhealth.inference.engine import CancelCheck, Progress
@@ -557,7 +558,7 @@ class Session:
         self._base: SegmentResult | None = None  # the result as segmented, last saved or opened
         self._base_saved: SavedResult | None = None
         self._model_result_id: int | None = None  # the saved model result that revisions revise
-        self._changes: list[dict[str, Any]] = []  # the edits since _base, in order
+        self._history: EditHistory | None = None  # the reader's edits since _base (undo/redo)
 
     def open(
         self,
@@ -585,12 +586,12 @@ class Session:
     def _drop_result(self) -> None:
         """Forget what depends on the segmentation: report, saved id, comparison, edits."""
         self.result, self.report, self.saved, self.comparison = None, None, None, None
-        self._base, self._base_saved, self._model_result_id, self._changes = None, None, None, []
+        self._base, self._base_saved, self._model_result_id, self._history = None, None, None, None
 
     def _set_base(self, result: SegmentResult, saved: SavedResult | None, model_result_id: int | None) -> None:
         """``result`` is now the current result as saved (or made): edits start from it."""
         self.result, self._base, self.saved, self._base_saved = result, result, saved, saved
-        self._model_result_id, self._changes = model_result_id, []
+        self._model_result_id, self._history = model_result_id, None
 
     def segment(
         self, model_id: str | None = None, progress: Progress | None = None, cancel: CancelCheck | None = None
@@ -693,26 +694,104 @@ class Session:
     @property
     def edited(self) -> bool:
         """Whether the current result has edits not saved yet."""
-        return bool(self._changes)
+        return self._history is not None and bool(self._history.edits)
 
-    def apply_edit(self, labels: np.ndarray, changed: np.ndarray, change: dict[str, Any]) -> SegmentResult:
-        """The current result with a reader's edit: ``labels`` after it, the voxels it ``changed`` and
-        what it was (a plain dict). Re-measured at once; the report made before no longer applies."""
+    @property
+    def can_undo(self) -> bool:
+        return self._history is not None and self._history.can_undo
+
+    @property
+    def can_redo(self) -> bool:
+        return self._history is not None and self._history.can_redo
+
+    def edit(self, change: EditResult) -> SegmentResult:
+        """Apply a reader's edit (an ``liverhealth.editing`` operation's result, made on the current
+        labels): the result re-measured at once, as the next revision; the report made before no
+        longer applies. The model's result and the saved revisions are never changed."""
         current = self._need_result()
-        base = self._base or current
-        drawn = current.reader_drawn if current.reader_drawn is not None else np.zeros(labels.shape, dtype=bool)
-        reader_drawn = drawn | changed
-        self._changes.append(dict(change))
+        if self._history is None:
+            self._history = EditHistory(current.segmentation.labels)
+        return self._revised(self._history.apply(change))
+
+    def undo(self) -> SegmentResult:
+        """Step back one edit (Ctrl+Z): the labels and measurements before it."""
+        if self._history is None:
+            raise InputError("Nothing to undo.")
+        return self._revised(self._history.undo())
+
+    def redo(self) -> SegmentResult:
+        """Step forward one undone edit (Ctrl+Shift+Z)."""
+        if self._history is None:
+            raise InputError("Nothing to redo.")
+        return self._revised(self._history.redo())
+
+    def paint(self, slice_index: int, centre: tuple[int, int], radius_mm: float, label: int) -> SegmentResult:
+        """Paint ``label`` (liver or tumour) with a disc brush of ``radius_mm`` at (row, column) of a slice."""
+        result = self._need_result()
+        return self.edit(
+            editing.paint(result.segmentation.labels, result.volume.spacing, slice_index, centre, radius_mm, label)
+        )
+
+    def erase(self, slice_index: int, centre: tuple[int, int], radius_mm: float, label: int) -> SegmentResult:
+        """Erase ``label`` with a disc brush (tumour becomes liver; liver becomes background)."""
+        result = self._need_result()
+        return self.edit(
+            editing.erase(result.segmentation.labels, result.volume.spacing, slice_index, centre, radius_mm, label)
+        )
+
+    def add_lesion(self, seed: tuple[int, int, int], method: str | None = None) -> SegmentResult:
+        """Outline in 3D the missed lesion at a click (z, y, x) and add it as tumour."""
+        result = self._need_result()
+        return self.edit(
+            editing.add_lesion(
+                result.volume,
+                result.segmentation.labels,
+                seed,
+                method or editing.DEFAULT_ADD_METHOD,
+                manifest=self.workstation.manifest,
+                model_id=result.model.model_id,
+            )
+        )
+
+    def remove_lesion(self, seed: tuple[int, int, int]) -> SegmentResult:
+        """The tumour component at (or nearest) a click becomes liver."""
+        result = self._need_result()
+        return self.edit(editing.remove_lesion(result.segmentation.labels, seed, result.volume.spacing))
+
+    def relabel_lesion(self, seed: tuple[int, int, int], to: int) -> SegmentResult:
+        """The lesion at a click becomes liver (a cyst, a vessel), or the liver region there tumour."""
+        result = self._need_result()
+        return self.edit(editing.relabel_lesion(result.segmentation.labels, seed, to, result.volume))
+
+    def lesion_seed(self, lesion_id: int) -> tuple[int, int, int]:
+        """A voxel inside lesion ``lesion_id`` of the current findings (to remove or relabel it by number)."""
+        return review.lesion_voxel(self._need_result().segmentation.labels, lesion_id)
+
+    def fill_between_slices(self, label: int, slice_a: int, slice_b: int) -> SegmentResult:
+        """Interpolate ``label`` drawn on two slices into the slices between them."""
+        result = self._need_result()
+        return self.edit(
+            editing.fill_between_slices(result.segmentation.labels, label, slice_a, slice_b, result.volume.spacing)
+        )
+
+    def _revised(self, labels: np.ndarray) -> SegmentResult:
+        """The current result with ``labels`` from the edit history, re-measured."""
+        base = self._base or self._need_result()
+        changes = tuple(edit.to_dict() for edit in self._history.edits)
+        drawn = labels != base.segmentation.labels
+        if base.reader_drawn is not None:
+            drawn |= base.reader_drawn
         self.result = review.revise(
             base,
-            current,
+            self._need_result(),
             labels,
-            reader_drawn,
-            tuple(self._changes),
+            drawn,
+            changes,
             self.actor.user,
-            self.workstation.confidence_flags(current.model),
+            self.workstation.confidence_flags(base.model),
         )
-        self.report, self.saved, self.comparison = None, None, None
+        self.report, self.comparison = None, None
+        self.saved = self._base_saved if not changes else None
         return self.result
 
     def sign(self, impression: str | None = None, draft: str | None = None) -> ReportContent:

@@ -51,10 +51,9 @@ def test_db_list_shows_the_latest_revision_and_db_show_its_history(data_root, mo
     session = station.session(Actor("dr.reader", "window"))
     session.open(data_root / "totalsegmentator" / "example_ct_dicom")
     labels = session.segment().segmentation.labels
-    edited = labels.copy()
-    edited[labels == Label.TUMOUR] = Label.LIVER
-    edited[10, 100:106, 100:106] = Label.TUMOUR
-    session.apply_edit(edited, edited != labels, {"kind": "paint"})
+    liver = np.argwhere(labels[10] == Label.LIVER)
+    y, x = liver[len(liver) // 2]
+    edited = session.paint(10, (int(y), int(x)), 3.0, Label.TUMOUR).segmentation.labels
     revision_id = session.save().result_id
     station.close()
     listing = run_cli("db", "--db-url", url, "list")
@@ -65,4 +64,43 @@ def test_db_list_shows_the_latest_revision_and_db_show_its_history(data_root, mo
     assert show.returncode == 0, show.stderr
     assert "the model's result" in show.stdout and "revision 1 by dr.reader" in show.stdout
     assert "(reader-edited)" in show.stdout
-    assert np.count_nonzero(edited == Label.TUMOUR) == 36
+    assert np.count_nonzero(edited != labels) > 0
+
+
+@pytest.mark.slow
+def test_edit_writes_a_revision_folder_beside_the_models_and_keeps_it(data_root, models_dir, tmp_path):
+    import nibabel as nib
+    import numpy as np
+
+    out = tmp_path / "out"
+    assert (
+        run_cli("segment", str(data_root / "totalsegmentator" / "example_ct_dicom"), "--out", str(out)).returncode == 0
+    )
+    original = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    labels = np.asarray(nib.load(str(out / "labels.nii.gz")).dataobj)  # [i, j, k]
+    k = labels.shape[2] // 2
+    inside = np.argwhere(labels[:, :, k] == 1)
+    i, j = inside[len(inside) // 2]
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    edited = run_cli("edit", str(out), "--paint", f"{i},{j},{k}", "--radius-mm", "4", "--save-db", "--db-url", url)
+    assert edited.returncode == 0, edited.stderr
+    revision = tmp_path / "out-revision-1"
+    assert "Revision 1 by" in edited.stdout and str(revision) in edited.stdout and "is unchanged" in edited.stdout
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == original  # the model's folder kept
+    revised = np.asarray(nib.load(str(revision / "labels.nii.gz")).dataobj)
+    assert revised[i, j, k] == 2 and np.count_nonzero(revised != labels) > 0
+    assert np.all(revised[:, :, [z for z in range(labels.shape[2]) if z != k]] == np.delete(labels, k, axis=2))
+    document = json.loads((revision / "measurements.json").read_text())
+    assert document["revision"]["number"] == 1 and document["revision"]["changes"][0]["kind"] == "paint"
+    listing = run_cli("db", "--db-url", url, "list").stdout
+    assert "revision 1" in listing
+    again = run_cli("edit", str(out), "--paint", f"{i},{j},{k}", "--out", str(revision))
+    assert again.returncode == 2 and "already exists" in again.stderr and len(again.stderr.strip().splitlines()) == 1
+    outside = run_cli("edit", str(out), "--add-lesion", "9999,0,0")
+    assert outside.returncode == 2 and len(outside.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in outside.stderr
+    nothing = run_cli("edit", str(out))
+    assert nothing.returncode == 2 and "Nothing to edit" in nothing.stderr
+    second = run_cli("edit", str(revision), "--remove-lesion", "1")
+    assert second.returncode == 0, second.stderr
+    assert "Revision 2" in second.stdout and (tmp_path / "out-revision-2").is_dir()

@@ -24,15 +24,16 @@ def workstation(models_dir, tmp_path, monkeypatch):
     station.close()
 
 
-def _paint_tumour(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
-    """A 9 × 9 tumour square drawn on the middle slice, away from what the model marked as tumour."""
-    z = labels.shape[0] // 2
-    liver = np.argwhere(labels[z] == Label.LIVER)
+def _paint_tumour(session) -> tuple[np.ndarray, np.ndarray, dict]:
+    """A 4 mm tumour disc painted with the brush inside the liver on the middle slice: the labels
+    after it, the voxels it changed, and the edit as the revision records it."""
+    before = session.result.segmentation.labels
+    z = before.shape[0] // 2
+    liver = np.argwhere(before[z] == Label.LIVER)
     y, x = liver[len(liver) // 2]
-    edited = labels.copy()
-    edited[z, y - 4 : y + 5, x - 4 : x + 5] = Label.TUMOUR
-    changed = edited != labels
-    return edited, changed, {"kind": "paint", "label": "tumour", "voxels": int(changed.sum())}
+    revised = session.paint(z, (int(y), int(x)), 4.0, Label.TUMOUR)
+    edited = revised.segmentation.labels
+    return edited, edited != before, revised.revision.changes[-1]
 
 
 def _pdf_text(pdf: bytes) -> str:
@@ -43,8 +44,9 @@ def test_an_edit_is_remeasured_and_saved_as_a_revision_beside_the_models_result(
     session = workstation.session(Actor("dr.reader", "window"))
     session.open(data_root / "totalsegmentator" / "example_ct_dicom")
     model_result = session.segment()
-    edited, changed, change = _paint_tumour(model_result.segmentation.labels)
-    revised = session.apply_edit(edited, changed, change)
+    edited, changed, change = _paint_tumour(session)
+    revised = session.result
+    assert change["kind"] == "paint" and change["voxels_changed"] == int(changed.sum()) > 0
     assert revised.measurements.tumour_voxels == model_result.measurements.tumour_voxels + int(
         (changed & (model_result.segmentation.labels != Label.TUMOUR)).sum()
     )
@@ -76,8 +78,8 @@ def test_an_edit_is_remeasured_and_saved_as_a_revision_beside_the_models_result(
 def test_a_signed_report_names_the_reader_and_is_locked(workstation, data_root):
     session = workstation.session(Actor("dr.reader", "window"))
     session.open(data_root / "totalsegmentator" / "example_ct_dicom")
-    model_result = session.segment()
-    session.apply_edit(*_paint_tumour(model_result.segmentation.labels))
+    session.segment()
+    _paint_tumour(session)
     draft = session.make_report(use_llm=False)
     assert "Draft for radiologist review" in _pdf_text(draft.pdf)
     signed = session.sign(impression="One small lesion added by the reader; no other finding.")
@@ -97,14 +99,30 @@ def test_a_signed_report_names_the_reader_and_is_locked(workstation, data_root):
     with pytest.raises(LiverHealthError, match=r"signed by dr\.reader") as refused:
         session.save()
     assert "\n" not in str(refused.value)
-    labels = session.result.segmentation.labels.copy()
-    z = labels.shape[0] // 2
-    erased = labels.copy()
-    erased[z][labels[z] == Label.TUMOUR] = Label.LIVER
-    again = session.apply_edit(erased, erased != labels, {"kind": "erase", "label": "tumour"})
-    assert again.revision.number == 2
+    lesion = next(x for x in session.result.measurements.lesions if x.edited)
+    again = session.remove_lesion(session.lesion_seed(lesion.lesion_id))
+    assert again.revision.number == 2 and again.revision.changes[-1]["kind"] == "remove_lesion"
     assert session.save().result_id != saved.result_id  # a later change is a new revision
     assert [h.revision for h in workstation.repository.revisions(saved.result_id)] == [0, 1, 2]
+
+
+def test_undo_and_redo_step_through_the_edits_and_all_undone_is_the_models_result(workstation, data_root):
+    session = workstation.session(Actor("dr.reader", "window"))
+    session.open(data_root / "totalsegmentator" / "example_ct_dicom")
+    model_result = session.segment()
+    first, _, _ = _paint_tumour(session)
+    lesion = next(x for x in session.result.measurements.lesions if x.edited)
+    session.relabel_lesion(session.lesion_seed(lesion.lesion_id), Label.LIVER)
+    second = session.result.segmentation.labels
+    assert not np.array_equal(first, second)
+    assert np.array_equal(session.undo().segmentation.labels, first) and session.can_redo
+    assert np.array_equal(session.redo().segmentation.labels, second)
+    session.undo()
+    undone = session.undo()
+    assert undone is model_result and not session.edited and undone.revision is None
+    with pytest.raises(LiverHealthError, match="Nothing to undo"):
+        session.undo()
+    assert session.redo().revision.number == 1
 
 
 def test_two_readers_editing_one_result_cannot_overwrite_each_other(workstation, data_root):
@@ -114,7 +132,7 @@ def test_two_readers_editing_one_result_cannot_overwrite_each_other(workstation,
     model_id = first.save().result_id
     readers = [workstation.reopen(model_id, Actor(name, "window")) for name in ("dr.one", "dr.two")]
     for reader in readers:
-        reader.apply_edit(*_paint_tumour(reader.result.segmentation.labels))
+        _paint_tumour(reader)
     assert readers[0].save().result_id
     with pytest.raises(LiverHealthError, match="another reader") as refused:
         readers[1].save()
@@ -132,9 +150,8 @@ def test_corrections_export_as_training_cases_the_preprocessor_reads(workstation
 
     session = workstation.session(Actor("dr.reader", "window"))
     session.open(data_root / "totalsegmentator" / "example_ct_dicom")
-    model_result = session.segment()
-    edited, changed, change = _paint_tumour(model_result.segmentation.labels)
-    session.apply_edit(edited, changed, change)
+    session.segment()
+    edited, _changed, _change = _paint_tumour(session)
     revision_id = session.save().result_id
     other = workstation.session()
     other.open(data_root / "dcmqi" / "ct-3slice")
@@ -170,8 +187,7 @@ def test_an_edited_signed_result_exports_as_its_own_seg_series_read_back_by_high
     session = workstation.session(Actor("dr.reader", "window"))
     volume = session.open(data_root / "totalsegmentator" / "example_ct_dicom")
     model_result = session.segment()
-    edited, changed, change = _paint_tumour(model_result.segmentation.labels)
-    session.apply_edit(edited, changed, change)
+    edited, _changed, _change = _paint_tumour(session)
     session.sign(impression="Reader-added lesion.")
     paths = session.export_dicom(tmp_path / "dicom")
     seg, model_seg = hd.seg.segread(str(paths["seg"])), hd.seg.segread(str(paths["model_seg"]))
