@@ -253,11 +253,9 @@ class Repository:
                 study=study,
                 model_id=record.model.model_id,
                 model_sha256=record.model.sha256,
-                labels_zlib=zlib.compress(raw, 6),
+                labels_zlib=b"",  # the large columns follow one statement each (below)
                 labels_shape=json.dumps(list(record.labels.shape)),
                 labels_sha256=labels_sha256,
-                overlay_png=record.overlay_png,
-                confidence_zlib=_compress_confidence(record.confidence, record.labels.shape),
                 measurements=stored_measurements(record.measurements, record.model),
                 timings=record.timings,
                 liver_volume_ml=m.liver_volume_ml,
@@ -271,15 +269,43 @@ class Repository:
                 revision=record.revision.number if record.revision is not None else 0,
                 author=record.revision.author[:255] if record.revision is not None else None,
                 changes=[dict(c) for c in record.revision.changes] if record.revision is not None else None,
-                reader_drawn_zlib=_zlib_mask(record.reader_drawn, record.labels.shape),
             )
             session.add(result)
             if report is not None:
                 session.add(self._report(result, report, now))
             session.flush()
+            self._write_blobs(
+                session,
+                result.id,
+                {
+                    "labels_zlib": zlib.compress(raw, 6),
+                    "confidence_zlib": _compress_confidence(record.confidence, record.labels.shape),
+                    "overlay_png": record.overlay_png,
+                    "reader_drawn_zlib": _zlib_mask(record.reader_drawn, record.labels.shape),
+                },
+            )
             return result.id
 
         return self._run("save the result", work, writing=True, conflicts=True)
+
+    def _write_blobs(self, session: Session, result_id: int, blobs: dict[str, bytes | None]) -> None:
+        """A result's large columns, one UPDATE each in the save's transaction, so a result twice the
+        size of MySQL's max_allowed_packet still fits when each column does (the driver sends binary
+        as hex, twice its size); a column that cannot is refused with what to raise."""
+        limit = None
+        if self._parsed.get_backend_name() != "sqlite":
+            limit = int(session.execute(text("SELECT @@max_allowed_packet")).scalar() or 0)
+        for name, blob in blobs.items():
+            if blob is None:
+                continue
+            if limit and 2 * len(blob) + 65536 > limit:
+                raise StorageError(
+                    f"This result is too large for the results database server to take in one statement "
+                    f"({len(blob) / 2**20:.1f} MB of {name.split('_')[0]} data; its max_allowed_packet is "
+                    f"{limit / 2**20:.0f} MB). Ask its administrator to raise max_allowed_packet to 256M; "
+                    "nothing was saved."
+                )
+            session.execute(update(SegmentationResult).where(SegmentationResult.id == result_id).values({name: blob}))
 
     def _revision_base(self, session: Session, record: ResultRecord) -> SegmentationResult:
         """The model's saved result a revision revises, checked: it exists, is the model's own, lies on
