@@ -168,10 +168,21 @@ class Workstation:
     ) -> None:
         """Append one event to the audit trail (ids only: never a patient name, a password or a path).
         A step that cannot be audited does not happen: the error stops it."""
+        self.repository.add_audit(self.audit_entry(action, actor, result_id, study_id, detail))
+
+    def audit_entry(
+        self,
+        action: str,
+        actor: Actor | None = None,
+        result_id: int | None = None,
+        study_id: int | None = None,
+        detail: str | None = None,
+    ) -> AuditEntry:
+        """One audit event, for a step that writes it in its own transaction (a save)."""
         from liverhealth.storage.records import AuditEntry
 
         who = actor or self.actor
-        self.repository.add_audit(AuditEntry(who.user, who.face, action, result_id, study_id, who.client, detail))
+        return AuditEntry(who.user, who.face, action, result_id, study_id, who.client, detail)
 
     def audit_trail(
         self, user: str | None = None, result_id: int | None = None, since: datetime | None = None, limit: int = 1000
@@ -353,10 +364,10 @@ class Workstation:
         """Save a `segment` (or `db export`) output folder with the reports it holds (to retry a failed
         save, or to move a result to another database)."""
         record, reports = record_from_outputs(folder), reports_from_outputs(folder)
-        result_id = self.repository.save(record, reports[0] if reports else None)
+        audit = self.audit_entry("save", actor, detail=f"from a folder, {len(reports)} report(s)")
+        result_id = self.repository.save(record, reports[0] if reports else None, audit=audit)
         for report in reports[1:]:
             self.repository.add_report(result_id, report)
-        self.audit("save", actor, result_id, detail=f"from a folder, {len(reports)} report(s)")
         return SavedResult(result_id, self.repository.where)
 
     def export_saved(self, result_id: int, out_dir: Path, actor: Actor | None = None) -> dict[str, Path]:
@@ -662,10 +673,10 @@ class Session:
                 self.workstation.audit("report-saved", self.actor, self.saved.result_id)
                 self._audit_signature(self.saved.result_id)
             return self.saved
-        saved_id = repository.save(result_record(result, owner), record, store_patient)
-        self._set_base(result, SavedResult(saved_id, repository.where), saved_id)
         detail = "with patient identifiers" if store_patient else None
-        self.workstation.audit("save", self.actor, saved_id, detail=detail)
+        audit = self.workstation.audit_entry("save", self.actor, detail=detail)
+        saved_id = repository.save(result_record(result, owner), record, store_patient, audit)
+        self._set_base(result, SavedResult(saved_id, repository.where), saved_id)
         self._audit_signature(saved_id)
         return self.saved
 
@@ -674,19 +685,18 @@ class Session:
         if self._base_saved is None or self._base_saved.where != repository.where:
             if self._base is None or self._base.revision is not None:
                 raise InputError("The revision this edit started from is not in this database; save it there first.")
-            base_id = repository.save(result_record(self._base, owner), None, store_patient)
-            self.workstation.audit("save", self.actor, base_id, detail="the model's result, before its revision")
+            audit = self.workstation.audit_entry("save", self.actor, detail="the model's result, before its revision")
+            base_id = repository.save(result_record(self._base, owner), None, store_patient, audit)
             self._base_saved, self._model_result_id = SavedResult(base_id, repository.where), base_id
         result = review.on_saved_base(self._need_result(), self._model_result_id)
         record = report_record(self.report) if self.report is not None else None
-        saved_id = repository.save(result_record(result, owner), record, store_patient)
-        self._set_base(result, SavedResult(saved_id, repository.where), self._model_result_id)
-        self.workstation.audit(
+        audit = self.workstation.audit_entry(
             "revision-saved",
             self.actor,
-            saved_id,
             detail=f"revision {result.revision.number} of result {self._model_result_id}: {result.revision.summary()}",
         )
+        saved_id = repository.save(result_record(result, owner), record, store_patient, audit)
+        self._set_base(result, SavedResult(saved_id, repository.where), self._model_result_id)
         self._audit_signature(saved_id)
         return self.saved
 

@@ -15,6 +15,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -210,8 +211,15 @@ class Repository:
         finally:
             server.dispose()
 
-    def save(self, record: ResultRecord, report: StoredReport | None = None, store_patient: bool = False) -> int:
-        """Save a result (and a report) in one transaction; returns the result id.
+    def save(
+        self,
+        record: ResultRecord,
+        report: StoredReport | None = None,
+        store_patient: bool = False,
+        audit: AuditEntry | None = None,
+    ) -> int:
+        """Save a result (and a report, and its audit event with the new ids) in one transaction;
+        returns the result id.
 
         The same scan is one study even when two workstations save it at once (a unique content
         hash; the loser of the race retries and finds the study). Saving the same result again
@@ -219,14 +227,16 @@ class Repository:
         """
         try:
             return _with_retries(
-                lambda: self._save_once(record, report, store_patient),
+                lambda: self._save_once(record, report, store_patient, audit),
                 lambda exc: isinstance(exc, IntegrityError),
                 pause_s=0.2,
             )
         except IntegrityError as exc:
             raise translate(exc, self._parsed, "save the result", writing=True) from exc
 
-    def _save_once(self, record: ResultRecord, report: StoredReport | None, store_patient: bool) -> int:
+    def _save_once(
+        self, record: ResultRecord, report: StoredReport | None, store_patient: bool, audit: AuditEntry | None
+    ) -> int:
         now = datetime.now().replace(microsecond=0)
         raw = np.ascontiguousarray(record.labels, dtype=np.uint8).tobytes()
         labels_sha256 = hashlib.sha256(raw).hexdigest()
@@ -247,6 +257,8 @@ class Repository:
                     )
                 ).first()
                 if existing is not None and report is None:
+                    if audit is not None:
+                        session.add(_audit_row(replace(audit, result_id=int(existing), study_id=study.id)))
                     return int(existing)
             m = record.measurements
             result = SegmentationResult(
@@ -284,6 +296,8 @@ class Repository:
                     "reader_drawn_zlib": _zlib_mask(record.reader_drawn, record.labels.shape),
                 },
             )
+            if audit is not None:
+                session.add(_audit_row(replace(audit, result_id=result.id, study_id=result.study_id)))
             return result.id
 
         return self._run("save the result", work, writing=True, conflicts=True)
@@ -675,16 +689,7 @@ class Repository:
     # the audit trail --------------------------------------------------------------------------
     def add_audit(self, entry: AuditEntry) -> None:
         """Append one event (the table is only ever appended to)."""
-        row = AuditEvent(
-            at=entry.at or datetime.now().replace(microsecond=0),
-            user_name=entry.user[:64],
-            face=entry.face[:8],
-            client=entry.client[:64] if entry.client else None,
-            action=entry.action[:32],
-            result_id=entry.result_id,
-            study_id=entry.study_id,
-            detail=entry.detail[:255] if entry.detail else None,
-        )
+        row = _audit_row(entry)
         self._run("write the audit trail", lambda session: session.add(row), writing=True)
 
     def audit(
@@ -815,6 +820,19 @@ class Repository:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _audit_row(entry: AuditEntry) -> AuditEvent:
+    return AuditEvent(
+        at=entry.at or datetime.now().replace(microsecond=0),
+        user_name=entry.user[:64],
+        face=entry.face[:8],
+        client=entry.client[:64] if entry.client else None,
+        action=entry.action[:32],
+        result_id=entry.result_id,
+        study_id=entry.study_id,
+        detail=entry.detail[:255] if entry.detail else None,
+    )
 
 
 def _compress_confidence(confidence: np.ndarray | None, shape: tuple[int, ...]) -> bytes | None:

@@ -140,6 +140,11 @@ def test_two_readers_editing_one_result_cannot_overwrite_each_other(workstation,
     assert readers[1].edited  # the refused reader's work is still in the session
     assert [h.revision for h in workstation.repository.revisions(model_id)] == [0, 1]
     assert np.array_equal(workstation.get(model_id).labels, result.segmentation.labels)
+    saves = [e for e in workstation.audit_trail() if e.action in ("save", "revision-saved")]
+    assert [(e.action, e.user, e.result_id is not None, e.study_id is not None) for e in saves] == [
+        ("save", "dr.one", True, True),
+        ("revision-saved", "dr.one", True, True),
+    ]  # written in the save's own transaction: the refused save left none
 
 
 def test_corrections_export_as_training_cases_the_preprocessor_reads(workstation, data_root, tmp_path):
