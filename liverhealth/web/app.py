@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from liverhealth.errors import LiverHealthError, NotFound, StorageError
 from liverhealth.web.deps import RecentSessions, WebSettings
 from liverhealth.web.jobs import Busy, JobManager
-from liverhealth.web.routes import accounts, admin, comparisons, jobs, pacs, pages, results
+from liverhealth.web.routes import accounts, admin, comparisons, jobs, pacs, pages, results, review
 from liverhealth.web.routes.pages import NIIVUE, STATIC
 from liverhealth.web.uploads import UploadError
 from liverhealth.workflow import Workstation
@@ -45,6 +45,7 @@ ROUTERS = (
     comparisons.router,
     pacs.router,
     results.router,
+    review.router,
     admin.router,
 )
 

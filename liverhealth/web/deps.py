@@ -21,11 +21,16 @@ from liverhealth.storage import StoredResult
 from liverhealth.web.jobs import Job, JobManager
 from liverhealth.web.schemas import (
     AuditSearch,
+    BrushEdit,
     CompareRequest,
+    FillEdit,
+    LesionEdit,
     PacsOpenRequest,
     PacsQuery,
     ResultSearch,
     SaveRequest,
+    SignRequest,
+    parse_edit,
 )
 from liverhealth.workflow import Workstation
 
@@ -199,6 +204,19 @@ ComparableJob = Annotated[
 ]
 
 
+def reviewable_job(job: ChangeableJob, session: ChangingUser) -> Job:
+    """The caller's own finished job, to edit or sign its result: the edits and the signature are
+    the reader's who opened the study, so an admin may look at another's job but not review it."""
+    if job.owner != session.user:
+        raise HTTPException(403, "Only the account that opened this study can edit or sign it.")
+    if not has_result(job):
+        raise InputError("Only a finished result can be edited or signed; wait for the job to finish.")
+    return job
+
+
+ReviewableJob = Annotated[Job, Depends(reviewable_job)]
+
+
 def stated_upload_size(request: Request, settings: SettingsDep) -> int:
     """The upload's declared size, refused before it is read when missing (411) or too large (413)."""
     length = request.headers.get("content-length")
@@ -238,7 +256,14 @@ def json_body(schema: type[Body]) -> Callable[..., Coroutine[Any, Any, Body]]:
     return parse
 
 
+async def edit_body(body: Annotated[dict[str, Any], Depends(json_object)]) -> BrushEdit | LesionEdit | FillEdit:
+    """The edit asked for; unlike the page's other bodies a malformed one is refused (400, one line)."""
+    return parse_edit(body)
+
+
 SaveBody = Annotated[SaveRequest, Depends(json_body(SaveRequest))]
+EditBody = Annotated[BrushEdit | LesionEdit | FillEdit, Depends(edit_body)]
+SignBody = Annotated[SignRequest, Depends(json_body(SignRequest))]
 CompareBody = Annotated[CompareRequest, Depends(json_body(CompareRequest))]
 PacsQueryBody = Annotated[PacsQuery, Depends(json_body(PacsQuery))]
 PacsOpenBody = Annotated[PacsOpenRequest, Depends(json_body(PacsOpenRequest))]

@@ -55,6 +55,9 @@ class Busy(LiverHealthError):
         self.retry_after_s = retry_after_s
 
 
+STALE_WITHOUT_REPORT = ("report.pdf", "report.md", "report.json")
+STALE_WITHOUT_COMPARISON = ("comparison.png", "comparison.json")
+DICOM_FILES = ("seg.dcm", "sr.dcm", "report.dcm", "model_seg.dcm")  # written for the result they describe
 JOB_TTL_S = 4 * 3600  # a finished job (its files and the result held for saving) is kept this long
 FILES = {  # download name -> (file in the job's output folder, media type)
     "ct.nii.gz": ("ct.nii.gz", "application/gzip"),
@@ -96,6 +99,8 @@ class Job:
     created_s: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
     on_state: Callable[[Job], None] | None = None  # told of every state change (the database keeps it)
+    review_lock: threading.Lock = field(default_factory=threading.Lock)  # the reader's edits, one at a time
+    labels_version: int = 0  # bumped when an edit rewrites the labels: the viewer's URL changes with it
 
     def emit(self, kind: str, **data: Any) -> None:
         with self.lock:
@@ -317,18 +322,45 @@ class JobManager:
         if stored_report_pdf:
             (job.out / "saved-report.pdf").write_bytes(stored_report_pdf)
         job.summary["report_text"] = session.report_text()
+        job.summary["draft"] = session.report.report.draft
         job.summary["files"] = available_files(job)
-        job.emit("report", text=job.summary["report_text"], files=job.summary["files"])
+        job.emit("report", text=job.summary["report_text"], draft=job.summary["draft"], files=job.summary["files"])
 
 
 def _urls(job: Job, session: Session) -> dict[str, Any]:
-    """Where the page fetches the viewer's layers and the files of this job."""
+    """Where the page fetches the viewer's layers and the files of this job (the labels' URL names
+    their version, so that the viewer fetches them again after an edit)."""
     has_confidence = session.result.segmentation.confidence is not None
+    version = f"?v={job.labels_version}" if job.labels_version else ""
     return {
         "uncertainty_url": f"/api/jobs/{job.job_id}/files/uncertainty.nii.gz" if has_confidence else None,
-        "labels_url": f"/api/jobs/{job.job_id}/files/labels.nii.gz",
+        "labels_url": f"/api/jobs/{job.job_id}/files/labels.nii.gz{version}",
         "files": available_files(job),
     }
+
+
+def rewrite_outputs(job: Job, with_dicom: bool = False) -> dict[str, Any]:
+    """The job's viewer layers and downloads written again, by the workflow, for its session's current
+    result (after a reader's edit, undo, save or signature); a report or comparison the result no
+    longer has (an edit drops both) leaves no file behind, and ``with_dicom`` writes a DICOM study's
+    SEG and SR again. The job's summary follows; returns the viewer's numbers."""
+    session = job.session
+    for name in STALE_WITHOUT_REPORT if session.report is None else ():
+        (job.out / name).unlink(missing_ok=True)
+    for name in STALE_WITHOUT_COMPARISON if session.comparison is None else ():
+        (job.out / name).unlink(missing_ok=True)
+    for name in DICOM_FILES:
+        (job.out / name).unlink(missing_ok=True)
+    view = session.export_viewer(job.out)
+    job.labels_version += 1
+    if session.report is not None:
+        session.export_report(job.out)
+    if with_dicom and session.volume.dicom is not None:
+        with contextlib.suppress(LiverHealthError):  # the result stands without them, as after the job
+            session.export_dicom(job.out)
+    report_text = session.report_text() if session.report is not None else None
+    job.summary = {**(job.summary or {}), **view, **_urls(job, session), "report_text": report_text}
+    return view
 
 
 def available_files(job: Job) -> list[str]:

@@ -3,12 +3,12 @@ sends the way the API always has (a missing or odd value is empty, never a 422),
 messages of the workflow and of the routes refuse a request."""
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator
+from pydantic import BaseModel, BeforeValidator, Field, TypeAdapter, ValidationError
 from starlette.datastructures import FormData
 
-from liverhealth.domain import PatientInfo
+from liverhealth.domain import Label, PatientInfo
 from liverhealth.errors import InputError
 from liverhealth.storage.records import AuditEntry, ResultSummary
 from liverhealth.web.jobs import Job, JobRequest, available_files
@@ -20,6 +20,10 @@ def _text(value: Any) -> str:
 
 def _optional_text(value: Any) -> str | None:
     return str(value or "") or None
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _clipped(limit: int) -> BeforeValidator:
@@ -109,6 +113,58 @@ class AuditSearch(BaseModel):
     result_id: Annotated[int | None, BeforeValidator(_int_or_none)] = None
     since: Annotated[date | None, BeforeValidator(_iso_date)] = None
     limit: Annotated[int, BeforeValidator(lambda v: min(max(_int_or_none(v) or 500, 1), 5000))] = 500
+
+
+class BrushEdit(BaseModel):
+    """Paint or erase a disc of ``radius_mm`` on axial slice ``slice`` at (``row``, ``col``) of the label map."""
+
+    op: Literal["paint", "erase"]
+    slice: int
+    row: int
+    col: int
+    radius_mm: float = 5.0
+    label: int = Label.TUMOUR
+
+
+class LesionEdit(BaseModel):
+    """A lesion edit at a click (``voxel`` as z, y, x) or on a lesion of the findings by its number:
+    add the lesion there (outlined on the server by ``method``), remove it, or relabel it ``to``."""
+
+    op: Literal["add_lesion", "remove_lesion", "relabel"]
+    voxel: tuple[int, int, int] | None = None
+    lesion: int | None = None
+    to: int = Label.LIVER
+    method: str | None = None
+
+
+class FillEdit(BaseModel):
+    """Interpolate ``label`` drawn on slices ``slice_a`` and ``slice_b`` into the slices between."""
+
+    op: Literal["fill_between"]
+    label: int = Label.TUMOUR
+    slice_a: int
+    slice_b: int
+
+
+EditRequest = Annotated[BrushEdit | LesionEdit | FillEdit, Field(discriminator="op")]
+_EDIT = TypeAdapter(EditRequest)
+
+
+def parse_edit(body: dict[str, Any]) -> BrushEdit | LesionEdit | FillEdit:
+    """An edit request from the page's JSON; a malformed one is refused on one line (400), never a 422."""
+    try:
+        return _EDIT.validate_python(body)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "op"
+        raise InputError(f"The edit was not understood ({where}: {error['msg']}).") from None
+
+
+class SignRequest(BaseModel):
+    """The reader's impression and edited draft; the report is signed with them, then saved."""
+
+    impression: Text = ""
+    draft: Annotated[str | None, BeforeValidator(_text_or_none)] = None  # None: the draft as it stands
 
 
 # answers ----------------------------------------------------------------------------------------
@@ -260,3 +316,26 @@ class ResultList(BaseModel):
 
 class Deleted(BaseModel):
     deleted: int
+
+
+class ReviewState(BaseModel):
+    """Where the reader's review of a job's result stands after an edit, an undo, a save or a
+    signature: the findings re-measured on the server (the numbers beside the viewer, each lesion
+    marked ``edited`` where the reader changed it) and the label map to show."""
+
+    job_id: str
+    state: str  # "the model's result", "revision 1 (unsaved)", "revision 1, saved as result 7", ...
+    revision: int | None  # the revision the findings are (None: the model's own result)
+    saved_result_id: int | None  # where the findings are saved (None: not yet, or edited since)
+    edits: int  # edits since the result was last saved or opened
+    can_undo: bool
+    can_redo: bool
+    last_edit: dict[str, Any] | None  # what the edit just made changed (kind, voxels, lesions)
+    signed_by: str | None
+    signed_at: str | None
+    findings: dict[str, Any]
+    labels_url: str
+    files: list[str]
+    report_text: str | None
+    message: str
+    server_ms: float
