@@ -38,3 +38,15 @@ def chromium(download_dir: Path, width: int = 1400, height: int = 1100):
     )
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def log_in(driver, base_url: str, name: str, password: str, timeout_s: float = 30) -> None:
+    """Log in through the login form and wait until the workstation page is ready."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(base_url + "/")
+    driver.find_element(By.ID, "name").send_keys(name)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.ID, "login").click()
+    WebDriverWait(driver, timeout_s).until(lambda d: d.execute_script("return document.body.dataset.ready") == "1")

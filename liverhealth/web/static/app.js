@@ -1,9 +1,11 @@
-// LiverHealth web page: upload, live progress, the NiiVue viewer, findings, downloads, saved results.
-// Every number shown comes from the server's segmentation; the page computes nothing itself.
+// LiverHealth web page: upload, live progress, the NiiVue viewer, findings, the reader's review (edit,
+// undo, save, sign), downloads, saved results. Every number shown comes from the server's segmentation
+// and every edit is made and measured there; the page only says where a click landed.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { csrf: "", job: null, events: null, nv: null, summary: null };
+const state = { csrf: "", job: null, events: null, nv: null, summary: null, labels: null, reviewBusy: false,
+  reviews: 0 };
 const LABEL_COLOURS = { R: [0, 40, 230], G: [0, 200, 40], B: [0, 60, 40], A: [0, 255, 255], I: [0, 1, 2],
   labels: ["", "liver", "tumour"] };
 
@@ -35,9 +37,10 @@ function makeViewer() {
     const values = data && data.values ? data.values : [];
     const hu = values.length ? Math.round(values[0].value) : null;
     const label = values.length > 1 ? ["", " · liver", " · tumour"][Math.round(values[1].value)] || "" : "";
-    const vox = data && data.vox ? data.vox : null;
+    const zyx = data && data.mm && nv.volumes.length ? mmToZyx(nv.volumes[0], data.mm) : null;
     $("cursor").textContent = hu === null ? "" :
-      `voxel ${vox ? vox.join(", ") : "?"}: ${hu} ${state.isHu === false ? "grey" : "HU"}${label}`;
+      `slice ${zyx ? zyx[0] : "?"}, row ${zyx ? zyx[1] : "?"}, column ${zyx ? zyx[2] : "?"}: ` +
+      `${hu} ${state.isHu === false ? "grey" : "HU"}${label}`;
   };
   state.nv = nv;
   return nv;
@@ -55,7 +58,34 @@ async function showLabels(url) {
   const labels = await niivue.NVImage.loadFromUrl({ url, opacity: $("opacity").value / 100 });
   labels.setColormapLabel(LABEL_COLOURS);
   nv.addVolume(labels); // uploads the textures and redraws
+  state.labels = labels;
   $("viewer").dataset.loaded = "labels";
+}
+
+async function reloadLabels(url) {
+  // the edited label map replaces the layer's voxels in place: its colours, opacity and order stay
+  const fresh = await niivue.NVImage.loadFromUrl({ url, name: "labels.nii.gz" });
+  state.labels.img.set(fresh.img);
+  state.nv.updateGLVolume();
+}
+
+function det3(m) {
+  return m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
+    m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+}
+
+function mmToZyx(volume, mm) {
+  // RAS mm -> (slice, row, column) of the server's label map: the NIfTI's affine maps (column, row,
+  // slice) to mm (imaging/writers.py), so solve it (Cramer's rule) and take the nearest voxel centre.
+  // NiiVue's own vox is in its RAS-reoriented grid, which is not the label map's order.
+  const affine = volume.hdr.affine;
+  const a = [0, 1, 2].map((r) => affine[r].slice(0, 3));
+  const b = [0, 1, 2].map((r) => mm[r] - affine[r][3]);
+  const det = det3(a);
+  const [i, j, k] = [0, 1, 2].map((c) => det3(a.map((row, r) => row.map((v, n) => (n === c ? b[r] : v)))) / det);
+  const zyx = [k, j, i].map((v) => Math.floor(v + 0.5));
+  const dims = [volume.hdr.dims[3], volume.hdr.dims[2], volume.hdr.dims[1]];
+  return zyx.every((v, n) => v >= 0 && v < dims[n]) ? zyx : null;
 }
 
 async function toggleUncertainty() {
@@ -111,6 +141,7 @@ function resetStudy() {
   $("comparison-image").hidden = true;
   $("save-box").hidden = true;
   $("saved").textContent = "";
+  resetReview();
   showError("");
 }
 
@@ -140,7 +171,10 @@ function follow(jobId) {
       $("cancel").hidden = true;
       $("progress").hidden = true;
       if (data.state === "failed" || data.state === "interrupted") showError(data.message);
-      if (data.state === "done") $("save-box").hidden = !!(state.summary && state.summary.saved_result_id);
+      if (data.state === "done") {
+        $("save-box").hidden = !!(state.summary && state.summary.saved_result_id);
+        startReview();
+      }
     }
   });
   events.addEventListener("progress", (e) => {
@@ -175,6 +209,7 @@ function follow(jobId) {
   events.addEventListener("report", (e) => {
     const data = JSON.parse(e.data);
     $("report").textContent = data.text;
+    $("draft").value = data.draft || "";
     showDownloads(data.files);
   });
   events.onerror = () => { /* the browser reconnects with Last-Event-ID; the server resumes there */ };
@@ -192,11 +227,12 @@ function showLesions(data) {
     tr.dataset.lesion = lesion.lesion_id;
     tr.dataset.slice = lesion.largest_slice;
     if (lesion.unsure) tr.classList.add("unsure");
-    const cells = [lesion.lesion_id, fmt(lesion.volume_ml, 2, "mL"),
+    if (lesion.edited) tr.classList.add("edited");
+    const cells = [lesion.edited ? `${lesion.lesion_id} ✎` : lesion.lesion_id, fmt(lesion.volume_ml, 2, "mL"),
       `${fmt(lesion.longest_diameter_mm, 1, "")}× ${fmt(lesion.perpendicular_diameter_mm, 1, "")}`, lesion.largest_slice,
       lesion.confidence_text || "–"];
     for (const cell of cells) { const td = document.createElement("td"); td.textContent = cell; tr.append(td); }
-    tr.addEventListener("click", () => goTo(lesion.ras_mm, lesion.largest_slice));
+    tr.addEventListener("click", () => { goTo(lesion.ras_mm, lesion.largest_slice); editLesion(lesion.lesion_id); });
     body.append(tr);
   }
   const calibrated = data.lesions.some((lesion) => lesion.unsure !== null && lesion.unsure !== undefined);
@@ -287,6 +323,145 @@ async function save() {
       headers: { "Content-Type": "application/json" }, body: JSON.stringify({ store_patient: $("store-patient").checked }) });
     $("saved").textContent = `Saved as result ${saved.result_id}.`;
   } catch (err) { showError(err.message); }
+}
+
+// the reader's review ----------------------------------------------------------------------------
+function currentTool() {
+  return document.querySelector("input[name=tool]:checked").value;
+}
+
+function resetReview() {
+  state.labels = null;
+  $("edit-panel").disabled = true;
+  $("tool-view").checked = true;
+  delete $("viewer-box").dataset.tool;
+  $("undo").disabled = true;
+  $("redo").disabled = true;
+  $("review-state").textContent = "the model's result";
+  $("review-message").textContent = "";
+  $("sign-box").hidden = true;
+  $("impression").value = "";
+  $("draft").value = "";
+  $("signed").textContent = "";
+}
+
+function startReview() {
+  $("edit-panel").disabled = false;
+  $("sign-box").hidden = false;
+}
+
+function brushBody(op, zyx) {
+  const [z, y, x] = zyx;
+  return { op, slice: z, row: y, col: x, radius_mm: Number($("brush-radius").value), label: Number($("brush-label").value) };
+}
+
+function clickBody(op, zyx) {
+  if (op === "paint" || op === "erase") return brushBody(op, zyx);
+  return op === "relabel" ? { op, voxel: zyx, to: 1 } : { op, voxel: zyx };
+}
+
+function onViewerPointerDown(event) {
+  state.pointerDown = [event.clientX, event.clientY];
+}
+
+function clickedFrac(event) {
+  // where on the volume a click landed, as NiiVue maps canvas pixels (its own click handling does the same)
+  const nv = state.nv;
+  const rect = $("viewer").getBoundingClientRect();
+  const dpr = nv.uiData.dpr || window.devicePixelRatio || 1;
+  const frac = nv.canvasPos2frac([(event.clientX - rect.left) * dpr, (event.clientY - rect.top) * dpr]);
+  return frac && frac[0] >= 0 ? frac : null;
+}
+
+function onViewerClick(event) {
+  const op = currentTool();
+  const down = state.pointerDown || [event.clientX, event.clientY];
+  const dragged = Math.hypot(event.clientX - down[0], event.clientY - down[1]) > 4;
+  if (!op || dragged || event.button !== 0 || !state.labels || $("edit-panel").disabled) return;
+  const nv = state.nv;
+  const frac = clickedFrac(event);
+  const mm = frac ? nv.frac2mm(frac, 0, true) : null;
+  const zyx = mm ? mmToZyx(nv.volumes[0], mm) : null;
+  if (!zyx) { showError("Click inside the image."); return; }
+  nv.scene.crosshairPos = frac; // the crosshair marks where the edit goes
+  nv.drawScene();
+  $("viewer").dataset.clickMm = Array.from(mm.slice(0, 3)).map((v) => v.toFixed(2)).join(",");
+  $("viewer").dataset.clickVoxel = zyx.join(",");
+  review("edit", clickBody(op, zyx));
+}
+
+function editLesion(lesionId) {
+  const op = currentTool();
+  if ((op === "remove_lesion" || op === "relabel") && !$("edit-panel").disabled) {
+    review("edit", op === "relabel" ? { op, lesion: lesionId, to: 1 } : { op, lesion: lesionId });
+  }
+}
+
+async function review(step, body = {}) {
+  if (state.reviewBusy) { showError("The last edit is still being made; try again in a moment."); return; }
+  state.reviewBusy = true;
+  $("edit-panel").dataset.busy = "1";
+  const started = performance.now();
+  showError("");
+  try {
+    const answer = await api(`/api/jobs/${state.job}/review/${step}`, { method: "POST",
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    await showReview(answer, started);
+  } catch (err) {
+    showError(err.message);
+  } finally {
+    state.reviewBusy = false;
+    delete $("edit-panel").dataset.busy;
+  }
+}
+
+async function showReview(answer, started) {
+  state.summary = Object.assign({}, state.summary, answer.findings, { labels_url: answer.labels_url,
+    files: answer.files, saved_result_id: answer.saved_result_id });
+  showResult(state.summary);
+  $("report").textContent = answer.report_text ||
+    "The report was made on the model's outline; it is made again from these findings when you sign.";
+  $("undo").disabled = !answer.can_undo;
+  $("redo").disabled = !answer.can_redo;
+  $("review-state").textContent = answer.state;
+  await reloadLabels(answer.labels_url);
+  const shownMs = Math.round(performance.now() - started);
+  $("review-message").textContent = `${answer.message} (server ${Math.round(answer.server_ms)} ms; on screen after ${shownMs} ms)`;
+  if (answer.signed_by) $("signed").textContent = answer.message;
+  state.reviews += 1;
+  $("viewer").dataset.reviewed = String(state.reviews);
+  $("viewer").dataset.shownMs = String(shownMs);
+}
+
+function fillBetween() {
+  review("edit", { op: "fill_between", label: Number($("brush-label").value),
+    slice_a: Number($("fill-a").value), slice_b: Number($("fill-b").value) });
+}
+
+function onKey(event) {
+  // Ctrl+Z / Ctrl+Shift+Z undo and redo the outline; in a text field they stay the field's own
+  if (!(event.ctrlKey || event.metaKey) || event.key.toLowerCase() !== "z" || $("edit-panel").disabled) return;
+  const typing = "textarea, input[type=text], input[type=number], input:not([type])";
+  if (event.target.closest && event.target.closest(typing)) return;
+  event.preventDefault();
+  if (event.shiftKey && !$("redo").disabled) review("redo");
+  else if (!event.shiftKey && !$("undo").disabled) review("undo");
+}
+
+function wireReview() {
+  $("viewer").addEventListener("pointerdown", onViewerPointerDown);
+  $("viewer").addEventListener("click", onViewerClick);
+  for (const radio of document.querySelectorAll("input[name=tool]")) {
+    radio.addEventListener("change", () => {
+      if (currentTool()) $("viewer-box").dataset.tool = currentTool(); else delete $("viewer-box").dataset.tool;
+    });
+  }
+  $("undo").addEventListener("click", () => review("undo"));
+  $("redo").addEventListener("click", () => review("redo"));
+  $("fill").addEventListener("click", fillBetween);
+  $("save-revision").addEventListener("click", () => review("save", { store_patient: $("store-patient").checked }));
+  $("sign").addEventListener("click", () => review("sign", { impression: $("impression").value, draft: $("draft").value }));
+  document.addEventListener("keydown", onKey);
 }
 
 // the PACS --------------------------------------------------------------------------------------
@@ -462,6 +637,7 @@ async function start() {
   $("cancel").addEventListener("click", () => state.job && api(`/api/jobs/${state.job}/cancel`, { method: "POST" })
     .catch((err) => showError(err.message)));
   $("save").addEventListener("click", save);
+  wireReview();
   $("send").addEventListener("click", pacsSend);
   $("pacs-form").addEventListener("submit", pacsFind);
   $("search-form").addEventListener("submit", search);
