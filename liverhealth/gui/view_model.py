@@ -1,15 +1,17 @@
 """The window's view state and what each view shows, without Qt (testable on its own).
 
 The widgets forward user actions here and paint the arrays this class returns. It holds view
-state only (slice, window, view, opacity and what is on screen); every step of the work
-(load, segment, report, database) is the workflow service's, which the window runs in worker
-threads. Importing this module pulls in neither ONNX Runtime, SQLAlchemy nor reportlab.
+state only (slice, window, view, opacity, the edit mode's tool and brush, and what is on screen);
+every step of the work (load, segment, edit, report, sign, database) is the workflow service's,
+which the window runs in worker threads. Importing this module pulls in neither ONNX Runtime,
+SQLAlchemy nor reportlab.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,6 +23,8 @@ from liverhealth.presentation import lesion_text
 if TYPE_CHECKING:
     from liverhealth.results import SegmentResult
 
+EDITED_MARK = "[edited] "  # before a lesion a reader drew, erased or relabelled some of (seen in a narrow list)
+
 PROCESSING: dict[str, tuple[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]] = {
     # key: (menu text, function of (windowed grey, HU or grey slice) -> image)
     "clahe": ("CLAHE (local contrast)", lambda grey, _: display.clahe(grey)),
@@ -31,6 +35,47 @@ PROCESSING: dict[str, tuple[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]
     "sobel": ("Edges: Sobel", lambda grey, _: display.edges_sobel(grey)),
     "tissue": ("HU tissue colour map", lambda _, hu: display.tissue_colour_map(hu)),
 }
+
+
+class Tool(StrEnum):
+    """What a click on the segmentation does in edit mode."""
+
+    PAINT = "paint"
+    ERASE = "erase"
+    ADD_LESION = "add-lesion"
+    REMOVE_LESION = "remove-lesion"
+    RELABEL_AS_LIVER = "relabel-as-liver"
+    FILL_BETWEEN = "fill-between-slices"
+
+
+BRUSH_TOOLS = (Tool.PAINT, Tool.ERASE)
+BRUSH_MM = (0.5, 50.0)  # the brush radius's range; in pixels for a raster without a pixel size
+
+
+@dataclass
+class EditTools:
+    """The edit mode's view state: whether it is on, the tool, the brush, the label painted, erased
+    or filled, and the first slice chosen for a fill between slices."""
+
+    active: bool = False
+    tool: Tool = Tool.PAINT
+    radius_mm: float = 5.0
+    label: Label = Label.TUMOUR
+    fill_from: int | None = None
+
+    def resize_brush(self, steps: int) -> float:
+        """The radius ``steps`` steps bigger (or smaller when negative), each about a quarter of it and at
+        least 0.5 mm, kept to 0.5 mm and within ``BRUSH_MM``; returns it."""
+        change = max(0.5, 0.25 * self.radius_mm) * steps
+        self.radius_mm = float(np.clip(round((self.radius_mm + change) * 2) / 2, *BRUSH_MM))
+        return self.radius_mm
+
+    def brush_pixels(self, spacing: tuple[float, float, float] | None) -> tuple[float, float] | None:
+        """The brush's (row, column) radius in pixels for the cursor outline; None for a tool without one."""
+        if not self.active or self.tool not in BRUSH_TOOLS:
+            return None
+        size_y, size_x = spacing[1:] if spacing is not None else (1.0, 1.0)
+        return self.radius_mm / size_y, self.radius_mm / size_x
 
 
 @dataclass
@@ -45,6 +90,7 @@ class ViewModel:
     opacity: float = 0.4
     show_uncertainty: bool = False  # tint where the model was unsure (over the segmentation view)
     lesion_order: str = "size"  # "size" (largest first, as numbered) or "check" (least confident first)
+    tools: EditTools = field(default_factory=EditTools)
 
     def set_volume(self, volume: CtVolume) -> None:
         """A new study: forget the old result, go to the middle slice."""
@@ -52,12 +98,19 @@ class ViewModel:
         self.result = None
         self.slice_index = volume.shape[0] // 2
         self.right_view = "segmentation"
+        self.tools.fill_from = None
 
     def set_result(self, result: SegmentResult) -> None:
         """A segmentation finished: show the slice with the most tumour (else liver)."""
         self.result = result
         self.volume = result.volume
         self.slice_index = result.key_slice
+        self.right_view = "segmentation"
+        self.tools.fill_from = None
+
+    def update_result(self, result: SegmentResult) -> None:
+        """An edit, undo or redo changed the result: show it on the slice the reader is on."""
+        self.result = result
         self.right_view = "segmentation"
 
     @property
@@ -127,11 +180,7 @@ class ViewModel:
         measurements = self.result.measurements
         lesions = measurements.check_first() if self.lesion_order == "check" else measurements.lesions
         return [
-            (
-                lesion.lesion_id,
-                lesion_text(lesion),
-                lesion.largest_slice,
-            )
+            (lesion.lesion_id, (EDITED_MARK if lesion.edited else "") + lesion_text(lesion), lesion.largest_slice)
             for lesion in lesions
         ]
 

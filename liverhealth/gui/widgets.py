@@ -1,17 +1,34 @@
-"""Qt building blocks: an image canvas and a worker thread with progress and cancel."""
+"""Qt building blocks: an image canvas, the edit tool palette and a worker thread with progress
+and cancel."""
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from PyQt5.QtCore import QObject, QPoint, Qt, QThread, pyqtSignal
-from PyQt5.QtGui import QImage, QPainter, QPixmap
-from PyQt5.QtWidgets import QGraphicsPixmapItem, QGraphicsScene, QGraphicsView
+from PyQt5.QtCore import QObject, QPoint, QPointF, QRectF, Qt, QThread, pyqtSignal
+from PyQt5.QtGui import QColor, QImage, QPainter, QPen, QPixmap
+from PyQt5.QtWidgets import (
+    QAction,
+    QComboBox,
+    QDoubleSpinBox,
+    QFrame,
+    QGraphicsEllipseItem,
+    QGraphicsPixmapItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QHBoxLayout,
+    QLabel,
+    QToolButton,
+    QVBoxLayout,
+)
 
+from liverhealth.domain import Label
 from liverhealth.errors import Cancelled, LiverHealthError
+from liverhealth.gui.view_model import BRUSH_MM
 
 
 def to_qimage(image: np.ndarray) -> QImage:
@@ -41,12 +58,14 @@ class SliceNavigation:
 
 
 class SliceCanvas(QGraphicsView):
-    """Shows one slice. Wheel: scroll slices; Ctrl+wheel: zoom; left-drag: pan;
-    right-drag: window/level; hovering reports the pixel under the cursor."""
+    """Shows one slice. Wheel: scroll slices; Ctrl+wheel: zoom; left-drag: pan (in edit mode a left
+    click reports the pixel under it instead); right-drag: window/level; hovering reports the pixel
+    under the cursor, and in edit mode outlines the brush around it."""
 
     scrolled = pyqtSignal(int)
     window_dragged = pyqtSignal(float, float)
-    hovered = pyqtSignal(int, int)
+    hovered = pyqtSignal(int, int)  # (row, column); (-1, -1) off the image
+    clicked = pyqtSignal(int, int)  # (row, column) of a left click on the image, in edit mode
 
     def __init__(self, title: str) -> None:
         super().__init__()
@@ -61,6 +80,15 @@ class SliceCanvas(QGraphicsView):
         self.setStyleSheet("background: #111;")
         self._drag_origin: QPoint | None = None
         self._fitted = False
+        self._editing = False
+        self._brush = QGraphicsEllipseItem()
+        pen = QPen(QColor("#ffd400"))
+        pen.setCosmetic(True)
+        self._brush.setPen(pen)
+        self._brush.setZValue(1)
+        self._brush.hide()
+        self.scene().addItem(self._brush)
+        self._brush_radius: tuple[float, float] | None = None
 
     def show_image(self, image: np.ndarray | None) -> None:
         self._item.setPixmap(QPixmap.fromImage(to_qimage(image)) if image is not None else QPixmap())
@@ -71,6 +99,40 @@ class SliceCanvas(QGraphicsView):
 
     def reset_view(self) -> None:
         self._fitted = False
+
+    def set_editing(self, editing: bool, brush_radius: tuple[float, float] | None = None) -> None:
+        """Edit mode (left click reports the pixel, a cross cursor) or view mode (left-drag pans);
+        ``brush_radius`` (rows, columns in pixels) outlines the brush under the cursor."""
+        self._brush_radius = brush_radius if editing else None
+        if not self._brush_radius:
+            self._brush.hide()
+        if editing == self._editing:
+            return
+        self._editing = editing
+        self.setDragMode(QGraphicsView.NoDrag if editing else QGraphicsView.ScrollHandDrag)
+        if editing:
+            self.viewport().setCursor(Qt.CrossCursor)
+
+    def pixel_at(self, pos: QPoint) -> tuple[int, int] | None:
+        """(row, column) of the slice pixel drawn under the viewport point ``pos`` (zoom, pan and the
+        aspect-kept fit included), or None off the image."""
+        pixmap = self._item.pixmap()
+        if pixmap.isNull():
+            return None
+        centre = QPointF(pos.x() + 0.5, pos.y() + 0.5)  # the centre of the screen pixel at pos
+        point = self._item.mapFromScene(self.viewportTransform().inverted()[0].map(centre))
+        row, column = math.floor(point.y()), math.floor(point.x())
+        if 0 <= row < pixmap.height() and 0 <= column < pixmap.width():
+            return row, column
+        return None
+
+    def _show_brush(self, pixel: tuple[int, int] | None) -> None:
+        if pixel is None or not self._brush_radius:
+            self._brush.hide()
+            return
+        (row, column), (radius_y, radius_x) = pixel, self._brush_radius
+        self._brush.setRect(QRectF(column + 0.5 - radius_x, row + 0.5 - radius_y, 2 * radius_x, 2 * radius_y))
+        self._brush.show()
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -88,6 +150,11 @@ class SliceCanvas(QGraphicsView):
         if event.button() == Qt.RightButton:
             self._drag_origin = event.pos()
             return
+        if self._editing and event.button() == Qt.LeftButton:
+            pixel = self.pixel_at(event.pos())
+            if pixel is not None:
+                self.clicked.emit(*pixel)
+            return
         super().mousePressEvent(event)
 
     def mouseMoveEvent(self, event) -> None:
@@ -96,15 +163,71 @@ class SliceCanvas(QGraphicsView):
             self._drag_origin = event.pos()
             self.window_dragged.emit(float(-delta.y()), float(delta.x() * 2))
             return
-        point = self.mapToScene(event.pos())
-        self.hovered.emit(int(point.y()), int(point.x()))
+        pixel = self.pixel_at(event.pos())
+        self._show_brush(pixel)
+        self.hovered.emit(*(pixel or (-1, -1)))
         super().mouseMoveEvent(event)
+
+    def leaveEvent(self, event) -> None:
+        self._brush.hide()
+        super().leaveEvent(event)
 
     def mouseReleaseEvent(self, event) -> None:
         if event.button() == Qt.RightButton:
             self._drag_origin = None
             return
         super().mouseReleaseEvent(event)
+
+
+class EditPalette(QFrame):
+    """The edit mode's tools in one row above the canvases: a button per tool action (they are
+    exclusive), the brush radius, the label, undo and redo; below them one line saying what a click
+    does now, or why the last edit was refused."""
+
+    def __init__(self, tools: list[QAction], undo: QAction, redo: QAction) -> None:
+        super().__init__()
+        self.setFrameShape(QFrame.StyledPanel)
+        self.radius = QDoubleSpinBox()
+        self.radius.setRange(*BRUSH_MM)
+        self.radius.setSingleStep(0.5)
+        self.radius.setDecimals(1)
+        self.radius.setSuffix(" mm")
+        self.radius.setToolTip("The brush radius ([ smaller, ] bigger)")
+        self.label = QComboBox()
+        self.label.addItem("Tumour", int(Label.TUMOUR))
+        self.label.addItem("Liver", int(Label.LIVER))
+        self.label.setToolTip("What Paint, Erase and Fill between draw or take away")
+        row = QHBoxLayout()
+        for action in tools:
+            row.addWidget(_button(action))
+        for text, widget in (("Brush", self.radius), ("Label", self.label)):
+            row.addSpacing(12)
+            row.addWidget(QLabel(text))
+            row.addWidget(widget)
+        row.addSpacing(12)
+        for action in (undo, redo):
+            row.addWidget(_button(action))
+        row.addStretch(1)
+        self.hint = QLabel()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 4, 6, 4)
+        layout.addLayout(row)
+        layout.addWidget(self.hint)
+
+    def set_radius_unit(self, unit: str) -> None:
+        """' mm', or ' px' for a raster without a pixel size (the brush is then in pixels)."""
+        self.radius.setSuffix(unit)
+
+    def set_hint(self, text: str, refused: bool = False) -> None:
+        self.hint.setStyleSheet("color: #e62828;" if refused else "")
+        self.hint.setText(text)
+
+
+def _button(action: QAction) -> QToolButton:
+    button = QToolButton()
+    button.setDefaultAction(action)
+    button.setToolButtonStyle(Qt.ToolButtonTextOnly)
+    return button
 
 
 class Worker(QObject):
