@@ -1,4 +1,4 @@
-"""Dialogs: the saved-results browser and the settings editor."""
+"""Dialogs: the saved-results browser, the settings editor, the PACS query and the report's sign-off."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from PyQt5.QtWidgets import (
     QLabel,
     QLineEdit,
     QMessageBox,
+    QPlainTextEdit,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -233,3 +234,47 @@ class PacsDialog(QDialog):
         if rows:
             self._retrieve(self.table.item(rows[0].row(), 4).text())
             self.accept()
+
+
+class SignDialog(QDialog):
+    """Review the report and sign it: the measured findings (read-only), the reader's impression and
+    the draft text (both editable, plain text). On Sign the window signs through the workflow
+    session, which refuses a report already signed; Cancel changes nothing."""
+
+    def __init__(self, parent: Any, reader: str, state: str, findings: str, impression: str, draft: str) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Sign report")
+        self.resize(760, 680)
+        self._draft = draft
+        self.findings = QPlainTextEdit(findings)
+        self.findings.setReadOnly(True)
+        self.impression_edit = QPlainTextEdit(impression)
+        self.impression_edit.setPlaceholderText("Your impression, in your own words.")
+        self.draft_edit = QPlainTextEdit(draft)
+        self.draft_edit.setPlaceholderText("No draft text: the report is signed on the findings and your impression.")
+        buttons = QDialogButtonBox(QDialogButtonBox.Cancel)
+        self.sign_button = buttons.addButton("Sign", QDialogButtonBox.AcceptRole)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        self.note = QLabel(
+            f"{state}\nSigning as {reader}: the signed report is locked; a later edit makes a new revision."
+        )
+        self.note.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.note)
+        for title, widget, stretch in (
+            ("Measured findings", self.findings, 2),
+            ("Impression", self.impression_edit, 2),
+            ("Draft text", self.draft_edit, 3),
+        ):
+            layout.addWidget(QLabel(title))
+            layout.addWidget(widget, stretch)
+        layout.addWidget(buttons)
+
+    def impression(self) -> str:
+        return self.impression_edit.toPlainText()
+
+    def draft(self) -> str | None:
+        """The draft text as edited, or None when the reader left it as it was."""
+        text = self.draft_edit.toPlainText()
+        return None if text == self._draft else text

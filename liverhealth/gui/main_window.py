@@ -1,6 +1,7 @@
 """The workstation window: original on the left, processed view or segmentation on the right,
-findings and the streamed draft below; menus for each step. Every long step runs in a worker
-thread; errors are shown in a dialog and the window stays usable."""
+findings and the streamed draft below; menus for each step, and the reader's review (edit mode,
+sign-off: ``review_controls.py``). Every long step runs in a worker thread; errors are shown in a
+dialog and the window stays usable."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from PyQt5.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QProgressBar,
     QPushButton,
@@ -34,6 +36,7 @@ from liverhealth.domain import Actor
 from liverhealth.errors import LiverHealthError
 from liverhealth.gui.compare_window import ComparisonWindow
 from liverhealth.gui.dialogs import DatabaseDialog, PacsDialog, SettingsDialog
+from liverhealth.gui.review_controls import ReviewControls
 from liverhealth.gui.view_model import PROCESSING, ComparisonView, ViewModel
 from liverhealth.gui.widgets import SliceCanvas, SliceNavigation, Worker
 from liverhealth.imaging.display import WINDOW_PRESETS
@@ -42,15 +45,18 @@ from liverhealth.inference import Manifest
 from liverhealth.presentation import DISCLAIMER
 from liverhealth.workflow import Session, Workstation
 
+TITLE = "LiverHealth - liver CT workstation (not a medical device)"
 
-class MainWindow(SliceNavigation, QMainWindow):
+
+class MainWindow(SliceNavigation, ReviewControls, QMainWindow):
     """The LiverHealth main window."""
 
-    step_finished = pyqtSignal(str)  # "load", "segment", "report", "save", "compare" (tests, --screenshot)
+    # "load", "segment", "report", "save", "compare", "edit", "undo", "redo", "sign" (tests, --screenshot)
+    step_finished = pyqtSignal(str)
 
     def __init__(self, workstation: Workstation | None = None) -> None:
         super().__init__()
-        self.setWindowTitle("LiverHealth - liver CT workstation (not a medical device)")
+        self.setWindowTitle(TITLE)
         self.workstation = workstation or Workstation(actor=Actor.local("window"))
         self.session: Session = self.workstation.session()
         self.view = ViewModel()
@@ -89,7 +95,9 @@ class MainWindow(SliceNavigation, QMainWindow):
         self.lesion_order.addItem("Check first (least confident)", "check")
         self.lesion_order.currentIndexChanged.connect(self._order_lesions)
         side = QVBoxLayout()
-        side.addWidget(QLabel("Lesions (click to go to the largest slice)"))
+        lesions_title = QLabel("Lesions (click: go to the largest slice; right-click: remove, relabel)")
+        lesions_title.setWordWrap(True)
+        side.addWidget(lesions_title)
         side.addWidget(self.lesion_order)
         side.addWidget(self.lesions)
         side.addWidget(self.legend)
@@ -106,6 +114,8 @@ class MainWindow(SliceNavigation, QMainWindow):
         self.text.setPlaceholderText("Findings and the draft report appear here.")
         top = QWidget()
         top_layout = QVBoxLayout(top)
+        self.review_menu = QMenu("Review", self)
+        top_layout.addWidget(self._build_review(self.review_menu))
         top_layout.addWidget(canvases, 1)
         top_layout.addWidget(self.slider)
         vertical = QSplitter(Qt.Vertical)
@@ -161,6 +171,7 @@ class MainWindow(SliceNavigation, QMainWindow):
         self.report_action = self._action(segmentation, "Generate Diagnostic Report", self.generate_report)
         self.compare_file_action = self._action(segmentation, "Compare with prior file…", self.choose_prior_file)
         self.compare_saved_action = self._action(segmentation, "Compare with saved result…", self.choose_prior_result)
+        bar.addMenu(self.review_menu)
         database = bar.addMenu("Database Operation")
         self.save_action = self._action(database, "Save to Database…", self.save_to_database, "Ctrl+S")
         self._action(database, "Read Database…", self.read_database)
@@ -234,6 +245,11 @@ class MainWindow(SliceNavigation, QMainWindow):
         self.pdf_action.setEnabled(self.session.report is not None and not busy)
         self.dicom_action.setEnabled(has_result and not busy and logic.volume.dicom is not None)
         self.send_action.setEnabled(has_result and not busy and logic.volume.dicom is not None)
+        self._refresh_review()
+        note = self.revision_note()
+        self.setWindowTitle(f"{TITLE} - {note}" if self.session.edited else TITLE)
+        if note:
+            self.status.setText(f"{self.status.text()} · {note}")
 
     def _drag_window(self, d_center: float, d_width: float) -> None:
         self.view.adjust_window(d_center, d_width)
@@ -255,28 +271,43 @@ class MainWindow(SliceNavigation, QMainWindow):
         self.refresh()
 
     # long steps -----------------------------------------------------------------------------
-    def _run(self, step: str, job: Callable[..., Any], done: Callable[[Any], None]) -> None:
+    def _run(
+        self,
+        step: str,
+        job: Callable[..., Any],
+        done: Callable[[Any], None],
+        failed: Callable[[str], None] | None = None,
+        cancellable: bool = True,
+    ) -> None:
+        """Run ``job(progress, cancelled, text)`` in the worker, then ``done(value)`` or ``failed(message)``
+        (default: the error dialog) here; one step at a time."""
         if self.worker is not None:
             return
         self.worker = Worker(job)
         self.worker.progressed.connect(self._progress)
         self.worker.text_arrived.connect(self._append_text)
         self.worker.succeeded.connect(lambda value: self._finish(step, done, value))
-        self.worker.failed.connect(lambda message: self._finish(step, None, message))
+        self.worker.failed.connect(lambda message: self._finish(step, None, message, failed))
         self.progress.setRange(0, 0)
         self.progress.show()
-        self.cancel_button.show()
+        self.cancel_button.setVisible(cancellable)
         self.worker.start()
         self.refresh()
 
-    def _finish(self, step: str, done: Callable[[Any], None] | None, value: Any) -> None:
+    def _finish(
+        self,
+        step: str,
+        done: Callable[[Any], None] | None,
+        value: Any,
+        failed: Callable[[str], None] | None = None,
+    ) -> None:
         worker, self.worker = self.worker, None
         if worker is not None:
             worker.thread.wait()
         self.progress.hide()
         self.cancel_button.hide()
         if done is None:
-            self.show_error(str(value))
+            (failed or self.show_error)(str(value))
         else:
             done(value)
         self.refresh()
@@ -355,6 +386,8 @@ class MainWindow(SliceNavigation, QMainWindow):
 
     def open_path(self, path: str) -> None:
         """Load a CT or image (or ``pacs://STUDY_UID``: retrieve it first) in the background."""
+        if self.worker is not None or not self.confirm_discard_edits("open another study"):
+            return
         self._remember(path)
         self._run(
             "load",
@@ -394,6 +427,7 @@ class MainWindow(SliceNavigation, QMainWindow):
 
     def _loaded(self, volume: Any) -> None:
         self.view.set_volume(volume)
+        self.set_edit_mode(False)
         self.lesions.clear()
         self.text.clear()
         self.left.reset_view()
@@ -401,6 +435,8 @@ class MainWindow(SliceNavigation, QMainWindow):
 
     def segment(self) -> None:
         if self.session.volume is None or self.manifest is None:
+            return
+        if self.worker is not None or not self.confirm_discard_edits("segment the study again"):
             return
         model_id = self.model_id
         self._run(
@@ -430,6 +466,7 @@ class MainWindow(SliceNavigation, QMainWindow):
         self.lesions.clear()
         for lesion_id, text, z in self.view.lesion_rows():
             item = QListWidgetItem(text)
+            item.setToolTip(text)
             item.setData(Qt.UserRole, z)
             item.setData(Qt.UserRole + 1, lesion_id)
             self.lesions.addItem(item)
@@ -476,6 +513,8 @@ class MainWindow(SliceNavigation, QMainWindow):
         self._run("preview", lambda progress, cancelled, text: self.workstation.get(result_id), show)
 
     def _open_saved(self, result_id: int) -> None:
+        if self.worker is not None or not self.confirm_discard_edits(f"open saved result {result_id}"):
+            return
         self._run("open", lambda progress, cancelled, text: self.workstation.reopen(result_id), self._reopened)
 
     def _reopened(self, session: Session) -> None:
@@ -541,6 +580,12 @@ class MainWindow(SliceNavigation, QMainWindow):
         action = QAction(path, self)
         action.triggered.connect(lambda _checked=False, p=path: self.open_path(p))
         self.recent_menu.insertAction(self.recent_menu.actions()[0] if self.recent_menu.actions() else None, action)
+
+    def closeEvent(self, event) -> None:
+        if self.confirm_discard_edits("close the window"):
+            super().closeEvent(event)
+        else:
+            event.ignore()
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
