@@ -42,7 +42,7 @@ from liverhealth.results import (
     write_outputs,
     write_report,
 )
-from liverhealth.storage import ResultSummary, StoredResult, content_hash
+from liverhealth.storage import ResultSummary, StoredReport, StoredResult, content_hash
 
 if TYPE_CHECKING:
     from liverhealth.accounts import WebSession
@@ -570,6 +570,7 @@ class Session:
         self._base_saved: SavedResult | None = None
         self._model_result_id: int | None = None  # the saved model result that revisions revise
         self._history: EditHistory | None = None  # the reader's edits since _base (undo/redo)
+        self._saved_report: ReportContent | None = None  # the report this session last saved
 
     def open(
         self,
@@ -598,6 +599,7 @@ class Session:
         """Forget what depends on the segmentation: report, saved id, comparison, edits."""
         self.result, self.report, self.saved, self.comparison = None, None, None, None
         self._base, self._base_saved, self._model_result_id, self._history = None, None, None, None
+        self._saved_report = None
 
     def _set_base(self, result: SegmentResult, saved: SavedResult | None, model_result_id: int | None) -> None:
         """``result`` is now the current result as saved (or made): edits start from it."""
@@ -666,10 +668,11 @@ class Session:
         if result.revision is not None and self.saved is None:
             return self._save_revision(store_patient, owner)
         repository = self.workstation.repository
-        record = report_record(self.report) if self.report is not None else None
+        record = self._unsaved_report()
         if self.saved is not None and self.saved.where == repository.where:  # saved or reopened: no copy
             if record is not None:
                 repository.add_report(self.saved.result_id, record)
+                self._saved_report = self.report
                 self.workstation.audit("report-saved", self.actor, self.saved.result_id)
                 self._audit_signature(self.saved.result_id)
             return self.saved
@@ -677,6 +680,7 @@ class Session:
         audit = self.workstation.audit_entry("save", self.actor, detail=detail)
         saved_id = repository.save(result_record(result, owner), record, store_patient, audit)
         self._set_base(result, SavedResult(saved_id, repository.where), saved_id)
+        self._saved_report = self.report if record is not None else None
         self._audit_signature(saved_id)
         return self.saved
 
@@ -689,7 +693,7 @@ class Session:
             base_id = repository.save(result_record(self._base, owner), None, store_patient, audit)
             self._base_saved, self._model_result_id = SavedResult(base_id, repository.where), base_id
         result = review.on_saved_base(self._need_result(), self._model_result_id)
-        record = report_record(self.report) if self.report is not None else None
+        record = self._unsaved_report()
         audit = self.workstation.audit_entry(
             "revision-saved",
             self.actor,
@@ -697,6 +701,7 @@ class Session:
         )
         saved_id = repository.save(result_record(result, owner), record, store_patient, audit)
         self._set_base(result, SavedResult(saved_id, repository.where), self._model_result_id)
+        self._saved_report = self.report if record is not None else None
         self._audit_signature(saved_id)
         return self.saved
 
@@ -812,6 +817,13 @@ class Session:
         number = result.revision.number if result.revision is not None else 0
         self.report = review.sign(content, self.actor.user, number, impression, draft)
         return self.report
+
+    def _unsaved_report(self) -> StoredReport | None:
+        """The current report as the database keeps it, unless this session saved it already (a
+        second Save adds no copy)."""
+        if self.report is None or self.report is self._saved_report:
+            return None
+        return report_record(self.report)
 
     def _audit_signature(self, result_id: int) -> None:
         if self.report is not None and self.report.report.is_signed:

@@ -90,7 +90,9 @@ def test_a_signed_report_names_the_reader_and_is_locked(workstation, data_root):
     assert "not a medical device" in text and "Draft for radiologist review" not in text
     assert "One small lesion added by the reader" in text
     saved = session.save()
+    assert session.save() == saved  # saving again adds no second copy of the signed report
     stored = workstation.get(saved.result_id)
+    assert len(stored.reports) == 1
     assert stored.signed is not None and stored.signed.report.impression.startswith("One small lesion")
     assert workstation.repository.revisions(saved.result_id)[-1].signed_by == "dr.reader"
     with pytest.raises(LiverHealthError, match="locked"):
