@@ -343,7 +343,8 @@ def rewrite_outputs(job: Job, with_dicom: bool = False) -> dict[str, Any]:
     """The job's viewer layers and downloads written again, by the workflow, for its session's current
     result (after a reader's edit, undo, save or signature); a report or comparison the result no
     longer has (an edit drops both) leaves no file behind, and ``with_dicom`` writes a DICOM study's
-    SEG and SR again. The job's summary follows; returns the viewer's numbers."""
+    SEG and SR again. The job's summary follows (each lesion marked ``edited`` where the reader
+    changed it); returns the viewer's numbers."""
     session = job.session
     for name in STALE_WITHOUT_REPORT if session.report is None else ():
         (job.out / name).unlink(missing_ok=True)
@@ -352,6 +353,10 @@ def rewrite_outputs(job: Job, with_dicom: bool = False) -> dict[str, Any]:
     for name in DICOM_FILES:
         (job.out / name).unlink(missing_ok=True)
     view = session.export_viewer(job.out)
+    view["lesions"] = [
+        {**shown, "edited": lesion.edited}
+        for shown, lesion in zip(view["lesions"], session.result.measurements.lesions, strict=True)
+    ]
     job.labels_version += 1
     if session.report is not None:
         session.export_report(job.out)

@@ -97,6 +97,8 @@ def test_paint_undo_redo_are_made_and_measured_on_the_server(alice, example_seri
     added_ml = findings["tumour_volume_ml"] - before["tumour_volume_ml"]
     assert added_ml == pytest.approx(change["voxels_changed"] * spacing / 1000, abs=0.01)
     assert "report.pdf" not in painted["files"] and painted["report_text"] is None  # the draft no longer applies
+    status = alice.http.get(f"/api/jobs/{job_id}").json()["summary"]  # the job's state follows the review
+    assert status["lesions"] == findings["lesions"] and status["labels_url"] == painted["labels_url"]
 
     undone = alice.post(f"/api/jobs/{job_id}/review/undo").json()
     assert undone["state"] == "the model's result" and undone["can_redo"] and not undone["can_undo"]

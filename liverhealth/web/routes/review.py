@@ -44,8 +44,8 @@ def lesion_seed(session: Session, edit: LesionEdit) -> tuple[int, int, int]:
 
 
 def review_state(job: Job, started_s: float, message: str = "", last_edit: dict[str, Any] | None = None) -> ReviewState:
-    """The answer after a review step: where the review stands and the findings (job.summary, just
-    rewritten) with each lesion marked edited or not."""
+    """The answer after a review step: where the review stands and the findings (the job's summary,
+    just rewritten)."""
     session = job.session
     result = session.result
     revision = result.revision.number if result.revision is not None else None
@@ -54,10 +54,6 @@ def review_state(job: Job, started_s: float, message: str = "", last_edit: dict[
     saved_id = session.saved.result_id if session.saved is not None else None
     edits = len(result.revision.changes) if session.edited and result.revision is not None else 0
     findings = {key: job.summary.get(key) for key in FINDINGS}
-    findings["lesions"] = [
-        {**shown, "edited": lesion.edited}
-        for shown, lesion in zip(job.summary["lesions"], result.measurements.lesions, strict=True)
-    ]
     return ReviewState(
         job_id=job.job_id,
         state=state_text(revision, saved_id, signed_by),

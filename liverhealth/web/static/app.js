@@ -368,6 +368,9 @@ function clickBody(op, zyx) {
 
 function onViewerPointerDown(event) {
   state.pointerDown = [event.clientX, event.clientY];
+  // NiiVue keeps the focus where it was (it prevents the mouse's default): leave the last text field,
+  // so that Ctrl+Z after a click undoes the outline rather than the field's typing
+  if (document.activeElement && document.activeElement !== document.body) document.activeElement.blur();
 }
 
 function clickedFrac(event) {
@@ -415,10 +418,13 @@ async function review(step, body = {}) {
     await showReview(answer, started);
   } catch (err) {
     showError(err.message);
+    return;
   } finally {
     state.reviewBusy = false;
     delete $("edit-panel").dataset.busy;
   }
+  state.reviews += 1; // the page is ready for the next step: tests wait on this
+  $("viewer").dataset.reviewed = String(state.reviews);
 }
 
 async function showReview(answer, started) {
@@ -434,8 +440,6 @@ async function showReview(answer, started) {
   const shownMs = Math.round(performance.now() - started);
   $("review-message").textContent = `${answer.message} (server ${Math.round(answer.server_ms)} ms; on screen after ${shownMs} ms)`;
   if (answer.signed_by) $("signed").textContent = answer.message;
-  state.reviews += 1;
-  $("viewer").dataset.reviewed = String(state.reviews);
   $("viewer").dataset.shownMs = String(shownMs);
 }
 
@@ -447,7 +451,7 @@ function fillBetween() {
 function onKey(event) {
   // Ctrl+Z / Ctrl+Shift+Z undo and redo the outline; in a text field they stay the field's own
   if (!(event.ctrlKey || event.metaKey) || event.key.toLowerCase() !== "z" || $("edit-panel").disabled) return;
-  const typing = "textarea, input[type=text], input[type=number], input:not([type])";
+  const typing = "textarea, input[type=text], input:not([type])";
   if (event.target.closest && event.target.closest(typing)) return;
   event.preventDefault();
   if (event.shiftKey && !$("redo").disabled) review("redo");
