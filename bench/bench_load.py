@@ -36,7 +36,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.bench_web import free_port, peak_rss_mb
+from bench.bench_web import peak_rss_mb, web_process
 from bench.paths import shown
 from liverhealth import config
 
@@ -94,28 +94,8 @@ def running_server(models_dir: Path | None, users: list[str]) -> Iterator[tuple[
                 check=True,
                 capture_output=True,
             )
-        port = free_port()
-        server = subprocess.Popen(
-            [*base, "web", "--port", str(port)],
-            env=env,
-            cwd=tmp,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(300):
-                if server.poll() is not None:
-                    raise SystemExit(f"`liverhealth web` exited with status {server.returncode} before answering")
-                try:
-                    httpx.get(f"{url}/login", timeout=1)
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
-            yield url, server
-        finally:
-            server.terminate()
-            server.wait(60)
+        with web_process([*base, "web"], env, tmp, tries=300, stop_s=60) as running:
+            yield running
 
 
 def process_tree_rss_mb(pid: int) -> float:

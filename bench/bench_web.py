@@ -81,6 +81,32 @@ def one_upload(url: str, ct: Path) -> dict[str, float | str]:
 
 
 @contextmanager
+def web_process(
+    command: list[str], env: dict[str, str], cwd: str, tries: int = 200, stop_s: float = 30
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``liverhealth ... web`` started on a free port of 127.0.0.1, waited for (``tries`` × 0.2 s)
+    until its login page answers: (its URL, the process); terminated afterwards."""
+    port = free_port()
+    server = subprocess.Popen(
+        [*command, "--port", str(port)], env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(tries):
+            if server.poll() is not None:
+                raise SystemExit(f"`liverhealth web` exited with status {server.returncode} before answering")
+            try:
+                httpx.get(f"{url}/login", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        yield url, server
+    finally:
+        server.terminate()
+        server.wait(stop_s)
+
+
+@contextmanager
 def running_server(
     models_dir: Path | None, workers: int = 1, base_env: dict[str, str] | None = None
 ) -> Iterator[tuple[str, subprocess.Popen]]:
@@ -108,28 +134,8 @@ def running_server(
             check=True,
             capture_output=True,
         )
-        port = free_port()
-        server = subprocess.Popen(
-            [*base, "web", "--port", str(port), "--workers", str(workers)],
-            env=env,
-            cwd=tmp,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(200):
-                if server.poll() is not None:
-                    raise SystemExit(f"`liverhealth web` exited with status {server.returncode} before answering")
-                try:
-                    httpx.get(f"{url}/login", timeout=1)
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
-            yield url, server
-        finally:
-            server.terminate()
-            server.wait(30)
+        with web_process([*base, "web", "--workers", str(workers)], env, tmp) as running:
+            yield running
 
 
 def main() -> None:
