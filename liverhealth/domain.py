@@ -63,6 +63,40 @@ class PatientInfo:
 
 
 @dataclass(frozen=True)
+class StudyInfo:
+    """The study's identity and how it was acquired, as the source (DICOM) states it; empty for a
+    bare NIfTI, NRRD or picture unless the user types it. Identity (dates, accession, description,
+    institution, referring physician) is treated like PatientInfo: kept for the clinical report and
+    the database, never put in logs, URLs or the LLM request. ``phase`` is one of
+    "non-contrast", "arterial", "portal venous", "delayed" or "" (not stated), read from coded
+    tags and keywords only; ``contrast`` is "yes"/"no"/"" (not stated)."""
+
+    study_date: str = ""  # YYYYMMDD
+    study_time: str = ""  # HHMMSS
+    accession: str = ""
+    description: str = ""
+    institution: str = ""
+    referring_physician: str = ""
+    study_uid: str = ""
+    phase: str = ""
+    contrast: str = ""
+    slice_thickness_mm: float | None = None
+
+    def is_empty(self) -> bool:
+        return not (
+            self.study_date or self.accession or self.description or self.institution or self.referring_physician
+        )
+
+    @property
+    def date_iso(self) -> str:
+        """The study date as YYYY-MM-DD, or "" when unknown or malformed."""
+        digits = self.study_date.strip()
+        if len(digits) != 8 or not digits.isdigit():
+            return ""
+        return f"{digits[:4]}-{digits[4:6]}-{digits[6:]}"
+
+
+@dataclass(frozen=True)
 class SourceInfo:
     """Where a volume came from, without patient identifiers."""
 
@@ -115,6 +149,7 @@ class CtVolume:
     source: SourceInfo
     patient: PatientInfo = field(default_factory=PatientInfo)
     dicom: DicomSource | None = field(default=None, repr=False, compare=False)
+    study: StudyInfo = field(default_factory=StudyInfo)
 
     def __post_init__(self) -> None:
         """The affine is the geometry; ``spacing`` (when known) must be its column lengths, so the two

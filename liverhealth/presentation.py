@@ -30,6 +30,20 @@ LIVER_ML_DIGITS = 1
 TUMOUR_ML_DIGITS = 2  # small lesions: 0.05 mL matters
 
 
+def slice_number(index: int) -> int:
+    """The slice number people see for array index ``index``: every face and file counts slices
+    from 1 at the feet end of the axial stack (the array's z order, feet -> head), so slice
+    ``index + 1`` of ``count``. The DICOM instance of that slice is named beside it where known
+    (``slice_text``), since a series' InstanceNumber may run head -> feet or skip."""
+    return int(index) + 1
+
+
+def slice_text(index: int, count: int | None = None, instance: int | None = None) -> str:
+    """'slice 66 of 129 (DICOM instance 64)', without the parts that are unknown."""
+    text = f"slice {slice_number(index)}" + (f" of {count}" if count else "")
+    return text + (f" (DICOM instance {instance})" if instance is not None else "")
+
+
 def number(value: float | None, unit: str, digits: int = 1) -> str:
     """'12.3 mL', or 'not measurable' without a value."""
     return f"{value:.{digits}f} {unit}" if value is not None else "not measurable"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 import zipfile
 from collections import defaultdict
@@ -24,7 +25,7 @@ from nibabel import orientations
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from liverhealth.domain import CtVolume, DicomSource, PatientInfo, SourceInfo, spacing_from_affine
+from liverhealth.domain import CtVolume, DicomSource, PatientInfo, SourceInfo, StudyInfo, spacing_from_affine
 from liverhealth.errors import InputError
 from liverhealth.imaging.geometry import check_affine, dicom_affine, reorient
 from liverhealth.imaging.limits import check_slice, check_voxels, check_zip
@@ -384,6 +385,51 @@ def _patient(ds: Dataset) -> PatientInfo:
     )
 
 
+_PHASE_WORDS = (  # phase and its keywords (whole words), most specific first
+    ("non-contrast", r"NON[- ]?CONTRAST|NATIVE?|UNENHANCED|PLAIN|W/O|WITHOUT CONTRAST"),
+    ("arterial", r"(LATE )?ARTERIAL|ART|HAP"),
+    ("portal venous", r"PORTAL|PORTAL[- ]VENOUS|VENOUS|PVP|PV"),
+    ("delayed", r"DELAYED|EQUILIBRIUM|LATE PHASE"),
+)
+
+
+def contrast_phase(ds: Dataset) -> str:
+    """The contrast phase a series states, from whole-word keywords of its descriptions ("" when
+    none says). Only the phase is kept, never the free text (it can hold the patient's name)."""
+    text = " ".join(
+        str(ds.get(keyword, "") or "") for keyword in ("SeriesDescription", "ProtocolName", "ContrastBolusRoute")
+    ).upper()
+    for phase, words in _PHASE_WORDS:
+        if re.search(rf"(?<![A-Z0-9])({words})(?![A-Z0-9])", text):
+            return phase
+    return ""
+
+
+def _study(ds: Dataset, where: str) -> StudyInfo:
+    """The study's identity and technique as the first slice states them."""
+    phase = contrast_phase(ds)
+    agent = str(ds.get("ContrastBolusAgent", "") or "").strip()
+    contrast = "yes" if agent or phase in ("arterial", "portal venous", "delayed") else ""
+    if phase == "non-contrast" and not agent:
+        contrast = "no"
+    try:
+        thickness = _floats(ds, "SliceThickness", 1, where)
+    except InputError:  # a malformed thickness is "not stated" here; the geometry checks it apart
+        thickness = None
+    return StudyInfo(
+        study_date=str(ds.get("StudyDate", "") or "").strip(),
+        study_time=str(ds.get("StudyTime", "") or "").strip(),
+        accession=str(ds.get("AccessionNumber", "") or "").strip(),
+        description=str(ds.get("StudyDescription", "") or "").strip(),
+        institution=str(ds.get("InstitutionName", "") or "").strip(),
+        referring_physician=str(ds.get("ReferringPhysicianName", "") or "").strip(),
+        study_uid=str(ds.get("StudyInstanceUID", "") or ""),
+        phase=phase,
+        contrast=contrast,
+        slice_thickness_mm=float(thickness[0]) if thickness is not None and thickness[0] > 0 else None,
+    )
+
+
 def series_to_volume(series: list[_Instance], path: str, fmt: str) -> CtVolume:
     """Assemble CT slices into an axial CtVolume whose geometry can be trusted.
 
@@ -437,6 +483,7 @@ def series_to_volume(series: list[_Instance], path: str, fmt: str) -> CtVolume:
         source=source,
         patient=_patient(ds0),
         dicom=_dicom_source(ds0, placed.slices, refusal),
+        study=_study(ds0, path),
     )
 
 
