@@ -87,6 +87,10 @@ class StudyInfo:
             self.study_date or self.accession or self.description or self.institution or self.referring_physician
         )
 
+    def technique(self) -> StudyInfo:
+        """Only how it was acquired (phase, contrast, slice thickness): nothing that identifies."""
+        return StudyInfo(phase=self.phase, contrast=self.contrast, slice_thickness_mm=self.slice_thickness_mm)
+
     @property
     def date_iso(self) -> str:
         """The study date as YYYY-MM-DD, or "" when unknown or malformed."""

@@ -26,7 +26,16 @@ from liverhealth.documents import (
     report_document,
     result_document,
 )
-from liverhealth.domain import CtVolume, Label, Measurements, ModelInfo, Report, Revision, Segmentation, StudyRef
+from liverhealth.domain import (
+    CtVolume,
+    Label,
+    Measurements,
+    ModelInfo,
+    Report,
+    Revision,
+    Segmentation,
+    StudyRef,
+)
 from liverhealth.errors import InputError
 from liverhealth.imaging.display import WINDOW_PRESETS, overlay_labels, to_display
 from liverhealth.imaging.writers import (
@@ -109,6 +118,7 @@ def result_record(result: SegmentResult, owner: str | None = None) -> ResultReco
         confidence=result.segmentation.confidence,
         revision=result.revision,
         reader_drawn=result.reader_drawn,
+        study_info=volume.study,
     )
 
 
@@ -341,6 +351,7 @@ def make_report(
         overlay_png=result.overlay_png,
         key_slices=key_slice_strip(result),
         patient=volume.patient if include_patient else None,
+        study_info=volume.study if include_patient else volume.study.technique(),
     )
 
 

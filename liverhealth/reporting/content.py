@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from liverhealth.domain import Measurements, ModelInfo, PatientInfo, Report
+from liverhealth.domain import Measurements, ModelInfo, PatientInfo, Report, StudyInfo
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,8 @@ class ReportContent:
     overlay_png: bytes
     key_slices: list[tuple[int, bytes]] = field(default_factory=list)
     patient: PatientInfo | None = None
+    # the study: identity only with include_patient (else only the technique: phase, contrast, thickness)
+    study_info: StudyInfo | None = None
 
     @cached_property
     def pdf(self) -> bytes:

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import numpy as np
 
-from liverhealth.domain import Measurements, ModelInfo, PatientInfo, Revision, SourceInfo, StudyRef
+from liverhealth.domain import Measurements, ModelInfo, PatientInfo, Revision, SourceInfo, StudyInfo, StudyRef
 from liverhealth.domain import Report as DomainReport
 
 
@@ -34,6 +34,7 @@ class ResultRecord:
     confidence: np.ndarray | None = None  # uint8 percent on the labels' grid, when the engine gave one
     revision: Revision | None = None  # a reader's revision of the saved result revision.base_result_id
     reader_drawn: np.ndarray | None = None  # bool, the voxels a reader edited
+    study_info: StudyInfo | None = None  # the study's identity and technique as the source states them
 
 
 @dataclass(frozen=True)
