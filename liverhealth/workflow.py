@@ -20,6 +20,7 @@ import numpy as np
 
 from liverhealth import config, editing, imaging, review
 from liverhealth.analysis import key_slice, measure
+from liverhealth.analysis.caliper import Caliper, lesion_calipers
 from liverhealth.analysis.confidence import ConfidenceFlags
 from liverhealth.domain import Actor, CtVolume, ModelInfo, Revision, Segmentation
 from liverhealth.editing import EditHistory, EditResult
@@ -571,6 +572,7 @@ class Session:
         self._model_result_id: int | None = None  # the saved model result that revisions revise
         self._history: EditHistory | None = None  # the reader's edits since _base (undo/redo)
         self._saved_report: ReportContent | None = None  # the report this session last saved
+        self._calipers: tuple[SegmentResult, tuple[Caliper, ...]] | None = None
 
     def open(
         self,
@@ -626,6 +628,14 @@ class Session:
         result = SegmentResult(volume, segmentation, measurements, key_slice(segmentation.labels), timings, model)
         self._set_base(result, None, None)
         return result
+
+    def calipers(self) -> tuple[Caliper, ...]:
+        """Each lesion's outline and RECIST axes on its measured slice (numbered as the findings),
+        for the faces to draw; computed once per result."""
+        result = self._need_result()
+        if self._calipers is None or self._calipers[0] is not result:
+            self._calipers = (result, lesion_calipers(result.segmentation.labels, result.volume.spacing))
+        return self._calipers[1]
 
     def findings(self) -> str:
         """The measured findings (no LLM), as every report starts."""
