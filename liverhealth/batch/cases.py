@@ -37,8 +37,7 @@ def discover(inputs: Iterable[str | Path]) -> list[Case]:
         else:
             raise InputError(f"{path} does not exist. Check the batch's inputs.")
     cases, seen = [], set()
-    for given, path in found:
-        base = _safe_id(given or _stem(path))
+    for (_, path), base in zip(found, _names(found), strict=True):
         case_id, n = base, 2
         while case_id in seen:
             case_id, n = f"{base}-{n}", n + 1
@@ -47,6 +46,24 @@ def discover(inputs: Iterable[str | Path]) -> list[Case]:
     if not cases:
         raise InputError("The batch's inputs hold no case (no DICOM series, NIfTI, NRRD or image found).")
     return cases
+
+
+def _names(found: list[tuple[str | None, Path]]) -> list[str]:
+    """Each case's name: the CSV's case_id, else the file's stem; where stems repeat (every IRCADb
+    case is a PATIENT_DICOM.zip), the parent folder's name, and where that repeats too, both. Names
+    come from paths only: reading an accession or patient ID into a folder name would put an
+    identifier in the file system."""
+    stems = [_safe_id(given or _stem(path)) for given, path in found]
+    names = list(stems)
+    for i, (given, path) in enumerate(found):
+        if given or stems.count(stems[i]) == 1:
+            continue
+        parent = _safe_id(path.parent.name) if path.parent.name else stems[i]
+        same_parent = sum(
+            1 for j, (_, other) in enumerate(found) if stems[j] == stems[i] and other.parent.name == path.parent.name
+        )
+        names[i] = parent if same_parent == 1 else f"{parent}_{stems[i]}"
+    return names
 
 
 def _from_csv(path: Path) -> list[tuple[str | None, Path]]:

@@ -192,3 +192,15 @@ def test_report_dicom_and_database_per_case_on_ray_then_a_rerun_skips(data_root,
 def test_db_url_is_not_sent_through_ray(tmp_path):
     result = run_cli("batch", str(tmp_path), "--out", str(tmp_path / "o"), "--engine", "ray", "--db-url", "sqlite://")
     assert result.returncode == 2 and "LIVERHEALTH_DB_URL" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cases_with_one_file_name_are_named_by_their_folders(data_root, tmp_path):
+    """Every IRCADb case is a PATIENT_DICOM.zip: the cases take their folders' names, not -2."""
+    cases = discover([data_root / "3Dircadb1.1" / "PATIENT_DICOM.zip", data_root / "3Dircadb1.7" / "PATIENT_DICOM.zip"])
+    assert [c.case_id for c in cases] == ["3Dircadb1.1", "3Dircadb1.7"]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b" / "a").mkdir(parents=True)
+    for folder in (tmp_path / "a", tmp_path / "b" / "a"):
+        (folder / "ct.nii.gz").write_bytes(b"")
+    named = discover([tmp_path / "a" / "ct.nii.gz", tmp_path / "b" / "a" / "ct.nii.gz"])
+    assert [c.case_id for c in named] == ["a_ct", "a_ct-2"]  # same folder names too: both, then numbered
