@@ -341,7 +341,23 @@ def missing_xcb_packages() -> list[str]:
     return [package for library, package in XCB_LIBRARIES.items() if ctypes.util.find_library(library) is None]
 
 
+def no_display() -> bool:
+    """Whether Qt would look for a display that is not there (Linux, no DISPLAY or WAYLAND_DISPLAY,
+    no offscreen platform asked for): Qt itself would abort the process (exit 134)."""
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if not sys.platform.startswith("linux") or platform.split(":")[0] in ("offscreen", "minimal", "vnc", "eglfs"):
+        return False
+    return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
+    if no_display() and args.screenshot:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a screenshot needs no screen
+    elif no_display():
+        raise LiverHealthError(
+            "The window needs a display and this session has none (DISPLAY is not set). Run it under a "
+            "virtual one (xvfb-run liverhealth gui), or use the web page instead (liverhealth web)."
+        )
     missing = missing_xcb_packages()
     if missing:
         raise LiverHealthError(
