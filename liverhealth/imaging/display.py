@@ -171,3 +171,114 @@ def overlay_labels(grey: np.ndarray, labels: np.ndarray, alpha: float = 0.4, out
             contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
             cv2.drawContours(out, contours, -1, colour, 1)
     return out
+
+
+# Three planes ---------------------------------------------------------------------------------
+# A volume's array axes are (z, y, x): axial pictures fix z, coronal ones y, sagittal ones x. What
+# each edge of a picture points to is read from the affine (nibabel's orientation codes), never
+# assumed; pictures are never mirrored, only coronal and sagittal ones are turned head up.
+
+PLANES: tuple[str, ...] = ("axial", "coronal", "sagittal")
+_FIXED_AXIS = {"axial": 0, "coronal": 1, "sagittal": 2}
+_OPPOSITE = {"R": "L", "L": "R", "A": "P", "P": "A", "S": "I", "I": "S"}
+
+
+@dataclass(frozen=True)
+class PlaneGeometry:
+    """How one plane of a volume is shown: the array axes along the picture's rows and columns,
+    whether the rows run backwards (head up), each pixel's size in mm (None without a pixel size)
+    and the letter at each edge ('' when the orientation is unknown)."""
+
+    plane: str
+    fixed_axis: int
+    row_axis: int
+    column_axis: int
+    flip_rows: bool
+    row_mm: float | None
+    column_mm: float | None
+    top: str = ""
+    bottom: str = ""
+    left: str = ""
+    right: str = ""
+
+    @property
+    def aspect(self) -> float:
+        """Shown height of a pixel over its width (1 without a pixel size)."""
+        return self.row_mm / self.column_mm if self.row_mm and self.column_mm else 1.0
+
+
+def axis_codes(affine: np.ndarray) -> tuple[str, str, str]:
+    """Where the array axes (z, y, x) point in the patient ('S', 'P', 'L' for the readers' usual
+    axial stack), from the affine that maps (column, row, slice) to RAS."""
+    import nibabel as nib
+
+    codes = nib.aff2axcodes(np.asarray(affine, dtype=np.float64))
+    return codes[2], codes[1], codes[0]
+
+
+def plane_geometry(
+    plane: str,
+    shape: tuple[int, int, int],
+    affine: np.ndarray,
+    spacing: tuple[float, float, float] | None,
+    oriented: bool = True,
+) -> PlaneGeometry:
+    """The geometry of ``plane`` for a volume of ``shape`` (z, y, x). ``oriented`` False (a picture
+    without patient geometry) leaves the letters blank. Axial pictures are the array's slices as
+    they are; coronal and sagittal ones are turned so the head end is up when the slice axis
+    points to S or I."""
+    fixed = _FIXED_AXIS[plane]
+    row_axis, column_axis = (1, 2) if plane == "axial" else (0, 2 if plane == "coronal" else 1)
+    codes = axis_codes(affine) if oriented else None
+    flip = plane != "axial" and codes is not None and codes[row_axis] == "S"
+    letters = {}
+    if codes is not None:
+        row_end = codes[row_axis]  # the letter where the row index is largest
+        top, bottom = (row_end, _OPPOSITE[row_end]) if flip else (_OPPOSITE[row_end], row_end)
+        letters = {"top": top, "bottom": bottom, "left": _OPPOSITE[codes[column_axis]], "right": codes[column_axis]}
+    return PlaneGeometry(
+        plane=plane,
+        fixed_axis=fixed,
+        row_axis=row_axis,
+        column_axis=column_axis,
+        flip_rows=flip,
+        row_mm=float(spacing[row_axis]) if spacing else None,
+        column_mm=float(spacing[column_axis]) if spacing else None,
+        **letters,
+    )
+
+
+def plane_slice(array: np.ndarray, geometry: PlaneGeometry, index: int) -> np.ndarray:
+    """Picture ``index`` of a [z, y, x] array (CT, labels or confidence) in ``geometry``'s plane."""
+    picture = np.take(array, int(index), axis=geometry.fixed_axis)
+    return picture[::-1] if geometry.flip_rows else picture
+
+
+def picture_to_volume(
+    geometry: PlaneGeometry, index: int, row: int, column: int, shape: tuple[int, int, int]
+) -> tuple[int, int, int]:
+    """The (z, y, x) voxel shown at (row, column) of picture ``index``."""
+    point = [0, 0, 0]
+    point[geometry.fixed_axis] = int(index)
+    point[geometry.row_axis] = shape[geometry.row_axis] - 1 - int(row) if geometry.flip_rows else int(row)
+    point[geometry.column_axis] = int(column)
+    return point[0], point[1], point[2]
+
+
+def volume_to_picture(
+    geometry: PlaneGeometry, voxel: tuple[int, int, int], shape: tuple[int, int, int]
+) -> tuple[int, int, int]:
+    """(picture index, row, column) where voxel (z, y, x) is shown in ``geometry``'s plane."""
+    row = voxel[geometry.row_axis]
+    if geometry.flip_rows:
+        row = shape[geometry.row_axis] - 1 - row
+    return int(voxel[geometry.fixed_axis]), int(row), int(voxel[geometry.column_axis])
+
+
+def scale_bar_mm(mm_per_pixel: float, max_pixels: float) -> float:
+    """The longest 1, 2 or 5 x 10^k mm that fits in ``max_pixels`` screen pixels (the scale bar)."""
+    if mm_per_pixel <= 0 or max_pixels <= 0:
+        raise ValueError("the pixel size and the room for the bar must be positive")
+    room = mm_per_pixel * max_pixels
+    power = 10.0 ** np.floor(np.log10(room))
+    return float(max(step * power for step in (1, 2, 5) if step * power <= room))

@@ -80,3 +80,48 @@ def test_raster_grey_scaling():
     assert display.grey_to_unit(np.array([0, 255], np.uint8)).tolist() == [0.0, 1.0]
     sixteen = np.array([1000, 3000], np.uint16)
     assert display.grey_to_unit(sixteen).tolist() == [0.0, 1.0]
+
+
+def test_planes_of_an_anisotropic_ct_are_head_up_with_letters_from_its_affine(ircadb1):
+    """3Dircadb1.1: 1.6 mm slices of 0.57 mm pixels, stored (L, P, S)."""
+    shape = ircadb1.shape
+    assert display.axis_codes(ircadb1.affine) == ("S", "P", "L")
+    axial = display.plane_geometry("axial", shape, ircadb1.affine, ircadb1.spacing)
+    coronal = display.plane_geometry("coronal", shape, ircadb1.affine, ircadb1.spacing)
+    sagittal = display.plane_geometry("sagittal", shape, ircadb1.affine, ircadb1.spacing)
+    assert (axial.top, axial.bottom, axial.left, axial.right) == ("A", "P", "R", "L") and not axial.flip_rows
+    assert (coronal.top, coronal.bottom, coronal.left, coronal.right) == ("S", "I", "R", "L")
+    assert (sagittal.top, sagittal.bottom, sagittal.left, sagittal.right) == ("S", "I", "A", "P")
+    assert coronal.aspect == pytest.approx(1.6 / 0.57, rel=1e-3) and axial.aspect == 1.0
+    picture = display.plane_slice(ircadb1.voxels, coronal, 256)
+    assert picture.shape == (shape[0], shape[2])
+    assert np.array_equal(picture[0], ircadb1.voxels[-1, 256])  # the head end on top
+    assert np.array_equal(display.plane_slice(ircadb1.voxels, sagittal, 100)[:, 7], ircadb1.voxels[::-1, 7, 100])
+    voxel = (40, 256, 100)
+    for geometry in (axial, coronal, sagittal):
+        index, row, column = display.volume_to_picture(geometry, voxel, shape)
+        assert display.picture_to_volume(geometry, index, row, column, shape) == voxel
+        assert display.plane_slice(ircadb1.voxels, geometry, index)[row, column] == ircadb1.voxels[voxel]
+
+
+def test_letters_follow_the_affine_not_the_habit():
+    """A stack stored head first with columns to the patient's right: the letters move with it."""
+    affine = np.diag([0.8, -0.8, -2.0, 1.0])  # i -> R, j -> P, k -> I
+    shape = (10, 20, 30)
+    assert display.axis_codes(affine) == ("I", "P", "R")
+    coronal = display.plane_geometry("coronal", shape, affine, (2.0, 0.8, 0.8))
+    assert not coronal.flip_rows and (coronal.top, coronal.bottom, coronal.left, coronal.right) == ("S", "I", "L", "R")
+    axial = display.plane_geometry("axial", shape, affine, (2.0, 0.8, 0.8))
+    assert (axial.left, axial.right) == ("L", "R")
+    picture = display.plane_geometry("coronal", shape, affine, None, oriented=False)
+    assert picture.top == "" and picture.row_mm is None and picture.aspect == 1.0
+
+
+def test_scale_bar_is_a_round_length_that_fits():
+    assert display.scale_bar_mm(0.5, 120) == 50.0
+    assert display.scale_bar_mm(0.57, 100) == 50.0
+    assert display.scale_bar_mm(1.6, 40) == 50.0
+    assert display.scale_bar_mm(0.1, 150) == 10.0
+    assert display.scale_bar_mm(3.0, 60) == 100.0
+    with pytest.raises(ValueError):
+        display.scale_bar_mm(0.0, 100)
