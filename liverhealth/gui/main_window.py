@@ -1,7 +1,9 @@
-"""The workstation window: original on the left, processed view or segmentation on the right,
-findings and the streamed draft below; menus for each step, and the reader's review (edit mode,
-sign-off: ``review_controls.py``). Every long step runs in a worker thread; errors are shown in a
-dialog and the window stays usable."""
+"""The workstation window: the axial view (segmentation or processed view, edited in edit mode)
+large, coronal and sagittal beside it (one crosshair: a click in one plane moves the others), the
+lesion list (the picked lesion outlined, its RECIST caliper drawn), findings and the streamed draft
+below; the original axial slice beside on request; menus for each step, and the reader's review
+(edit mode, sign-off: ``review_controls.py``). Every long step runs in a worker thread; errors are
+shown in a dialog and the window stays usable."""
 
 from __future__ import annotations
 
@@ -11,14 +13,14 @@ from typing import Any
 
 from PyQt5.QtCore import Qt, pyqtSignal
 from PyQt5.QtWidgets import (
+    QAbstractItemView,
     QAction,
     QActionGroup,
     QComboBox,
     QFileDialog,
+    QHeaderView,
     QInputDialog,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QMainWindow,
     QMenu,
     QMessageBox,
@@ -26,6 +28,8 @@ from PyQt5.QtWidgets import (
     QPushButton,
     QSlider,
     QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
     QTextEdit,
     QVBoxLayout,
     QWidget,
@@ -37,7 +41,7 @@ from liverhealth.errors import LiverHealthError
 from liverhealth.gui.compare_window import ComparisonWindow
 from liverhealth.gui.dialogs import DatabaseDialog, PacsDialog, SettingsDialog
 from liverhealth.gui.review_controls import ReviewControls
-from liverhealth.gui.view_model import PROCESSING, ComparisonView, ViewModel
+from liverhealth.gui.view_model import LESION_COLUMNS, PROCESSING, ComparisonView, ViewModel
 from liverhealth.gui.widgets import SliceCanvas, SliceNavigation, Worker
 from liverhealth.imaging.display import WINDOW_PRESETS
 from liverhealth.imaging.writers import write_bytes_atomic
@@ -46,6 +50,40 @@ from liverhealth.presentation import DISCLAIMER
 from liverhealth.workflow import Session, Workstation
 
 TITLE = "LiverHealth - liver CT workstation (not a medical device)"
+CONFIDENCE_COLUMN = LESION_COLUMNS.index("Confidence")
+
+
+class LesionTable(QTableWidget):
+    """The lesion list: one row per lesion, columns sized to their content; every cell holds the
+    lesion's slice (Qt.UserRole) and number (Qt.UserRole + 1)."""
+
+    def __init__(self) -> None:
+        super().__init__(0, len(LESION_COLUMNS))
+        self.setHorizontalHeaderLabels(LESION_COLUMNS)
+        self.horizontalHeaderItem(CONFIDENCE_COLUMN).setToolTip(
+            "The model's confidence in the lesion and its rim; 'check first' where it is below the threshold "
+            "calibrated on held-out patients (never shown for a model without that calibration)"
+        )
+        self.verticalHeader().hide()
+        self.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.setWordWrap(False)
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.horizontalHeader().setStretchLastSection(True)
+
+    def count(self) -> int:
+        return self.rowCount()
+
+    def item(self, row: int, column: int = 0) -> QTableWidgetItem | None:
+        """The cell at (row, column); the lesion's number cell by default."""
+        return super().item(row, column)
+
+    def content_width(self) -> int:
+        """The width that shows every column whole (with the frame and a vertical scroll bar)."""
+        header = self.horizontalHeader()
+        columns = sum(max(self.sizeHintForColumn(i), header.sectionSizeHint(i)) for i in range(self.columnCount()))
+        return columns + 2 * self.frameWidth() + self.verticalScrollBar().sizeHint().width() + 4
 
 
 class MainWindow(SliceNavigation, ReviewControls, QMainWindow):
@@ -74,18 +112,29 @@ class MainWindow(SliceNavigation, ReviewControls, QMainWindow):
 
     # layout -------------------------------------------------------------------------------
     def _build_views(self) -> None:
-        self.left = SliceCanvas("original")
-        self.right = SliceCanvas("processed")
-        for canvas in (self.left, self.right):
-            canvas.scrolled.connect(self.scroll)
+        self.axial = SliceCanvas("axial")
+        self.right = self.axial  # the segmentation canvas, edited in edit mode
+        self.coronal = SliceCanvas("coronal", minimum=160)
+        self.sagittal = SliceCanvas("sagittal", minimum=160)
+        self.left = SliceCanvas("original")  # the original axial slice, shown beside on request
+        self.left.hide()
+        self.planes = {"axial": self.axial, "coronal": self.coronal, "sagittal": self.sagittal}
+        for plane, canvas in (*self.planes.items(), ("axial", self.left)):
+            canvas.scrolled.connect(lambda steps, plane=plane: self.scroll_plane(plane, steps))
+            canvas.picked.connect(lambda row, column, plane=plane: self.pick(plane, row, column))
             canvas.window_dragged.connect(self._drag_window)
+        for canvas in (self.left, self.axial):
             canvas.hovered.connect(self._hover)
         self.slider = QSlider(Qt.Horizontal)
         self.slider.valueChanged.connect(self._slider_moved)
-        self.lesions = QListWidget()
+        self.lesions = LesionTable()
         self.lesions.itemActivated.connect(self._jump_to_item)
         self.lesions.itemClicked.connect(self._jump_to_item)
-        self.legend = QLabel("<span style='color:#28c83c'>■</span> liver  <span style='color:#e62828'>■</span> tumour")
+        self.legend = QLabel(
+            "<span style='color:#28c83c'>■</span> liver  <span style='color:#e62828'>■</span> tumour  "
+            "<span style='color:#00e6e6'>■</span> picked lesion  <span style='color:#ffe600'>■</span> RECIST axes"
+        )
+        self.legend.setWordWrap(True)
         self.opacity = QSlider(Qt.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(40)
@@ -95,20 +144,27 @@ class MainWindow(SliceNavigation, ReviewControls, QMainWindow):
         self.lesion_order.addItem("Check first (least confident)", "check")
         self.lesion_order.currentIndexChanged.connect(self._order_lesions)
         side = QVBoxLayout()
-        lesions_title = QLabel("Lesions (click: go to the largest slice; right-click: remove, relabel)")
+        side.setContentsMargins(0, 0, 0, 0)
+        lesions_title = QLabel("Lesions (click: outlined, RECIST axes on the slice measured; right-click: edit)")
         lesions_title.setWordWrap(True)
         side.addWidget(lesions_title)
         side.addWidget(self.lesion_order)
-        side.addWidget(self.lesions)
+        side.addWidget(self.lesions, 1)
         side.addWidget(self.legend)
         side.addWidget(QLabel("Overlay opacity"))
         side.addWidget(self.opacity)
-        side_widget = QWidget()
-        side_widget.setLayout(side)
-        side_widget.setMaximumWidth(280)
-        canvases = QSplitter(Qt.Horizontal)
-        for widget in (self.left, self.right, side_widget):
-            canvases.addWidget(widget)
+        self.side_panel = QWidget()
+        self.side_panel.setLayout(side)
+        self._fit_side_panel()
+        others = QSplitter(Qt.Vertical)
+        others.addWidget(self.coronal)
+        others.addWidget(self.sagittal)
+        self.canvases = QSplitter(Qt.Horizontal)
+        for widget in (self.left, self.axial, others, self.side_panel):
+            self.canvases.addWidget(widget)
+        self.canvases.setStretchFactor(1, 3)
+        self.canvases.setStretchFactor(2, 2)
+        self.canvases.setStretchFactor(3, 0)
         self.text = QTextEdit()
         self.text.setReadOnly(True)
         self.text.setPlaceholderText("Findings and the draft report appear here.")
@@ -116,12 +172,12 @@ class MainWindow(SliceNavigation, ReviewControls, QMainWindow):
         top_layout = QVBoxLayout(top)
         self.review_menu = QMenu("Review", self)
         top_layout.addWidget(self._build_review(self.review_menu))
-        top_layout.addWidget(canvases, 1)
+        top_layout.addWidget(self.canvases, 1)
         top_layout.addWidget(self.slider)
         vertical = QSplitter(Qt.Vertical)
         vertical.addWidget(top)
         vertical.addWidget(self.text)
-        vertical.setSizes([640, 200])
+        vertical.setSizes([640, 160])
         self.setCentralWidget(vertical)
         self.status = QLabel()
         self.cursor_label = QLabel()
@@ -160,6 +216,13 @@ class MainWindow(SliceNavigation, ReviewControls, QMainWindow):
                 f"{window.name} ({window.width:g}/{window.center:g})",
                 lambda key=key: self.set_window_preset(key),
             )
+        view = bar.addMenu("View")
+        self.crosshair_action = self._action(view, "Crosshair", self._toggle_crosshair, "Ctrl+H")
+        self.crosshair_action.setCheckable(True)
+        self.crosshair_action.setChecked(True)
+        self.original_action = self._action(view, "Original slice beside the axial view", self._toggle_original)
+        self.original_action.setCheckable(True)
+        self._action(view, "Fit the views", self._fit_views, "Ctrl+0")
         for key, (text, _) in PROCESSING.items():
             self._action(processing, text, lambda key=key: self.show_processing(key))
         self._action(processing, "Show segmentation overlay", lambda: self.show_processing("segmentation"))
@@ -223,17 +286,14 @@ class MainWindow(SliceNavigation, ReviewControls, QMainWindow):
     # state -> screen ----------------------------------------------------------------------
     def refresh(self) -> None:
         logic = self.view
-        self.left.show_image(logic.left_image())
-        self.right.show_image(logic.right_image())
+        self._show_planes()
         self.slider.blockSignals(True)
         self.slider.setRange(0, max(logic.slice_count - 1, 0))
         self.slider.setValue(logic.slice_index)
         self.slider.setEnabled(logic.slice_count > 1)
         self.slider.blockSignals(False)
-        self.status.setText(
-            f"{logic.status_text()} · slice {logic.slice_index + 1}/{max(logic.slice_count, 1)} · "
-            f"window {logic.window.width:g}/{logic.window.center:g}"
-        )
+        where = f" · {logic.slice_label()}" if logic.volume is not None else ""
+        self.status.setText(f"{logic.status_text()}{where} · window {logic.window.width:g}/{logic.window.center:g}")
         busy = self.worker is not None
         has_volume, has_result = logic.volume is not None, logic.result is not None
         self.segment_action.setEnabled(has_volume and not busy and self.manifest is not None)
@@ -250,6 +310,66 @@ class MainWindow(SliceNavigation, ReviewControls, QMainWindow):
         self.setWindowTitle(f"{TITLE} - {note}" if self.session.edited else TITLE)
         if note:
             self.status.setText(f"{self.status.text()} · {note}")
+
+    def _show_planes(self) -> None:
+        """Each plane's picture at the crosshair, with its geometry, the crosshair and, on the axial
+        view, the picked lesion's outline and caliper on the slice it was measured on."""
+        logic = self.view
+        if logic.volume is None:
+            for canvas in (*self.planes.values(), self.left):
+                canvas.set_geometry(None)
+                canvas.show_image(None)
+                canvas.set_crosshair(None)
+                canvas.set_marks(None)
+            return
+        shown = [(plane, canvas, logic.plane_image(plane)) for plane, canvas in self.planes.items()]
+        for plane, canvas, image in [*shown, ("axial", self.left, logic.left_image())]:
+            caption = logic.plane_caption(plane) if canvas is not self.left else "Original"
+            canvas.set_geometry(logic.geometry(plane), caption)
+            canvas.show_image(image)
+            canvas.set_crosshair(logic.crosshair(plane))
+        caliper = logic.shown_caliper()
+        self.axial.set_marks(caliper)
+        self.left.set_marks(caliper)
+        for canvas in (self.coronal, self.sagittal):
+            canvas.setVisible(logic.has_planes)
+
+    def scroll_plane(self, plane: str, steps: int) -> None:
+        """The wheel on a plane: its next or previous picture."""
+        self.view.scroll_plane(plane, steps)
+        self.refresh()
+
+    def pick(self, plane: str, row: int, column: int) -> None:
+        """A click on a plane: the crosshair goes there and the other two planes follow."""
+        self.view.pick(plane, row, column)
+        self.refresh()
+
+    def select_lesion(self, lesion_id: int) -> None:
+        """Outline a lesion and show its caliper on the slice its diameters were measured on."""
+        if self.session.result is None:
+            return
+        self.view.select_lesion(lesion_id)
+        for row in range(self.lesions.rowCount()):
+            if int(self.lesions.item(row).data(Qt.UserRole + 1)) == lesion_id:
+                self.lesions.selectRow(row)
+        self.refresh()
+
+    def _jump_to_item(self, item: Any) -> None:
+        self.select_lesion(int(item.data(Qt.UserRole + 1)))
+
+    def _toggle_crosshair(self) -> None:
+        self.view.show_crosshair = self.crosshair_action.isChecked()
+        self.refresh()
+
+    def _toggle_original(self) -> None:
+        self.left.setVisible(self.original_action.isChecked())
+        self.left.reset_view()
+        self.refresh()
+
+    def _fit_views(self) -> None:
+        for canvas in (*self.planes.values(), self.left):
+            canvas.reset_view()
+        self.refresh()
 
     def _drag_window(self, d_center: float, d_width: float) -> None:
         self.view.adjust_window(d_center, d_width)
@@ -428,22 +548,23 @@ class MainWindow(SliceNavigation, ReviewControls, QMainWindow):
     def _loaded(self, volume: Any) -> None:
         self.view.set_volume(volume)
         self.set_edit_mode(False)
-        self.lesions.clear()
+        self.lesions.setRowCount(0)
         self.text.clear()
-        self.left.reset_view()
-        self.right.reset_view()
+        self._fit_views()
 
     def segment(self) -> None:
         if self.session.volume is None or self.manifest is None:
             return
         if self.worker is not None or not self.confirm_discard_edits("segment the study again"):
             return
-        model_id = self.model_id
-        self._run(
-            "segment",
-            lambda progress, cancelled, text: self.session.segment(model_id, progress=progress, cancel=cancelled),
-            lambda result: self._show_result(),
-        )
+        model_id, session = self.model_id, self.session
+
+        def job(progress, cancelled, text):
+            result = session.segment(model_id, progress=progress, cancel=cancelled)
+            session.calipers()  # measured here, so the window only reads them
+            return result
+
+        self._run("segment", job, lambda result: self._show_result())
 
     def _toggle_uncertainty(self) -> None:
         self.view.show_uncertainty = self.uncertainty_action.isChecked()
@@ -463,13 +584,36 @@ class MainWindow(SliceNavigation, ReviewControls, QMainWindow):
         self.text.setPlainText(self.session.findings())
 
     def _fill_lesions(self) -> None:
-        self.lesions.clear()
-        for lesion_id, text, z in self.view.lesion_rows():
-            item = QListWidgetItem(text)
-            item.setToolTip(text)
-            item.setData(Qt.UserRole, z)
-            item.setData(Qt.UserRole + 1, lesion_id)
-            self.lesions.addItem(item)
+        """The lesion list from the current result (the session's calipers give each one's slice)."""
+        view = self.view
+        if view.result is not None and not view.calipers:
+            view.calipers = self.session.calipers()
+        rows = view.lesion_rows()
+        self.lesions.clearContents()
+        self.lesions.setRowCount(len(rows))
+        for index, row in enumerate(rows):
+            for column, text in enumerate(row.cells):
+                item = QTableWidgetItem(text)
+                item.setToolTip(row.tooltip)
+                item.setData(Qt.UserRole, row.slice_index)
+                item.setData(Qt.UserRole + 1, row.lesion_id)
+                if column:
+                    item.setTextAlignment(
+                        Qt.AlignRight | Qt.AlignVCenter
+                        if column < CONFIDENCE_COLUMN
+                        else Qt.AlignLeft | Qt.AlignVCenter
+                    )
+                self.lesions.setItem(index, column, item)
+            if row.lesion_id == view.selected_lesion:
+                self.lesions.selectRow(index)
+        self.lesions.resizeColumnsToContents()
+        self._fit_side_panel()
+
+    def _fit_side_panel(self) -> None:
+        """The side panel as wide as the lesion list's columns need, and no wider: the planes get the rest."""
+        width = self.lesions.content_width()
+        self.side_panel.setMinimumWidth(width)
+        self.side_panel.setMaximumWidth(width + 24)
 
     def generate_report(self) -> None:
         if self.session.result is None:
@@ -515,12 +659,17 @@ class MainWindow(SliceNavigation, ReviewControls, QMainWindow):
     def _open_saved(self, result_id: int) -> None:
         if self.worker is not None or not self.confirm_discard_edits(f"open saved result {result_id}"):
             return
-        self._run("open", lambda progress, cancelled, text: self.workstation.reopen(result_id), self._reopened)
+
+        def job(progress, cancelled, text):
+            session = self.workstation.reopen(result_id)
+            session.calipers()
+            return session
+
+        self._run("open", job, self._reopened)
 
     def _reopened(self, session: Session) -> None:
         self.session = session
-        self.left.reset_view()
-        self.right.reset_view()
+        self._fit_views()
         self._show_result()
 
     def _delete_saved(self, result_id: int) -> None:

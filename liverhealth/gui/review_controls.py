@@ -10,13 +10,13 @@ from typing import Any
 
 from PyQt5.QtCore import QPoint, Qt
 from PyQt5.QtGui import QKeySequence
-from PyQt5.QtWidgets import QActionGroup, QListWidgetItem, QMenu, QMessageBox
+from PyQt5.QtWidgets import QActionGroup, QMenu, QMessageBox, QTableWidgetItem
 
 from liverhealth.domain import Label
 from liverhealth.gui.dialogs import SignDialog
 from liverhealth.gui.view_model import Tool
 from liverhealth.gui.widgets import EditPalette
-from liverhealth.presentation import signature_line
+from liverhealth.presentation import signature_line, slice_number
 from liverhealth.text import one_line
 
 TOOLS: tuple[tuple[Tool, str, str | None, str], ...] = (  # (tool, button text, shortcut, what a click does)
@@ -32,9 +32,9 @@ EditJob = Callable[[], Any]
 
 
 class ReviewControls:
-    """Mixed into the main window, which provides ``session``, ``view``, ``right`` (the segmentation
-    canvas), ``lesions``, ``text``, ``worker``, ``_action``, ``_run``, ``_fill_lesions``,
-    ``_jump_to_item``, ``refresh`` and ``show_error``."""
+    """Mixed into the main window, which provides ``session``, ``view``, ``right`` (the axial
+    segmentation canvas), ``lesions``, ``text``, ``worker``, ``_action``, ``_run``, ``_fill_lesions``,
+    ``select_lesion``, ``refresh`` and ``show_error``."""
 
     # building ------------------------------------------------------------------------------------
     def _build_review(self, menu: QMenu) -> EditPalette:
@@ -134,7 +134,9 @@ class ReviewControls:
             return
         if tools.tool == Tool.FILL_BETWEEN and tools.fill_from is None:
             tools.fill_from = z
-            self.palette.set_hint(f"Slice {z + 1} chosen: go to the other slice and click on it (Esc cancels).")
+            self.palette.set_hint(
+                f"Slice {slice_number(z)} chosen: go to the other slice and click on it (Esc cancels)."
+            )
             return
         job, doing = self._edit_job(z, row, column)
         self._run_edit("edit", job, doing)
@@ -153,7 +155,7 @@ class ReviewControls:
             Tool.RELABEL_AS_LIVER: (lambda: session.relabel_lesion(seed, Label.LIVER), "Relabelling as liver…"),
             Tool.FILL_BETWEEN: (
                 lambda: session.fill_between_slices(label, first, z),
-                f"Filling between slices {(first or 0) + 1} and {z + 1}…",
+                f"Filling between slices {slice_number(first or 0)} and {slice_number(z)}…",
             ),
         }
         return jobs[tools.tool]
@@ -170,7 +172,14 @@ class ReviewControls:
 
     def _run_edit(self, step: str, job: EditJob, doing: str) -> None:
         self.palette.set_hint(doing)
-        self._run(step, lambda progress, cancelled, text: job(), self._edited, self._edit_refused, cancellable=False)
+        session = self.session
+
+        def work(progress: Any, cancelled: Any, text: Any) -> Any:
+            result = job()
+            session.calipers()  # the lesions are measured again: their calipers too, off the window's thread
+            return result
+
+        self._run(step, work, self._edited, self._edit_refused, cancellable=False)
 
     def _edited(self, result: Any) -> None:
         """The session's new result on screen: overlay, lesions, volumes and findings."""
@@ -193,7 +202,7 @@ class ReviewControls:
         if item is not None:
             self.lesion_menu(item).exec_(self.lesions.viewport().mapToGlobal(pos))
 
-    def lesion_menu(self, item: QListWidgetItem) -> QMenu:
+    def lesion_menu(self, item: QTableWidgetItem) -> QMenu:
         """The right-click menu of a lesion in the list: remove it, relabel it as liver, go to it."""
         lesion_id, z = int(item.data(Qt.UserRole + 1)), int(item.data(Qt.UserRole))
         menu = QMenu(self)
@@ -203,7 +212,7 @@ class ReviewControls:
             (f"Relabel lesion {lesion_id} as liver", lambda: self.relabel_lesion_as_liver(lesion_id)),
         ):
             menu.addAction(text, slot).setEnabled(can_edit)
-        menu.addAction(f"Go to lesion {lesion_id} (slice {z + 1})", lambda: self.go_to_slice(z))
+        menu.addAction(f"Go to lesion {lesion_id} ({self.view.slice_label(z)})", lambda: self.select_lesion(lesion_id))
         return menu
 
     def remove_lesion(self, lesion_id: int) -> None:

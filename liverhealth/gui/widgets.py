@@ -1,5 +1,5 @@
-"""Qt building blocks: an image canvas, the edit tool palette and a worker thread with progress
-and cancel."""
+"""Qt building blocks: an image canvas (one plane: crosshair, edge letters, scale bar, the picked
+lesion's outline and caliper), the edit tool palette and a worker thread with progress and cancel."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from PyQt5.QtCore import QObject, QPoint, QPointF, QRectF, Qt, QThread, pyqtSignal
-from PyQt5.QtGui import QColor, QImage, QPainter, QPen, QPixmap
+from PyQt5.QtCore import QLineF, QObject, QPoint, QPointF, QRect, QRectF, Qt, QThread, pyqtSignal
+from PyQt5.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPen, QPixmap, QTransform
 from PyQt5.QtWidgets import (
     QAction,
     QComboBox,
     QDoubleSpinBox,
     QFrame,
     QGraphicsEllipseItem,
+    QGraphicsLineItem,
+    QGraphicsPathItem,
     QGraphicsPixmapItem,
     QGraphicsScene,
     QGraphicsView,
@@ -29,6 +31,13 @@ from PyQt5.QtWidgets import (
 from liverhealth.domain import Label
 from liverhealth.errors import Cancelled, LiverHealthError
 from liverhealth.gui.view_model import BRUSH_MM
+from liverhealth.imaging.display import PlaneGeometry, scale_bar_mm
+
+CROSSHAIR_COLOUR = QColor(70, 150, 255)
+CALIPER_COLOUR = QColor(255, 230, 0)  # the RECIST long and short axes
+OUTLINE_COLOUR = QColor(0, 230, 230)  # the lesion picked in the list
+ANNOTATION_COLOUR = QColor(255, 170, 60)  # edge letters, the scale bar and its length
+SCALE_BAR_ROOM = 0.25  # the bar is at most this share of the view's width
 
 
 def to_qimage(image: np.ndarray) -> QImage:
@@ -66,8 +75,9 @@ class SliceCanvas(QGraphicsView):
     window_dragged = pyqtSignal(float, float)
     hovered = pyqtSignal(int, int)  # (row, column); (-1, -1) off the image
     clicked = pyqtSignal(int, int)  # (row, column) of a left click on the image, in edit mode
+    picked = pyqtSignal(int, int)  # (row, column) of a left click (not a drag) on the image, in view mode
 
-    def __init__(self, title: str) -> None:
+    def __init__(self, title: str, minimum: int = 320) -> None:
         super().__init__()
         self.setObjectName(title)
         self.setScene(QGraphicsScene(self))
@@ -76,29 +86,138 @@ class SliceCanvas(QGraphicsView):
         self.setRenderHint(QPainter.SmoothPixmapTransform)
         self.setDragMode(QGraphicsView.ScrollHandDrag)
         self.setMouseTracking(True)
-        self.setMinimumSize(320, 320)
+        self.setMinimumSize(minimum, minimum)
         self.setStyleSheet("background: #111;")
         self._drag_origin: QPoint | None = None
+        self._press: QPoint | None = None
         self._fitted = False
         self._editing = False
-        self._brush = QGraphicsEllipseItem()
-        pen = QPen(QColor("#ffd400"))
-        pen.setCosmetic(True)
-        self._brush.setPen(pen)
-        self._brush.setZValue(1)
+        self._geometry: PlaneGeometry | None = None
+        self.caption = ""
+        self._brush = QGraphicsEllipseItem(self._item)  # children of the picture: drawn in its pixels
+        self._brush.setPen(_pen(QColor("#ffd400"), 1))
+        self._brush.setZValue(5)
         self._brush.hide()
-        self.scene().addItem(self._brush)
         self._brush_radius: tuple[float, float] | None = None
+        self._cross = [QGraphicsLineItem(self._item) for _ in range(2)]
+        self._outline = QGraphicsPathItem(self._item)
+        self._outline.setPen(_pen(OUTLINE_COLOUR, 2))
+        self._axes = [QGraphicsLineItem(self._item) for _ in range(2)]
+        for z, items, pen in ((3, self._cross, _pen(CROSSHAIR_COLOUR, 1)), (4, self._axes, _pen(CALIPER_COLOUR, 2))):
+            for item in items:
+                item.setPen(pen)
+                item.setZValue(z)
+        self._outline.setZValue(2)
+        self.set_crosshair(None)
+        self.set_marks(None)
 
     def show_image(self, image: np.ndarray | None) -> None:
         self._item.setPixmap(QPixmap.fromImage(to_qimage(image)) if image is not None else QPixmap())
         if image is not None and not self._fitted:
-            self.scene().setSceneRect(self._item.boundingRect())
+            self.scene().setSceneRect(self._item.sceneBoundingRect())
             self.fitInView(self._item, Qt.KeepAspectRatio)
             self._fitted = True
 
     def reset_view(self) -> None:
         self._fitted = False
+
+    def set_geometry(self, geometry: PlaneGeometry | None, caption: str = "") -> None:
+        """The plane's pixel aspect (rows drawn ``aspect`` times as tall as columns are wide), its edge
+        letters and pixel size (the scale bar) and the caption at its top left."""
+        self.caption = caption
+        aspect = geometry.aspect if geometry is not None else 1.0
+        if self._geometry is None or geometry is None or self._geometry.aspect != aspect:
+            self._item.setTransform(QTransform.fromScale(1.0, aspect))
+            self._fitted = False
+        self._geometry = geometry
+        self.viewport().update()
+
+    def set_crosshair(self, point: tuple[int, int] | None) -> None:
+        """The crosshair through the centre of pixel (row, column); None hides it."""
+        pixmap = self._item.pixmap()
+        for line in self._cross:
+            line.setVisible(point is not None and not pixmap.isNull())
+        if point is None or pixmap.isNull():
+            return
+        y, x = point[0] + 0.5, point[1] + 0.5
+        self._cross[0].setLine(QLineF(0, y, pixmap.width(), y))
+        self._cross[1].setLine(QLineF(x, 0, x, pixmap.height()))
+
+    def set_marks(self, caliper: Any | None) -> None:
+        """Outline a lesion and draw its RECIST long and short axes (a ``Caliper``, in this picture's
+        pixels); None takes them away."""
+        self._outline.setVisible(caliper is not None)
+        for line in self._axes:
+            line.setVisible(caliper is not None)
+        if caliper is None:
+            return
+        path = QPainterPath()
+        for contour in caliper.outline:
+            points = [QPointF(column + 0.5, row + 0.5) for row, column in contour]
+            path.moveTo(points[0])
+            for point in points[1:]:
+                path.lineTo(point)
+            path.closeSubpath()
+        self._outline.setPath(path)
+        for line, (start, end) in zip(self._axes, (caliper.long_axis, caliper.short_axis), strict=True):
+            line.setLine(QLineF(_point(start), _point(end)))
+
+    def marks_shown(self) -> bool:
+        return self._axes[0].isVisible()
+
+    def viewport_point(self, row: float, column: float) -> QPoint:
+        """The viewport pixel where the picture's point (row, column) is drawn (pixel centres at integers)."""
+        return self.mapFromScene(self._item.mapToScene(_point((row, column))))
+
+    def scale_bar(self) -> tuple[float, int] | None:
+        """(length in mm, length in screen pixels) of the scale bar; None without a pixel size."""
+        if self._geometry is None or not self._geometry.column_mm or self._item.pixmap().isNull():
+            return None
+        mm_per_pixel = self._geometry.column_mm / self.transform().m11()
+        length_mm = scale_bar_mm(mm_per_pixel, SCALE_BAR_ROOM * self.viewport().width())
+        return length_mm, round(length_mm / mm_per_pixel)
+
+    def scale_bar_rect(self) -> QRect | None:
+        """Where the scale bar is drawn in the viewport (bottom right)."""
+        bar = self.scale_bar()
+        if bar is None:
+            return None
+        size = self.viewport().size()
+        return QRect(size.width() - 12 - bar[1], size.height() - 14, bar[1], 3)
+
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
+        """Edge letters, the caption and the scale bar, in viewport pixels over the picture."""
+        super().drawForeground(painter, rect)
+        if self._item.pixmap().isNull():
+            return
+        painter.save()
+        painter.resetTransform()
+        painter.setRenderHint(QPainter.Antialiasing, False)
+        size = self.viewport().size()
+        font = QFont(painter.font())
+        font.setBold(True)
+        painter.setFont(font)
+        painter.setPen(ANNOTATION_COLOUR)
+        geometry = self._geometry
+        if geometry is not None:
+            w, h = size.width(), size.height()
+            for text, box, align in (
+                (geometry.top, QRect(0, 2, w, 20), Qt.AlignHCenter | Qt.AlignTop),
+                (geometry.bottom, QRect(0, h - 22, w, 20), Qt.AlignHCenter | Qt.AlignBottom),
+                (geometry.left, QRect(4, 0, 20, h), Qt.AlignLeft | Qt.AlignVCenter),
+                (geometry.right, QRect(w - 24, 0, 20, h), Qt.AlignRight | Qt.AlignVCenter),
+            ):
+                painter.drawText(box, align, text)
+        if self.caption:  # top left, kept clear of the top letter
+            room = size.width() // 2 - 16
+            caption = painter.fontMetrics().elidedText(self.caption, Qt.ElideRight, room)
+            painter.drawText(QRect(6, 4, room, 20), Qt.AlignLeft | Qt.AlignTop, caption)
+        bar, box = self.scale_bar(), self.scale_bar_rect()
+        if bar is not None and box is not None:
+            painter.fillRect(box, ANNOTATION_COLOUR)
+            label = QRect(box.left() - 40, box.top() - 20, box.width() + 40, 18)
+            painter.drawText(label, Qt.AlignRight | Qt.AlignBottom, f"{bar[0]:g} mm")
+        painter.restore()
 
     def set_editing(self, editing: bool, brush_radius: tuple[float, float] | None = None) -> None:
         """Edit mode (left click reports the pixel, a cross cursor) or view mode (left-drag pans);
@@ -130,7 +249,7 @@ class SliceCanvas(QGraphicsView):
         if pixel is None or not self._brush_radius:
             self._brush.hide()
             return
-        (row, column), (radius_y, radius_x) = pixel, self._brush_radius
+        (row, column), (radius_y, radius_x) = pixel, self._brush_radius  # in the picture's pixels
         self._brush.setRect(QRectF(column + 0.5 - radius_x, row + 0.5 - radius_y, 2 * radius_x, 2 * radius_y))
         self._brush.show()
 
@@ -155,6 +274,8 @@ class SliceCanvas(QGraphicsView):
             if pixel is not None:
                 self.clicked.emit(*pixel)
             return
+        if event.button() == Qt.LeftButton:
+            self._press = event.pos()
         super().mousePressEvent(event)
 
     def mouseMoveEvent(self, event) -> None:
@@ -177,6 +298,23 @@ class SliceCanvas(QGraphicsView):
             self._drag_origin = None
             return
         super().mouseReleaseEvent(event)
+        press, self._press = self._press, None
+        if event.button() == Qt.LeftButton and press is not None and (event.pos() - press).manhattanLength() <= 3:
+            pixel = self.pixel_at(event.pos())
+            if pixel is not None:
+                self.picked.emit(*pixel)
+
+
+def _pen(colour: QColor, width: int) -> QPen:
+    pen = QPen(colour, width)
+    pen.setCosmetic(True)  # as wide on screen whatever the zoom
+    pen.setCapStyle(Qt.SquareCap)
+    return pen
+
+
+def _point(point: tuple[float, float]) -> QPointF:
+    """A (row, column) point with pixel centres at integers, in the picture item's coordinates."""
+    return QPointF(point[1] + 0.5, point[0] + 0.5)
 
 
 class EditPalette(QFrame):
