@@ -17,6 +17,7 @@ import onnxruntime as ort
 
 from liverhealth.domain import CtVolume, Segmentation
 from liverhealth.errors import Cancelled, ModelError
+from liverhealth.inference.lesion_filter import apply_lesion_filter
 from liverhealth.inference.manifest import InputSpec, Manifest, ModelSpec, verify_model_file
 from liverhealth.inference.postprocess import PostprocessOptions, largest_component, postprocess
 from liverhealth.inference.preprocess import (
@@ -149,6 +150,11 @@ class Segmenter:
         tick = time.perf_counter()
         if clean:
             labels = postprocess(labels, volume.spacing, self.options)
+            if spec.lesion_filter is not None and volume.is_hu:
+                labels, rejected = apply_lesion_filter(
+                    volume.voxels, labels, confidence, volume.spacing, spec.lesion_filter
+                )
+                timings["lesions_filtered"] = float(rejected)
         timings["postprocess_s"] = round(time.perf_counter() - tick, 4)
         timings["inference_s"] = round(time.perf_counter() - started, 4)
         return Segmentation(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from liverhealth.errors import ModelError
+from liverhealth.inference.lesion_filter import LesionFilter, parse_lesion_filter
 
 SUPPORTED_SCHEMA = 1
 EXPECTED_CLASSES = ("background", "liver", "tumour")
@@ -96,6 +97,7 @@ class ModelSpec:
     latency_ms_per_slice_cpu: float | None = None
     trained: dict[str, Any] = field(default_factory=dict)
     confidence: dict[str, Any] = field(default_factory=dict)  # its calibration on held-out patients, if any
+    lesion_filter: LesionFilter | None = None  # its false-positive filter, fitted on held-out predictions
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,7 @@ def _model_spec(base: Path, raw: dict[str, Any]) -> ModelSpec:
         latency_ms_per_slice_cpu=float(latency) if latency is not None else None,
         trained=dict(raw.get("trained", {})),
         confidence=_confidence(model_id, raw.get("confidence", {})),
+        lesion_filter=parse_lesion_filter(model_id, raw.get("lesion_filter")),
     )
 
 
