@@ -5,15 +5,17 @@ only, no identifiers)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from liverhealth.analysis.followup import compare_studies
+from liverhealth.analysis.followup import compare_studies, nadir_sums
 from liverhealth.analysis.registration import Registration, resample_ct, resample_labels
 from liverhealth.domain import Comparison, LesionChange
+from liverhealth.errors import InputError
 from liverhealth.imaging.display import WINDOW_PRESETS, overlay_labels, to_display
 from liverhealth.imaging.geometry import index_to_ras
 from liverhealth.imaging.writers import atomic_target, write_bytes_atomic
@@ -33,10 +35,30 @@ class ComparisonResult:
     followup: SegmentResult
 
 
+def check_not_same_scan(baseline: SegmentResult, followup: SegmentResult) -> None:
+    """Refuse reading a scan against itself (the same series UID, or the same pixels): that is no
+    follow-up, and RECIST would call it stable disease."""
+    base_uid, follow_uid = baseline.volume.source.series_uid, followup.volume.source.series_uid
+    if base_uid and base_uid == follow_uid:
+        why = "the same DICOM series"
+    elif baseline.content_sha256 == followup.content_sha256:
+        why = "the same pixels"
+    else:
+        return
+    raise InputError(f"The prior is the same scan as this study ({why}): choose an earlier study of the patient.")
+
+
 def compare_results(
-    baseline: SegmentResult, followup: SegmentResult, prior_sums_mm: tuple[float, ...] = ()
+    baseline: SegmentResult,
+    followup: SegmentResult,
+    earlier: Sequence[tuple[str, float]] = (),
+    followup_date: str = "",
 ) -> ComparisonResult:
-    """Register ``followup`` onto ``baseline``, match the lesions, decide the RECIST response."""
+    """Register ``followup`` onto ``baseline``, match the lesions, decide the RECIST response.
+    ``earlier`` are (study date, target sum) of the follow-ups read against this baseline before;
+    those dated before ``followup_date`` (both as the database keeps them) set the nadir."""
+    check_not_same_scan(baseline, followup)
+    prior_sums_mm, notes = nadir_sums(earlier, followup_date)
     comparison, registration = compare_studies(
         baseline.volume,
         baseline.segmentation.labels,
@@ -46,13 +68,18 @@ def compare_results(
         followup.measurements,
         prior_sums_mm,
     )
+    warnings = list(comparison.warnings)
     if prior_sums_mm:
         sums = ", ".join(f"{total:.1f}" for total in prior_sums_mm)
-        note = (
+        warnings.append(
             f"The nadir counts {len(prior_sums_mm)} follow-up(s) read earlier against this baseline (target sums "
-            f"{sums} mm): they must be scans taken before this one."
+            f"{sums} mm)."
         )
-        comparison = replace(comparison, warnings=(*comparison.warnings, note))
+    warnings.extend(notes)
+    before, after = baseline.volume.study.study_date, followup.volume.study.study_date
+    if before and after and before > after:
+        warnings.append("The baseline was taken after this scan (by study date): the response reads back in time.")
+    comparison = replace(comparison, warnings=tuple(warnings))
     return ComparisonResult(comparison, registration, baseline, followup)
 
 

@@ -123,3 +123,40 @@ def update_config_file(changes: dict[str, str | None]) -> Path:
     except OSError as exc:
         raise LiverHealthError(f"Could not save {path}: {exc.strerror or exc}.") from exc
     return path
+
+
+IDENTITY_MODES = ("clinical", "research")
+PSEUDONYM_KEY_HEX = 64  # a generated site key: 32 random bytes as hex
+
+
+def identity_mode() -> str:
+    """What the results database keeps of who a study is (LIVERHEALTH_IDENTITY or the config file's
+    ``identity``): "clinical" (the default: patient name, ID, sex, birth date and the study's date,
+    accession, description, institution, referring physician) or "research" (a keyed pseudonym of
+    the patient ID instead, study dates shifted per patient, nothing else that identifies)."""
+    mode = (setting("identity", "LIVERHEALTH_IDENTITY", "clinical") or "clinical").strip().lower()
+    if mode not in IDENTITY_MODES:
+        raise LiverHealthError(f"The identity setting must be 'clinical' or 'research', not {mode[:20]!r}.")
+    return mode
+
+
+def pseudonym_key() -> bytes:
+    """The site's key for research pseudonyms (LIVERHEALTH_PSEUDONYM_KEY or the config file's
+    ``pseudonym_key``). None set: one is made and kept in the config file (mode 0600). The same key
+    must be on every workstation of a site that shares a database, or their priors do not group; a
+    config file others can read is refused (the key would let them re-identify patients)."""
+    key = os.environ.get("LIVERHEALTH_PSEUDONYM_KEY", "").strip()
+    if not key:
+        key = str(read_config_file().get("pseudonym_key") or "").strip()
+        if key and config_path().stat().st_mode & 0o077:
+            raise LiverHealthError(
+                f"The config file {config_path()} holds the pseudonym key but others may read it: chmod 600 it."
+            )
+    if not key:
+        import secrets
+
+        key = secrets.token_hex(PSEUDONYM_KEY_HEX // 2)
+        update_config_file({"pseudonym_key": key})
+    if len(key) < 32:
+        raise LiverHealthError("The pseudonym key must be at least 32 characters long (64 hex digits are made).")
+    return key.encode("utf-8")

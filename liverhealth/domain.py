@@ -195,10 +195,75 @@ class StudyRef:
     is_hu: bool = True
     content_sha256: str = ""
     study_id: int | None = None
+    patient_ref: int | None = None  # the database's patient row: studies of one patient share it
+    study_date: str = ""  # YYYYMMDD as the database keeps it (shifted under a research pseudonym)
 
     @property
     def is_2d(self) -> bool:
         return self.shape[0] == 1
+
+
+@dataclass(frozen=True)
+class WorklistResult:
+    """A saved result on a worklist study: the latest revision of one model's result."""
+
+    result_id: int
+    model_id: str
+    saved_at: str  # YYYY-MM-DD HH:MM
+    revision: int = 0
+    author: str | None = None
+    signed_by: str | None = None
+    liver_volume_ml: float | None = None
+    tumour_volume_ml: float | None = None
+    lesion_count: int = 0
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
+class WorklistStudy:
+    """One saved study of a patient: its date (ISO, "" when unknown), description, accession, the
+    source as the reader names it, and its results (one per model, the latest revision). Under a
+    research pseudonym ``date`` is shifted (``dates_shifted``) and the other identity is blank."""
+
+    study_id: int
+    date: str
+    time: str
+    description: str
+    accession: str
+    source: str
+    results: tuple[WorklistResult, ...]
+    patient_ref: int | None = None
+    dates_shifted: bool = False
+
+    def result_for(self, model_id: str | None = None) -> WorklistResult:
+        """The result to read this study by: ``model_id``'s when there is one, else the newest."""
+        same = [r for r in self.results if r.model_id == model_id]
+        return (same or sorted(self.results, key=lambda r: (r.saved_at, r.result_id)))[-1]
+
+
+@dataclass(frozen=True)
+class WorklistPatient:
+    """A patient of the worklist and their saved studies, newest first. ``patient_ref`` is None for
+    the group of studies saved without any patient identity (each its own unknown patient)."""
+
+    patient_ref: int | None
+    name: str
+    patient_id: str
+    pseudonym: str
+    sex: str
+    birth_date: str
+    studies: tuple[WorklistStudy, ...]
+
+    @property
+    def label(self) -> str:
+        """How the worklist names the patient: name and ID, the pseudonym, or that none was kept."""
+        if self.patient_ref is None:
+            return "Saved without patient identity"
+        if self.pseudonym:
+            return f"Pseudonym {self.pseudonym[:12]}"
+        name = self.name.replace("^", " ").strip()
+        shown = " ".join(filter(None, (name, f"(ID {self.patient_id})" if self.patient_id else "")))
+        return shown or f"Patient {self.patient_ref}"
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,16 @@ from liverhealth import config, editing, imaging, review
 from liverhealth.analysis import key_slice, measure
 from liverhealth.analysis.caliper import Caliper, lesion_calipers
 from liverhealth.analysis.confidence import ConfidenceFlags
-from liverhealth.domain import Actor, CtVolume, ModelInfo, Revision, Segmentation
+from liverhealth.domain import (
+    Actor,
+    CtVolume,
+    ModelInfo,
+    PatientInfo,
+    Revision,
+    Segmentation,
+    WorklistPatient,
+    WorklistStudy,
+)
 from liverhealth.editing import EditHistory, EditResult
 from liverhealth.errors import InputError, LiverHealthError, NotFound
 from liverhealth.inference import Manifest, Segmenter, load_manifest
@@ -317,6 +326,55 @@ class Workstation:
             if self._repository is not None:
                 self._repository.close()
                 self._repository = None
+
+    # patient identity and the worklist ------------------------------------------------------------
+    @staticmethod
+    def identity_mode() -> str:
+        """The site's identity setting: "clinical" (keep who and which study) or "research" (a keyed
+        pseudonym and shifted dates); see ``config.identity_mode``."""
+        return config.identity_mode()
+
+    def identity_kept(self, store_patient: bool | None = None) -> tuple[bool, bytes | None]:
+        """What a save keeps: (keep identity at all, the research site key or None for clinical).
+        ``store_patient`` None follows the site setting (both modes keep something); False keeps none."""
+        if store_patient is False:
+            return False, None
+        return True, config.pseudonym_key() if self.identity_mode() == "research" else None
+
+    def find_patient(self, patient: PatientInfo) -> int | None:
+        """The saved patient this volume's patient is, by the site's identity (ID or pseudonym)."""
+        from liverhealth.storage.identity import pseudonym
+
+        if not patient.patient_id.strip():
+            return None
+        _, key = self.identity_kept(None)
+        if key is not None:
+            return self.repository.find_patient(pseudonym=pseudonym(patient.patient_id, key))
+        return self.repository.find_patient(patient_id=patient.patient_id)
+
+    def kept_study_date(self, volume: CtVolume) -> str:
+        """The study date as this site's database keeps it (YYYYMMDD, shifted under a research
+        pseudonym; "" when none would be kept), so it orders against saved studies."""
+        from liverhealth.storage.identity import kept_identity
+
+        keep, key = self.identity_kept(None)
+        return kept_identity(volume.patient, volume.study, key).study.study_date if keep else ""
+
+    def worklist(self, owner: str | None = None, actor: Actor | None = None) -> tuple[WorklistPatient, ...]:
+        """Saved results as a worklist: patients (newest study first), their studies by date
+        (newest first), each study's latest result revision per model; ``owner`` keeps one web
+        account's results. The studies saved without patient identity come last, as one group."""
+        from liverhealth.storage.worklist import group_worklist
+
+        self.audit("search", actor, detail="worklist")
+        return group_worklist(self.repository.list_results(owner=owner, latest_only=True, limit=100_000))
+
+    def patient_studies(self, patient_ref: int, owner: str | None = None) -> list[WorklistStudy]:
+        """One saved patient's studies, newest first (``owner``: that account's results only)."""
+        from liverhealth.storage.worklist import group_studies
+
+        rows = self.repository.list_results(owner=owner, latest_only=True, limit=100_000, patient_ref=patient_ref)
+        return group_studies(rows)
 
     # saved results ----------------------------------------------------------------------------
     def list_results(
@@ -669,9 +727,11 @@ class Session:
             raise InputError("No report yet: generate the report first.")
         return report_text(self.report.report, self.report.model)
 
-    def save(self, store_patient: bool = False, owner: str | None = None) -> SavedResult:
+    def save(self, store_patient: bool | None = None, owner: str | None = None) -> SavedResult:
         """Save the result (with the current report, if any) in the results database; ``owner`` is
-        the web account saving it. A result already saved there gets the report added instead of a
+        the web account saving it. ``store_patient`` None follows the site's identity setting
+        (clinical: who and which study; research: a keyed pseudonym and shifted dates), False keeps
+        no identity. A result already saved there gets the report added instead of a
         second copy. An edited result is saved as a new revision (the model's result first, if it
         was never saved); the model's result and earlier revisions stay as they were."""
         result = self._need_result()
@@ -686,21 +746,23 @@ class Session:
                 self.workstation.audit("report-saved", self.actor, self.saved.result_id)
                 self._audit_signature(self.saved.result_id)
             return self.saved
-        detail = "with patient identifiers" if store_patient else None
+        keep, key = self.workstation.identity_kept(store_patient)
+        detail = ("with a pseudonym" if key is not None else "with patient identifiers") if keep else None
         audit = self.workstation.audit_entry("save", self.actor, detail=detail)
-        saved_id = repository.save(result_record(result, owner), record, store_patient, audit)
+        saved_id = repository.save(result_record(result, owner), record, keep, audit, key)
         self._set_base(result, SavedResult(saved_id, repository.where), saved_id)
         self._saved_report = self.report if record is not None else None
         self._audit_signature(saved_id)
         return self.saved
 
-    def _save_revision(self, store_patient: bool, owner: str | None) -> SavedResult:
+    def _save_revision(self, store_patient: bool | None, owner: str | None) -> SavedResult:
         repository = self.workstation.repository
+        keep, key = self.workstation.identity_kept(store_patient)
         if self._base_saved is None or self._base_saved.where != repository.where:
             if self._base is None or self._base.revision is not None:
                 raise InputError("The revision this edit started from is not in this database; save it there first.")
             audit = self.workstation.audit_entry("save", self.actor, detail="the model's result, before its revision")
-            base_id = repository.save(result_record(self._base, owner), None, store_patient, audit)
+            base_id = repository.save(result_record(self._base, owner), None, keep, audit, key)
             self._base_saved, self._model_result_id = SavedResult(base_id, repository.where), base_id
         result = review.on_saved_base(self._need_result(), self._model_result_id)
         record = self._unsaved_report()
@@ -709,7 +771,7 @@ class Session:
             self.actor,
             detail=f"revision {result.revision.number} of result {self._model_result_id}: {result.revision.summary()}",
         )
-        saved_id = repository.save(result_record(result, owner), record, store_patient, audit)
+        saved_id = repository.save(result_record(result, owner), record, keep, audit, key)
         self._set_base(result, SavedResult(saved_id, repository.where), self._model_result_id)
         self._saved_report = self.report if record is not None else None
         self._audit_signature(saved_id)
@@ -912,16 +974,56 @@ class Session:
         """Dice per class against a reference DICOM SEG of the same CT."""
         return reference_dice(self._need_result(), reference_seg)
 
+    def priors(self, owner: str | None = None) -> tuple[WorklistStudy, ...]:
+        """The saved studies of this study's patient taken before it, newest first (then those
+        without a date); none when the patient or this study's identity was never saved."""
+        volume = self._need_volume()
+        workstation = self.workstation
+        patient_ref = workstation.find_patient(volume.patient)
+        if patient_ref is None:
+            return ()
+        own_date = workstation.kept_study_date(volume)
+        own_iso = f"{own_date[:4]}-{own_date[4:6]}-{own_date[6:]}" if own_date else ""
+        scan = content_hash(volume.voxels, volume.spacing) if self.result is None else self.result.content_sha256
+        own_study = workstation.repository.study_id(scan)
+        return tuple(
+            study
+            for study in workstation.patient_studies(patient_ref, owner)
+            if study.study_id != own_study and (not own_iso or not study.date or study.date < own_iso)
+        )
+
+    def latest_prior(self, owner: str | None = None) -> WorklistStudy:
+        """The latest earlier study of this patient (by study date) among the saved ones."""
+        dated = [study for study in self.priors(owner) if study.date]
+        if not dated:
+            raise InputError(
+                "No earlier study of this patient is saved with a study date: save the prior study first, or "
+                "name the prior result."
+            )
+        return dated[0]
+
+    def open_prior(
+        self, study: WorklistStudy | None = None, model_id: str | None = None, owner: str | None = None
+    ) -> Session:
+        """A prior study's saved result reopened (``study`` None: the latest earlier study), the
+        result made by ``model_id`` (default: this session's model) when the study has one."""
+        study = study or self.latest_prior(owner)
+        model = model_id or (self.result.model.model_id if self.result is not None else None)
+        return self.workstation.reopen(study.result_for(model).result_id, self.actor)
+
     def compare_with(self, prior: Session) -> ComparisonResult:
         """This study read against ``prior`` (both segmented): registration, lesion changes, RECIST
         1.1; kept so that the next report has its "Comparison with prior" section."""
-        from liverhealth.comparison import compare_results
+        from liverhealth.comparison import check_not_same_scan, compare_results
 
-        prior_sums: tuple[float, ...] = ()
-        if prior.saved is not None:  # the follow-ups already read against this baseline set the nadir
+        check_not_same_scan(prior._need_result(), self._need_result())
+        earlier: list[tuple[str, float]] = []
+        followup_date = ""
+        if prior.saved is not None:  # the follow-ups taken before this one and read against the baseline
             scan = self._need_result().content_sha256
-            prior_sums = tuple(self.workstation.repository.prior_target_sums(prior.saved.result_id, scan))
-        self.comparison = compare_results(prior._need_result(), self._need_result(), prior_sums)
+            earlier = self.workstation.repository.prior_target_readings(prior.saved.result_id, scan)
+            followup_date = self.workstation.kept_study_date(self._need_volume()) if earlier else ""
+        self.comparison = compare_results(prior._need_result(), self._need_result(), earlier, followup_date)
         if prior.saved is not None or self.saved is not None:
             ids = [f"result {s.saved.result_id}" if s.saved else "an unsaved study" for s in (prior, self)]
             self.workstation.audit("compare", self.actor, detail=" against ".join(ids[::-1]))

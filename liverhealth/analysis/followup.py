@@ -107,6 +107,37 @@ def match(
     return {"pairs": pairs, "split": split, "merged": merged, "gone": gone, "new": new}
 
 
+def nadir_sums(earlier: Sequence[tuple[str, float]], study_date: str) -> tuple[tuple[float, ...], tuple[str, ...]]:
+    """The target sums that set this follow-up's nadir, and what to say about them (no dates).
+
+    ``earlier`` holds (study date YYYYMMDD or "", target sum) of the follow-ups already read
+    against the same baseline, in any order (the order they were saved in says nothing). Those
+    dated on or after ``study_date`` are later scans and left out; when a date is missing the
+    order is unknown and the reading is counted, with a note saying so.
+    """
+    sums = tuple(total for _, total in earlier)
+    if not study_date:
+        note = (
+            f"This scan has no study date: all {len(earlier)} follow-up(s) read earlier against this baseline "
+            "count for the nadir, as if taken before it."
+        )
+        return sums, (note,) if earlier else ()
+    kept = [(day, total) for day, total in earlier if not day or day < study_date]
+    undated = sum(1 for day, _ in kept if not day)
+    later = len(earlier) - len(kept)
+    notes = []
+    if later:
+        notes.append(
+            f"{later} follow-up(s) read against this baseline were taken after this scan (by study date) "
+            "and do not count for the nadir."
+        )
+    if undated:
+        notes.append(
+            f"{undated} follow-up(s) counted for the nadir have no study date: check they were taken before this scan."
+        )
+    return tuple(total for _, total in kept), tuple(notes)
+
+
 def compare_studies(
     baseline: CtVolume,
     baseline_labels: np.ndarray,

@@ -6,7 +6,9 @@ pointing at the model's result it revises (revision_of_id, revision 1, 2, ...); 
 accounts (a result's ``owner`` names one), web_session their logged-in sessions (hashed keys),
 login_failure the failed logins behind the back-off, web_job the web jobs' states; audit_event is
 the append-only audit trail. Patient identifiers live only in the
-patient table (all optional), so a study can be saved without them. Deleting a study deletes
+patient table and the study's identity (date, accession, ...) in the study table, all optional, so a
+study can be saved without them; a research site keeps a keyed pseudonym and shifted dates instead
+(``identity.py``). Deleting a study deletes
 its results and their reports (ON DELETE CASCADE in the database, and in the ORM).
 ``sql/schema.sql`` is the same schema as MySQL DDL; a test keeps the two in step.
 """
@@ -49,12 +51,15 @@ class Patient(Base):
     sex: Mapped[str | None] = mapped_column(String(16))
     birth_year: Mapped[int | None] = mapped_column(SmallInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    birth_date: Mapped[str | None] = mapped_column(String(8))  # YYYYMMDD, as DICOM states it
+    # a research site: HMAC-SHA256 of the patient ID under the site key, and no name, ID or birth date
+    pseudonym: Mapped[str | None] = mapped_column(String(64), index=True)
 
     studies: Mapped[list[Study]] = relationship(back_populates="patient")
 
 
 class Study(Base):
-    """One scan, recognised again by its content hash."""
+    """One scan, recognised again by its content hash, with the study's identity when kept."""
 
     __tablename__ = "study"
 
@@ -74,6 +79,16 @@ class Study(Base):
     spacing_x_mm: Mapped[float | None] = mapped_column(Float)
     affine: Mapped[list | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    # the study's identity as the source states it ("clinical"), or only the date shifted per
+    # patient ("research"); NULL when it was saved without identity (or before these columns)
+    identity: Mapped[str | None] = mapped_column(String(16))
+    study_date: Mapped[str | None] = mapped_column(String(8), index=True)  # YYYYMMDD
+    study_time: Mapped[str | None] = mapped_column(String(16))
+    accession: Mapped[str | None] = mapped_column(String(64), index=True)
+    study_description: Mapped[str | None] = mapped_column(String(255))
+    institution: Mapped[str | None] = mapped_column(String(255))
+    referring_physician: Mapped[str | None] = mapped_column(String(255))
+    study_uid: Mapped[str | None] = mapped_column(String(128))
 
     patient: Mapped[Patient | None] = relationship(back_populates="studies")
     results: Mapped[list[SegmentationResult]] = relationship(

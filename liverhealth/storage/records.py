@@ -57,6 +57,15 @@ class ResultSummary:
     revision_of: int | None = None
     author: str | None = None  # who made the revision
     signed_by: str | None = None  # who signed a report on it, if anyone
+    patient_ref: int | None = None  # the patient row: the worklist groups by it
+    pseudonym: str | None = None  # a research site's keyed pseudonym of the patient
+    patient_sex: str | None = None
+    birth_date: str | None = None  # YYYYMMDD
+    identity: str | None = None  # "clinical", "research" (dates shifted) or None (saved without)
+    study_date: str | None = None  # YYYYMMDD
+    study_time: str | None = None
+    accession: str | None = None
+    study_description: str | None = None
 
 
 @dataclass(frozen=True)

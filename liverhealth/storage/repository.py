@@ -29,6 +29,7 @@ from liverhealth.domain import Report as DomainReport
 from liverhealth.domain import Revision, SourceInfo, StudyRef
 from liverhealth.errors import StorageError
 from liverhealth.storage.database import database_url, describe, make_engine, parse_url, translate
+from liverhealth.storage.identity import KeptIdentity, kept_identity
 from liverhealth.storage.migrations_runner import missing_tables, upgrade_to_head
 from liverhealth.storage.models import (
     AuditEvent,
@@ -59,8 +60,25 @@ def _birth_year(birth_date: str) -> int | None:
     return int(digits) if digits.isdigit() and 1850 < int(digits) < 2200 else None
 
 
+def _keep_study_identity(study: Study, identity: KeptIdentity) -> None:
+    """The study's identity columns from what the save keeps (blank values as NULL)."""
+    info = identity.study
+    study.identity = identity.mode
+    for column, value, length in (
+        ("study_date", info.study_date, 8),
+        ("study_time", info.study_time, 16),
+        ("accession", info.accession, 64),
+        ("study_description", info.description, 255),
+        ("institution", info.institution, 255),
+        ("referring_physician", info.referring_physician, 255),
+        ("study_uid", info.study_uid, 128),
+    ):
+        setattr(study, column, value.strip()[:length] or None)
+
+
 def _summary(result: SegmentationResult) -> ResultSummary:
-    patient = result.study.patient
+    study = result.study
+    patient = study.patient
     return ResultSummary(
         result_id=result.id,
         study_id=result.study_id,
@@ -78,6 +96,15 @@ def _summary(result: SegmentationResult) -> ResultSummary:
         revision_of=result.revision_of_id,
         author=result.author,
         signed_by=next((r.signed_by for r in result.reports if r.signed_by), None),
+        patient_ref=study.patient_ref,
+        pseudonym=patient.pseudonym if patient else None,
+        patient_sex=patient.sex if patient else None,
+        birth_date=patient.birth_date if patient else None,
+        identity=study.identity,
+        study_date=study.study_date,
+        study_time=study.study_time,
+        accession=study.accession,
+        study_description=study.study_description,
     )
 
 
@@ -217,17 +244,21 @@ class Repository:
         report: StoredReport | None = None,
         store_patient: bool = False,
         audit: AuditEntry | None = None,
+        pseudonym_key: bytes | None = None,
     ) -> int:
         """Save a result (and a report, and its audit event with the new ids) in one transaction;
-        returns the result id.
+        returns the result id. With ``store_patient`` the patient and the study's identity are kept:
+        as the source states them, or (a research site's ``pseudonym_key``) as a keyed pseudonym and
+        shifted dates only (``identity.py``).
 
         The same scan is one study even when two workstations save it at once (a unique content
         hash; the loser of the race retries and finds the study). Saving the same result again
         (same scan, model and label map) returns the id it already has instead of a copy.
         """
+        identity = kept_identity(record.patient, record.study_info, pseudonym_key) if store_patient else None
         try:
             return _with_retries(
-                lambda: self._save_once(record, report, store_patient, audit),
+                lambda: self._save_once(record, report, identity, audit),
                 lambda exc: isinstance(exc, IntegrityError),
                 pause_s=0.2,
             )
@@ -235,7 +266,7 @@ class Repository:
             raise translate(exc, self._parsed, "save the result", writing=True) from exc
 
     def _save_once(
-        self, record: ResultRecord, report: StoredReport | None, store_patient: bool, audit: AuditEntry | None
+        self, record: ResultRecord, report: StoredReport | None, identity: KeptIdentity | None, audit: AuditEntry | None
     ) -> int:
         now = datetime.now().replace(microsecond=0)
         raw = np.ascontiguousarray(record.labels, dtype=np.uint8).tobytes()
@@ -243,7 +274,7 @@ class Repository:
 
         def work(session: Session) -> int:
             base = self._revision_base(session, record) if record.revision is not None else None
-            study = base.study if base is not None else self._study(session, record, now, store_patient)
+            study = base.study if base is not None else self._study(session, record, now, identity)
             if study.id is not None and base is None:
                 existing = session.scalars(
                     select(SegmentationResult.id).where(
@@ -343,20 +374,7 @@ class Repository:
             )
         return base
 
-    def _study(self, session: Session, record: ResultRecord, now: datetime, store_patient: bool) -> Study:
-        patient = None
-        info = record.patient
-        if store_patient and info is not None and not info.is_empty():
-            if info.patient_id:
-                patient = session.scalars(select(Patient).where(Patient.patient_id == info.patient_id)).first()
-            if patient is None:
-                patient = Patient(
-                    name=info.name or None,
-                    patient_id=info.patient_id or None,
-                    sex=info.sex or None,
-                    birth_year=_birth_year(info.birth_date),
-                    created_at=now,
-                )
+    def _study(self, session: Session, record: ResultRecord, now: datetime, identity: KeptIdentity | None) -> Study:
         study = session.scalars(
             select(Study).where(Study.content_sha256 == record.content_sha256).order_by(Study.id)
         ).first()
@@ -380,9 +398,36 @@ class Repository:
                 created_at=now,
             )
             session.add(study)
-        if patient is not None and study.patient is None:
-            study.patient = patient
+        if identity is not None and study.identity is None:  # a study saved without identity gets it now
+            _keep_study_identity(study, identity)
+        if identity is not None and identity.has_patient() and study.patient is None:
+            study.patient = self._patient(session, identity, now)
         return study
+
+    @staticmethod
+    def _patient(session: Session, identity: KeptIdentity, now: datetime) -> Patient:
+        """The patient row of ``identity``: found by pseudonym (research) or patient ID, else new."""
+        info = identity.patient
+        patient = None
+        if identity.pseudonym:
+            patient = session.scalars(select(Patient).where(Patient.pseudonym == identity.pseudonym)).first()
+        elif info.patient_id:
+            patient = session.scalars(
+                select(Patient).where(Patient.patient_id == info.patient_id, Patient.pseudonym.is_(None))
+            ).first()
+        if patient is None:
+            birth = info.birth_date.strip()
+            patient = Patient(
+                name=info.name[:255] or None,
+                patient_id=info.patient_id[:64] or None,
+                sex=info.sex[:16] or None,
+                birth_year=_birth_year(birth),
+                birth_date=birth[:8] if len(birth) == 8 and birth.isdigit() else None,
+                pseudonym=identity.pseudonym or None,
+                created_at=now,
+            )
+            session.add(patient)
+        return patient
 
     @staticmethod
     def _report(result: SegmentationResult, stored: StoredReport, now: datetime) -> Report:
@@ -437,10 +482,11 @@ class Repository:
         limit: int = 500,
         owner: str | None = None,
         latest_only: bool = False,
+        patient_ref: int | None = None,
     ) -> list[ResultSummary]:
         """Saved results, newest first; ``patient`` matches name or ID (substring); ``owner`` keeps
         one web account's results only; ``latest_only`` lists each revised result once, as its
-        latest revision."""
+        latest revision; ``patient_ref`` keeps one patient's studies."""
 
         def work(session: Session) -> list[ResultSummary]:
             query = (
@@ -456,7 +502,11 @@ class Repository:
             )
             if patient:
                 pattern = f"%{patient}%"
-                query = query.where(Patient.name.like(pattern) | Patient.patient_id.like(pattern))
+                query = query.where(
+                    Patient.name.like(pattern) | Patient.patient_id.like(pattern) | Patient.pseudonym.like(pattern)
+                )
+            if patient_ref is not None:
+                query = query.where(Study.patient_ref == patient_ref)
             if latest_only:  # a result a reader revised is listed as its latest revision
                 later = aliased(SegmentationResult)
                 root = func.coalesce(SegmentationResult.revision_of_id, SegmentationResult.id)
@@ -575,6 +625,11 @@ class Repository:
             session.delete(study)
 
         self._run("delete the study", work, writing=True)
+
+    def study_id(self, content_sha256: str) -> int | None:
+        """The saved study of this scan (by its content hash), if any."""
+        query = select(Study.id).where(Study.content_sha256 == content_sha256)
+        return self._run("find the study", lambda session: session.scalars(query).first())
 
     def counts(self) -> dict[str, int]:
         """Rows per table (for checks and the status bar)."""
@@ -804,6 +859,38 @@ class Repository:
 
         return self._run("read the earlier comparisons", work)
 
+    def prior_target_readings(
+        self, baseline_id: int, exclude_content_sha256: str | None = None
+    ) -> list[tuple[str, float]]:
+        """(study date YYYYMMDD or "", target sum) of the follow-ups already read against
+        ``baseline_id``, oldest study first (undated ones last), leaving out the scan
+        ``exclude_content_sha256``: those taken before the one read now set its nadir."""
+
+        def work(session: Session) -> list[tuple[str, float]]:
+            query = (
+                select(StudyComparison.followup_sum_mm, Study.content_sha256, Study.study_date)
+                .join(SegmentationResult, SegmentationResult.id == StudyComparison.followup_result_id)
+                .join(Study, Study.id == SegmentationResult.study_id)
+                .where(StudyComparison.baseline_result_id == baseline_id)
+                .order_by(StudyComparison.created_at, StudyComparison.id)
+            )
+            readings = [
+                (day or "", float(total)) for total, sha, day in session.execute(query) if sha != exclude_content_sha256
+            ]
+            return sorted(readings, key=lambda reading: (not reading[0], reading[0]))
+
+        return self._run("read the earlier comparisons", work)
+
+    def find_patient(self, patient_id: str = "", pseudonym: str = "") -> int | None:
+        """The patient row saved with this pseudonym (research) or this patient ID (clinical), if any."""
+        if pseudonym:
+            query = select(Patient.id).where(Patient.pseudonym == pseudonym)
+        elif patient_id.strip():
+            query = select(Patient.id).where(Patient.patient_id == patient_id.strip(), Patient.pseudonym.is_(None))
+        else:
+            return None
+        return self._run("find the patient", lambda session: session.scalars(query.order_by(Patient.id)).first())
+
     def comparisons(self, result_id: int) -> list[tuple[int, int, int, str]]:
         """(comparison id, baseline result, follow-up result, response) involving ``result_id``."""
 
@@ -880,4 +967,6 @@ def _study_ref(study: Study) -> StudyRef:
         is_hu=study.source_format != "raster",
         content_sha256=study.content_sha256,
         study_id=study.id,
+        patient_ref=study.patient_ref,
+        study_date=study.study_date or "",
     )

@@ -27,8 +27,8 @@ REPORT = StoredReport(
 
 
 def test_init_is_idempotent(repo):
-    assert repo.init() == "0007"
-    assert repo.init() == "0007"
+    assert repo.init() == "0008"
+    assert repo.init() == "0008"
     assert repo.counts() == {"patient": 0, "study": 0, "segmentation_result": 0, "report": 0}
 
 

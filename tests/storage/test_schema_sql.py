@@ -56,7 +56,7 @@ def test_schema_sql_matches_the_orm():
         assert sql == orm
         # and a database made from schema.sql is one LiverHealth uses as it is
         repo = Repository(f"mysql+pymysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{sql_db}")
-        assert repo.init() == "0007"
+        assert repo.init() == "0008"
     finally:
         with mysql_root() as connection, connection.cursor() as cursor:
             for name in (orm_db, sql_db):
