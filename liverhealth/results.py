@@ -19,6 +19,8 @@ import nibabel as nib
 import numpy as np
 
 from liverhealth.analysis import key_slice
+from liverhealth.analysis.caliper import Caliper, lesion_calipers
+from liverhealth.analysis.recist import target_lesions
 from liverhealth.documents import (
     read_report_document,
     read_result_document,
@@ -31,9 +33,11 @@ from liverhealth.domain import (
     Label,
     Measurements,
     ModelInfo,
+    PatientInfo,
     Report,
     Revision,
     Segmentation,
+    StudyInfo,
     StudyRef,
 )
 from liverhealth.errors import InputError
@@ -46,8 +50,18 @@ from liverhealth.imaging.writers import (
     save_labels_png,
     write_bytes_atomic,
 )
+from liverhealth.presentation import slice_text, technique_text
 from liverhealth.redact import scrub_identifiers
-from liverhealth.reporting import LlmSettings, ReportContent, build_report, report_markdown
+from liverhealth.reporting import (
+    KeyImage,
+    LesionPlace,
+    LlmSettings,
+    ReportContent,
+    build_findings,
+    build_report,
+    lesion_places,
+    report_markdown,
+)
 from liverhealth.storage import ResultRecord, StoredReport, StoredResult, content_hash
 from liverhealth.text import one_line
 
@@ -301,27 +315,87 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buffer.tobytes() if ok else b""
 
 
-def key_slice_strip(result: SegmentResult, count: int = 5, width: int = 160) -> list[tuple[int, bytes]]:
-    """Small overlay pictures of slices spread over the liver (for the report's strip)."""
-    labels = result.segmentation.labels
-    present = np.flatnonzero(labels.reshape(labels.shape[0], -1).any(axis=1))
-    if labels.shape[0] < 2 or present.size == 0:
-        return []
-    picks = np.unique(np.linspace(present[0], present[-1], min(count, present.size)).round().astype(int))
-    strip = []
-    for z in picks:
-        image = overlay_image(result, int(z))
-        height = round(image.shape[0] * width / image.shape[1])
-        strip.append((int(z), png_bytes(cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA))))
-    return strip
+KEY_IMAGE_PX = 360  # each key image's side in pixels (about 85 mm wide on the page)
+KEY_IMAGE_MIN_VIEW_MM = 50.0  # the narrowest view around a lesion, so its surroundings show
+OUTLINE_COLOUR = (255, 221, 0)  # yellow: not a label colour (liver green, tumour red)
+LONG_AXIS_COLOUR = (0, 200, 255)
+SHORT_AXIS_COLOUR = (255, 255, 255)
+
+
+def _lesion_picture(result: SegmentResult, caliper: Caliper) -> tuple[np.ndarray, float]:
+    """The overlay of the caliper's slice, cropped around the lesion and enlarged, with its outline
+    and RECIST long (cyan) and short (white) axes drawn; and the view's width in pixels of the CT."""
+    image = overlay_image(result, caliper.slice_index, alpha=0.25)
+    (r0, c0), (r1, c1) = caliper.long_axis
+    height, width = image.shape[:2]
+    pixel_mm = result.volume.spacing[2] if result.volume.spacing else 1.0
+    half = max(KEY_IMAGE_MIN_VIEW_MM / pixel_mm / 2, 1.6 * float(np.hypot(r1 - r0, c1 - c0)))
+    half = min(half, max(height, width) / 2)
+    top = int(np.clip(round((r0 + r1) / 2 - half), 0, max(height - 2 * half, 0)))
+    left = int(np.clip(round((c0 + c1) / 2 - half), 0, max(width - 2 * half, 0)))
+    size = round(2 * half)
+    crop = image[top : top + size, left : left + size]
+    scale = KEY_IMAGE_PX / max(crop.shape[:2])
+    picture = cv2.resize(crop, (round(crop.shape[1] * scale), round(crop.shape[0] * scale)), cv2.INTER_LINEAR)
+
+    def at(point: tuple[float, float]) -> tuple[int, int]:  # (row, column) on the CT -> cv2 (x, y), 4 bits fraction
+        return (round(((point[1] - left) + 0.5) * scale * 16 - 8), round(((point[0] - top) + 0.5) * scale * 16 - 8))
+
+    for contour in caliper.outline:
+        points = np.array([at(point) for point in contour], dtype=np.int32).reshape(-1, 1, 2)
+        cv2.polylines(picture, [points], True, OUTLINE_COLOUR, 1, cv2.LINE_AA, shift=4)
+    for (start, end), colour in ((caliper.long_axis, LONG_AXIS_COLOUR), (caliper.short_axis, SHORT_AXIS_COLOUR)):
+        cv2.line(picture, at(start), at(end), colour, 2, cv2.LINE_AA, shift=4)
+        for point in (start, end):
+            cv2.circle(picture, at(point), 3 * 16, colour, 1, cv2.LINE_AA, shift=4)
+    cv2.putText(picture, str(caliper.lesion_id), (6, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.7, OUTLINE_COLOUR, 2, cv2.LINE_AA)
+    return picture, float(crop.shape[1])
+
+
+def key_images(result: SegmentResult, calipers: tuple[Caliper, ...]) -> list[KeyImage]:
+    """The report's key images: each RECIST target lesion (else the two largest lesions) outlined
+    with its long and short axes on the slice they were measured on."""
+    lesions = result.measurements.lesions
+    shown = target_lesions(lesions) or lesions[:2]
+    by_id = {caliper.lesion_id: caliper for caliper in calipers}
+    spacing = result.volume.spacing
+    unit = "mm" if spacing else "px"
+    images = []
+    for lesion in shown:
+        caliper = by_id.get(lesion.lesion_id)
+        if caliper is None:
+            continue
+        picture, view_px = _lesion_picture(result, caliper)
+        view = f"; view {view_px * spacing[2]:.0f} mm across" if spacing else ""
+        caption = (
+            f"Lesion {lesion.lesion_id}, {slice_text(caliper.slice_index)}: "
+            f"{caliper.long_length:.1f} × {caliper.short_length:.1f} {unit}{view}"
+        )
+        images.append(KeyImage(caption, png_bytes(picture)))
+    return images
 
 
 def study_line(result: SegmentResult) -> str:
-    """What a report says the study is (patient identifiers scrubbed, as it may go to the LLM)."""
+    """The report's Technique line: the study as the source describes it, the phase, slice thickness
+    and contrast (patient identifiers scrubbed, as it goes to the LLM)."""
     volume = result.volume
-    return scrub_identifiers(
-        f"{volume.source.description} ({volume.source.format}); key slice {result.key_slice}", volume.patient
+    technique = technique_text(
+        volume.study.technique(), volume.spacing, f"{volume.source.description} ({volume.source.format})"
     )
+    return scrub_identifiers(technique, volume.patient)
+
+
+def result_places(result: SegmentResult, calipers: tuple[Caliper, ...] | None = None) -> dict[int, LesionPlace]:
+    """Each lesion's measured slice and side of the liver, from the label map."""
+    labels = result.segmentation.labels
+    if calipers is None:
+        calipers = lesion_calipers(labels, result.volume.spacing)
+    return lesion_places(labels, result.volume.affine, result.measurements.lesions, calipers)
+
+
+def findings_text(result: SegmentResult) -> str:
+    """The measured findings of a result, as its report starts (no LLM)."""
+    return build_findings(result.measurements, result.model, study_line(result), result_places(result))
 
 
 def make_report(
@@ -339,17 +413,32 @@ def make_report(
     slice_png = png_bytes(to_display(volume.voxels[result.key_slice], volume.is_hu, WINDOW_PRESETS["abdomen"]))
     measurements = result.measurements
     study = study_line(result)
+    calipers = lesion_calipers(result.segmentation.labels, volume.spacing)
+    places = result_places(result, calipers)
     report = build_report(
-        measurements, result.model, study, slice_png, result.overlay_png, settings, use_llm, on_text, cancel, comparison
+        measurements,
+        result.model,
+        study,
+        slice_png,
+        result.overlay_png,
+        settings,
+        use_llm,
+        on_text,
+        cancel,
+        comparison,
+        places,
     )
     return ReportContent(
         report=report,
         measurements=measurements,
         model=result.model,
-        study=study,
+        study=volume.source.description,
         slice_png=slice_png,
         overlay_png=result.overlay_png,
-        key_slices=key_slice_strip(result),
+        key_images=key_images(result, calipers),
+        places=places,
+        key_slice=result.key_slice,
+        slice_count=volume.shape[0],
         patient=volume.patient if include_patient else None,
         study_info=volume.study if include_patient else volume.study.technique(),
     )
@@ -367,24 +456,35 @@ def add_report(content: ReportContent, out_dir: str | Path) -> dict[str, Path]:
             "(`liverhealth edit`) to make a new revision, and sign that."
         )
     suffix = f"_{len(existing) + 1}" if existing else ""
-    return _write_report_files(out, content.report, content.model, content.pdf, suffix)
+    return _write_report_files(
+        out, content.report, content.model, content.pdf, suffix, content.patient, content.study_info
+    )
 
 
 def write_report(content: ReportContent, out_dir: str | Path) -> dict[str, Path]:
     """Write report.pdf, report.md and report.json (what `db save` reads back) into ``out_dir``."""
-    return _write_report_files(Path(out_dir), content.report, content.model, content.pdf)
+    return _write_report_files(
+        Path(out_dir), content.report, content.model, content.pdf, "", content.patient, content.study_info
+    )
 
 
 def _write_report_files(
-    out: Path, report: Report, model: ModelInfo, pdf: bytes | None, suffix: str = ""
+    out: Path,
+    report: Report,
+    model: ModelInfo,
+    pdf: bytes | None,
+    suffix: str = "",
+    patient: PatientInfo | None = None,
+    study: StudyInfo | None = None,
 ) -> dict[str, Path]:
-    """report{suffix}.pdf, .md and, last, .json (the JSON names the PDF by its hash)."""
+    """report{suffix}.pdf, .md and, last, .json (the JSON names the PDF by its hash); the Markdown's
+    header carries ``patient``/``study`` where given, else blanks for the reader."""
     paths = {"markdown": out / f"report{suffix}.md", "report": out / f"report{suffix}.json"}
     paths["report"].unlink(missing_ok=True)
     if pdf:
         paths["pdf"] = out / f"report{suffix}.pdf"
         write_bytes_atomic(paths["pdf"], pdf)
-    write_bytes_atomic(paths["markdown"], report_markdown(report, model).encode("utf-8"))
+    write_bytes_atomic(paths["markdown"], report_markdown(report, model, patient, study).encode("utf-8"))
     document = report_document(report, model, hashlib.sha256(pdf).hexdigest() if pdf else None)
     write_bytes_atomic(paths["report"], json.dumps(document, indent=2).encode("utf-8"))
     return paths

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from liverhealth.domain import Measurements, ModelInfo, Report
 from liverhealth.presentation import COMPARISON_TITLE, DISCLAIMER, report_markdown, report_text
-from liverhealth.reporting.content import ReportContent
+from liverhealth.reporting.content import KeyImage, ReportContent
 from liverhealth.reporting.findings import build_findings
 from liverhealth.reporting.llm import DraftResult, LlmSettings, request_draft
+from liverhealth.reporting.location import LesionPlace, lesion_places
 
 __all__ = [
     "DISCLAIMER",
     "DraftResult",
+    "KeyImage",
+    "LesionPlace",
     "LlmSettings",
     "ReportContent",
     "build_findings",
     "build_report",
+    "lesion_places",
     "report_markdown",
     "report_text",
     "request_draft",
@@ -46,10 +50,12 @@ def build_report(
     on_text: Callable[[str], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     comparison: str | None = None,
+    places: Mapping[int, LesionPlace] | None = None,
 ) -> Report:
     """Findings from the measurements, plus a streamed LLM draft (or the reason there is none);
-    ``comparison`` (numbers only) is the "Comparison with prior" section, also sent to the LLM."""
-    findings = build_findings(measurements, model, study)
+    ``comparison`` (numbers only) is the "Comparison with prior" section, also sent to the LLM;
+    ``places``: each lesion's measured slice and side of the liver (``lesion_places``)."""
+    findings = build_findings(measurements, model, study, places)
     if use_llm:
         asked = f"{findings}\n\n{COMPARISON_TITLE}:\n{comparison}" if comparison else findings
         draft = request_draft(asked, slice_png, overlay_png, settings, on_text, cancel)

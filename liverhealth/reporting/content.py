@@ -7,6 +7,16 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from liverhealth.domain import Measurements, ModelInfo, PatientInfo, Report, StudyInfo
+from liverhealth.reporting.location import LesionPlace
+
+
+@dataclass(frozen=True)
+class KeyImage:
+    """A key image of the report: a lesion outlined with its RECIST caliper on its measured slice,
+    captioned "Lesion 1, slice 66: 32.1 × 20.4 mm"."""
+
+    caption: str
+    png: bytes
 
 
 @dataclass(frozen=True)
@@ -19,7 +29,10 @@ class ReportContent:
     study: str
     slice_png: bytes
     overlay_png: bytes
-    key_slices: list[tuple[int, bytes]] = field(default_factory=list)
+    key_images: list[KeyImage] = field(default_factory=list)
+    places: dict[int, LesionPlace] = field(default_factory=dict)  # lesion id -> measured slice, side
+    key_slice: int | None = None  # 0-based index of the slice the two overview pictures show
+    slice_count: int | None = None
     patient: PatientInfo | None = None
     # the study: identity only with include_patient (else only the technique: phase, contrast, thickness)
     study_info: StudyInfo | None = None
