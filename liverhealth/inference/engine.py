@@ -27,7 +27,7 @@ from liverhealth.inference.preprocess import (
     scores_to_confidence,
     scores_to_labels,
 )
-from liverhealth.progress import CancelCheck, Progress
+from liverhealth.progress import CancelCheck, Progress, Step, report_step
 
 _SESSIONS: dict[tuple[Path, str, int], ort.InferenceSession] = {}
 _SESSIONS_LOCK = threading.Lock()
@@ -143,7 +143,14 @@ class Segmenter:
         timings: dict[str, float] = {}
         if spec.input.roi is None:
             labels, confidence = self._predict(
-                volume.voxels, volume.is_hu, spacing, volume.spacing is not None, spec, progress, cancel, timings
+                volume.voxels,
+                volume.is_hu,
+                spacing,
+                volume.spacing is not None,
+                spec,
+                lambda done, total: report_step(progress, Step.SEGMENTING, done, total),
+                cancel,
+                timings,
             )
         else:
             labels, confidence = self._cascade(volume, spacing, spec, progress, cancel, timings)
@@ -176,11 +183,9 @@ class Segmenter:
         assert roi is not None
         stage = self.manifest.stage(roi.stage)
         depth, height, width = volume.voxels.shape
-        total = 2 * depth  # progress: stage 1 counts for the first half
 
         def first_half(done: int, _: int) -> None:
-            if progress is not None:
-                progress(done, total)
+            report_step(progress, Step.FINDING_LIVER, done, depth)
 
         tick = time.perf_counter()
         stage_timings: dict[str, float] = {}
@@ -193,16 +198,13 @@ class Segmenter:
         labels = np.zeros((depth, height, width), dtype=np.uint8)
         box = roi_box(first, spacing, roi.margin_mm)
         if box is None:  # stage 1 found no liver: nothing for stage 2 to look at
-            if progress is not None:
-                progress(total, total)
+            report_step(progress, Step.SEGMENTING, depth, depth)
             return labels, confidence
         fine = roi_input_spec(spec.input, box, (spacing[1], spacing[2]))
         crop = volume.voxels[box.z, box.y, box.x]
-        done_before = depth + box.z.start
 
-        def second_half(done: int, _: int) -> None:
-            if progress is not None:
-                progress(done_before + done, total)
+        def second_half(done: int, _: int) -> None:  # slice k of the CT's, not of the box's
+            report_step(progress, Step.SEGMENTING, box.z.start + done, depth)
 
         crop_labels, crop_confidence = self._predict(
             crop, volume.is_hu, spacing, True, spec, second_half, cancel, timings, fine
@@ -210,8 +212,7 @@ class Segmenter:
         labels[box.z, box.y, box.x] = crop_labels
         if confidence is not None and crop_confidence is not None:
             confidence[box.z, box.y, box.x] = crop_confidence
-        if progress is not None:
-            progress(total, total)
+        report_step(progress, Step.SEGMENTING, depth, depth)
         timings["roi_voxels"] = float(crop.size)
         return labels, confidence
 
