@@ -13,7 +13,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np
 from PyQt5.QtCore import Qt, QTimer
 
-from liverhealth.gui.main_window import MainWindow
+from liverhealth.gui.main_window import CONFIDENCE_COLUMN, MainWindow
 
 STEP_TIMEOUT_MS = 120_000
 
@@ -60,7 +60,8 @@ def test_import_scroll_process_segment(qtbot, window, data_root):
     if window.lesions.count():
         item = window.lesions.item(window.lesions.count() - 1)
         window.lesions.itemClicked.emit(item)
-        assert window.view.slice_index == result.measurements.lesions[-1].largest_slice
+        caliper = window.session.calipers()[-1]  # the slice its diameters were measured on
+        assert window.view.slice_index == caliper.slice_index and window.view.selected_lesion == caliper.lesion_id
     assert "Liver volume" in window.text.toPlainText()
     assert "model threshold" in window.status.text()
     # the model's uncertainty: a toggle over the segmentation view, and the "check first" order
@@ -76,7 +77,8 @@ def test_import_scroll_process_segment(qtbot, window, data_root):
     shown = [window.lesions.item(i).data(Qt.UserRole + 1) for i in range(window.lesions.count())]
     assert shown == [lesion.lesion_id for lesion in result.measurements.check_first()]
     if window.lesions.count():
-        assert "confidence" in window.lesions.item(0).text()
+        header = window.lesions.horizontalHeaderItem(CONFIDENCE_COLUMN).text()
+        assert header == "Confidence" and window.lesions.item(0, CONFIDENCE_COLUMN).text().split()[1] == "%"
 
 
 def test_report_without_key_still_has_findings(qtbot, window, data_root, tmp_path):
