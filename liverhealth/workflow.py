@@ -342,15 +342,12 @@ class Workstation:
         return True, config.pseudonym_key() if self.identity_mode() == "research" else None
 
     def find_patient(self, patient: PatientInfo) -> int | None:
-        """The saved patient this volume's patient is, by the site's identity (ID or pseudonym)."""
-        from liverhealth.storage.identity import pseudonym
+        """The saved patient this volume's patient is, by the site's identity setting (patient ID,
+        or name and birth date; under research, their pseudonym)."""
+        from liverhealth.storage.identity import kept_identity
 
-        if not patient.patient_id.strip():
-            return None
         _, key = self.identity_kept(None)
-        if key is not None:
-            return self.repository.find_patient(pseudonym=pseudonym(patient.patient_id, key))
-        return self.repository.find_patient(patient_id=patient.patient_id)
+        return self.repository.find_patient(kept_identity(patient, None, key))
 
     def kept_study_date(self, volume: CtVolume) -> str:
         """The study date as this site's database keeps it (YYYYMMDD, shifted under a research

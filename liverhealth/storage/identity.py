@@ -1,12 +1,13 @@
 """What the results database keeps of who a study is: all of it (a clinical site) or a keyed
 pseudonym (a research site).
 
-A research site keeps ``HMAC-SHA256(site key, patient ID)`` instead of the patient, so studies
-of one patient still group (priors, the nadir) without the ID, the name or the birth date in the
-database. Study dates are shifted back by 1 to 365 days, a shift drawn from the same key and ID,
+A patient is known by their patient ID, or, when the source gives none (3D-IRCADb), by name and
+birth date together. A research site keeps ``HMAC-SHA256(site key, that key)`` instead of the
+patient, so studies of one patient still group (priors, the nadir) without the ID, the name or the
+birth date in the database. Study dates are shifted back by 1 to 365 days, a shift drawn from the same key and ID,
 so one patient's studies keep their order and intervals while the dates no longer match the
 hospital's records; the study time, accession, description, institution, referring physician
-and study UID are not kept. A study without a patient ID gets no pseudonym and no date.
+and study UID are not kept. A study with neither an ID nor a name gets no pseudonym and no date.
 """
 
 from __future__ import annotations
@@ -31,21 +32,32 @@ class KeptIdentity:
     study: StudyInfo  # clinical: as the source states it; research: the shifted date only
 
     def has_patient(self) -> bool:
-        return bool(self.pseudonym) if self.mode == "research" else not self.patient.is_empty()
+        """Whether a patient row is kept (an ID, or a name, or their pseudonym)."""
+        return bool(self.pseudonym) if self.mode == "research" else bool(patient_key(self.patient))
 
 
-def _mac(key: bytes, purpose: str, patient_id: str) -> bytes:
-    return hmac.new(key, f"liverhealth-{purpose}:{patient_id.strip()}".encode(), hashlib.sha256).digest()
+def patient_key(patient: PatientInfo) -> str:
+    """What tells a patient apart: the patient ID, else name and birth date ("" when neither)."""
+    if patient.patient_id.strip():
+        return f"id:{patient.patient_id.strip()}"
+    name = " ".join(patient.name.replace("^", " ").upper().split())
+    return f"name:{name}|{patient.birth_date.strip()}" if name else ""
 
 
-def pseudonym(patient_id: str, key: bytes) -> str:
-    """The patient's research pseudonym: HMAC-SHA256 of the ID under the site key, as hex."""
-    return _mac(key, "patient", patient_id).hex()
+def _mac(key: bytes, purpose: str, who: str) -> bytes:
+    return hmac.new(key, f"liverhealth-{purpose}:{who}".encode(), hashlib.sha256).digest()
 
 
-def date_shift_days(patient_id: str, key: bytes) -> int:
-    """How many days this patient's study dates are moved back (1 to 365, fixed by key and ID)."""
-    return int.from_bytes(_mac(key, "date-shift", patient_id)[:4], "big") % DATE_SHIFT_DAYS + 1
+def pseudonym(patient: PatientInfo, key: bytes) -> str:
+    """The patient's research pseudonym: HMAC-SHA256 of ``patient_key`` under the site key, as hex
+    ("" for a patient with neither ID nor name)."""
+    who = patient_key(patient)
+    return _mac(key, "patient", who).hex() if who else ""
+
+
+def date_shift_days(patient: PatientInfo, key: bytes) -> int:
+    """How many days this patient's study dates are moved back (1 to 365, fixed by key and patient)."""
+    return int.from_bytes(_mac(key, "date-shift", patient_key(patient))[:4], "big") % DATE_SHIFT_DAYS + 1
 
 
 def shift_date(yyyymmdd: str, days: int) -> str:
@@ -67,13 +79,11 @@ def research_identity(patient: PatientInfo | None, study: StudyInfo | None, key:
     """The pseudonym, the shifted study date and the technique; nothing else that identifies."""
     patient, study = patient or PatientInfo(), study or StudyInfo()
     technique = study.technique()
-    patient_id = patient.patient_id.strip()
-    if not patient_id:
+    name = pseudonym(patient, key)
+    if not name:
         return KeptIdentity("research", PatientInfo(), "", technique)
-    shifted = shift_date(study.study_date.strip(), date_shift_days(patient_id, key))
-    return KeptIdentity(
-        "research", PatientInfo(sex=patient.sex), pseudonym(patient_id, key), replace(technique, study_date=shifted)
-    )
+    shifted = shift_date(study.study_date.strip(), date_shift_days(patient, key))
+    return KeptIdentity("research", PatientInfo(sex=patient.sex), name, replace(technique, study_date=shifted))
 
 
 def kept_identity(patient: PatientInfo | None, study: StudyInfo | None, key: bytes | None) -> KeptIdentity:

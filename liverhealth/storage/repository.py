@@ -76,6 +76,23 @@ def _keep_study_identity(study: Study, identity: KeptIdentity) -> None:
         setattr(study, column, value.strip()[:length] or None)
 
 
+def _patient_query(identity: KeptIdentity) -> Any:
+    """The patient rows of ``identity``: its pseudonym (research), else its patient ID, else (a
+    source without IDs) its name and birth date; clinical rows never match a pseudonym's."""
+    if identity.pseudonym:
+        return select(Patient).where(Patient.pseudonym == identity.pseudonym).order_by(Patient.id)
+    info = identity.patient
+    query = select(Patient).where(Patient.pseudonym.is_(None)).order_by(Patient.id)
+    if info.patient_id.strip():
+        return query.where(Patient.patient_id == info.patient_id.strip()[:64])
+    birth = info.birth_date.strip()
+    return query.where(
+        Patient.patient_id.is_(None),
+        Patient.name == info.name[:255],
+        Patient.birth_date.is_(None) if not birth else Patient.birth_date == birth[:8],
+    )
+
+
 def _summary(result: SegmentationResult) -> ResultSummary:
     study = result.study
     patient = study.patient
@@ -406,20 +423,14 @@ class Repository:
 
     @staticmethod
     def _patient(session: Session, identity: KeptIdentity, now: datetime) -> Patient:
-        """The patient row of ``identity``: found by pseudonym (research) or patient ID, else new."""
-        info = identity.patient
-        patient = None
-        if identity.pseudonym:
-            patient = session.scalars(select(Patient).where(Patient.pseudonym == identity.pseudonym)).first()
-        elif info.patient_id:
-            patient = session.scalars(
-                select(Patient).where(Patient.patient_id == info.patient_id, Patient.pseudonym.is_(None))
-            ).first()
+        """The patient row of ``identity`` (``_patient_query``), or a new one."""
+        patient = session.scalars(_patient_query(identity)).first()
         if patient is None:
+            info = identity.patient
             birth = info.birth_date.strip()
             patient = Patient(
                 name=info.name[:255] or None,
-                patient_id=info.patient_id[:64] or None,
+                patient_id=info.patient_id.strip()[:64] or None,
                 sex=info.sex[:16] or None,
                 birth_year=_birth_year(birth),
                 birth_date=birth[:8] if len(birth) == 8 and birth.isdigit() else None,
@@ -881,15 +892,12 @@ class Repository:
 
         return self._run("read the earlier comparisons", work)
 
-    def find_patient(self, patient_id: str = "", pseudonym: str = "") -> int | None:
-        """The patient row saved with this pseudonym (research) or this patient ID (clinical), if any."""
-        if pseudonym:
-            query = select(Patient.id).where(Patient.pseudonym == pseudonym)
-        elif patient_id.strip():
-            query = select(Patient.id).where(Patient.patient_id == patient_id.strip(), Patient.pseudonym.is_(None))
-        else:
+    def find_patient(self, identity: KeptIdentity) -> int | None:
+        """The saved patient row of this identity (by pseudonym, patient ID, or name and birth date)."""
+        if not identity.has_patient():
             return None
-        return self._run("find the patient", lambda session: session.scalars(query.order_by(Patient.id)).first())
+        query = _patient_query(identity).with_only_columns(Patient.id)
+        return self._run("find the patient", lambda session: session.scalars(query).first())
 
     def comparisons(self, result_id: int) -> list[tuple[int, int, int, str]]:
         """(comparison id, baseline result, follow-up result, response) involving ``result_id``."""
