@@ -24,7 +24,8 @@ def run(
 ) -> int:
     """Run the workstation. With ``screenshot`` the requested steps run, the window (or, with
     ``database``, the Read Database dialog) is saved as an image and the program exits (status 2
-    if a step failed)."""
+    if a step failed); a segmented study is shown with its largest lesion picked (outlined, its
+    RECIST caliper drawn)."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = MainWindow(workstation)
     window.show()
@@ -33,6 +34,8 @@ def run(
 
     def finish() -> None:
         if screenshot is not None:
+            if window.session.result is not None and window.session.result.measurements.lesions:
+                window.select_lesion(window.session.result.measurements.lesions[0].lesion_id)
             app.processEvents()
             dialog = getattr(window, "database_dialog", None)
             (dialog if database and dialog is not None else window).grab().save(str(screenshot))

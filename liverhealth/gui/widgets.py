@@ -198,20 +198,20 @@ class SliceCanvas(QGraphicsView):
         font.setBold(True)
         painter.setFont(font)
         painter.setPen(ANNOTATION_COLOUR)
+        w, h = size.width(), size.height()
+        caption = painter.fontMetrics().elidedText(self.caption, Qt.ElideRight, w - 12)
+        painter.drawText(QRect(6, 4, w - 12, 20), Qt.AlignLeft | Qt.AlignTop, caption)
+        crowded = painter.fontMetrics().horizontalAdvance(caption) + 6 > w // 2 - 10  # the top letter moves down
         geometry = self._geometry
         if geometry is not None:
-            w, h = size.width(), size.height()
+            top = 24 if crowded else 4
             for text, box, align in (
-                (geometry.top, QRect(0, 2, w, 20), Qt.AlignHCenter | Qt.AlignTop),
+                (geometry.top, QRect(0, top, w, 20), Qt.AlignHCenter | Qt.AlignTop),
                 (geometry.bottom, QRect(0, h - 22, w, 20), Qt.AlignHCenter | Qt.AlignBottom),
                 (geometry.left, QRect(4, 0, 20, h), Qt.AlignLeft | Qt.AlignVCenter),
                 (geometry.right, QRect(w - 24, 0, 20, h), Qt.AlignRight | Qt.AlignVCenter),
             ):
                 painter.drawText(box, align, text)
-        if self.caption:  # top left, kept clear of the top letter
-            room = size.width() // 2 - 16
-            caption = painter.fontMetrics().elidedText(self.caption, Qt.ElideRight, room)
-            painter.drawText(QRect(6, 4, room, 20), Qt.AlignLeft | Qt.AlignTop, caption)
         bar, box = self.scale_bar(), self.scale_bar_rect()
         if bar is not None and box is not None:
             painter.fillRect(box, ANNOTATION_COLOUR)
