@@ -24,7 +24,9 @@ from typing import Any
 from liverhealth import config
 from liverhealth.domain import Actor, PatientInfo
 from liverhealth.errors import Cancelled, LiverHealthError
+from liverhealth.progress import Step
 from liverhealth.text import one_line
+from liverhealth.viewer import result_view
 from liverhealth.workflow import PACS_SCHEME, Session, Workstation
 
 
@@ -90,6 +92,8 @@ class Job:
     actor: Actor
     folder: Path
     request: JobRequest
+    key: str | None = None  # the page's idempotency key of the upload: a repeat answers this job
+    accepted: dict[str, Any] = field(default_factory=dict)  # what the upload was answered (for a repeat)
     state: JobState = JobState.QUEUED
     message: str = ""
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -154,6 +158,7 @@ class JobManager:
         self.max_jobs_per_user = max_jobs_per_user
         self.max_waiting, self.max_waiting_per_user = max_waiting, max_waiting_per_user
         self._lock = threading.Lock()
+        self._claimed: set[tuple[str, str]] = set()  # (account, key) of uploads being stored
         self._stopping = False
         workstation.interrupt_web_jobs([str(s) for s in UNFINISHED], INTERRUPTED_MESSAGE)
 
@@ -169,6 +174,24 @@ class JobManager:
         if len(waiting) >= self.max_waiting:
             raise Busy(f"The server is busy ({len(waiting)} studies waiting or in work); try again in a minute.")
 
+    def claim(self, owner: str, key: str) -> str | None:
+        """The job an earlier upload with this idempotency key started for this account (kept as
+        long as the job is), else None with the key claimed for this upload; ``KeyBusy`` while the
+        first upload with the key is still being stored (the caller waits and asks again)."""
+        with self._lock:
+            if (owner, key) in self._claimed:
+                raise KeyBusy(key)
+            for job in self.jobs.values():
+                if job.key == key and job.owner == owner:
+                    return job.job_id
+            self._claimed.add((owner, key))
+            return None
+
+    def release(self, owner: str, key: str) -> None:
+        """Drop a claim whose upload was refused or became a job (which then holds the key)."""
+        with self._lock:
+            self._claimed.discard((owner, key))
+
     def interrupted(self, job_id: str, owner: str, admin: bool = False) -> tuple[str, str] | None:
         """(state, message) of a job of an earlier server run that is no longer held, else None."""
         return self.workstation.web_job_state(job_id, None if admin else owner)
@@ -183,10 +206,13 @@ class JobManager:
         job_id = uuid.uuid4().hex
         return job_id, self.root / job_id
 
-    def submit_upload(self, job_id: str, actor: Actor, upload: Path | str, request: JobRequest) -> Job:
-        """Work on an upload stored at ``upload`` (or ``pacs://STUDY_UID``: retrieved from the PACS first)."""
+    def submit_upload(
+        self, job_id: str, actor: Actor, upload: Path | str, request: JobRequest, key: str | None = None
+    ) -> Job:
+        """Work on an upload stored at ``upload`` (or ``pacs://STUDY_UID``: retrieved from the PACS
+        first); ``key``, the upload's idempotency key, stays with the job."""
         self.check_room(actor.user)
-        job = self._add(Job(job_id, actor, self.root / job_id, request))
+        job = self._add(Job(job_id, actor, self.root / job_id, request, key))
         self.pool.submit(self._run, job, lambda: self._open_upload(job, upload))
         return job
 
@@ -278,15 +304,7 @@ class JobManager:
         self._check(job)
         self._first_view(job, session)
         job.set_state(JobState.SEGMENTING, "Segmenting liver and tumours.")
-        last = [0.0]
-
-        def progress(done: int, total: int) -> None:
-            now = time.monotonic()
-            if done == total or now - last[0] > 0.25:
-                last[0] = now
-                job.emit("progress", done=done, total=total)
-
-        session.segment(job.request.model_id, progress=progress, cancel=job.cancel_event.is_set)
+        session.segment(job.request.model_id, progress=StepEvents(job), cancel=job.cancel_event.is_set)
         self._check(job)
         self._finish(job, session, use_llm=True)
 
@@ -302,7 +320,7 @@ class JobManager:
         job.emit("volume", url=f"/api/jobs/{job.job_id}/files/ct.nii.gz", **info)
 
     def _finish(self, job: Job, session: Session, use_llm: bool, stored_report_pdf: bytes | None = None) -> None:
-        view = session.export_viewer(job.out)
+        view = viewer_numbers(session, job.out)
         if session.volume.dicom is not None:
             try:
                 session.export_dicom(job.out)
@@ -325,6 +343,45 @@ class JobManager:
         job.summary["draft"] = session.report.report.draft
         job.summary["files"] = available_files(job)
         job.emit("report", text=job.summary["report_text"], draft=job.summary["draft"], files=job.summary["files"])
+
+
+class KeyBusy(LiverHealthError):
+    """An upload with this idempotency key is still being stored: the repeat waits for its job."""
+
+
+STEP_WORDS = {Step.FINDING_LIVER: "Finding the liver", Step.SEGMENTING: "Segmenting"}
+MEASURING = "Measuring the liver and the lesions."
+
+
+class StepEvents:
+    """The segmentation's progress as the job's events: each step named, slice k of the CT's n
+    (``progress.report_step``), at most four a second but every step's first and last; once the
+    last slice is segmented, the measuring step."""
+
+    def __init__(self, job: Job, interval_s: float = 0.25) -> None:
+        self.job, self.interval_s = job, interval_s
+        self.last: tuple[Step | None, int, float] = (None, -1, 0.0)
+
+    def __call__(self, done: int, total: int) -> None:
+        self.step(Step.SEGMENTING, done, total)
+
+    def step(self, step: Step, done: int, total: int) -> None:
+        now = time.monotonic()
+        same_step, same_count = step == self.last[0], done == self.last[1]
+        if same_step and (same_count or (done != total and now - self.last[2] <= self.interval_s)):
+            return
+        self.last = (step, done, now)
+        message = f"{STEP_WORDS[step]}: slice {done} of {total}."
+        self.job.emit("progress", step=str(step), done=done, total=total, message=message)
+        if step is Step.SEGMENTING and done == total:
+            self.job.emit("progress", step="measuring", done=total, total=total, message=MEASURING)
+
+
+def viewer_numbers(session: Session, out: Path) -> dict[str, Any]:
+    """The session's result written for the viewer (``Session.export_viewer``) and its numbers,
+    with each lesion's caliper (outline and RECIST axes) for the page to draw."""
+    session.export_viewer(out)
+    return result_view(session.result, session.calipers())
 
 
 def _urls(job: Job, session: Session) -> dict[str, Any]:
@@ -352,7 +409,7 @@ def rewrite_outputs(job: Job, with_dicom: bool = False) -> dict[str, Any]:
         (job.out / name).unlink(missing_ok=True)
     for name in DICOM_FILES:
         (job.out / name).unlink(missing_ok=True)
-    view = session.export_viewer(job.out)
+    view = viewer_numbers(session, job.out)
     view["lesions"] = [
         {**shown, "edited": lesion.edited}
         for shown, lesion in zip(view["lesions"], session.result.measurements.lesions, strict=True)

@@ -175,6 +175,15 @@ class ModelChoice(BaseModel):
     default: bool
 
 
+class WindowPreset(BaseModel):
+    """One of ``imaging.display.WINDOW_PRESETS``: the window every face offers under this name."""
+
+    key: str
+    name: str
+    center: float
+    width: float
+
+
 class Me(BaseModel):
     """Who is logged in and what the page offers them."""
 
@@ -185,6 +194,7 @@ class Me(BaseModel):
     models: list[ModelChoice]
     max_upload_mb: int
     niivue: str
+    window_presets: list[WindowPreset]
 
 
 class LoggedOut(BaseModel):
@@ -195,6 +205,7 @@ class UploadAccepted(BaseModel):
     job_id: str
     kind: str
     size_bytes: int
+    repeated: bool = False  # the upload repeated an earlier one's idempotency key: its job, not a new one
 
 
 class JobStarted(BaseModel):

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from liverhealth.accounts import LoginRefused
 from liverhealth.errors import InputError, LiverHealthError
+from liverhealth.imaging.display import WINDOW_PRESETS
 from liverhealth.web.deps import (
     COOKIE,
     LOGIN_COOKIE,
@@ -20,7 +21,7 @@ from liverhealth.web.deps import (
     same_token,
 )
 from liverhealth.web.routes.pages import niivue_version
-from liverhealth.web.schemas import LoggedOut, Me, ModelChoice
+from liverhealth.web.schemas import LoggedOut, Me, ModelChoice, WindowPreset
 
 SESSION_COOKIE_S = 8 * 3600
 WRONG_PASSWORD_DELAY_S = 0.5  # slows password guessing
@@ -95,4 +96,8 @@ def me(session: CurrentUser, settings: SettingsDep, workstation: WorkstationDep)
         models=models,
         max_upload_mb=settings.max_upload_bytes // 2**20,
         niivue=niivue_version(with_version=session.admin),
+        window_presets=[
+            WindowPreset(key=key, name=window.name, center=window.center, width=window.width)
+            for key, window in WINDOW_PRESETS.items()
+        ],
     )

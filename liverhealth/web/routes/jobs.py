@@ -5,7 +5,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import shutil
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import ClientDisconnect
 
+from liverhealth.errors import InputError
 from liverhealth.imaging.limits import MAX_ZIP_ENTRIES
 from liverhealth.web.deps import (
     ChangeableJob,
@@ -30,7 +33,7 @@ from liverhealth.web.deps import (
     known_model,
     own_job,
 )
-from liverhealth.web.jobs import FILES, Job
+from liverhealth.web.jobs import FILES, Job, JobManager, KeyBusy
 from liverhealth.web.schemas import JobCancelled, JobStatus, Saved, UploadAccepted, UploadOptions
 from liverhealth.web.uploads import StoredUpload, not_stored_message, store_upload
 
@@ -38,6 +41,10 @@ EVENT_POLL_S = 0.1
 SAVED_REPORT = "saved-report.pdf"  # a reopened result's stored PDF, besides the files of FILES
 NOT_STORED = 507  # Insufficient Storage: the server could not write the upload
 LOG = logging.getLogger("liverhealth.web")
+KEY_HEADER = "Idempotency-Key"  # the page's fresh key per submission: a repeat answers the same job
+KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,128}")
+KEY_WAIT_S = 600  # how long a repeat waits for the first upload with its key to be stored
+KEY_POLL_S = 0.1
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
@@ -51,28 +58,68 @@ async def upload(
     workstation: WorkstationDep,
     jobs: JobsDep,
 ) -> UploadAccepted:
-    """Store and check an upload (nothing of a refused one is kept), then queue its job."""
-    jobs.check_room(session.user)  # a full queue refuses before the upload is read
+    """Store and check an upload (nothing of a refused one is kept), then queue its job. An upload
+    carrying the ``Idempotency-Key`` of an earlier one of this account is answered with that job
+    (a double click or a resent form starts one job); its body is read and dropped."""
+    key = _key(request)
+    if key is not None:
+        earlier = await _claim(jobs, session.user, key)
+        if earlier is not None:
+            await _drain(request)
+            return UploadAccepted(**earlier.accepted, repeated=True)
     try:
-        form = await request.form(max_files=MAX_ZIP_ENTRIES, max_fields=20)
-    except OSError as exc:  # its parts spill to the temporary folder past 1 MB: a full disk fails here
-        await _drain(request)
-        raise _not_stored(exc) from exc
-    try:
-        options = UploadOptions.from_form(form)
-        known_model(workstation, options.model)
-        job_id, folder = jobs.new_folder()
-        stored = await _store(form, folder, settings.max_upload_bytes)
-    except OSError as exc:
-        raise _not_stored(exc) from exc
+        jobs.check_room(session.user)  # a full queue refuses before the upload is read
+        try:
+            form = await request.form(max_files=MAX_ZIP_ENTRIES, max_fields=20)
+        except OSError as exc:  # its parts spill to the temporary folder past 1 MB: a full disk fails here
+            await _drain(request)
+            raise _not_stored(exc) from exc
+        try:
+            options = UploadOptions.from_form(form)
+            known_model(workstation, options.model)
+            job_id, folder = jobs.new_folder()
+            stored = await _store(form, folder, settings.max_upload_bytes)
+        except OSError as exc:
+            raise _not_stored(exc) from exc
+        finally:
+            await form.close()
+        try:
+            job = jobs.submit_upload(job_id, session.actor, stored.path, options.job_request(), key)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        job.accepted = {"job_id": job.job_id, "kind": stored.kind, "size_bytes": stored.size_bytes}
+        return UploadAccepted(**job.accepted)
     finally:
-        await form.close()
-    try:
-        job = jobs.submit_upload(job_id, session.actor, stored.path, options.job_request())
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    return UploadAccepted(job_id=job.job_id, kind=stored.kind, size_bytes=stored.size_bytes)
+        if key is not None:
+            jobs.release(session.user, key)  # the job holds the key from now on, or nothing does
+
+
+def _key(request: Request) -> str | None:
+    """The upload's idempotency key, when the page sent one."""
+    key = request.headers.get(KEY_HEADER)
+    if key is None:
+        return None
+    if not KEY_PATTERN.fullmatch(key):
+        raise InputError(f"The {KEY_HEADER} header must be 8 to 128 letters, digits, '-' or '_'; reload the page.")
+    return key
+
+
+async def _claim(jobs: JobManager, owner: str, key: str) -> Job | None:
+    """The job of an earlier upload with ``key``, waiting while that upload is still being stored;
+    None once this request holds the key (the first upload with it, or a repeat of a refused one)."""
+    deadline = time.monotonic() + KEY_WAIT_S
+    while True:
+        try:
+            job_id = jobs.claim(owner, key)
+        except KeyBusy:
+            if time.monotonic() > deadline:
+                raise HTTPException(409, "The upload this repeats is still being stored; wait for it.") from None
+            await asyncio.sleep(KEY_POLL_S)
+            continue
+        job = jobs.get(job_id, owner) if job_id is not None else None
+        if job_id is None or job is not None:
+            return job
 
 
 async def _store(form: FormData, folder: Path, limit_bytes: int) -> StoredUpload:

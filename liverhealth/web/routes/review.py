@@ -85,7 +85,10 @@ FINDINGS = (
     "recist_sum_mm",
     "model",
     "key_slice",
+    "key_slice_text",
+    "slice_count",
     "key_ras_mm",
+    "calipers",
     "uncertainty_url",
 )
 

@@ -5,7 +5,7 @@
 
 const $ = (id) => document.getElementById(id);
 const state = { csrf: "", job: null, events: null, nv: null, summary: null, labels: null, reviewBusy: false,
-  reviews: 0 };
+  reviews: 0, submitting: false, jobStatus: null, labelsLoading: false, selected: null };
 const LABEL_COLOURS = { R: [0, 40, 230], G: [0, 200, 40], B: [0, 60, 40], A: [0, 255, 255], I: [0, 1, 2],
   labels: ["", "liver", "tumour"] };
 
@@ -38,24 +38,99 @@ function makeViewer() {
     const hu = values.length ? Math.round(values[0].value) : null;
     const label = values.length > 1 ? ["", " · liver", " · tumour"][Math.round(values[1].value)] || "" : "";
     const zyx = data && data.mm && nv.volumes.length ? mmToZyx(nv.volumes[0], data.mm) : null;
+    const count = nv.volumes.length ? nv.volumes[0].hdr.dims[3] : "?";
+    // slices count from 1 at the feet end (presentation.slice_number); rows and columns are the label map's
     $("cursor").textContent = hu === null ? "" :
-      `slice ${zyx ? zyx[0] : "?"}, row ${zyx ? zyx[1] : "?"}, column ${zyx ? zyx[2] : "?"}: ` +
+      `slice ${zyx ? zyx[0] + 1 : "?"} of ${count}, row ${zyx ? zyx[1] : "?"}, column ${zyx ? zyx[2] : "?"}: ` +
       `${hu} ${state.isHu === false ? "grey" : "HU"}${label}`;
   };
+  const draw = nv.drawScene.bind(nv);
+  nv.drawScene = () => { const drawn = draw(); drawCaliper(); return drawn; }; // the caliper follows every redraw
   state.nv = nv;
   return nv;
 }
 
-async function showVolume(url, isHu) {
+function clearViewer() {
+  const nv = state.nv;
+  if (!nv) return;
+  while (nv.volumes.length) nv.removeVolume(nv.volumes[nv.volumes.length - 1]);
+  nv.drawScene();
+  delete $("viewer").dataset.loaded;
+  delete $("viewer").dataset.slice;
+}
+
+// the selected lesion's outline and RECIST axes, drawn over NiiVue on the slice they were measured on
+function drawCaliper() {
+  const layer = $("caliper-layer");
+  const nv = state.nv;
+  const rect = layer.getBoundingClientRect();
+  const dpr = (nv && nv.uiData.dpr) || window.devicePixelRatio || 1;
+  if (layer.width !== Math.round(rect.width * dpr) || layer.height !== Math.round(rect.height * dpr)) {
+    layer.width = Math.round(rect.width * dpr);
+    layer.height = Math.round(rect.height * dpr);
+  }
+  const ctx = layer.getContext("2d");
+  ctx.clearRect(0, 0, layer.width, layer.height);
+  const caliper = state.selected;
+  layer.dataset.drawn = "0";
+  if (!caliper || !nv || !nv.volumes.length || nv.opts.sliceType !== nv.sliceTypeAxial) return;
+  const here = mmToZyx(nv.volumes[0], nv.frac2mm(nv.scene.crosshairPos));
+  if (!here || here[0] !== caliper.slice_index) return;
+  const toCanvas = (mm) => nv.frac2canvasPos(nv.mm2frac(mm)); // device pixels of the canvas
+  const path = (points, closed) => {
+    ctx.beginPath();
+    points.forEach((mm, n) => { const [x, y] = toCanvas(mm); if (n) ctx.lineTo(x, y); else ctx.moveTo(x, y); });
+    if (closed) ctx.closePath();
+    ctx.stroke();
+  };
+  ctx.lineWidth = 1.5 * dpr;
+  ctx.strokeStyle = "rgb(0, 229, 255)";
+  for (const contour of caliper.outline_mm) path(contour, true);
+  ctx.lineWidth = 2 * dpr;
+  ctx.strokeStyle = "rgb(255, 255, 255)";
+  path(caliper.long_axis_mm, false);
+  ctx.setLineDash([4 * dpr, 3 * dpr]);
+  path(caliper.short_axis_mm, false);
+  ctx.setLineDash([]);
+  const [x, y] = toCanvas(caliper.long_axis_mm[1]);
+  ctx.font = `${12 * dpr}px system-ui, sans-serif`;
+  ctx.fillStyle = "rgb(255, 255, 255)";
+  ctx.fillText(`#${caliper.lesion_id} ${caliper.long_length.toFixed(1)} × ${caliper.short_length.toFixed(1)} mm`,
+    x + 6 * dpr, y);
+  layer.dataset.drawn = String(caliper.lesion_id);
+}
+
+// the viewer and the findings fit the window: the canvas ends above the fold, whatever the screen
+function fitViewer() {
+  const box = $("viewer-box");
+  if ($("study-view").hidden) return;
+  const below = box.nextElementSibling ? box.nextElementSibling.getBoundingClientRect().height + 12 : 0;
+  const top = box.getBoundingClientRect().top + window.scrollY;
+  const height = Math.max(320, Math.min(900, Math.floor(window.innerHeight - top - below - 8)));
+  if (box.style.height !== `${height}px`) {
+    box.style.height = `${height}px`;
+    if (state.nv) state.nv.resizeListener();
+  }
+  const side = document.querySelector(".side");
+  const sideTop = side.getBoundingClientRect().top + window.scrollY;
+  side.style.maxHeight = `${Math.max(400, Math.floor(window.innerHeight - sideTop - 8))}px`;
+}
+
+async function showVolume(url, isHu, live = () => true) {
   const nv = state.nv || makeViewer();
   state.isHu = isHu;
   await nv.loadVolumes([{ url, colormap: "gray", cal_min: isHu ? -160 : 0, cal_max: isHu ? 240 : 255 }]);
+  if (!live()) { // cancelled while it loaded: the page stays clean (unless the next study is on screen)
+    if (!$("viewer").dataset.loaded) clearViewer();
+    return;
+  }
   $("viewer").dataset.loaded = "ct";
 }
 
-async function showLabels(url) {
+async function showLabels(url, live = () => true) {
   const nv = state.nv;
   const labels = await niivue.NVImage.loadFromUrl({ url, opacity: $("opacity").value / 100 });
+  if (!live()) return;
   labels.setColormapLabel(LABEL_COLOURS);
   nv.addVolume(labels); // uploads the textures and redraws
   state.labels = labels;
@@ -100,7 +175,8 @@ async function toggleUncertainty() {
   if (!nv || !url) return;
   const opacity = $("uncertainty").checked ? 0.7 : 0;
   if (!state.uncertainty && opacity) {
-    state.uncertainty = await niivue.NVImage.loadFromUrl({ url, colormap: "warm", cal_min: 1, cal_max: 100, opacity });
+    // magenta ("violet"): neither the crosshair's yellow nor the labels' green and red
+    state.uncertainty = await niivue.NVImage.loadFromUrl({ url, colormap: "violet", cal_min: 1, cal_max: 100, opacity });
     nv.addVolume(state.uncertainty);
   } else if (state.uncertainty) {
     nv.setOpacity(nv.volumes.indexOf(state.uncertainty), opacity);
@@ -121,7 +197,25 @@ function goTo(rasMm, slice) {
   if (!nv || !nv.volumes.length) return;
   nv.scene.crosshairPos = nv.mm2frac(rasMm);
   nv.updateGLVolume();
+  nv.createOnLocationChange(); // the cursor line names the slice gone to
   $("viewer").dataset.slice = String(slice);
+  drawCaliper();
+}
+
+function selectLesion(lesion) {
+  // outline the lesion and draw its RECIST axes on the slice they were measured on, and go there
+  const calipers = (state.summary && state.summary.calipers) || [];
+  const caliper = calipers.find((c) => c.lesion_id === lesion.lesion_id) || null;
+  state.selected = caliper;
+  for (const row of $("lesions").querySelectorAll("tbody tr")) {
+    row.classList.toggle("selected", Number(row.dataset.lesion) === lesion.lesion_id);
+  }
+  if (caliper) {
+    const [a, b] = caliper.long_axis_mm;
+    goTo(a.map((v, n) => (v + b[n]) / 2), caliper.slice_index);
+  } else {
+    goTo(lesion.ras_mm, lesion.largest_slice);
+  }
 }
 
 function zoom(factor) {
@@ -134,6 +228,8 @@ function zoom(factor) {
 // a job ------------------------------------------------------------------------------------------
 function resetStudy() {
   state.summary = null;
+  state.selected = null;
+  state.labelsLoading = false;
   state.uncertainty = null;
   $("uncertainty").checked = false;
   $("uncertainty").disabled = true;
@@ -149,6 +245,44 @@ function resetStudy() {
   $("saved").textContent = "";
   resetReview();
   showError("");
+  drawCaliper();
+}
+
+function setStatus(text, jobState) {
+  // the job's line, or the page's own last step while the browser still loads the labels
+  state.jobStatus = { text, state: jobState };
+  showStatus();
+}
+
+function showStatus() {
+  const job = state.jobStatus || { text: "", state: "" };
+  const viewerStep = "Sending the labels to the viewer.";
+  $("status").textContent = !state.labelsLoading ? job.text :
+    job.state === "done" ? viewerStep : `${viewerStep} ${job.text}`;
+  if (job.state) $("status").dataset.state = job.state;
+}
+
+function uploadReady() {
+  state.submitting = false;
+  $("upload").disabled = false;
+}
+
+function jobEnded(jobId, jobState, message) {
+  // done, failed, cancelled or interrupted: the button is free; a job that left nothing leaves a clean page
+  if (state.job !== jobId) return;
+  $("cancel").hidden = true;
+  $("progress").hidden = true;
+  uploadReady();
+  if (jobState === "cancelled") {
+    resetStudy();
+    clearViewer();
+    setStatus(message || "Cancelled; nothing was kept.", jobState);
+  } else if (jobState === "failed" || jobState === "interrupted") {
+    clearViewer();
+    resetStudy();
+    setStatus(message || jobState, jobState);
+    showError(message);
+  }
 }
 
 function follow(jobId) {
@@ -160,23 +294,19 @@ function follow(jobId) {
   events.addEventListener("error", () => {
     if (events.readyState !== EventSource.CLOSED || state.job !== jobId) return;
     api(`/api/jobs/${jobId}`).then((job) => {  // the server restarted: say what became of the job
-      $("status").textContent = job.message || job.state;
-      $("status").dataset.state = job.state;
-      $("cancel").hidden = true;
-      $("progress").hidden = true;
-      if (job.state === "interrupted" || job.state === "failed") showError(job.message);
-    }).catch((err) => showError(err.message));
+      setStatus(job.message || job.state, job.state);
+      if (["done", "failed", "cancelled", "interrupted"].includes(job.state)) jobEnded(jobId, job.state, job.message);
+    }).catch((err) => { if (state.job === jobId) showError(err.message); });
   });
   let draft = "";
+  const live = () => state.job === jobId && $("status").dataset.state !== "cancelled"; // events of this job only
   events.addEventListener("state", (e) => {
     const data = JSON.parse(e.data);
-    $("status").textContent = data.message || data.state;
-    $("status").dataset.state = data.state;
+    if (state.job !== jobId) return;
+    setStatus(data.message || data.state, data.state);
     if (["done", "failed", "cancelled", "interrupted"].includes(data.state)) {
       events.close();
-      $("cancel").hidden = true;
-      $("progress").hidden = true;
-      if (data.state === "failed" || data.state === "interrupted") showError(data.message);
+      jobEnded(jobId, data.state, data.message);
       if (data.state === "done") {
         $("save-box").hidden = !!(state.summary && state.summary.saved_result_id);
         startReview();
@@ -185,35 +315,45 @@ function follow(jobId) {
   });
   events.addEventListener("progress", (e) => {
     const data = JSON.parse(e.data);
+    if (!live()) return;
     $("progress").hidden = false;
     $("progress").max = data.total;
     $("progress").value = data.done;
-    $("status").textContent = `Segmenting: slice ${data.done} of ${data.total}.`;
+    setStatus(data.message || `Segmenting: slice ${data.done} of ${data.total}.`, state.jobStatus && state.jobStatus.state);
   });
   events.addEventListener("retrieve", (e) => {
     const data = JSON.parse(e.data);
+    if (!live()) return;
     $("progress").hidden = false;
     $("progress").max = data.total;
     $("progress").value = data.done;
-    $("status").textContent = `Retrieving from the PACS: image ${data.done} of ${data.total}.`;
+    setStatus(`Retrieving from the PACS: image ${data.done} of ${data.total}.`, state.jobStatus && state.jobStatus.state);
   });
   events.addEventListener("volume", (e) => {
     const data = JSON.parse(e.data);
-    showVolume(data.url, data.is_hu).catch((err) => showError(`The viewer could not show the CT: ${err}`));
+    if (!live()) return;
+    showVolume(data.url, data.is_hu, live)
+      .catch((err) => { if (live()) showError(`The viewer could not show the CT: ${err}`); });
   });
   events.addEventListener("result", (e) => {
     const data = JSON.parse(e.data);
+    if (!live()) return;
     state.summary = data;
     showResult(data);
-    showLabels(data.labels_url).then(() => goTo(data.key_ras_mm, data.key_slice))
-      .catch((err) => showError(`The viewer could not show the labels: ${err}`));
+    state.labelsLoading = true;
+    showStatus();
+    showLabels(data.labels_url, live).then(() => { if (live()) goTo(data.key_ras_mm, data.key_slice); })
+      .catch((err) => { if (live()) showError(`The viewer could not show the labels: ${err}`); })
+      .finally(() => { if (state.job === jobId) { state.labelsLoading = false; showStatus(); } });
   });
   events.addEventListener("draft", (e) => {
+    if (!live()) return;
     draft += JSON.parse(e.data).text;
     $("report").textContent = `Machine-written draft (streaming, not reviewed):\n${draft}`;
   });
   events.addEventListener("report", (e) => {
     const data = JSON.parse(e.data);
+    if (!live()) return;
     $("report").textContent = data.text;
     $("draft").value = data.draft || "";
     showDownloads(data.files);
@@ -231,14 +371,15 @@ function showLesions(data) {
   for (const lesion of lesions) {
     const tr = document.createElement("tr");
     tr.dataset.lesion = lesion.lesion_id;
-    tr.dataset.slice = lesion.largest_slice;
+    tr.dataset.slice = lesion.measured_slice ?? lesion.largest_slice; // the array index the click goes to
+    if (state.selected && state.selected.lesion_id === lesion.lesion_id) tr.classList.add("selected");
     if (lesion.unsure) tr.classList.add("unsure");
     if (lesion.edited) tr.classList.add("edited");
     const cells = [lesion.edited ? `${lesion.lesion_id} ✎` : lesion.lesion_id, fmt(lesion.volume_ml, 2, "mL"),
-      `${fmt(lesion.longest_diameter_mm, 1, "")}× ${fmt(lesion.perpendicular_diameter_mm, 1, "")}`, lesion.largest_slice,
-      lesion.confidence_text || "–"];
+      `${fmt(lesion.longest_diameter_mm, 1, "")}× ${fmt(lesion.perpendicular_diameter_mm, 1, "")}`,
+      lesion.slice_label || String(lesion.slice_number), lesion.confidence_text || "–"];
     for (const cell of cells) { const td = document.createElement("td"); td.textContent = cell; tr.append(td); }
-    tr.addEventListener("click", () => { goTo(lesion.ras_mm, lesion.largest_slice); editLesion(lesion.lesion_id); });
+    tr.addEventListener("click", () => { selectLesion(lesion); editLesion(lesion.lesion_id); });
     body.append(tr);
   }
   const calibrated = data.lesions.some((lesion) => lesion.unsure !== null && lesion.unsure !== undefined);
@@ -255,6 +396,7 @@ function showResult(data) {
     ["Lesions", String(data.lesions.length)],
     ["RECIST 1.1 targets", data.recist_targets.length ?
       `${data.recist_targets.map((t) => "#" + t).join(", ")}; sum ${data.recist_sum_mm.toFixed(1)} mm` : "none ≥ 10 mm"],
+    ["Key slice", data.key_slice_text || ""],
   ];
   const dl = $("measurements");
   dl.innerHTML = "";
@@ -263,7 +405,11 @@ function showResult(data) {
     const dd = document.createElement("dd"); dd.textContent = value;
     dl.append(dt, dd);
   }
+  if (state.selected) { // after an edit the selected lesion's caliper is the re-measured one
+    state.selected = (data.calipers || []).find((c) => c.lesion_id === state.selected.lesion_id) || null;
+  }
   showLesions(data);
+  drawCaliper();
   $("uncertainty").disabled = !data.uncertainty_url;
   $("model-info").textContent = `${data.model.name} (${data.model.id}). Validation: ${data.model.validation}.`;
   showDownloads(data.files);
@@ -285,11 +431,23 @@ function showDownloads(files) {
   }
 }
 
+function freshKey() {
+  // one idempotency key per submission: the server answers a repeat of it with the same job
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 function upload(event) {
   event.preventDefault();
-  resetStudy();
+  if (state.submitting) return; // one job per submission: the button stays disabled until it ends
   const files = $("folder").files.length ? Array.from($("folder").files) : Array.from($("file").files);
   if (!files.length) { showError("Choose a CT file or a DICOM folder first."); return; }
+  state.submitting = true;
+  $("upload").disabled = true;
+  if (state.events) state.events.close();
+  state.job = null;
+  resetStudy();
+  clearViewer();
   const form = new FormData();
   for (const file of files) form.append("files", file, file.name);
   form.append("model", $("model").value);
@@ -299,12 +457,13 @@ function upload(event) {
   const xhr = new XMLHttpRequest();
   xhr.open("POST", "/api/jobs");
   xhr.setRequestHeader("X-CSRF-Token", state.csrf);
+  xhr.setRequestHeader("Idempotency-Key", freshKey());
   xhr.upload.onprogress = (e) => {
     if (!e.lengthComputable) return;
     $("progress").hidden = false;
     $("progress").max = e.total;
     $("progress").value = e.loaded;
-    $("status").textContent = `Uploading: ${(e.loaded / 2 ** 20).toFixed(0)} of ${(e.total / 2 ** 20).toFixed(0)} MB.`;
+    setStatus(`Uploading: ${(e.loaded / 2 ** 20).toFixed(0)} of ${(e.total / 2 ** 20).toFixed(0)} MB.`, "uploading");
   };
   xhr.onload = () => {
     let body = {};
@@ -312,14 +471,18 @@ function upload(event) {
     if (xhr.status === 401) { window.location = "/login"; return; }
     if (xhr.status !== 200) {
       $("progress").hidden = true;
-      $("status").textContent = "The upload was refused.";
+      setStatus("The upload was refused.", "refused");
       showError(body.detail || `The server answered ${xhr.status}.`);
+      uploadReady();
       return;
     }
-    $("status").textContent = `Uploaded (${body.kind}). Waiting for a worker.`;
+    setStatus(`Uploaded (${body.kind}). Waiting for a worker.`, "queued");
     follow(body.job_id);
   };
-  xhr.onerror = () => showError("The upload did not reach the server. Check the connection and try again.");
+  xhr.onerror = () => {
+    uploadReady();
+    showError("The upload did not reach the server. Check the connection and try again.");
+  };
   xhr.send(form);
 }
 
@@ -444,8 +607,9 @@ async function showReview(answer, started) {
 }
 
 function fillBetween() {
+  // the fields take slice numbers as the page shows them (from 1); the API takes array indices
   review("edit", { op: "fill_between", label: Number($("brush-label").value),
-    slice_a: Number($("fill-a").value), slice_b: Number($("fill-b").value) });
+    slice_a: Number($("fill-a").value) - 1, slice_b: Number($("fill-b").value) - 1 });
 }
 
 function onKey(event) {
@@ -623,6 +787,7 @@ function showTab(name) {
   $("tab-audit").classList.toggle("active", name === "audit");
   if (name === "results") search();
   if (name === "audit") showAudit();
+  if (name === "study") fitViewer();
 }
 
 // start ------------------------------------------------------------------------------------------
@@ -666,14 +831,24 @@ async function start() {
   $("drag-mode").addEventListener("change", () => state.nv.setDragMode($("drag-mode").value));
   $("zoom-in").addEventListener("click", () => zoom(1.25));
   $("zoom-out").addEventListener("click", () => zoom(0.8));
-  for (const button of document.querySelectorAll("[data-window]")) {
-    button.addEventListener("click", () => { const [w, c] = button.dataset.window.split(",").map(Number); setWindow(w, c); });
+  for (const preset of me.window_presets) { // the one set of every face (imaging/display.py WINDOW_PRESETS)
+    const button = document.createElement("button");
+    button.textContent = preset.name;
+    button.dataset.window = `${preset.width},${preset.center}`;
+    button.dataset.preset = preset.key;
+    button.title = `width ${preset.width}, level ${preset.center} HU`;
+    button.addEventListener("click", () => setWindow(preset.width, preset.center));
+    $("window-presets").append(button);
   }
   const sliceTypes = { axial: "sliceTypeAxial", coronal: "sliceTypeCoronal", sagittal: "sliceTypeSagittal",
     multi: "sliceTypeMultiplanar" };
   for (const button of document.querySelectorAll("[data-slice]")) {
     button.addEventListener("click", () => state.nv.setSliceType(state.nv[sliceTypes[button.dataset.slice]]));
   }
+  window.addEventListener("resize", fitViewer);
+  const above = new ResizeObserver(() => fitViewer()); // the panels above the viewer may grow (PACS, errors)
+  for (const id of ["upload-form", "pacs-panel", "status-bar", "error"]) above.observe($(id));
+  fitViewer();
   document.body.dataset.ready = "1";
 }
 
