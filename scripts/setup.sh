@@ -43,4 +43,13 @@ if [ -n "$missing" ]; then
         echo "setup: the window needs Qt's display libraries: sudo apt-get install $missing" >&2
     fi
 fi
+# The PDF report sets Chinese text (an LLM draft) in an embedded CJK TrueType face from the system's fonts.
+if ! .venv/bin/python -c "from liverhealth.reporting.fonts import has_cjk_face as f; raise SystemExit(not f())"; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-droid-fallback >/dev/null) \
+            || echo "setup: could not install the PDF report's CJK font (fonts-droid-fallback)" >&2
+    else
+        echo "setup: Chinese text in PDF reports needs a CJK font: sudo apt-get install fonts-droid-fallback" >&2
+    fi
+fi
 echo "LiverHealth is installed in .venv ($(.venv/bin/liverhealth --version))"

@@ -102,10 +102,23 @@ def face_for(character: str, primary: str = SANS) -> str:
     return next((face.name for face in chain[1:] if code in face.characters), primary)
 
 
+_ASCII_STAND_INS = {"→": "->", "←": "<-", "≈": "~", "✓": "yes", "✗": "no"}  # where no installed face has them
+
+
+@cache
+def _known() -> frozenset[int]:
+    return frozenset().union(*(face.characters for face in faces()))
+
+
+def _printable(text: str) -> str:
+    known = _known()
+    return "".join(_ASCII_STAND_INS.get(c, c) if ord(c) not in known and c in _ASCII_STAND_INS else c for c in text)
+
+
 def runs(text: str, primary: str = SANS) -> list[tuple[str, str]]:
     """``text`` cut into (font, piece) runs; spaces stay in the run they are in."""
     pieces: list[tuple[str, str]] = []
-    for character in text:
+    for character in _printable(text):
         font = pieces[-1][0] if character.isspace() and pieces else face_for(character, primary)
         if pieces and pieces[-1][0] == font:
             pieces[-1] = (font, pieces[-1][1] + character)
