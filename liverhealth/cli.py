@@ -16,7 +16,7 @@ from pathlib import Path
 
 from liverhealth import __version__, config
 from liverhealth.cli_review import add_review_parsers
-from liverhealth.errors import Cancelled, LiverHealthError
+from liverhealth.errors import Cancelled, InputError, LiverHealthError
 from liverhealth.text import one_line
 
 EXIT_USER_ERROR = 2
@@ -112,7 +112,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         reference_note = f" Against the reference: {shown}."
     report_note = ""
     if args.report:
-        content = session.make_report(include_patient=args.store_patient)
+        content = session.make_report(include_patient=bool(args.store_patient))
         written.update(session.export_report(out_dir))
         draft = content.report.draft_notice or f"with an LLM draft by {content.report.draft_model}"
         report_note = f" Report: {draft}"
@@ -201,19 +201,38 @@ def cmd_db_init(args: argparse.Namespace) -> int:
 
 def cmd_db_list(args: argparse.Namespace) -> int:
     workstation = _workstation(args)
-    rows = workstation.list_results(patient=args.patient, model_id=args.model, since=args.since, until=args.until)
-    if not rows:
+    patients = workstation.worklist(patient=args.patient, model_id=args.model, since=args.since, until=args.until)
+    if not patients:
         print(f"No saved results in the {workstation.database_where}.")
         return 0
-    print(f"{'id':>5} {'saved':<19} {'model':<14} {'liver':>11} {'tumour':>10} {'lesions':>7} {'state':<24} study")
-    for r in rows:
-        names = " ".join(filter(None, (r.patient_name, r.patient_id)))
-        who = f" [{names}]" if names else ""
-        print(
-            f"{r.result_id:>5} {r.created_at:%Y-%m-%d %H:%M:%S} {r.model_id:<14} {_fmt(r.liver_volume_ml, 'mL'):>11} "
-            f"{_tumour(r.tumour_volume_ml):>10} {r.lesion_count:>7} {_state(r):<24} {r.description}{who}"
+    studies = sum(len(p.studies) for p in patients)
+    print(f"{len(patients)} patient group(s), {studies} stud(ies) in the {workstation.database_where}; newest first.")
+    for patient in patients:
+        details = ", ".join(
+            filter(None, (patient.sex and f"sex {patient.sex}", patient.birth_date and f"born {patient.birth_date}"))
         )
+        print(f"{patient.label}{f' ({details})' if details else ''}")
+        for study in patient.studies:
+            print(f"  {_study_heading(study)}")
+            for r in study.results:
+                print(
+                    f"    {r.result_id:>5}  saved {r.saved_at}  {r.model_id:<14} "
+                    f"liver {_fmt(r.liver_volume_ml, 'mL'):>11}  tumour {_tumour(r.tumour_volume_ml):>10}  "
+                    f"{r.lesion_count:>3} lesion(s)  {_state(r)}"
+                )
     return 0
+
+
+def _study_heading(study) -> str:
+    """'2009-11-26 12:50  CT ABDOMEN  accession 123  CT series, 129 slices ... (study 4)'."""
+    when = f"{study.date} {study.time[:2]}:{study.time[2:4]}" if study.date and len(study.time) >= 4 else study.date
+    shifted = " (shifted)" if study.dates_shifted and study.date else ""
+    parts = [
+        f"{when or 'no study date'}{shifted}",
+        study.description,
+        study.accession and f"accession {study.accession}",
+    ]
+    return "  ".join(filter(None, parts)) + f"  {study.source} (study {study.study_id})"
 
 
 def _state(summary) -> str:
@@ -459,15 +478,30 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from liverhealth.comparison import comparison_lines
     from liverhealth.imaging.writers import check_output_folder
 
+    if len(args.studies) == 2 and args.prior is None:
+        baseline_side, followup_side = args.studies
+    elif len(args.studies) == 1 and args.prior is not None:
+        baseline_side, followup_side = args.prior, args.studies[0]
+    else:
+        raise InputError(
+            "Give the baseline and the follow-up, or the follow-up and --prior (auto, a result id or a CT)."
+        )
     out = check_output_folder(Path(args.out) if args.out else Path.cwd() / "liverhealth_compare")
     workstation = _workstation(args)
     workstation.manifest.get(args.model)  # an unknown model fails before the slow work
-    baseline, followup = (
-        workstation.study(
+
+    def study(side: str):
+        return workstation.study(
             side, args.model, progress=_progress_bar("reading"), segment_progress=_progress_bar("segmenting")
         )
-        for side in (args.baseline, args.followup)
-    )
+
+    followup = study(followup_side)
+    if baseline_side == "auto":  # the latest earlier study of this patient among the saved ones
+        prior = followup.latest_prior()
+        print(f"Prior: study of {prior.date} ({prior.source}), result {prior.result_for(args.model).result_id}.")
+        baseline = followup.open_prior(prior, args.model)
+    else:
+        baseline = study(baseline_side)
     if args.save_db and baseline.saved is None:
         baseline.save()
     result = followup.compare_with(baseline)
@@ -649,7 +683,7 @@ def _add_db_parser(sub: argparse._SubParsersAction) -> None:
     )
     actions = db.add_subparsers(dest="db_command", required=True)
     actions.add_parser("init", help="create or upgrade the tables").set_defaults(func=cmd_db_init)
-    listing = actions.add_parser("list", help="list saved results, newest first")
+    listing = actions.add_parser("list", help="the worklist: saved results by patient, then study date, newest first")
     listing.add_argument("--patient", help="patient name or ID contains this")
     listing.add_argument("--model", help="only this model id")
     listing.add_argument("--since", type=iso_date, help="saved on or after YYYY-MM-DD")
@@ -733,9 +767,11 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--db-url", default=None, help="database URL for --save-db (see `liverhealth db --help`)")
     seg.add_argument(
         "--store-patient",
-        action="store_true",
-        help="keep the patient's name, ID, sex and birth year: in the database with --save-db and in the PDF with "
-        "--report (left out of both by default)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with --save-db: keep the patient and study identity (default: as the site's identity setting says: "
+        "clinical keeps it, research keeps a keyed pseudonym and shifted dates); --no-store-patient keeps none. "
+        "With --report: the patient in the PDF (left out unless given)",
     )
     seg.set_defaults(func=cmd_segment)
 
@@ -747,8 +783,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_batch_parser(sub)
     add_review_parsers(sub)
     compare = sub.add_parser("compare", help="read a follow-up CT against a baseline: lesion changes and RECIST 1.1")
-    compare.add_argument("baseline", help="the earlier CT (any input segment takes) or a saved result id")
-    compare.add_argument("followup", help="the later CT or a saved result id")
+    compare.add_argument(
+        "studies",
+        nargs="+",
+        metavar="STUDY",
+        help="BASELINE FOLLOWUP (each a CT any input segment takes, or a saved result id), or FOLLOWUP with --prior",
+    )
+    compare.add_argument(
+        "--prior",
+        default=None,
+        help="the baseline for one FOLLOWUP: 'auto' (the latest earlier saved study of the same patient, by study "
+        "date), a saved result id or a CT",
+    )
     compare.add_argument("--out", default=None, help="output folder (default ./liverhealth_compare)")
     compare.add_argument("--model", default=None, help="model id for CT inputs (default: the manifest's)")
     compare.add_argument("--report", action="store_true", help="also write the follow-up's report with the comparison")

@@ -357,14 +357,26 @@ class Workstation:
         keep, key = self.identity_kept(None)
         return kept_identity(volume.patient, volume.study, key).study.study_date if keep else ""
 
-    def worklist(self, owner: str | None = None, actor: Actor | None = None) -> tuple[WorklistPatient, ...]:
+    def worklist(
+        self,
+        owner: str | None = None,
+        actor: Actor | None = None,
+        patient: str | None = None,
+        model_id: str | None = None,
+        since: date | None = None,
+        until: date | None = None,
+    ) -> tuple[WorklistPatient, ...]:
         """Saved results as a worklist: patients (newest study first), their studies by date
         (newest first), each study's latest result revision per model; ``owner`` keeps one web
-        account's results. The studies saved without patient identity come last, as one group."""
+        account's results, the other filters as ``list_results``. The studies saved without
+        patient identity come last, as one group (the search is audited, never its terms)."""
         from liverhealth.storage.worklist import group_worklist
 
-        self.audit("search", actor, detail="worklist")
-        return group_worklist(self.repository.list_results(owner=owner, latest_only=True, limit=100_000))
+        self.audit("search", actor, detail="worklist by patient" if patient else "worklist")
+        rows = self.repository.list_results(
+            patient=patient, model_id=model_id, since=since, until=until, owner=owner, latest_only=True, limit=100_000
+        )
+        return group_worklist(rows)
 
     def patient_studies(self, patient_ref: int, owner: str | None = None) -> list[WorklistStudy]:
         """One saved patient's studies, newest first (``owner``: that account's results only)."""

@@ -118,7 +118,7 @@ def test_db_backup_and_restore_through_the_command_line(data_root, models_dir, t
     assert restored.returncode == 0, restored.stderr
     assert "1 result(s)" in restored.stdout
     listings = [run_cli("db", "--db-url", url, "list").stdout.splitlines()[1:] for url in (source, target)]
-    assert listings[0] == listings[1] and len(listings[0]) == 1
+    assert listings[0] == listings[1] and sum(line.startswith("    ") for line in listings[0]) == 1
     audit = run_cli("db", "--db-url", target, "audit").stdout
     assert " backup " in audit and " restore " in audit  # the source's trail came along, and the restore was added
     again = run_cli("db", "--db-url", target, "restore", str(backup_file))

@@ -58,7 +58,7 @@ def test_db_list_shows_the_latest_revision_and_db_show_its_history(data_root, mo
     station.close()
     listing = run_cli("db", "--db-url", url, "list")
     assert listing.returncode == 0, listing.stderr
-    rows = listing.stdout.splitlines()[1:]
+    rows = [line for line in listing.stdout.splitlines() if line.startswith("    ")]  # the worklist's result lines
     assert len(rows) == 1 and rows[0].split()[0] == str(revision_id) and "revision 1 (dr.reader)" in rows[0]
     show = run_cli("db", "--db-url", url, "show", str(revision_id))
     assert show.returncode == 0, show.stderr
