@@ -370,6 +370,7 @@ def key_images(result: SegmentResult, calipers: tuple[Caliper, ...]) -> list[Key
         caption = (
             f"Lesion {lesion.lesion_id}, {slice_text(caliper.slice_index)}: "
             f"{caliper.long_length:.1f} × {caliper.short_length:.1f} {unit}{view}"
+            + ('; flagged "check first"' if lesion.unsure else "")
         )
         images.append(KeyImage(caption, png_bytes(picture)))
     return images
