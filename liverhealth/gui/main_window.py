@@ -119,6 +119,7 @@ class MainWindow(SliceNavigation, ReviewControls, QMainWindow):
         self.left = SliceCanvas("original")  # the original axial slice, shown beside on request
         self.left.hide()
         self.planes = {"axial": self.axial, "coronal": self.coronal, "sagittal": self.sagittal}
+        self._pictures: dict[str, tuple] = {}  # each canvas's picture_key, as last shown
         for plane, canvas in (*self.planes.items(), ("axial", self.left)):
             canvas.scrolled.connect(lambda steps, plane=plane: self.scroll_plane(plane, steps))
             canvas.picked.connect(lambda row, column, plane=plane: self.pick(plane, row, column))
@@ -316,17 +317,24 @@ class MainWindow(SliceNavigation, ReviewControls, QMainWindow):
         view, the picked lesion's outline and caliper on the slice it was measured on."""
         logic = self.view
         if logic.volume is None:
+            self._pictures.clear()
             for canvas in (*self.planes.values(), self.left):
                 canvas.set_geometry(None)
                 canvas.show_image(None)
                 canvas.set_crosshair(None)
                 canvas.set_marks(None)
             return
-        shown = [(plane, canvas, logic.plane_image(plane)) for plane, canvas in self.planes.items()]
-        for plane, canvas, image in [*shown, ("axial", self.left, logic.left_image())]:
+        shown = [(plane, canvas, logic.plane_image) for plane, canvas in self.planes.items()]
+        if self.left.isVisible():
+            shown.append(("axial", self.left, lambda _plane: logic.left_image()))
+        for plane, canvas, picture in shown:
             caption = logic.plane_caption(plane) if canvas is not self.left else "Original"
             canvas.set_geometry(logic.geometry(plane), caption)
-            canvas.show_image(image)
+            key = (logic.picture_key(plane), logic.volume, logic.result)  # the objects kept: their ids stay theirs
+            last = self._pictures.get(canvas.objectName())
+            if last is None or last[0] != key[0]:  # scrolling one plane leaves the others' pictures as they are
+                canvas.show_image(picture(plane))
+                self._pictures[canvas.objectName()] = key
             canvas.set_crosshair(logic.crosshair(plane))
         caliper = logic.shown_caliper()
         self.axial.set_marks(caliper)

@@ -112,6 +112,9 @@ class ViewModel:
     show_crosshair: bool = True
     calipers: tuple[Caliper, ...] = ()  # the result's, from the workflow session
     selected_lesion: int | None = None  # picked in the list: outlined, with its caliper
+    _geometries: tuple[CtVolume | None, dict[str, display.PlaneGeometry]] = field(
+        default=(None, {}), init=False, repr=False
+    )
 
     def set_volume(self, volume: CtVolume) -> None:
         """A new study: forget the old result, put the crosshair in the middle of the volume."""
@@ -157,7 +160,21 @@ class ViewModel:
         geometry, a raster, has no letters)."""
         volume = self.volume
         assert volume is not None
-        return display.plane_geometry(plane, volume.shape, volume.affine, volume.spacing, oriented=volume.is_hu)
+        if self._geometries[0] is not volume:  # worked out once per volume
+            self._geometries = (volume, {})
+        known = self._geometries[1]
+        if plane not in known:
+            known[plane] = display.plane_geometry(
+                plane, volume.shape, volume.affine, volume.spacing, oriented=volume.is_hu
+            )
+        return known[plane]
+
+    def picture_key(self, plane: str) -> tuple:
+        """What ``plane_image`` depends on (the volume and result by identity): the same key, the same
+        picture, so the window skips the work. Keep the volume and result alive beside a kept key."""
+        index = self.plane_index(plane) if self.volume is not None else None
+        view = self.right_view if plane == "axial" else None
+        return (id(self.volume), id(self.result), plane, index, self.window, self.opacity, self.show_uncertainty, view)
 
     def plane_index(self, plane: str) -> int:
         """Which picture of ``plane`` the crosshair shows."""
