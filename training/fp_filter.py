@@ -4,7 +4,7 @@
         --model unet-cv0 --model unet-cv1 --model unet-cv2 --out training/results/fp_filter_unet
     python -m training.fp_filter fit --out training/results/fp_filter_unet
     python -m training.fp_filter install --out training/results/fp_filter_unet --manifest models/manifest.json \
-        --model unet
+        --model unet [--fold cv0]
 
 Runs in the application environment (it segments through ``liverhealth.inference``, as the app does,
 and fits with scikit-learn). ``collect`` segments every fold's held-out patients with that fold's
@@ -218,6 +218,7 @@ def fit(out: Path) -> dict:
         train = [case for case in cases if case["fold"] != fold]
         test = [case for case in cases if case["fold"] == fold]
         model = fit_filter(train, {"fitted_on": f"held-out predictions of the folds other than {fold}"})
+        (out / f"lesion_filter_{fold}.json").write_text(json.dumps(model.to_dict(), indent=1))
         probabilities = _probabilities(model, test)
         before = lesion_counts(test, [np.ones(len(p), dtype=bool) for p in probabilities])
         after = lesion_counts(test, [p >= model.threshold for p in probabilities])
@@ -301,9 +302,10 @@ def _plot(curves: dict, before: dict, after: dict, path: Path, models: list[str]
     plt.close(figure)
 
 
-def install(out: Path, manifest_path: Path, model_id: str) -> None:
-    """Put the fitted filter into ``model_id``'s manifest entry (validated by the app's parser)."""
-    block = json.loads((out / "lesion_filter.json").read_text())
+def install(out: Path, manifest_path: Path, model_id: str, fold: str | None = None) -> None:
+    """Put the fitted filter (with ``fold``, that fold's cross-fitted one, to score the fold model with
+    it) into ``model_id``'s manifest entry, validated by the app's parser."""
+    block = json.loads((out / (f"lesion_filter_{fold}.json" if fold else "lesion_filter.json")).read_text())
     parse_lesion_filter(model_id, block)
     raw = json.loads(manifest_path.read_text())
     entry = next((m for m in raw.get("models", []) if m.get("id") == model_id), None)
@@ -331,13 +333,14 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--out", type=Path, required=True)
     i.add_argument("--manifest", type=Path, required=True)
     i.add_argument("--model", required=True)
+    i.add_argument("--fold", default=None, help="install this fold's cross-fitted filter instead")
     args = parser.parse_args(argv)
     if args.command == "collect":
         print(collect(args.models_dir, args.model, args.data, args.out))
     elif args.command == "fit":
         fit(args.out)
     else:
-        install(args.out, args.manifest, args.model)
+        install(args.out, args.manifest, args.model, args.fold)
     return 0
 
 
