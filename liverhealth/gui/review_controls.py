@@ -212,7 +212,7 @@ class ReviewControls:
             (f"Relabel lesion {lesion_id} as liver", lambda: self.relabel_lesion_as_liver(lesion_id)),
         ):
             menu.addAction(text, slot).setEnabled(can_edit)
-        menu.addAction(f"Go to lesion {lesion_id} ({self.view.slice_label(z)})", lambda: self.select_lesion(lesion_id))
+        menu.addAction(f"Go to lesion {lesion_id}: {self.view.slice_label(z)}", lambda: self.select_lesion(lesion_id))
         return menu
 
     def remove_lesion(self, lesion_id: int) -> None:
