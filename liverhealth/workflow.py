@@ -36,18 +36,18 @@ from liverhealth.editing import EditHistory, EditResult
 from liverhealth.errors import InputError, LiverHealthError, NotFound
 from liverhealth.inference import Manifest, Segmenter, load_manifest
 from liverhealth.inference.engine import CancelCheck, Progress
-from liverhealth.reporting import LlmSettings, ReportContent, build_findings, report_text
+from liverhealth.reporting import LlmSettings, ReportContent, report_text
 from liverhealth.results import (
     SegmentResult,
     add_report,
     export_saved,
+    findings_text,
     make_report,
     record_from_outputs,
     reference_dice,
     report_record,
     reports_from_outputs,
     result_record,
-    study_line,
     write_dicom,
     write_outputs,
     write_report,
@@ -707,7 +707,7 @@ class Session:
     def findings(self) -> str:
         """The measured findings (no LLM), as every report starts."""
         result = self._need_result()
-        return build_findings(result.measurements, result.model, study_line(result))
+        return findings_text(result)
 
     def make_report(
         self,
