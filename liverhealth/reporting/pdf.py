@@ -18,6 +18,7 @@ from reportlab.lib.units import mm
 from reportlab.pdfgen import canvas as pdf_canvas
 from reportlab.platypus import Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+import liverhealth.reporting.fonts as fonts
 from liverhealth.domain import Measurements, StudyInfo
 from liverhealth.presentation import (
     COMPARISON_TITLE,
@@ -44,7 +45,6 @@ from liverhealth.presentation import (
     split_findings,
     technique_text,
 )
-from liverhealth.reporting import fonts
 from liverhealth.reporting.findings import LIMITS, slice_span
 from liverhealth.reporting.location import LesionPlace
 
