@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, Field, TypeAdapter, ValidationError
 from starlette.datastructures import FormData
 
-from liverhealth.domain import Label, PatientInfo
+from liverhealth.domain import Label, PatientInfo, WorklistPatient, WorklistResult
 from liverhealth.errors import InputError
 from liverhealth.storage.records import AuditEntry, ResultSummary
 from liverhealth.web.jobs import Job, JobRequest, available_files
@@ -75,14 +75,19 @@ class UploadOptions(BaseModel):
 
 
 class SaveRequest(BaseModel):
-    store_patient: Truthy = False
+    """``store_patient`` left out: the site's identity setting decides (clinical keeps the patient and
+    study identity, research a keyed pseudonym); false keeps none."""
+
+    store_patient: Annotated[bool | None, BeforeValidator(lambda value: None if value is None else bool(value))] = None
 
 
 class CompareRequest(BaseModel):
-    """The prior study: another finished job of this account, or else a saved result of it."""
+    """The prior study: another finished job of this account, or else a saved result of it, or
+    (``prior_auto``) the latest earlier saved study of the same patient, by study date."""
 
     prior_job_id: OptionalText = None
     prior_result_id: Annotated[int | None, BeforeValidator(_int_or_none)] = None
+    prior_auto: Truthy = False
 
 
 class PacsQuery(BaseModel):
@@ -323,6 +328,83 @@ class ResultRow(BaseModel):
 
 class ResultList(BaseModel):
     results: list[ResultRow]
+
+
+class WorklistResultRow(BaseModel):
+    """A study's result on the worklist (the latest revision of one model's result)."""
+
+    result_id: int
+    saved: str
+    model: str
+    state: str  # "model draft", "revision 2 (dr.x)", "signed by dr.x"
+    liver_volume_ml: float | None
+    tumour_volume_ml: float | None
+    lesions: int
+    owner: str | None
+
+
+class WorklistStudyRow(BaseModel):
+    study_id: int
+    date: str  # ISO; "" when unknown
+    time: str
+    description: str
+    accession: str
+    source: str
+    dates_shifted: bool
+    results: list[WorklistResultRow]
+
+
+class WorklistPatientRow(BaseModel):
+    label: str
+    sex: str
+    birth_date: str
+    studies: list[WorklistStudyRow]
+
+
+class Worklist(BaseModel):
+    """Saved results by patient, then study date (newest first), in the body of a POST: patient
+    details stay out of URLs."""
+
+    patients: list[WorklistPatientRow]
+
+    @classmethod
+    def of(cls, patients: "tuple[WorklistPatient, ...]") -> "Worklist":
+        return cls(patients=[_patient_row(patient) for patient in patients])
+
+
+def _state(result: "WorklistResult") -> str:
+    if result.signed_by:
+        return f"signed by {result.signed_by}"
+    return f"revision {result.revision} ({result.author})" if result.revision else "model draft"
+
+
+def _patient_row(patient: "WorklistPatient") -> WorklistPatientRow:
+    studies = [
+        WorklistStudyRow(
+            study_id=study.study_id,
+            date=study.date,
+            time=study.time,
+            description=study.description,
+            accession=study.accession,
+            source=study.source,
+            dates_shifted=study.dates_shifted,
+            results=[
+                WorklistResultRow(
+                    result_id=r.result_id,
+                    saved=r.saved_at,
+                    model=r.model_id,
+                    state=_state(r),
+                    liver_volume_ml=r.liver_volume_ml,
+                    tumour_volume_ml=r.tumour_volume_ml,
+                    lesions=r.lesion_count,
+                    owner=r.owner,
+                )
+                for r in study.results
+            ],
+        )
+        for study in patient.studies
+    ]
+    return WorklistPatientRow(label=patient.label, sex=patient.sex, birth_date=patient.birth_date, studies=studies)
 
 
 class Deleted(BaseModel):

@@ -195,13 +195,31 @@ def test_folder_upload_save_search_open_delete_and_other_users(web_server, data_
     assert alice.post("/api/results/search", json={}).json()["results"] == []
 
 
-def test_compare_a_finished_study_with_a_saved_prior(web_server, data_root):
+def _moved_followup(data_root, tmp_path):
+    """3Dircadb1.1 with a lesion added and moved by a known transform, as NIfTI (a constructed follow-up)."""
+    from liverhealth.imaging.ircadb import load_ircadb_case
+    from liverhealth.imaging.writers import save_volume_nifti
+    from tests.helpers import followup as build
+
+    volume, labels = load_ircadb_case(data_root / "3Dircadb1.1")
+    hu, edited = volume.voxels.copy(), labels.copy()
+    build.add(hu, edited, volume.spacing, seed=3)
+    follow, _ = build.moved(volume, hu, edited, build.known_transform(volume))
+    save_volume_nifti(follow, tmp_path / "followup.nii.gz")
+    return tmp_path / "followup.nii.gz"
+
+
+def test_compare_a_finished_study_with_a_saved_prior(web_server, data_root, tmp_path):
     alice, bob = login(web_server, "alice"), login(web_server, "bob")
     ct = data_root / "3Dircadb1.1" / "PATIENT_DICOM.zip"
     prior_job, events = alice.run(ct)
     assert events[-1]["state"] == "done", events[-1]
     prior_id = alice.post(f"/api/jobs/{prior_job}/save", json={}).json()["result_id"]
-    job_id, events = alice.run(ct)  # the follow-up: here the same scan again
+    same_job, events = alice.run(ct)  # the same scan again: no follow-up, refused (it used to read SD)
+    assert events[-1]["state"] == "done", events[-1]
+    same = alice.post(f"/api/jobs/{same_job}/compare", json={"prior_result_id": prior_id})
+    assert same.status_code == 400 and "same scan" in same.json()["detail"], same.text
+    job_id, events = alice.run(_moved_followup(data_root, tmp_path))  # a follow-up made from it: moved, a lesion added
     assert events[-1]["state"] == "done", events[-1]
     assert bob.post(f"/api/jobs/{job_id}/compare", json={"prior_result_id": prior_id}).status_code == 404
     refused = alice.post(f"/api/jobs/{job_id}/compare", json={})
@@ -209,8 +227,9 @@ def test_compare_a_finished_study_with_a_saved_prior(web_server, data_root):
     answer = alice.post(f"/api/jobs/{job_id}/compare", json={"prior_result_id": prior_id})
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert body["response"] in {"SD", "NE"} and any(line.startswith("RECIST 1.1:") for line in body["lines"])
-    assert {c["status"] for c in body["lesions"]} <= {"matched"}
+    assert body["response"] in {"CR", "PR", "SD", "PD", "NE"} and any(
+        line.startswith("RECIST 1.1:") for line in body["lines"]
+    )
     picture = alice.http.get(f"/api/jobs/{job_id}/files/comparison.png")
     assert picture.status_code == 200 and picture.content[:8] == b"\x89PNG\r\n\x1a\n"
     document = alice.http.get(f"/api/jobs/{job_id}/files/comparison.json").json()

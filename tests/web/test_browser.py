@@ -86,17 +86,19 @@ def test_upload_view_click_lesion_download_pdf_then_compare(web_server, data_roo
         pdf = PdfReader(downloads / "report.pdf")
         assert "Measured findings" in "".join(page.extract_text() for page in pdf.pages)
 
-        driver.find_element(By.ID, "save").click()  # then read the open study against its saved copy
+        driver.find_element(By.ID, "save").click()  # then the worklist, and the open study against its saved copy
         WebDriverWait(driver, 60).until(lambda d: "Saved as result" in d.find_element(By.ID, "saved").text)
         result_id = driver.find_element(By.ID, "saved").text.split("result ")[1].rstrip(".")
         driver.find_element(By.ID, "tab-results").click()
         compare = f"#results tbody tr[data-result='{result_id}'] button.compare"
         WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, compare))
-        driver.find_element(By.CSS_SELECTOR, compare).click()
-        WebDriverWait(driver, 240).until(lambda d: "RECIST 1.1" in d.find_element(By.ID, "comparison").text)
-        loaded = "const i = document.getElementById('comparison-image'); return i.complete && i.naturalWidth > 0"
-        WebDriverWait(driver, 30).until(lambda d: d.execute_script(loaded))
-        assert driver.find_element(By.ID, "download-comparison-json").is_displayed()
+        groups = [row.text for row in driver.find_elements(By.CSS_SELECTOR, "#results tbody tr.patient")]
+        assert "liver_01 patient (sex M, born 2009-05-27)" in groups, groups
+        studies = [row.text for row in driver.find_elements(By.CSS_SELECTOR, "#results tbody tr.study")]
+        assert any(text.startswith("2009-05-27 12:50") for text in studies), studies
+        driver.find_element(By.CSS_SELECTOR, compare).click()  # the same scan: refused in one line, not SD
+        WebDriverWait(driver, 120).until(lambda d: "same scan" in d.find_element(By.ID, "results-error").text)
+        assert "RECIST" not in driver.find_element(By.ID, "comparison").text
         severe = [
             e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE" and "favicon" not in e["message"]
         ]

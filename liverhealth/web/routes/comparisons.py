@@ -1,5 +1,6 @@
 """Comparisons: a finished job's study read against a prior one (another finished job of this
-account, or one of its saved results); comparison.json/png join the job's downloads."""
+account, one of its saved results, or the latest earlier saved study of the same patient); the same
+scan is refused; comparison.json/png join the job's downloads."""
 
 from dataclasses import asdict
 
@@ -56,6 +57,9 @@ async def _prior_session(
         if other is job or not has_result(other):
             raise InputError("Choose another finished study as the prior one.")
         return other.session
+    if body.prior_auto and body.prior_result_id is None:  # the latest earlier study of this patient
+        owner = None if session.admin else session.user
+        return await run_in_threadpool(job.session.open_prior, None, None, owner)
     if body.prior_result_id is None:
         raise InputError("Choose the prior study: a saved result or another finished study.")
     await run_in_threadpool(own_result, workstation, body.prior_result_id, session)

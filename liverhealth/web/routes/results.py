@@ -1,10 +1,11 @@
-"""Saved results: search this account's (an admin: everyone's), reopen one as a job, delete one."""
+"""Saved results: search this account's (an admin: everyone's) as a list or a worklist, reopen one as a
+job, delete one."""
 
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
 from liverhealth.web.deps import ChangeableResult, ChangingUser, JobsDep, SearchBody, WorkstationDep
-from liverhealth.web.schemas import Deleted, JobStarted, ResultList, ResultRow
+from liverhealth.web.schemas import Deleted, JobStarted, ResultList, ResultRow, Worklist
 
 router = APIRouter(prefix="/api/results", tags=["results"])
 
@@ -22,6 +23,21 @@ async def search(session: ChangingUser, body: SearchBody, workstation: Workstati
         session.actor,
     )
     return ResultList(results=[ResultRow.of(row) for row in rows])
+
+
+@router.post("/worklist")
+async def worklist(session: ChangingUser, body: SearchBody, workstation: WorkstationDep) -> Worklist:
+    """The matching saved results as a worklist: by patient, then study date, newest first."""
+    patients = await run_in_threadpool(
+        workstation.worklist,
+        None if session.admin else session.user,
+        session.actor,
+        body.patient,
+        body.model,
+        body.since,
+        body.until,
+    )
+    return Worklist.of(patients)
 
 
 @router.post("/{result_id}/open")

@@ -678,35 +678,57 @@ async function pacsSend() {
   } catch (err) { showError(err.message); }
 }
 
-// saved results ---------------------------------------------------------------------------------
+// saved results: the worklist (patient, then studies by date, then each study's latest results) -------
+function groupRow(className, text) {
+  const tr = document.createElement("tr"); tr.className = className;
+  const td = document.createElement("td"); td.colSpan = 9; td.textContent = text; tr.append(td);
+  return tr;
+}
+
+function studyHeading(study) {
+  const when = study.date ? `${study.date}${study.time.length >= 4 ? ` ${study.time.slice(0, 2)}:${study.time.slice(2, 4)}` : ""}`
+    + (study.dates_shifted ? " (shifted)" : "") : "no study date";
+  return [when, study.description, study.accession && `accession ${study.accession}`, study.source]
+    .filter(Boolean).join(" · ");
+}
+
 async function search(event) {
   if (event) event.preventDefault();
   showError("", "results-error");
   try {
-    const body = await api("/api/results/search", { method: "POST", headers: { "Content-Type": "application/json" },
+    const body = await api("/api/results/worklist", { method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ patient: $("search-patient").value, model: $("search-model").value,
         since: $("search-since").value, until: $("search-until").value }) });
     const tbody = $("results").querySelector("tbody");
     tbody.innerHTML = "";
-    for (const r of body.results) {
-      const tr = document.createElement("tr");
-      tr.dataset.result = r.result_id;
-      const cells = [r.result_id, r.saved, r.model, r.description, fmt(r.liver_volume_ml, 1, "mL"),
-        fmt(r.tumour_volume_ml, 2, "mL"), r.lesions, r.patient || ""];
-      for (const cell of cells) { const td = document.createElement("td"); td.textContent = cell; tr.append(td); }
-      const actions = document.createElement("td");
-      const open = document.createElement("button"); open.textContent = "Open"; open.className = "open";
-      open.addEventListener("click", () => reopen(r.result_id));
-      const del = document.createElement("button"); del.textContent = "Delete"; del.className = "delete";
-      del.addEventListener("click", () => remove(r.result_id));
-      const compare = document.createElement("button"); compare.textContent = "Compare"; compare.className = "compare";
-      compare.title = "Read the open study against this one (as the prior)";
-      compare.addEventListener("click", () => compareWith(r.result_id));
-      actions.append(open, compare, del);
-      tr.append(actions);
-      tbody.append(tr);
+    for (const patient of body.patients) {
+      const details = [patient.sex && `sex ${patient.sex}`, patient.birth_date && `born ${patient.birth_date}`].filter(Boolean);
+      tbody.append(groupRow("patient", patient.label + (details.length ? ` (${details.join(", ")})` : "")));
+      for (const study of patient.studies) {
+        const heading = groupRow("study", studyHeading(study));
+        heading.dataset.study = study.study_id;
+        tbody.append(heading);
+        for (const r of study.results) {
+          const tr = document.createElement("tr");
+          tr.dataset.result = r.result_id;
+          const cells = [r.result_id, r.saved, r.model, r.state, fmt(r.liver_volume_ml, 1, "mL"),
+            fmt(r.tumour_volume_ml, 2, "mL"), r.lesions, r.owner || ""];
+          for (const cell of cells) { const td = document.createElement("td"); td.textContent = cell; tr.append(td); }
+          const actions = document.createElement("td");
+          const open = document.createElement("button"); open.textContent = "Open"; open.className = "open";
+          open.addEventListener("click", () => reopen(r.result_id));
+          const del = document.createElement("button"); del.textContent = "Delete"; del.className = "delete";
+          del.addEventListener("click", () => remove(r.result_id));
+          const compare = document.createElement("button"); compare.textContent = "Compare"; compare.className = "compare";
+          compare.title = "Read the open study against this one (as the prior)";
+          compare.addEventListener("click", () => compareWith(r.result_id));
+          actions.append(open, compare, del);
+          tr.append(actions);
+          tbody.append(tr);
+        }
+      }
     }
-    if (!body.results.length) showError("No saved results match.", "results-error");
+    if (!body.patients.length) showError("No saved results match.", "results-error");
   } catch (err) { showError(err.message, "results-error"); }
 }
 
@@ -724,13 +746,15 @@ async function compareWith(resultId) {
     showError("Open or upload the follow-up study first; then press Compare on its prior.", "results-error");
     return;
   }
+  const prior = resultId === "auto" ? "the latest earlier study of this patient" : `saved result ${resultId}`;
   try {
     showError("", "results-error");
-    $("status").textContent = `Comparing with saved result ${resultId}…`;
+    $("status").textContent = `Comparing with ${prior}…`;
+    const request = resultId === "auto" ? { prior_auto: true } : { prior_result_id: resultId };
     const body = await api(`/api/jobs/${state.job}/compare`, { method: "POST",
-      headers: { "Content-Type": "application/json" }, body: JSON.stringify({ prior_result_id: resultId }) });
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify(request) });
     showTab("study");
-    $("status").textContent = `Compared with saved result ${resultId}: RECIST 1.1 ${body.response}.`;
+    $("status").textContent = `Compared with ${prior}: RECIST 1.1 ${body.response}.`;
     $("comparison").textContent = body.lines.join("\n");
     $("comparison-image").src = `/api/jobs/${state.job}/files/comparison.png?t=${Date.now()}`;
     $("comparison-image").hidden = false;
@@ -818,6 +842,7 @@ async function start() {
   $("search-form").addEventListener("submit", search);
   $("tab-study").addEventListener("click", () => showTab("study"));
   $("tab-results").addEventListener("click", () => showTab("results"));
+  $("compare-latest").addEventListener("click", () => compareWith("auto"));
   $("tab-audit").hidden = me.role !== "admin";
   $("tab-audit").addEventListener("click", () => showTab("audit"));
   $("audit-form").addEventListener("submit", showAudit);
