@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from liverhealth.domain import PatientInfo
+from liverhealth.domain import PatientInfo, StudyInfo
 
 SECRET_QUERY_KEYS = {"key", "api_key", "apikey", "token", "access_token", "password", "secret", "signature", "sig"}
 REMOVED = "[removed]"
@@ -48,12 +48,18 @@ def url_credentials(url: str) -> tuple[str, str | None]:
     return urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment)), (password or user or None)
 
 
-def scrub_identifiers(text: str, patient: PatientInfo | None) -> str:
-    """``text`` with the patient's name (each part of 3 letters or more), ID and birth date removed."""
-    if patient is None or patient.is_empty():
-        return text
-    tokens = {patient.patient_id.strip(), patient.birth_date.strip()}
-    tokens |= {part for part in re.split(r"[\^\s,]+", patient.name) if len(part) >= 3}
+def scrub_identifiers(text: str, patient: PatientInfo | None, study: StudyInfo | None = None) -> str:
+    """``text`` with the patient's name (each part of 3 letters or more), ID and birth date removed,
+    and the study's identity (date in DICOM and ISO form, accession, UID, institution, description,
+    the referring physician's name parts)."""
+    tokens: set[str] = set()
+    if patient is not None and not patient.is_empty():
+        tokens |= {patient.patient_id.strip(), patient.birth_date.strip()}
+        tokens |= {part for part in re.split(r"[\^\s,]+", patient.name) if len(part) >= 3}
+    if study is not None and not study.is_empty():
+        tokens |= {study.study_date.strip(), study.date_iso, study.accession.strip(), study.study_uid.strip()}
+        tokens |= {study.institution.strip(), study.description.strip()}
+        tokens |= {part for part in re.split(r"[\^\s,]+", study.referring_physician) if len(part) >= 3}
     for token in sorted(filter(None, tokens), key=len, reverse=True):
         text = re.sub(re.escape(token), REMOVED, text, flags=re.IGNORECASE)
     return text

@@ -201,3 +201,16 @@ def test_the_follow_ups_target_sums_come_by_study_date(repo, three_slice):
     sums, notes = nadir_sums(readings, "20030801")
     assert sums == (20.0,) and "taken after this scan" in notes[0] and "2003" not in notes[0]
     assert repo.prior_target_sums(baseline) == [30.0, 20.0]  # the saving order, as before
+
+
+def test_the_study_identity_is_scrubbed_from_text_that_leaves(data_root):
+    from liverhealth.redact import scrub_identifiers
+
+    thin = load(data_root / "dcmqi" / "ct-3slice")
+    text = (
+        f"CT of {thin.patient.name}, accession {thin.study.accession}, {thin.study.study_date} ({thin.study.date_iso})"
+    )
+    scrubbed = scrub_identifiers(text, thin.patient, thin.study)
+    for identifier in (thin.patient.name, thin.study.accession, thin.study.study_date, thin.study.date_iso):
+        assert identifier not in scrubbed
+    assert scrubbed.startswith("CT of [removed]") and scrub_identifiers(text, None) == text
