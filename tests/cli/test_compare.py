@@ -97,14 +97,18 @@ def test_saved_comparisons_link_both_results_and_set_the_nadir(data_root, follow
 
 def test_a_single_image_is_refused_in_one_line(data_root, models_dir, tmp_path):
     jpg = data_root / "lits_jpg" / "images" / "volume-0_slice_38.jpg"
-    result = run_cli("compare", str(jpg), str(jpg), "--out", str(tmp_path / "o"))
+    other = data_root / "lits_jpg" / "images" / "volume-0_slice_40.jpg"  # not the same picture: that is refused first
+    result = run_cli("compare", str(jpg), str(other), "--out", str(tmp_path / "o"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "needs two CT volumes" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o" / "comparison.json").exists()
 
 
 def test_a_three_slice_ct_is_refused_in_one_line(data_root, models_dir, tmp_path):
+    from tests.cli.test_worklist_cli import _constructed_followup_series
+
     thin = data_root / "dcmqi" / "ct-3slice"
-    result = run_cli("compare", str(thin), str(thin), "--out", str(tmp_path / "o"))
+    later = _constructed_followup_series(data_root, tmp_path / "later")  # not the same scan: that is refused first
+    result = run_cli("compare", str(thin), str(later), "--out", str(tmp_path / "o"))
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "too little of the liver" in result.stderr or "No liver was found" in result.stderr
