@@ -196,7 +196,7 @@ function goTo(rasMm, slice) {
   const nv = state.nv;
   if (!nv || !nv.volumes.length) return;
   nv.scene.crosshairPos = nv.mm2frac(rasMm);
-  nv.updateGLVolume();
+  nv.drawScene(); // a redraw moves the slice; updateGLVolume would blend every layer again (seconds under software WebGL)
   nv.createOnLocationChange(); // the cursor line names the slice gone to
   $("viewer").dataset.slice = String(slice);
   drawCaliper();
@@ -285,9 +285,10 @@ function jobEnded(jobId, jobState, message) {
   }
 }
 
-function follow(jobId) {
+function follow(jobId, uploaded = false) {
   if (state.events) state.events.close();
   state.job = jobId;
+  if (!uploaded) uploadReady(); // a reopened or retrieved study: the upload that may have run is no longer shown
   $("cancel").hidden = false;
   const events = new EventSource(`/api/jobs/${jobId}/events`);
   state.events = events;
@@ -477,7 +478,7 @@ function upload(event) {
       return;
     }
     setStatus(`Uploaded (${body.kind}). Waiting for a worker.`, "queued");
-    follow(body.job_id);
+    follow(body.job_id, true);
   };
   xhr.onerror = () => {
     uploadReady();
