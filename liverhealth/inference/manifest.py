@@ -12,10 +12,12 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from liverhealth.errors import ModelError
-from liverhealth.inference.lesion_filter import LesionFilter, parse_lesion_filter
+
+if TYPE_CHECKING:  # the parser itself needs only the standard library (training.export loads it alone)
+    from liverhealth.inference.lesion_filter import LesionFilter
 
 SUPPORTED_SCHEMA = 1
 EXPECTED_CLASSES = ("background", "liver", "tumour")
@@ -238,8 +240,17 @@ def _model_spec(base: Path, raw: dict[str, Any]) -> ModelSpec:
         latency_ms_per_slice_cpu=float(latency) if latency is not None else None,
         trained=dict(raw.get("trained", {})),
         confidence=_confidence(model_id, raw.get("confidence", {})),
-        lesion_filter=parse_lesion_filter(model_id, raw.get("lesion_filter")),
+        lesion_filter=_lesion_filter(model_id, raw.get("lesion_filter")),
     )
+
+
+def _lesion_filter(model_id: str, raw: Any) -> LesionFilter | None:
+    """The optional ``lesion_filter`` block (its parser needs numpy, so it is imported only for one)."""
+    if raw is None:
+        return None
+    from liverhealth.inference.lesion_filter import parse_lesion_filter
+
+    return parse_lesion_filter(model_id, raw)
 
 
 def _confidence(model_id: str, raw: Any) -> dict[str, Any]:
