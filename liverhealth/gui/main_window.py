@@ -639,7 +639,9 @@ class MainWindow(SliceNavigation, ReviewControls, QMainWindow):
         answer = QMessageBox.question(
             self,
             "Save to database",
-            "Save this result (and its report, if any) to the results database? Patient identifiers are left out.",
+            "Save this result (and its report, if any) to the results database? The site's identity "
+            "setting decides what of the patient and study is kept (clinical: as the CT states them; "
+            "research: a pseudonym).",
         )
         if answer != QMessageBox.Yes:
             return
