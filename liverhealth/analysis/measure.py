@@ -16,7 +16,8 @@ from scipy import ndimage
 
 from liverhealth.analysis.confidence import ConfidenceFlags, is_unsure, lesion_confidence, surface_confidence
 from liverhealth.domain import CtVolume, Label, Lesion, Measurements
-from liverhealth.imaging.geometry import bounding_box, index_to_ras
+from liverhealth.imaging.geometry import index_to_ras
+from liverhealth.inference.lesion_filter import mask_components
 
 FULL_3D = ndimage.generate_binary_structure(3, 3)
 _CORNERS = np.array([[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]])
@@ -93,16 +94,7 @@ def measure_lesion(volume: CtVolume, lesion_id: int, component: np.ndarray, offs
 
 def find_lesions(tumour: np.ndarray) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
     """26-connected tumour components as (cropped mask, offset), largest first."""
-    if not tumour.any():
-        return []
-    box = bounding_box(tumour)
-    components, _ = ndimage.label(tumour[box], structure=FULL_3D)
-    found = []
-    for index, sub in enumerate(ndimage.find_objects(components), start=1):
-        crop = components[sub] == index
-        found.append((crop, tuple(int(s.start) + int(b.start) for s, b in zip(sub, box, strict=True))))
-    found.sort(key=lambda item: -int(item[0].sum()))
-    return found  # type: ignore[return-value]
+    return mask_components(tumour)
 
 
 def measure(

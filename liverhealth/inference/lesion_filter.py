@@ -152,19 +152,24 @@ def component_features(
     }
 
 
-def tumour_components(labels: np.ndarray) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
-    """26-connected tumour components as (cropped mask, offset), largest first (the findings' order)."""
-    tumour = labels == Label.TUMOUR
-    if not tumour.any():
+def mask_components(mask: np.ndarray) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
+    """26-connected components of a boolean mask as (cropped mask, offset), largest first: the
+    findings' lesion order (``analysis.measure.find_lesions`` is this)."""
+    if not mask.any():
         return []
-    box = bounding_box(tumour)
-    components, _ = ndimage.label(tumour[box], structure=FULL_3D)
+    box = bounding_box(mask)
+    components, _ = ndimage.label(mask[box], structure=FULL_3D)
     found = []
     for index, sub in enumerate(ndimage.find_objects(components), start=1):
         crop = components[sub] == index
         found.append((crop, tuple(int(s.start) + int(b.start) for s, b in zip(sub, box, strict=True))))
     found.sort(key=lambda item: -int(item[0].sum()))
     return found  # type: ignore[return-value]
+
+
+def tumour_components(labels: np.ndarray) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
+    """The tumour components of a label map, in the findings' order."""
+    return mask_components(labels == Label.TUMOUR)
 
 
 def lesion_features(
