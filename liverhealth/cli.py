@@ -151,7 +151,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if not manifest.models:
         print(f"No models in {manifest.path}.")
         return 0
-    header = ("", "id", "name", "input", "liver Dice", "tumour Dice", "ms/slice", "status")
+    header = ("", "id", "name", "input", "liver Dice", "tumour Dice", "FP/case", "ms/slice", "status")
     rows, protocols = [header], []
     for spec, status in workstation.model_statuses():
         metrics = spec.metrics
@@ -169,15 +169,32 @@ def cmd_models(args: argparse.Namespace) -> int:
         note = f" [{protocols.index(protocol) + 1}]" if protocol else ""
         latency = f"{spec.latency_ms_per_slice_cpu:.0f}" if spec.latency_ms_per_slice_cpu else "n/a"
         mark = "*" if spec.model_id == manifest.default else ""
+        fp = metrics.get("false_positives")
+        fp_text = f"{fp:.1f}" if isinstance(fp, int | float) else "n/a"
+        caution = manifest.caution(spec.model_id)
+        status = f"{status}; {caution}" if caution else status
         rows.append(
-            (mark, spec.model_id, spec.name, size, fmt("liver_dice"), fmt("tumour_dice") + note, latency, status)
+            (
+                mark,
+                spec.model_id,
+                spec.name,
+                size,
+                fmt("liver_dice"),
+                fmt("tumour_dice") + note,
+                fp_text,
+                latency,
+                status,
+            )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
-    right = {4, 5, 6}
+    right = {4, 5, 6, 7}
     for row in rows:
         cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=False))]
         print("  ".join(cells) + "  " + row[-1])
-    print("* default model. Dice figures are from the protocol noted; see models/MODEL_CARD.md.")
+    print(
+        "* default model. Dice and false-positive lesions per case (FP/case) are from the protocol noted; "
+        "see models/MODEL_CARD.md."
+    )
     for number, protocol in enumerate(protocols, start=1):
         print(f"[{number}] {protocol}")
     return 0

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the parser itself needs only the standard library (training
 SUPPORTED_SCHEMA = 1
 EXPECTED_CLASSES = ("background", "liver", "tumour")
 SUPPORTED_OUTPUTS = ("logits", "probabilities")
+NOT_RECOMMENDED_FP_RATIO = 2.0  # a model marking over twice the default's false-positive lesions per case
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,26 @@ class Manifest:
             if spec.model_id == stage_id:
                 return spec
         raise ModelError(f"{self.path}: no cascade stage '{stage_id}'. Reinstall the models.")
+
+    def caution(self, model_id: str) -> str:
+        """Why a model is "not recommended" (its measured false-positive lesions per case exceed
+        twice the default's, figures and protocol scope said), or "" when it is not."""
+        spec, default = self.get(model_id), self.get()
+        mine, theirs = spec.metrics.get("false_positives"), default.metrics.get("false_positives")
+        if spec is default or not isinstance(mine, int | float) or not isinstance(theirs, int | float):
+            return ""
+        if mine <= NOT_RECOMMENDED_FP_RATIO * theirs:
+            return ""
+
+        def scope(metrics: dict[str, Any]) -> str:
+            folds, patients = metrics.get("cv_folds"), metrics.get("cv_patients")
+            plural = "s" if folds != 1 else ""
+            return f" (cross-validation, {folds} fold{plural}, {patients} patients)" if folds and patients else ""
+
+        return (
+            f"not recommended: {mine:.1f} false-positive lesions per case{scope(spec.metrics)}, more than "
+            f"{NOT_RECOMMENDED_FP_RATIO:g}× the default {default.model_id}'s {theirs:.1f}{scope(default.metrics)}"
+        )
 
     def get(self, model_id: str | None = None) -> ModelSpec:
         """The model with this id (the default when None)."""

@@ -178,6 +178,7 @@ class ModelChoice(BaseModel):
     name: str
     validation: str
     default: bool
+    caution: str = ""  # "not recommended: …" with the figures, or ""
 
 
 class WindowPreset(BaseModel):

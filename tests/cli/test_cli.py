@@ -64,6 +64,7 @@ def test_models_lists_metrics(models_dir):
     result = run_cli("models")
     assert result.returncode == 0
     assert "threshold" in result.stdout and "protocol" in result.stdout
+    assert "FP/case" in result.stdout.splitlines()[0]
 
 
 def _bad_inputs(tmp: Path, data_root: Path) -> dict[str, Path]:

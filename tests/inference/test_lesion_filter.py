@@ -95,6 +95,9 @@ def test_the_engine_applies_a_manifest_filter(tmp_path, ircadb1):
     for entry in (*raw["models"], *raw.get("stages", [])):
         entry["file"] = str(shipped / entry["file"])
     default = next(m for m in raw["models"] if m["id"] == raw["default"])
+    default.pop("lesion_filter", None)  # the shipped model's own filter off: the plain output
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "manifest.json").write_text(json.dumps(raw))
     default["lesion_filter"] = _block(intercept=-10.0)  # rejects every lesion
     (tmp_path / "manifest.json").write_text(json.dumps(raw))
     manifest = load_manifest(tmp_path)
@@ -102,7 +105,7 @@ def test_the_engine_applies_a_manifest_filter(tmp_path, ircadb1):
     volume = replace(ircadb1, voxels=ircadb1.voxels[40:80])  # a 40-slice slab through the lesions
     volume = replace(volume, affine=ircadb1.affine)
     filtered = Segmenter(manifest).segment(volume)
-    plain = Segmenter(load_manifest(shipped)).segment(volume)
+    plain = Segmenter(load_manifest(tmp_path / "plain")).segment(volume)
     assert not (filtered.labels == Label.TUMOUR).any()
     assert filtered.timings["lesions_filtered"] == len(tumour_components(plain.labels)) > 0
     assert np.array_equal(filtered.labels > 0, plain.labels > 0)

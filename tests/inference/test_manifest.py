@@ -89,3 +89,26 @@ def test_not_an_onnx_file(tmp_path):
     _write(tmp_path, manifest_entry("m", tmp_path / "m.onnx"))
     with pytest.raises(ModelError, match="not a loadable ONNX"):
         get_session(load_manifest(tmp_path).get("m"))
+
+
+def test_a_model_with_over_twice_the_defaults_false_positives_is_not_recommended(tmp_path):
+    make_threshold_model(tmp_path / "m.onnx", (64, 64))
+    entry = manifest_entry("m", tmp_path / "m.onnx", size=(64, 64))
+
+    def metrics(fp: float, folds: int, patients: int) -> dict:
+        return {"false_positives": fp, "cv_folds": folds, "cv_patients": patients}
+
+    _write(
+        tmp_path,
+        {**entry, "metrics": metrics(1.4, 3, 28)},
+        {**entry, "id": "noisy", "metrics": metrics(2.9, 1, 10)},
+        {**entry, "id": "close", "metrics": metrics(2.8, 1, 10)},
+        {**entry, "id": "unmeasured"},
+    )
+    manifest = load_manifest(tmp_path)
+    assert manifest.caution("m") == ""  # the default is never measured against itself
+    assert manifest.caution("close") == ""  # 2.8 is exactly 2x, not over
+    assert manifest.caution("unmeasured") == ""
+    text = manifest.caution("noisy")
+    assert text.startswith("not recommended: 2.9 false-positive lesions per case")
+    assert "1 fold, 10 patients" in text and "m's 1.4" in text and "3 folds, 28 patients" in text

@@ -5,12 +5,14 @@ and window presets travel with the page's data."""
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
 
 from liverhealth.imaging.display import WINDOW_PRESETS
-from tests.helpers.web import login
+from tests.helpers.onnx_models import make_threshold_model, manifest_entry
+from tests.helpers.web import login, running_web_server
 
 pytestmark = pytest.mark.slow
 
@@ -114,3 +116,18 @@ def test_the_page_is_given_the_window_presets_of_every_face(cascade_server):
     assert {p["key"]: (p["name"], p["center"], p["width"]) for p in presets} == {
         key: (w.name, w.center, w.width) for key, w in WINDOW_PRESETS.items()
     }
+
+
+def test_the_page_is_told_which_models_are_not_recommended(tmp_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    make_threshold_model(models / "m.onnx", size=(64, 64))
+    entries = [
+        {**manifest_entry(model_id, models / "m.onnx", size=(64, 64)), "metrics": {"false_positives": fp}}
+        for model_id, fp in (("steady", 1.5), ("noisy", 9.0))
+    ]
+    (models / "manifest.json").write_text(json.dumps({"schema": 1, "default": "steady", "models": entries}))
+    with running_web_server(tmp_path) as server:
+        choices = {m["id"]: m for m in login(server, "alice").http.get("/api/me").json()["models"]}
+    assert choices["steady"]["caution"] == ""
+    assert choices["noisy"]["caution"].startswith("not recommended: 9.0 false-positive lesions per case")

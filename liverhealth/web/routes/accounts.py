@@ -85,6 +85,7 @@ def me(session: CurrentUser, settings: SettingsDep, workstation: WorkstationDep)
             name=spec.name,
             validation=workstation.model_info(spec.model_id).validation_text(),
             default=spec.model_id == manifest.default,
+            caution=manifest.caution(spec.model_id),
         )
         for spec in manifest.models
     ]

@@ -827,8 +827,8 @@ async function start() {
   for (const model of me.models) {
     const option = document.createElement("option");
     option.value = model.id;
-    option.textContent = `${model.name}${model.default ? " (default)" : ""}`;
-    option.title = model.validation;
+    option.textContent = `${model.name}${model.default ? " (default)" : ""}${model.caution ? " (not recommended)" : ""}`;
+    option.title = model.caution ? `${model.caution}. ${model.validation}` : model.validation;
     option.selected = model.default;
     $("model").append(option);
   }
