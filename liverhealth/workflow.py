@@ -942,13 +942,14 @@ class Session:
 
     def export_viewer(self, out_dir: Path) -> dict[str, Any]:
         """The result's files, the viewer's layers (labels as NIfTI, uncertainty) beside them, and
-        the numbers the viewer shows (volumes, lesions with where they are, RECIST targets, model)."""
+        the numbers the viewer shows (volumes, lesions with where they are, RECIST targets, model,
+        each lesion's caliper: outline and RECIST axes on its measured slice)."""
         from liverhealth import viewer
 
         result = self._need_result()
         self.export(out_dir)
         viewer.write_layers(result, out_dir)
-        return viewer.result_view(result)
+        return viewer.result_view(result, self.calipers())
 
     def check_dicom_export(self) -> None:
         """Refuse, before the slow work, a study that cannot carry a DICOM SEG/SR (no DICOM source)."""

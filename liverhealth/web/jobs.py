@@ -26,7 +26,6 @@ from liverhealth.domain import Actor, PatientInfo
 from liverhealth.errors import Cancelled, LiverHealthError
 from liverhealth.progress import Step
 from liverhealth.text import one_line
-from liverhealth.viewer import result_view
 from liverhealth.workflow import PACS_SCHEME, Session, Workstation
 
 
@@ -380,8 +379,7 @@ class StepEvents:
 def viewer_numbers(session: Session, out: Path) -> dict[str, Any]:
     """The session's result written for the viewer (``Session.export_viewer``) and its numbers,
     with each lesion's caliper (outline and RECIST axes) for the page to draw."""
-    session.export_viewer(out)
-    return result_view(session.result, session.calipers())
+    return session.export_viewer(out)
 
 
 def _urls(job: Job, session: Session) -> dict[str, Any]:

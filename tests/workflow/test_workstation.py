@@ -68,6 +68,9 @@ def test_every_step_on_the_real_ct(workstation, data_root, tmp_path, upgrades):
     written = session.export(tmp_path / "out")
     assert {"labels", "overlay", "measurements", "pdf", "markdown", "report", "confidence"} <= set(written)
     assert PdfReader(written["pdf"]).pages
+    view = session.export_viewer(tmp_path / "viewer")  # the web page's numbers carry the calipers
+    assert [c["lesion_id"] for c in view["calipers"]] == [c.lesion_id for c in session.calipers()]
+    assert len(view["calipers"]) == len(result.measurements.lesions) > 0
     assert result.segmentation.confidence.shape == volume.shape
     assert result.measurements.liver_confidence is not None
     record = results.record_from_outputs(tmp_path / "out")  # `db save DIR` keeps the map too
