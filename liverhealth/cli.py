@@ -320,7 +320,7 @@ def cmd_db_export(args: argparse.Namespace) -> int:
         return 0
     if args.id is None or not args.out:
         raise LiverHealthError("Give the saved result's ID and --out DIR (or --training DIR for training cases).")
-    written = _workstation(args).export_saved(args.id, Path(args.out))
+    written = _workstation(args).export_saved(args.id, Path(args.out), include_patient=args.include_patient)
     print(f"Wrote {', '.join(sorted(p.name for p in written.values()))} to {args.out}")
     return 0
 
@@ -722,6 +722,12 @@ def _add_db_parser(sub: argparse._SubParsersAction) -> None:
         "--training",
         metavar="DIR",
         help="write each reader-edited result as a CT + labels case for training.preprocess (a new folder)",
+    )
+    export.add_argument(
+        "--include-patient",
+        action="store_true",
+        help="the reports' Markdown header carries the patient and study the database kept (default: blanks "
+        "for the reader; the saved PDFs are written as they were made)",
     )
     export.set_defaults(func=cmd_db_export)
     save = actions.add_parser("save", help="save a `liverhealth segment` output folder (retry a failed save)")

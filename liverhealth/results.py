@@ -149,10 +149,13 @@ def write_outputs(result: SegmentResult, out_dir: str | Path) -> dict[str, Path]
     )
 
 
-def export_saved(stored: StoredResult, out_dir: str | Path) -> dict[str, Path]:
+def export_saved(stored: StoredResult, out_dir: str | Path, include_patient: bool = False) -> dict[str, Path]:
     """A saved result back to files, as `segment` writes them (so `db save` takes the folder again):
     labels, confidence, overlay.png, each report (report.pdf/.md/.json, then report_2.*, ...) and,
-    last, measurements.json naming the saved result."""
+    last, measurements.json naming the saved result. With ``include_patient`` the Markdown
+    reports' header carries the identity the database kept (clinical sites), else blanks; the PDFs
+    are the saved ones, as they were signed or drafted."""
+    patient, study = (stored.patient_info, stored.study_info) if include_patient else (None, None)
     out = make_output_folder(check_output_folder(Path(out_dir)))
     document = result_document(
         stored.study,
@@ -169,7 +172,9 @@ def export_saved(stored: StoredResult, out_dir: str | Path) -> dict[str, Path]:
         suffix = "" if index == 1 else f"_{index}"
         written |= {
             f"{key}{suffix}": path
-            for key, path in _write_report_files(out, saved.report, stored.model, saved.pdf, suffix).items()
+            for key, path in _write_report_files(
+                out, saved.report, stored.model, saved.pdf, suffix, patient, study
+            ).items()
         }
     affine = stored.study.affine if stored.study.affine is not None else np.eye(4)
     return {

@@ -438,12 +438,15 @@ class Workstation:
             self.repository.add_report(result_id, report)
         return SavedResult(result_id, self.repository.where)
 
-    def export_saved(self, result_id: int, out_dir: Path, actor: Actor | None = None) -> dict[str, Path]:
+    def export_saved(
+        self, result_id: int, out_dir: Path, actor: Actor | None = None, include_patient: bool = False
+    ) -> dict[str, Path]:
         """A saved result's files (labels, measurements.json, overlay, reports) in ``out_dir``, as
-        `segment` writes them: `db save` takes the folder back."""
+        `segment` writes them: `db save` takes the folder back. ``include_patient``: the reports'
+        Markdown header carries the patient and study the database kept (else blanks)."""
         stored = self.repository.get(result_id)
         self.audit("export", actor, result_id, stored.study.study_id)
-        return export_saved(stored, out_dir)
+        return export_saved(stored, out_dir, include_patient)
 
     def export_training(self, out_dir: Path, actor: Actor | None = None) -> tuple[list[str], list[str]]:
         """Each reader-edited result (its latest revision) as a training case: ``NAME/ct.nii.gz`` and

@@ -96,6 +96,9 @@ class StoredResult:
     confidence: np.ndarray | None = None
     revision: Revision | None = None
     reader_drawn: np.ndarray | None = None
+    # the identity a clinical site kept with the study (None: none kept, or a research pseudonym)
+    patient_info: PatientInfo | None = None
+    study_info: StudyInfo | None = None
 
     @property
     def signed(self) -> StoredReport | None:

@@ -25,8 +25,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, selectinload, sessionmaker
 
 from liverhealth.documents import read_stored_measurements, stored_measurements
+from liverhealth.domain import PatientInfo, Revision, SourceInfo, StudyInfo, StudyRef
 from liverhealth.domain import Report as DomainReport
-from liverhealth.domain import Revision, SourceInfo, StudyRef
 from liverhealth.errors import StorageError
 from liverhealth.storage.database import database_url, describe, make_engine, parse_url, translate
 from liverhealth.storage.identity import KeptIdentity, kept_identity
@@ -404,7 +404,10 @@ class Repository:
                 description=record.source.description[:512],
                 source_path=record.source.path[:1024] or None,
                 modality=record.source.modality or None,
-                series_uid=record.source.series_uid or None,
+                # a research site keeps no DICOM UID (they identify the study at its source)
+                series_uid=(record.source.series_uid or None)
+                if identity is None or identity.mode != "research"
+                else None,
                 slice_count=shape[0],
                 row_count=shape[1],
                 column_count=shape[2],
@@ -582,6 +585,7 @@ class Repository:
                 user_name=result.user_name,
                 study=_study_ref(result.study),
                 reports=tuple(_stored_report(r, result.revision or 0) for r in result.reports),
+                **_kept_identity_of(result.study),
             )
 
         return self._run("load the result", work)
@@ -954,6 +958,34 @@ def _stored_report(row: Report, revision: int) -> StoredReport:
         revision=revision,
     )
     return StoredReport(report=report, pdf=row.pdf, report_id=row.id, saved_at=row.created_at)
+
+
+def _kept_identity_of(study: Study) -> dict[str, Any]:
+    """``patient_info``/``study_info`` of a study saved with clinical identity (a research site's
+    rows hold a pseudonym and shifted dates, which no report header may show as the patient's)."""
+    if study.identity != "clinical":
+        return {}
+    patient = study.patient
+    patient_info = (
+        PatientInfo(
+            name=patient.name or "",
+            patient_id=patient.patient_id or "",
+            sex=patient.sex or "",
+            birth_date=patient.birth_date or "",
+        )
+        if patient is not None and not patient.pseudonym
+        else None
+    )
+    study_info = StudyInfo(
+        study_date=study.study_date or "",
+        study_time=study.study_time or "",
+        accession=study.accession or "",
+        description=study.study_description or "",
+        institution=study.institution or "",
+        referring_physician=study.referring_physician or "",
+        study_uid=study.study_uid or "",
+    )
+    return {"patient_info": patient_info, "study_info": study_info}
 
 
 def _study_ref(study: Study) -> StudyRef:

@@ -77,6 +77,8 @@ def test_a_clinical_site_keeps_the_study_identity(repo, three_slice):
     assert (summary.patient_name, summary.patient_id, summary.accession) == ("JANCT000", "99000", "03086212")
     assert (summary.study_date, summary.study_time, summary.identity) == ("20030417", "104607", "clinical")
     assert repo.get(result_id).study.study_date == "20030417"
+    stored = repo.get(result_id)  # what a report header may show again (`db export --include-patient`)
+    assert stored.patient_info.name == "JANCT000" and stored.study_info.accession == "03086212"
     anonymous = repo.save(dataclasses.replace(record_of(volume, labels), content_sha256="a" * 64))
     assert repo.get(anonymous).summary.accession is None and repo.get(anonymous).summary.patient_ref is None
 
@@ -98,9 +100,11 @@ def test_a_research_pseudonym_groups_one_patient_and_keeps_no_identifier(tmp_pat
     assert days == 183
     (patient,) = group_worklist(repo.list_results(latest_only=True))
     assert [s.study_id for s in patient.studies] == [b.study_id, a.study_id] and patient.studies[0].dates_shifted
+    assert repo.get(first).patient_info is None and repo.get(first).study_info is None  # no header from these
     repo.close()
     stored = (tmp_path / "research.db").read_bytes()
-    for identifier in ("liver_01", "20090527", "20091126", "IRCAD", ircadb1.study.study_uid, "125005"):
+    ids = ("liver_01", "20090527", "20091126", "IRCAD", ircadb1.study.study_uid, ircadb1.source.series_uid, "125005")
+    for identifier in ids:
         assert identifier.encode() not in stored, identifier
     assert a.pseudonym.encode() in stored
 

@@ -264,6 +264,10 @@ def test_db_export_folder_saves_back_the_same_result(workstation, data_root, tmp
     out = tmp_path / "exported"
     written = workstation.export_saved(saved.result_id, out)
     assert {"measurements", "labels", "report", "report_2", "pdf", "pdf_2"} <= set(written)
+    assert "03086212" not in written["markdown"].read_text()  # the header is left blank unless asked
+    named = workstation.export_saved(saved.result_id, tmp_path / "named", include_patient=True)
+    header = named["markdown"].read_text()
+    assert "Accession: 03086212" in header and "Patient: JANCT000" in header and "Study date: 2003-04-17" in header
     other = Workstation(models_dir=models_dir, db_url=f"sqlite:///{tmp_path / 'other.db'}")
     try:
         again = other.get(other.save_folder(out).result_id)
