@@ -68,8 +68,8 @@ def _progress_bar(total_hint: str):
     def update(done: int, total: int) -> None:
         if total <= 1:
             return
-        if "bar" not in bar:
-            bar["bar"] = tqdm(total=total, desc=total_hint, unit="slice", file=sys.stderr, leave=False)
+        if "bar" not in bar:  # it starts where the work does (a cascade skips the slices outside the liver)
+            bar["bar"] = tqdm(total=total, initial=done, desc=total_hint, unit="slice", file=sys.stderr, leave=False)
         bar["bar"].n = done
         bar["bar"].refresh()
         if done >= total:
