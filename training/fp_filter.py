@@ -5,6 +5,8 @@
     python -m training.fp_filter fit --out training/results/fp_filter_unet
     python -m training.fp_filter install --out training/results/fp_filter_unet --manifest models/manifest.json \
         --model unet [--fold cv0]
+    python -m training.fp_filter plot-models --evaluation training/results/fp_filter_unet/evaluation.json \
+        --scored training/results/cascade_cv0/unet-cv0.json ... --plot training/results/froc_models.png
 
 Runs in the application environment (it segments through ``liverhealth.inference``, as the app does,
 and fits with scikit-learn). ``collect`` segments every fold's held-out patients with that fold's
@@ -302,6 +304,61 @@ def _plot(curves: dict, before: dict, after: dict, path: Path, models: list[str]
     plt.close(figure)
 
 
+def operating_point(scored: dict) -> dict:
+    """One model's point on the curve from its `evaluate_cv score` file: pooled recall of lesions
+    >= 10 mm (found / reference, as the curves count it) and false-positive lesions per case."""
+    cases = scored["cases"]
+    reference = sum(c["reference_lesions_10mm"] for c in cases)
+    return {
+        "model": scored["model"],
+        "cases": len(cases),
+        "recall_10mm": sum(c["found_10mm"] for c in cases) / reference if reference else None,
+        "fp_per_case": sum(c["false_positives"] for c in cases) / len(cases),
+    }
+
+
+def plot_models(evaluation: Path, scored: list[Path], path: Path) -> list[dict]:
+    """The default's curves (filter threshold and minimum diameter swept, all folds' held-out
+    patients) with every model's operating point on the folds they were scored on: a model's fold
+    weights are kept only for the default, so the others are points, not curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = json.loads(evaluation.read_text())
+    points = [operating_point(json.loads(p.read_text())) for p in scored]
+    figure, axes = plt.subplots(figsize=(6.4, 4.4))
+    for name, key, style in (("filter threshold", "filter", "o-"), ("minimum diameter", "min_diameter", "s--")):
+        xy = [(q["fp_per_case"], q["recall_10mm"]) for q in curves["froc"][key] if q["recall_10mm"] is not None]
+        axes.plot(*zip(*xy, strict=True), style, markersize=4, label=f"unet, 28 patients: sweeping the {name}")
+    after = curves["pooled_after"]
+    axes.plot(
+        [after["fp_per_case"]],
+        [after["recall_10mm"]],
+        "r*",
+        markersize=12,
+        label="unet + filter, cross-fitted (shipped)",
+    )
+    for point, marker in zip(points, "^vDP<>", strict=False):
+        axes.plot(
+            [point["fp_per_case"]],
+            [point["recall_10mm"]],
+            marker,
+            markersize=7,
+            label=f"{point['model']}, no filter ({point['cases']} patients)",
+        )
+    axes.set_xlabel("false-positive lesions per case")
+    axes.set_ylabel("recall of lesions >= 10 mm (pooled)")
+    axes.set_title("Held-out patients (cross-validation)", fontsize=9)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return points
+
+
 def install(out: Path, manifest_path: Path, model_id: str, fold: str | None = None) -> None:
     """Put the fitted filter (with ``fold``, that fold's cross-fitted one, to score the fold model with
     it) into ``model_id``'s manifest entry, validated by the app's parser."""
@@ -334,8 +391,15 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--manifest", type=Path, required=True)
     i.add_argument("--model", required=True)
     i.add_argument("--fold", default=None, help="install this fold's cross-fitted filter instead")
+    m = sub.add_parser("plot-models", help="the default's curves with every model's operating point")
+    m.add_argument("--evaluation", type=Path, required=True, help="evaluation.json of `fit`")
+    m.add_argument("--scored", type=Path, action="append", required=True, help="an `evaluate_cv score` file")
+    m.add_argument("--plot", type=Path, required=True)
     args = parser.parse_args(argv)
-    if args.command == "collect":
+    if args.command == "plot-models":
+        for point in plot_models(args.evaluation, args.scored, args.plot):
+            print(json.dumps(point))
+    elif args.command == "collect":
         print(collect(args.models_dir, args.model, args.data, args.out))
     elif args.command == "fit":
         fit(args.out)

@@ -69,3 +69,18 @@ def test_fit_and_install_on_real_lesion_components(data_root, tmp_path):
     block = json.loads((out / "lesion_filter.json").read_text())
     assert parse_lesion_filter("unet", block).threshold == block["threshold"]
     assert "held-out predictions" in block["provenance"]["fitted_on"]
+
+
+def test_every_models_operating_point_is_plotted_from_its_scores(tmp_path):
+    from liverhealth import config
+
+    results = config.REPO_ROOT / "training" / "results"
+    scored = [results / "cascade_cv0" / "unet-cv0.json", results / "cascade_segformer_cv0" / "segformer-cv0.json"]
+    plot = tmp_path / "froc.png"
+    points = fp_filter.plot_models(results / "fp_filter_unet" / "evaluation.json", scored, plot)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for point, path in zip(points, scored, strict=True):
+        summary = json.loads(path.read_text())["summary"]
+        assert point["cases"] == summary["cases"] == 10
+        assert point["fp_per_case"] == pytest.approx(summary["false_positives"]["mean"])
+        assert 0 <= point["recall_10mm"] <= 1
