@@ -1,14 +1,16 @@
-"""Dialogs: the saved-results browser, the settings editor, the PACS query and the report's sign-off."""
+"""Dialogs: the saved-results worklist, the prior-study chooser, the settings editor, the PACS query and
+the report's sign-off."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QPixmap
 from PyQt5.QtWidgets import (
+    QAbstractItemView,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
@@ -20,106 +22,212 @@ from PyQt5.QtWidgets import (
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
+    QTreeWidget,
+    QTreeWidgetItem,
     QVBoxLayout,
 )
 
 from liverhealth import config
+from liverhealth.domain import WorklistPatient, WorklistResult, WorklistStudy
 from liverhealth.errors import LiverHealthError
-from liverhealth.storage import ResultSummary, StoredResult
+from liverhealth.storage import StoredResult
 
-COLUMNS = ("ID", "Saved", "Model", "Liver (mL)", "Tumour (mL)", "Lesions", "Reports", "Study")
+WORKLIST_COLUMNS = ("Result", "Model", "Saved", "State", "Liver (mL)", "Tumour (mL)", "Lesions")
+NUMBER_COLUMNS = (4, 5, 6)
+PATIENT, STUDY, RESULT = "patient", "study", "result"
+KIND_ROLE = Qt.UserRole + 1  # an item's level; Qt.UserRole holds the result id Open reads
+TEXT_COLUMN_MAX = 240  # px: a longer text (a model id, a reader, a description) is cut, whole in its tooltip
 
 
-class NumberItem(QTableWidgetItem):
-    """A table cell that sorts by its number, not its text."""
+def study_when(study: WorklistStudy) -> str:
+    """'2009-11-26 12:50', '2009-11-26 (shifted)' under a research pseudonym, or 'date not kept'."""
+    if not study.date:
+        return "date not kept"
+    when = f"{study.date} {study.time[:2]}:{study.time[2:4]}" if len(study.time) >= 4 else study.date
+    return f"{when} (shifted)" if study.dates_shifted else when
 
-    def __init__(self, value: float | None, text: str) -> None:
-        super().__init__(text)
-        self.value = value if value is not None else float("-inf")
 
-    def __lt__(self, other: QTableWidgetItem) -> bool:
-        return self.value < getattr(other, "value", float("-inf"))
+def patient_heading(patient: WorklistPatient) -> str:
+    """'NAME (ID 123) · sex F, born 1960-01-01 · 2 studies'."""
+    sex, born = patient.sex and f"sex {patient.sex}", patient.birth_date and f"born {patient.birth_date}"
+    count = len(patient.studies)
+    studies = f"{count} stud{'y' if count == 1 else 'ies'}"
+    return " · ".join(filter(None, (patient.label, ", ".join(filter(None, (sex, born))), studies)))
+
+
+def study_heading(study: WorklistStudy) -> str:
+    """'2009-11-26 12:50 · CT ABDOMEN · accession 123 · CT series, 129 slices of 512×512'."""
+    accession = study.accession and f"accession {study.accession}"
+    return " · ".join(filter(None, (study_when(study), study.description, accession, study.source)))
+
+
+def result_state(result: WorklistResult) -> str:
+    """'signed by X', 'revision 2 by X' or 'model's result'."""
+    if result.signed_by:
+        return f"signed by {result.signed_by}"
+    if result.revision:
+        return f"revision {result.revision} by {result.author or 'a reader'}"
+    return "model's result"
+
+
+def _ml(value: float | None, digits: int) -> str:
+    return f"{value:.{digits}f}" if value is not None else "n/a"
 
 
 class DatabaseDialog(QDialog):
-    """A sortable table of saved results with a preview; open and delete (with confirmation).
+    """The saved results as a worklist: patients, their studies newest first, each study's results
+    (the latest revision per model), with a preview of the one selected; open (a study: its newest
+    result), delete a result (with confirmation), find a patient. Patient and study rows are one
+    heading line across the tree; the columns are the results'.
 
-    It calls back into the window for every database access, which runs in worker threads.
-    """
+    It calls back into the window for every database access, which runs in worker threads."""
 
     def __init__(
         self,
         parent: Any,
-        rows: list[ResultSummary],
+        patients: Sequence[WorklistPatient],
         load: Callable[[int], None],
         delete: Callable[[int], None],
         preview: Callable[[int, Callable[[StoredResult], None]], None],
+        search: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Saved results")
-        self.resize(980, 520)
-        self._load, self._delete, self._preview = load, delete, preview
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.setSelectionBehavior(QTableWidget.SelectRows)
-        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
-        self.table.setSortingEnabled(True)
-        self.table.itemSelectionChanged.connect(self._selected)
+        self.resize(1240, 560)  # fits a 1366 px wide screen
+        self._load, self._delete, self._preview, self._search = load, delete, preview, search
+        self.patient_filter = ""  # the patient search the tree shows
+        self.tree = QTreeWidget()
+        self.tree.setColumnCount(len(WORKLIST_COLUMNS))
+        self.tree.setHeaderLabels(WORKLIST_COLUMNS)
+        self.tree.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.tree.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.tree.setUniformRowHeights(True)
+        self.tree.itemSelectionChanged.connect(self._selected)
+        self.tree.itemDoubleClicked.connect(self._double_clicked)
+        self.search_field = QLineEdit()
+        self.search_field.setPlaceholderText("Patient name, ID or pseudonym")
+        self.search_field.returnPressed.connect(self.search)
+        find_button = QPushButton("Find")
+        find_button.clicked.connect(self.search)
+        self.count_label = QLabel()
         self.preview_label = QLabel("Select a result to preview it.")
-        self.preview_label.setMinimumWidth(300)
+        self.preview_label.setMinimumWidth(280)
         self.preview_label.setAlignment(Qt.AlignCenter)
-        open_button, delete_button = QPushButton("Open"), QPushButton("Delete…")
-        open_button.clicked.connect(self.open_selected)
-        delete_button.clicked.connect(self.delete_selected)
+        self.preview_label.setWordWrap(True)
+        self.open_button, self.delete_button = QPushButton("Open"), QPushButton("Delete…")
+        self.open_button.clicked.connect(self.open_selected)
+        self.delete_button.clicked.connect(lambda _checked=False: self.delete_selected())
+        top = QHBoxLayout()
+        if search is not None:
+            for widget in (QLabel("Patient"), self.search_field, find_button):
+                top.addWidget(widget)
+        top.addWidget(self.count_label, 1)
         buttons = QHBoxLayout()
-        for widget in (open_button, delete_button):
+        for widget in (self.open_button, self.delete_button):
             buttons.addWidget(widget)
         buttons.addStretch(1)
         body = QHBoxLayout()
-        body.addWidget(self.table, 3)
-        body.addWidget(self.preview_label, 1)
+        body.addWidget(self.tree, 1)
+        body.addWidget(self.preview_label)
         layout = QVBoxLayout(self)
+        layout.addLayout(top)
         layout.addLayout(body)
         layout.addLayout(buttons)
-        self.set_rows(rows)
+        self.set_patients(patients)
 
-    def set_rows(self, rows: list[ResultSummary]) -> None:
-        self.table.setSortingEnabled(False)
-        self.table.setRowCount(len(rows))
-        for r, row in enumerate(rows):
-            cells = [
-                NumberItem(row.result_id, str(row.result_id)),
-                QTableWidgetItem(f"{row.created_at:%Y-%m-%d %H:%M}"),
-                QTableWidgetItem(row.model_id),
-                NumberItem(row.liver_volume_ml, f"{row.liver_volume_ml:.1f}" if row.liver_volume_ml else "n/a"),
-                NumberItem(
-                    row.tumour_volume_ml, f"{row.tumour_volume_ml:.2f}" if row.tumour_volume_ml is not None else "n/a"
-                ),
-                NumberItem(row.lesion_count, str(row.lesion_count)),
-                NumberItem(row.report_count, str(row.report_count)),
-                QTableWidgetItem(row.description),
-            ]
-            for c, cell in enumerate(cells):
-                self.table.setItem(r, c, cell)
-        self.table.setSortingEnabled(True)
-        self.table.resizeColumnsToContents()
+    def set_patients(self, patients: Sequence[WorklistPatient]) -> None:
+        """Fill the tree from a worklist (patients and studies expanded); the selection is cleared."""
+        self.tree.clear()
+        for patient in patients:
+            row = self._item(self.tree, PATIENT, None, (patient_heading(patient),))
+            for study in patient.studies:
+                newest = study.result_for().result_id if study.results else None
+                child = self._item(row, STUDY, newest, (study_heading(study),))
+                for result in study.results:
+                    texts = (
+                        f"Result {result.result_id}",
+                        result.model_id,
+                        result.saved_at,
+                        result_state(result),
+                        _ml(result.liver_volume_ml, 1),
+                        _ml(result.tumour_volume_ml, 2),
+                        str(result.lesion_count),
+                    )
+                    self._item(child, RESULT, result.result_id, texts)
+        self.tree.expandAll()
+        for column in range(1, len(WORKLIST_COLUMNS)):
+            self.tree.resizeColumnToContents(column)
+            self.tree.setColumnWidth(column, min(self.tree.columnWidth(column) + 12, TEXT_COLUMN_MAX))
+        ids = [f"Result {r.result_id}" for p in patients for s in p.studies for r in s.results] or ["Result"]
+        widest = max(self.tree.fontMetrics().horizontalAdvance(text) for text in ids)
+        self.tree.setColumnWidth(0, widest + 3 * self.tree.indentation() + 16)  # results sit two levels in
+        studies = sum(len(p.studies) for p in patients)
+        found = f" for '{self.patient_filter}'" if self.patient_filter else ""
+        self.count_label.setText(
+            f"{len(patients)} patient(s), {studies} stud(ies){found}; newest first."
+            if patients
+            else f"No saved results{found}."
+        )
+        self.preview_label.setText("Select a result to preview it.")
+        self._enable_buttons()
+
+    @staticmethod
+    def _item(parent: Any, kind: str, result_id: int | None, texts: Sequence[str]) -> QTreeWidgetItem:
+        item = QTreeWidgetItem(parent, [str(text) for text in texts])
+        item.setData(0, Qt.UserRole, result_id)
+        item.setData(0, KIND_ROLE, kind)
+        if kind != RESULT:
+            item.setFirstColumnSpanned(True)
+        for column, text in enumerate(texts):
+            item.setToolTip(column, str(text))
+            if column in NUMBER_COLUMNS:
+                item.setTextAlignment(column, Qt.AlignRight | Qt.AlignVCenter)
+        return item
+
+    def selected_item(self) -> QTreeWidgetItem | None:
+        items = self.tree.selectedItems()
+        return items[0] if items else None
+
+    def selected_kind(self) -> str | None:
+        """'patient', 'study' or 'result' (None when nothing is selected)."""
+        item = self.selected_item()
+        return item.data(0, KIND_ROLE) if item is not None else None
 
     def selected_id(self) -> int | None:
-        rows = self.table.selectionModel().selectedRows()
-        return int(self.table.item(rows[0].row(), 0).text()) if rows else None
+        """The result Open reads: the selected result, or the selected study's newest result."""
+        item = self.selected_item()
+        value = item.data(0, Qt.UserRole) if item is not None else None
+        return int(value) if value is not None else None
+
+    def _enable_buttons(self) -> None:
+        self.open_button.setEnabled(self.selected_id() is not None)
+        self.delete_button.setEnabled(self.selected_kind() == RESULT)
 
     def _selected(self) -> None:
+        self._enable_buttons()
         result_id = self.selected_id()
-        if result_id is not None:
+        if result_id is None:
+            self.preview_label.setText("Select a result to preview it.")
+        else:
             self._preview(result_id, self.show_preview)
+
+    def _double_clicked(self, item: QTreeWidgetItem, _column: int) -> None:
+        if item.data(0, KIND_ROLE) != PATIENT:
+            self.open_selected()
 
     def show_preview(self, stored: StoredResult) -> None:
         if stored.overlay_png:
             pixmap = QPixmap()
             pixmap.loadFromData(stored.overlay_png)
-            self.preview_label.setPixmap(pixmap.scaledToWidth(300, Qt.SmoothTransformation))
+            self.preview_label.setPixmap(pixmap.scaledToWidth(280, Qt.SmoothTransformation))
         else:
             self.preview_label.setText("No preview image.")
+
+    def search(self) -> None:
+        """List the patients matching the search line (all of them when it is empty)."""
+        if self._search is not None:
+            self.patient_filter = self.search_field.text().strip()
+            self._search(self.patient_filter)
 
     def open_selected(self) -> None:
         result_id = self.selected_id()
@@ -128,8 +236,9 @@ class DatabaseDialog(QDialog):
             self.accept()
 
     def delete_selected(self, confirm: bool = True) -> None:
+        """Delete the selected result (not a whole study or patient) after asking."""
         result_id = self.selected_id()
-        if result_id is None:
+        if result_id is None or self.selected_kind() != RESULT:
             return
         if (
             confirm
@@ -140,6 +249,52 @@ class DatabaseDialog(QDialog):
         ):
             return
         self._delete(result_id)
+
+
+class PriorDialog(QDialog):
+    """Choose the prior to read the current study against: this patient's earlier saved studies,
+    newest first (the latest chosen), each with its description and the result the comparison
+    would read (``model_id``'s result of that study when it has one, else its newest)."""
+
+    COLUMNS = ("Study date", "Description", "Result read", "Source")
+
+    def __init__(self, parent: Any, priors: Sequence[WorklistStudy], model_id: str | None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Compare with a prior study")
+        self.resize(900, 320)
+        self.priors = tuple(priors)
+        self.list = QTreeWidget()
+        self.list.setColumnCount(len(self.COLUMNS))
+        self.list.setHeaderLabels(self.COLUMNS)
+        self.list.setRootIsDecorated(False)
+        self.list.setSelectionMode(QAbstractItemView.SingleSelection)
+        for index, study in enumerate(self.priors):
+            result = study.result_for(model_id)
+            read = f"result {result.result_id} ({result.model_id}, {result_state(result)})"
+            texts = (study_when(study), study.description, read, study.source)
+            item = QTreeWidgetItem(self.list, list(texts))
+            item.setData(0, Qt.UserRole, index)
+            for column, text in enumerate(texts):
+                item.setToolTip(column, text)
+        for column in range(len(self.COLUMNS) - 1):
+            self.list.resizeColumnToContents(column)
+            if column == 1:  # the description
+                self.list.setColumnWidth(column, min(self.list.columnWidth(column), TEXT_COLUMN_MAX))
+        if self.priors:
+            self.list.setCurrentItem(self.list.topLevelItem(0))
+        self.list.itemDoubleClicked.connect(lambda _item, _column: self.accept())
+        buttons = QDialogButtonBox(QDialogButtonBox.Cancel)
+        self.compare_button = buttons.addButton("Compare", QDialogButtonBox.AcceptRole)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Earlier saved studies of this patient, newest first:"))
+        layout.addWidget(self.list)
+        layout.addWidget(buttons)
+
+    def selected_study(self) -> WorklistStudy | None:
+        item = self.list.currentItem()
+        return self.priors[int(item.data(0, Qt.UserRole))] if item is not None else None
 
 
 SETTINGS = (

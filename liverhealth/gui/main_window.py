@@ -19,7 +19,6 @@ from PyQt5.QtWidgets import (
     QComboBox,
     QFileDialog,
     QHeaderView,
-    QInputDialog,
     QLabel,
     QMainWindow,
     QMenu,
@@ -36,10 +35,10 @@ from PyQt5.QtWidgets import (
 )
 
 from liverhealth import config
-from liverhealth.domain import Actor
+from liverhealth.domain import Actor, WorklistStudy
 from liverhealth.errors import LiverHealthError
 from liverhealth.gui.compare_window import ComparisonWindow
-from liverhealth.gui.dialogs import DatabaseDialog, PacsDialog, SettingsDialog
+from liverhealth.gui.dialogs import DatabaseDialog, PacsDialog, PriorDialog, SettingsDialog
 from liverhealth.gui.review_controls import ReviewControls
 from liverhealth.gui.view_model import LESION_COLUMNS, PROCESSING, ComparisonView, ViewModel
 from liverhealth.gui.widgets import SliceCanvas, SliceNavigation, Worker
@@ -234,7 +233,7 @@ class MainWindow(SliceNavigation, ReviewControls, QMainWindow):
         self.segment_action = self._action(segmentation, "Segment", self.segment, "Ctrl+R")
         self.report_action = self._action(segmentation, "Generate Diagnostic Report", self.generate_report)
         self.compare_file_action = self._action(segmentation, "Compare with prior file…", self.choose_prior_file)
-        self.compare_saved_action = self._action(segmentation, "Compare with saved result…", self.choose_prior_result)
+        self.compare_saved_action = self._action(segmentation, "Compare with a prior study…", self.choose_prior_result)
         bar.addMenu(self.review_menu)
         database = bar.addMenu("Database Operation")
         self.save_action = self._action(database, "Save to Database…", self.save_to_database, "Ctrl+S")
@@ -486,19 +485,47 @@ class MainWindow(SliceNavigation, ReviewControls, QMainWindow):
             self.compare_with(path)
 
     def choose_prior_result(self) -> None:
-        result_id, ok = QInputDialog.getInt(self, "Compare with saved result", "Saved result id:", 1, 1)
-        if ok:
-            self.compare_with(result_id)
+        """This patient's earlier saved studies (read in a worker) in a chooser, the latest chosen;
+        on Compare, the study is read against the chosen one. A line says so when there is none."""
+        self.prior_dialog: PriorDialog | None = None
+        session = self.session
 
-    def compare_with(self, prior: str | int) -> None:
-        """Read the current study against a prior one (a CT, segmented with the current model, or
-        a saved result id) in the background, then show the comparison window."""
-        model_id = self.model_id
+        def chosen(priors: tuple[WorklistStudy, ...]) -> None:
+            if not priors:
+                self._inform(
+                    "Compare with a prior study",
+                    "No earlier study of this patient is saved: save the prior study first, or compare with a CT file.",
+                )
+                return
+            model_id = session.result.model.model_id if session.result is not None else None
+            self.prior_dialog = dialog = PriorDialog(self, priors, model_id)
+
+            def compare() -> None:
+                study = dialog.selected_study()
+                if self.session is not session:  # another study was opened meanwhile: these are not its priors
+                    self.show_error("Another study was opened since the priors were listed: choose the prior again.")
+                elif study is not None:
+                    self.compare_with(study)
+
+            dialog.accepted.connect(compare)
+            dialog.setModal(False)
+            dialog.show()
+
+        self._run("priors", lambda progress, cancelled, text: session.priors(), chosen)
+
+    def compare_with(self, prior: str | int | WorklistStudy) -> None:
+        """Read the current study against a prior one (a CT, segmented with the current model; a
+        saved result id; or a saved study of this patient, its result reopened) in the background,
+        then show the comparison window."""
+        model_id, session = self.model_id, self.session
 
         def job(progress, cancelled, text):
-            baseline = self.workstation.study(prior, model_id, progress=progress, cancel=cancelled)
-            result = self.session.compare_with(baseline)
-            return (result, *self.session.comparison_views())
+            if isinstance(prior, WorklistStudy):
+                baseline = session.open_prior(prior)
+            else:
+                baseline = self.workstation.study(prior, model_id, progress=progress, cancel=cancelled)
+            result = session.compare_with(baseline)
+            return (result, *session.comparison_views())
 
         self._run("compare", job, self._compared)
 
@@ -652,16 +679,24 @@ class MainWindow(SliceNavigation, ReviewControls, QMainWindow):
         )
 
     def read_database(self) -> None:
-        """List saved results (in a worker), then show them in the database dialog."""
+        """The saved results as a worklist (read in a worker: patients, their studies newest first,
+        each study's results), then shown in the database dialog."""
         self.database_dialog: DatabaseDialog | None = None
-        self._run("list", lambda progress, cancelled, text: self.workstation.list_results(), self._show_database)
+        self._run("list", lambda progress, cancelled, text: self.workstation.worklist(), self._show_database)
 
-    def _show_database(self, rows: Any) -> None:
-        self.database_dialog = DatabaseDialog(
-            self, rows, load=self._open_saved, delete=self._delete_saved, preview=self._preview_saved
+    def _show_database(self, patients: Any) -> None:
+        def search(patient: str) -> None:
+            self._run(
+                "search",
+                lambda progress, cancelled, text: self.workstation.worklist(patient=patient or None),
+                dialog.set_patients,
+            )
+
+        self.database_dialog = dialog = DatabaseDialog(
+            self, patients, load=self._open_saved, delete=self._delete_saved, preview=self._preview_saved, search=search
         )
-        self.database_dialog.setModal(False)
-        self.database_dialog.show()
+        dialog.setModal(False)
+        dialog.show()
 
     def _preview_saved(self, result_id: int, show: Callable[[Any], None]) -> None:
         self._run("preview", lambda progress, cancelled, text: self.workstation.get(result_id), show)
@@ -683,11 +718,15 @@ class MainWindow(SliceNavigation, ReviewControls, QMainWindow):
         self._show_result()
 
     def _delete_saved(self, result_id: int) -> None:
+        """Delete a saved result (in a worker), then the worklist again (the dialog's patient search kept)."""
+        dialog = self.database_dialog
+        patient = dialog.patient_filter if dialog is not None else ""
+
         def job(progress: Any, cancelled: Any, text: Any) -> Any:
             self.workstation.delete(result_id)
-            return self.workstation.list_results()
+            return self.workstation.worklist(patient=patient or None)
 
-        self._run("delete", job, lambda rows: self.database_dialog.set_rows(rows) if self.database_dialog else None)
+        self._run("delete", job, lambda patients: dialog.set_patients(patients) if dialog is not None else None)
 
     def export_pdf(self) -> None:
         if self.session.report is None:
