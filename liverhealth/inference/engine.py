@@ -101,6 +101,15 @@ class Segmenter:
         self.confidence = confidence
 
     def _scores(self, session: ort.InferenceSession, batch: np.ndarray, spec: ModelSpec) -> np.ndarray:
+        """The model's scores on ``batch`` (N, C, H, W), checked; with the manifest's ``flip_lr``
+        test-time augmentation, the mean with the scores of the mirrored slices mirrored back."""
+        scores = self._run(session, batch, spec)
+        if "flip_lr" in spec.tta:
+            mirrored = self._run(session, np.ascontiguousarray(batch[..., ::-1]), spec)[..., ::-1]
+            scores = (scores + mirrored) / 2
+        return scores
+
+    def _run(self, session: ort.InferenceSession, batch: np.ndarray, spec: ModelSpec) -> np.ndarray:
         name = session.get_inputs()[0].name
         try:
             scores = session.run(None, {name: batch})[0]

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the parser itself needs only the standard library (training
 SUPPORTED_SCHEMA = 1
 EXPECTED_CLASSES = ("background", "liver", "tumour")
 SUPPORTED_OUTPUTS = ("logits", "probabilities")
+SUPPORTED_TTA = ("flip_lr",)
 NOT_RECOMMENDED_FP_RATIO = 2.0  # a model marking over twice the default's false-positive lesions per case
 
 
@@ -101,6 +102,7 @@ class ModelSpec:
     trained: dict[str, Any] = field(default_factory=dict)
     confidence: dict[str, Any] = field(default_factory=dict)  # its calibration on held-out patients, if any
     lesion_filter: LesionFilter | None = None  # its false-positive filter, fitted on held-out predictions
+    tta: tuple[str, ...] = ()  # test-time augmentation: "flip_lr" averages the scores with the mirrored slice's
 
 
 @dataclass(frozen=True)
@@ -248,6 +250,9 @@ def _model_spec(base: Path, raw: dict[str, Any]) -> ModelSpec:
     if "file" not in raw or "sha256" not in raw:
         raise ModelError(f"Model '{model_id}': the manifest entry needs 'file' and 'sha256'.")
     latency = raw.get("latency_ms_per_slice_cpu")
+    tta = raw.get("tta", [])
+    if not isinstance(tta, list) or any(t not in SUPPORTED_TTA for t in tta):
+        raise ModelError(f"Model '{model_id}': tta {tta!r} is not supported (a list of {', '.join(SUPPORTED_TTA)}).")
     return ModelSpec(
         model_id=model_id,
         name=str(raw.get("name", model_id)),
@@ -260,6 +265,7 @@ def _model_spec(base: Path, raw: dict[str, Any]) -> ModelSpec:
         metrics=dict(raw.get("metrics", {})),
         latency_ms_per_slice_cpu=float(latency) if latency is not None else None,
         trained=dict(raw.get("trained", {})),
+        tta=tuple(dict.fromkeys(tta)),
         confidence=_confidence(model_id, raw.get("confidence", {})),
         lesion_filter=_lesion_filter(model_id, raw.get("lesion_filter")),
     )

@@ -100,3 +100,26 @@ def test_cleaned_output_is_one_liver(models_dir, ts_volume):
     assert np.all(labels[(components != main) & (components > 0)] == 2)
     _, raw_count = ndimage.label(raw > 0)
     assert raw_count > 10 * count  # the threshold model's raw output is fragmented
+
+
+def test_mirrored_test_time_augmentation_lands_back_in_place(tmp_path, ts_volume):
+    """A per-pixel model gives the same scores on a mirrored slice mirrored back: with ``flip_lr``
+    the labels and confidence must equal the plain run's (a missing flip back would mirror them)."""
+    make_threshold_model(tmp_path / "t.onnx", size=None)
+    plain_folder, tta_folder = tmp_path / "plain", tmp_path / "tta"
+    plain_folder.mkdir()
+    tta_folder.mkdir()
+    entry = {**manifest_entry("t", tmp_path / "t.onnx", size=(256, 256)), "file": str(tmp_path / "t.onnx")}
+    plain = Segmenter(_manifest(plain_folder, entry)).segment(ts_volume, clean=False)
+    manifest = _manifest(tta_folder, {**entry, "tta": ["flip_lr"]})
+    assert manifest.get().tta == ("flip_lr",)
+    mirrored = Segmenter(manifest).segment(ts_volume, clean=False)
+    assert not np.array_equal(plain.labels, plain.labels[..., ::-1])  # the CT is not symmetric
+    assert np.array_equal(mirrored.labels, plain.labels)
+    assert np.array_equal(mirrored.confidence, plain.confidence)
+
+
+def test_an_unknown_test_time_augmentation_is_refused(tmp_path):
+    make_threshold_model(tmp_path / "t.onnx", size=None)
+    with pytest.raises(ModelError, match=r"'t': tta \['rotate'\] is not supported"):
+        _manifest(tmp_path, {**manifest_entry("t", tmp_path / "t.onnx"), "tta": ["rotate"]})
