@@ -230,6 +230,7 @@ class MainWindow(SliceNavigation, ReviewControls, QMainWindow):
         self.uncertainty_action.setCheckable(True)
         segmentation = bar.addMenu("Image Segmentation")
         self.model_menu = segmentation.addMenu("Model")
+        self.model_menu.setToolTipsVisible(True)
         self.segment_action = self._action(segmentation, "Segment", self.segment, "Ctrl+R")
         self.report_action = self._action(segmentation, "Generate Diagnostic Report", self.generate_report)
         self.compare_file_action = self._action(segmentation, "Compare with prior file…", self.choose_prior_file)
@@ -273,7 +274,11 @@ class MainWindow(SliceNavigation, ReviewControls, QMainWindow):
                 if isinstance(metrics.get("liver_dice"), float) and isinstance(metrics.get("tumour_dice"), float)
                 else ""
             )
-            action = QAction(f"{spec.name}{dice}", self, checkable=True)
+            caution = self.manifest.caution(spec.model_id)
+            action = QAction(f"{spec.name}{dice}{' - not recommended' if caution else ''}", self, checkable=True)
+            if caution:
+                action.setToolTip(caution)
+                action.setStatusTip(caution)
             action.setChecked(spec.model_id == self.manifest.default)
             action.triggered.connect(lambda _checked=False, model_id=spec.model_id: self._choose_model(model_id))
             group.addAction(action)

@@ -193,10 +193,11 @@ def test_save_read_open_delete(qtbot, window, data_root, tmp_path, monkeypatch):
     _run_step(qtbot, window, _menu_action(window, "Database Operation", "Save to Database").trigger, "save")
     _run_step(qtbot, window, _menu_action(window, "Database Operation", "Read Database").trigger, "list")
     dialog = window.database_dialog
-    assert dialog.table.rowCount() == 1
-    dialog.table.sortItems(0)
+    (patient,) = [dialog.tree.topLevelItem(i) for i in range(dialog.tree.topLevelItemCount())]
+    (study,) = [patient.child(i) for i in range(patient.childCount())]
+    assert study.childCount() == 1
     with qtbot.waitSignal(window.step_finished, timeout=STEP_TIMEOUT_MS):
-        dialog.table.selectRow(0)  # preview loads in a worker
+        dialog.tree.setCurrentItem(study.child(0))  # preview loads in a worker
     assert dialog.preview_label.pixmap() is not None and not dialog.preview_label.pixmap().isNull()
     window.view.result = None
     with qtbot.waitSignal(window.step_finished, timeout=STEP_TIMEOUT_MS) as blocker:
@@ -205,12 +206,12 @@ def test_save_read_open_delete(qtbot, window, data_root, tmp_path, monkeypatch):
     assert (window.view.result.segmentation.labels == labels).all()
     _run_step(qtbot, window, _menu_action(window, "Database Operation", "Read Database").trigger, "list")
     dialog = window.database_dialog
-    dialog.table.selectRow(0)
+    dialog.tree.setCurrentItem(dialog.tree.topLevelItem(0).child(0).child(0))
     qtbot.waitUntil(lambda: window.worker is None, timeout=STEP_TIMEOUT_MS)
     _answer_yes_soon()
     with qtbot.waitSignal(window.step_finished, timeout=STEP_TIMEOUT_MS):
         dialog.delete_selected()
-    assert dialog.table.rowCount() == 0
+    assert dialog.tree.topLevelItemCount() == 0
 
 
 def test_unreachable_database_gives_a_dialog(qtbot, window, data_root, monkeypatch):
@@ -320,3 +321,23 @@ def test_compare_with_prior_shows_both_studies_with_linked_scrolling(qtbot, wind
     assert set(written) == {"comparison.json", "comparison.png"} and (tmp_path / "cmp" / "comparison.png").is_file()
     _run_step(qtbot, window, _menu_action(window, "Image Segmentation", "Generate Diagnostic Report").trigger, "report")
     assert "COMPARISON WITH PRIOR" in window.session.report_text()
+
+
+def test_the_model_menu_marks_a_model_not_recommended(qtbot, tmp_path, monkeypatch):
+    import json
+
+    from tests.helpers.onnx_models import make_threshold_model, manifest_entry
+
+    make_threshold_model(tmp_path / "m.onnx", size=(64, 64))
+    entries = [
+        {**manifest_entry(model_id, tmp_path / "m.onnx", size=(64, 64)), "metrics": {"false_positives": fp}}
+        for model_id, fp in (("steady", 1.5), ("noisy", 9.0))
+    ]
+    (tmp_path / "manifest.json").write_text(json.dumps({"schema": 1, "default": "steady", "models": entries}))
+    monkeypatch.setenv("LIVERHEALTH_MODELS_DIR", str(tmp_path))
+    window = MainWindow()
+    qtbot.addWidget(window)
+    actions = {a.text().split(" - ")[0]: a for a in window.model_menu.actions()}
+    assert "not recommended" not in actions["Steady"].text() and not actions["Steady"].toolTip().startswith("not")
+    assert actions["Noisy"].text().endswith(" - not recommended")
+    assert actions["Noisy"].toolTip().startswith("not recommended: 9.0 false-positive lesions per case")
