@@ -1,7 +1,7 @@
 #!/bin/bash
 # TTA (flip_lr) against the plain fold models on their own held-out patients; same run, same code.
 set -e
-cd /work/main
+cd "$(dirname "$0")/../../.."  # the repository root
 for k in cv0 cv1 cv2; do
   for mode in plain tta; do
     d=training/work/tta/models_${mode}_$k
