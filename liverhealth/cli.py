@@ -217,6 +217,8 @@ def cmd_db_init(args: argparse.Namespace) -> int:
 
 
 def cmd_db_list(args: argparse.Namespace) -> int:
+    from liverhealth.presentation import worklist_state
+
     workstation = _workstation(args)
     patients = workstation.worklist(patient=args.patient, model_id=args.model, since=args.since, until=args.until)
     if not patients:
@@ -235,7 +237,7 @@ def cmd_db_list(args: argparse.Namespace) -> int:
                 print(
                     f"    {r.result_id:>5}  saved {r.saved_at}  {r.model_id:<14} "
                     f"liver {_fmt(r.liver_volume_ml, 'mL'):>11}  tumour {_tumour(r.tumour_volume_ml):>10}  "
-                    f"{r.lesion_count:>3} lesion(s)  {_state(r)}"
+                    f"{r.lesion_count:>3} lesion(s)  {worklist_state(r)[:24]}"
                 )
     return 0
 
@@ -250,15 +252,6 @@ def _study_heading(study) -> str:
         study.accession and f"accession {study.accession}",
     ]
     return "  ".join(filter(None, parts)) + f"  {study.source} (study {study.study_id})"
-
-
-def _state(summary) -> str:
-    """'model draft', 'revision 2 (dr.x)', 'signed by dr.x' for a listing."""
-    if summary.signed_by:
-        return f"signed by {summary.signed_by}"[:24]
-    if summary.revision:
-        return f"revision {summary.revision} ({summary.author})"[:24]
-    return "model draft"
 
 
 def cmd_db_show(args: argparse.Namespace) -> int:

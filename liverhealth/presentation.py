@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from liverhealth.domain import Lesion, Measurements, ModelInfo, PatientInfo, Report, StudyInfo
+from liverhealth.domain import Lesion, Measurements, ModelInfo, PatientInfo, Report, StudyInfo, WorklistResult
 
 DISCLAIMER = (
     "Draft for radiologist review. LiverHealth is not a medical device: for research and assistance "
@@ -328,3 +328,10 @@ def report_markdown(
         body = "  \n".join(section.body.splitlines()) if section.title in (HEADER_TITLE, NOTES_TITLE) else section.body
         parts.append(f"## {section.title}\n\n{body}")
     return "\n\n".join(parts) + "\n"
+
+
+def worklist_state(result: WorklistResult) -> str:
+    """A saved result's state in a listing: 'model draft', 'revision 2 (dr.x)' or 'signed by dr.x'."""
+    if result.signed_by:
+        return f"signed by {result.signed_by}"
+    return f"revision {result.revision} ({result.author})" if result.revision else "model draft"

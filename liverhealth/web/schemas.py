@@ -8,8 +8,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, Field, TypeAdapter, ValidationError
 from starlette.datastructures import FormData
 
-from liverhealth.domain import Label, PatientInfo, WorklistPatient, WorklistResult
+from liverhealth.domain import Label, PatientInfo, WorklistPatient
 from liverhealth.errors import InputError
+from liverhealth.presentation import worklist_state
 from liverhealth.storage.records import AuditEntry, ResultSummary
 from liverhealth.web.jobs import Job, JobRequest, available_files
 
@@ -373,12 +374,6 @@ class Worklist(BaseModel):
         return cls(patients=[_patient_row(patient) for patient in patients])
 
 
-def _state(result: "WorklistResult") -> str:
-    if result.signed_by:
-        return f"signed by {result.signed_by}"
-    return f"revision {result.revision} ({result.author})" if result.revision else "model draft"
-
-
 def _patient_row(patient: "WorklistPatient") -> WorklistPatientRow:
     studies = [
         WorklistStudyRow(
@@ -394,7 +389,7 @@ def _patient_row(patient: "WorklistPatient") -> WorklistPatientRow:
                     result_id=r.result_id,
                     saved=r.saved_at,
                     model=r.model_id,
-                    state=_state(r),
+                    state=worklist_state(r),
                     liver_volume_ml=r.liver_volume_ml,
                     tumour_volume_ml=r.tumour_volume_ml,
                     lesions=r.lesion_count,
