@@ -3,6 +3,7 @@
 Our own loop (paddleseg 2.8's trainer, evaluator and losses do not work on every Paddle
 version): CE with class weights + soft Dice (+ Tversky), AdamW with warm-up and cosine decay,
 augmentation, whole samples or lesion-centred tiles (``data.patch``, training/patches.py),
+optionally starting from another run's weights of the same fold (``train.init_from``),
 checkpoints every ``save_every`` iterations and at the time limit (weights, optimiser and
 schedule, the sampler's generator state, the log), resume from the latest checkpoint, the
 inner-validation score every ``val_every`` iterations with the best weights kept as
@@ -312,6 +313,13 @@ def train(
         "val_cases": folds["val"],
     }
     ckpt = out / "checkpoint"
+    if train_cfg.get("init_from") and not (ckpt / "state.json").is_file():
+        start = Path(str(train_cfg["init_from"]).format(fold=fold))  # a fine-tune starts from a run's weights
+        if not start.is_file():
+            raise SystemExit(f"init_from: {start} does not exist; train that run first")
+        model.set_state_dict(paddle.load(str(start)))
+        state["init_from"] = str(start)
+        state["protocol"] += f"; started from {start} (same fold)"
     if (ckpt / "state.json").is_file():
         state = json.loads((ckpt / "state.json").read_text())
         model.set_state_dict(paddle.load(str(ckpt / "model.pdparams")))

@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -165,7 +166,10 @@ class Segmenter:
             labels, confidence = self._cascade(volume, spacing, spec, progress, cancel, timings)
         tick = time.perf_counter()
         if clean:
-            labels = postprocess(labels, volume.spacing, self.options)
+            options = self.options
+            if spec.decoding.min_lesion_mm3 is not None:
+                options = replace(options, min_lesion_mm3=spec.decoding.min_lesion_mm3)
+            labels = postprocess(labels, volume.spacing, options)
             if spec.lesion_filter is not None and volume.is_hu:
                 labels, rejected = apply_lesion_filter(
                     volume.voxels, labels, confidence, volume.spacing, spec.lesion_filter
@@ -256,7 +260,7 @@ class Segmenter:
 
         def store(rows: slice, scores: np.ndarray) -> None:
             tick = time.perf_counter()
-            labels[rows] = scores_to_labels(scores, (height, width), prepared.where)
+            labels[rows] = scores_to_labels(scores, (height, width), prepared.where, spec.decoding.tumour_bias)
             spent["resize"] += time.perf_counter() - tick
             if confidence is not None:
                 tick = time.perf_counter()

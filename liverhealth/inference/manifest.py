@@ -23,6 +23,7 @@ SUPPORTED_SCHEMA = 1
 EXPECTED_CLASSES = ("background", "liver", "tumour")
 SUPPORTED_OUTPUTS = ("logits", "probabilities")
 SUPPORTED_TTA = ("flip_lr",)
+DECODING_KEYS = ("tumour_threshold", "min_lesion_mm3", "chosen_on")
 NOT_RECOMMENDED_FP_RATIO = 2.0  # a model marking over twice the default's false-positive lesions per case
 
 
@@ -86,6 +87,24 @@ class InputSpec:
 
 
 @dataclass(frozen=True)
+class Decoding:
+    """How a model's scores become labels: tumour where its softmax probability against each other
+    class in turn is at least ``tumour_threshold`` (0.5 = the arg-max), and tumour components smaller
+    than ``min_lesion_mm3`` dropped (None = the engine's default). ``chosen_on`` says on what data
+    the values were chosen (inner-validation patients, never the reported ones)."""
+
+    tumour_threshold: float = 0.5
+    min_lesion_mm3: float | None = None
+    chosen_on: str = ""
+
+    @property
+    def tumour_bias(self) -> float:
+        """What the threshold adds to the tumour logit before the arg-max (0 at 0.5)."""
+        t = self.tumour_threshold
+        return 0.0 if t == 0.5 else math.log((1.0 - t) / t)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """One manifest entry."""
 
@@ -103,6 +122,7 @@ class ModelSpec:
     confidence: dict[str, Any] = field(default_factory=dict)  # its calibration on held-out patients, if any
     lesion_filter: LesionFilter | None = None  # its false-positive filter, fitted on held-out predictions
     tta: tuple[str, ...] = ()  # test-time augmentation: "flip_lr" averages the scores with the mirrored slice's
+    decoding: Decoding = Decoding()  # tumour threshold and minimum lesion size
 
 
 @dataclass(frozen=True)
@@ -268,7 +288,33 @@ def _model_spec(base: Path, raw: dict[str, Any]) -> ModelSpec:
         tta=tuple(dict.fromkeys(tta)),
         confidence=_confidence(model_id, raw.get("confidence", {})),
         lesion_filter=_lesion_filter(model_id, raw.get("lesion_filter")),
+        decoding=_decoding(model_id, raw.get("decoding"), output),
     )
+
+
+def _decoding(model_id: str, raw: Any, output: str) -> Decoding:
+    """The optional ``decoding`` block: a tumour threshold in [0.05, 0.95] (a logit shift, so only
+    for models that give logits) and a minimum lesion volume in [0, 100000] mm³."""
+    if raw is None:
+        return Decoding()
+    if not isinstance(raw, dict) or set(raw) - set(DECODING_KEYS):
+        raise ModelError(f"Model '{model_id}': decoding must be an object with {', '.join(DECODING_KEYS)}.")
+    threshold, minimum = raw.get("tumour_threshold", 0.5), raw.get("min_lesion_mm3")
+    if not _is_number(threshold) or not 0.05 <= threshold <= 0.95:
+        raise ModelError(f"Model '{model_id}': decoding tumour_threshold must be a number in [0.05, 0.95].")
+    if threshold != 0.5 and output != "logits":
+        raise ModelError(f"Model '{model_id}': a decoding tumour_threshold needs a model whose output is logits.")
+    if minimum is not None and (not _is_number(minimum) or not 0 <= minimum <= 100_000):
+        raise ModelError(f"Model '{model_id}': decoding min_lesion_mm3 must be a number in [0, 100000].")
+    return Decoding(
+        tumour_threshold=float(threshold),
+        min_lesion_mm3=float(minimum) if minimum is not None else None,
+        chosen_on=str(raw.get("chosen_on", "")),
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _lesion_filter(model_id: str, raw: Any) -> LesionFilter | None:

@@ -159,8 +159,11 @@ def prepare_volume(
     )
 
 
-def scores_to_labels(scores: np.ndarray, out_shape: tuple[int, int], where: Placement | None = None) -> np.ndarray:
+def scores_to_labels(
+    scores: np.ndarray, out_shape: tuple[int, int], where: Placement | None = None, tumour_bias: float = 0.0
+) -> np.ndarray:
     """Per-class scores [n, 3, h, w] resized (bilinear) to ``out_shape`` and arg-maxed: uint8 [n, H, W].
+    ``tumour_bias`` is added to the tumour score first (a model's decoding threshold as a logit shift).
 
     ``where`` undoes the input placement: the part of the slice the model saw is cut out of
     the scores (the part it did not see, outside a cropped field of view, is background).
@@ -173,6 +176,8 @@ def scores_to_labels(scores: np.ndarray, out_shape: tuple[int, int], where: Plac
     height, width = out_shape
     labels = np.zeros((scores.shape[0], height, width), dtype=np.uint8)
     differences = (scores[:, 1:] - scores[:, :1]).astype(np.float32)  # [n, 2, h, w]
+    if tumour_bias:
+        differences[:, 1] += tumour_bias
     if where is not None and not where.is_plain_resize:
         differences = _unplace(differences, where)
     same_size = differences.shape[2:] == (height, width)

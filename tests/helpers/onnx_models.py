@@ -63,10 +63,11 @@ def manifest_entry(
     return entry
 
 
-def threshold_reference(hu: np.ndarray) -> np.ndarray:
-    """What the threshold model of ``tests.conftest.make_threshold_model`` computes, written on HU."""
+def threshold_reference(hu: np.ndarray, tumour_bias: float = 0.0) -> np.ndarray:
+    """What the threshold model of ``tests.conftest.make_threshold_model`` computes, written on HU
+    (``tumour_bias`` added to its tumour logit, as a decoding threshold does)."""
     s = np.clip(hu.astype(np.float64), -200, 200) / 200.0
-    logits = np.stack([np.zeros_like(s), 40 * s - 9, 20 * s - 2.05])
+    logits = np.stack([np.zeros_like(s), 40 * s - 9, 20 * s - 2.05 + tumour_bias])
     return np.argmax(logits, axis=0).astype(np.uint8)
 
 

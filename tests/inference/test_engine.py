@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from liverhealth.errors import Cancelled, ModelError
 from liverhealth.imaging import load
@@ -90,7 +91,6 @@ def test_cancel_and_bad_output(tmp_path, ts_volume, models_dir):
 
 def test_cleaned_output_is_one_liver(models_dir, ts_volume):
     """One liver component; anything apart from it is tumour kept within the liver margin."""
-    from scipy import ndimage
 
     raw = Segmenter(load_manifest(models_dir)).segment(ts_volume, clean=False).labels
     labels = Segmenter(load_manifest(models_dir)).segment(ts_volume).labels
@@ -123,3 +123,56 @@ def test_an_unknown_test_time_augmentation_is_refused(tmp_path):
     make_threshold_model(tmp_path / "t.onnx", size=None)
     with pytest.raises(ModelError, match=r"'t': tta \['rotate'\] is not supported"):
         _manifest(tmp_path, {**manifest_entry("t", tmp_path / "t.onnx"), "tta": ["rotate"]})
+
+
+def test_a_decoding_threshold_shifts_the_tumour_logit(tmp_path, ts_volume):
+    """``decoding.tumour_threshold`` 0.3 makes tumour win where its pairwise probability is at
+    least 0.3: the labels must equal the model's arithmetic with log(0.7 / 0.3) added to the tumour
+    logit, and hold more tumour than the plain arg-max."""
+    make_threshold_model(tmp_path / "t.onnx", size=None)
+    entry = {**manifest_entry("t", tmp_path / "t.onnx", size=(512, 512)), "file": str(tmp_path / "t.onnx")}
+    plain_folder, low_folder = tmp_path / "plain", tmp_path / "low"
+    plain_folder.mkdir()
+    low_folder.mkdir()
+    manifest = _manifest(low_folder, {**entry, "decoding": {"tumour_threshold": 0.3, "chosen_on": "a test"}})
+    assert manifest.get().decoding.chosen_on == "a test"
+    low = Segmenter(manifest).segment(ts_volume, clean=False).labels
+    plain = Segmenter(_manifest(plain_folder, entry)).segment(ts_volume, clean=False).labels
+    reference = threshold_reference(ts_volume.voxels, tumour_bias=float(np.log(0.7 / 0.3)))
+    assert float((low == reference).mean()) > 0.9999
+    assert (low == 2).sum() > 1.2 * (plain == 2).sum()
+
+
+def test_a_decoding_minimum_lesion_size_drops_smaller_tumours(tmp_path, ts_volume):
+    make_threshold_model(tmp_path / "t.onnx", size=None)
+    entry = {**manifest_entry("t", tmp_path / "t.onnx", size=(512, 512)), "file": str(tmp_path / "t.onnx")}
+    counts = {}
+    for minimum in (20, 5000):
+        folder = tmp_path / f"m{minimum}"
+        folder.mkdir()
+        labels = Segmenter(_manifest(folder, {**entry, "decoding": {"min_lesion_mm3": minimum}})).segment(ts_volume)
+        _, counts[minimum] = ndimage.label(labels.labels == 2)
+    assert 0 < counts[5000] < counts[20]
+
+
+@pytest.mark.parametrize(
+    ("decoding", "message"),
+    [
+        ({"tumour_threshold": 0.99}, "tumour_threshold must be a number in"),
+        ({"tumour_threshold": True}, "tumour_threshold must be a number in"),
+        ({"min_lesion_mm3": -1}, "min_lesion_mm3 must be a number in"),
+        ({"threshold": 0.4}, "must be an object with"),
+        ([0.4], "must be an object with"),
+    ],
+)
+def test_a_bad_decoding_block_is_refused(tmp_path, decoding, message):
+    make_threshold_model(tmp_path / "t.onnx", size=None)
+    with pytest.raises(ModelError, match=f"'t': decoding {message}"):
+        _manifest(tmp_path, {**manifest_entry("t", tmp_path / "t.onnx"), "decoding": decoding})
+
+
+def test_a_decoding_threshold_needs_logits(tmp_path):
+    make_threshold_model(tmp_path / "t.onnx", size=None)
+    entry = {**manifest_entry("t", tmp_path / "t.onnx"), "output": "probabilities"}
+    with pytest.raises(ModelError, match="needs a model whose output is logits"):
+        _manifest(tmp_path, {**entry, "decoding": {"tumour_threshold": 0.4}})
