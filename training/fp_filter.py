@@ -38,8 +38,8 @@ from scipy import ndimage
 
 from liverhealth.inference import Segmenter, load_manifest
 from liverhealth.inference.lesion_filter import FEATURES, LesionFilter, lesion_features, parse_lesion_filter
-from liverhealth.inference.manifest import ModelSpec
 from training.evaluate_cv import LARGE_MM, _longest_mm, load_patient
+from training.manifest_edit import set_entry_block, with_spec
 from training.protocol import FOLDS
 
 FULL_3D = ndimage.generate_binary_structure(3, 3)
@@ -71,13 +71,7 @@ def collect(models_dirs: list[Path], model_ids: list[str], data: Path, out: Path
         fold = spec.trained.get("fold")
         if fold not in FOLDS or not FOLDS[fold].get("test"):
             raise SystemExit(f"{model_id}: fold {fold!r} has no held-out patients")
-        unfiltered = type(manifest)(
-            path=manifest.path,
-            default=manifest.default,
-            models=tuple(m if m.model_id != model_id else _without_filter(m) for m in manifest.models),
-            stages=manifest.stages,
-        )
-        segmenter = Segmenter(unfiltered)
+        segmenter = Segmenter(with_spec(manifest, replace(spec, lesion_filter=None)))
         for name in FOLDS[fold]["test"]:
             volume, reference, _ = load_patient(data, name)
             case = {
@@ -96,10 +90,6 @@ def collect(models_dirs: list[Path], model_ids: list[str], data: Path, out: Path
     path = out / "rows.json"
     path.write_text(json.dumps({"features": list(FEATURES), "cases": cases}, indent=1))
     return path
-
-
-def _without_filter(spec: ModelSpec) -> ModelSpec:
-    return replace(spec, lesion_filter=None)
 
 
 def _matrix(cases: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -364,15 +354,7 @@ def install(out: Path, manifest_path: Path, model_id: str, fold: str | None = No
     it) into ``model_id``'s manifest entry, validated by the app's parser."""
     block = json.loads((out / (f"lesion_filter_{fold}.json" if fold else "lesion_filter.json")).read_text())
     parse_lesion_filter(model_id, block)
-    raw = json.loads(manifest_path.read_text())
-    entry = next((m for m in raw.get("models", []) if m.get("id") == model_id), None)
-    if entry is None:
-        raise SystemExit(f"{manifest_path} has no model {model_id}")
-    entry["lesion_filter"] = block
-    tmp = manifest_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(raw, indent=2) + "\n")
-    tmp.replace(manifest_path)
-    load_manifest(manifest_path.parent)
+    set_entry_block(manifest_path, model_id, "lesion_filter", block)
     print(f"{model_id} in {manifest_path}: lesion_filter installed (threshold {block['threshold']})")
 
 

@@ -166,20 +166,28 @@ class Segmenter:
             labels, confidence = self._cascade(volume, spacing, spec, progress, cancel, timings)
         tick = time.perf_counter()
         if clean:
-            options = self.options
-            if spec.decoding.min_lesion_mm3 is not None:
-                options = replace(options, min_lesion_mm3=spec.decoding.min_lesion_mm3)
-            labels = postprocess(labels, volume.spacing, options)
-            if spec.lesion_filter is not None and volume.is_hu:
-                labels, rejected = apply_lesion_filter(
-                    volume.voxels, labels, confidence, volume.spacing, spec.lesion_filter
-                )
+            labels, rejected = self.clean(volume, labels, confidence, spec)
+            if rejected is not None:
                 timings["lesions_filtered"] = float(rejected)
         timings["postprocess_s"] = round(time.perf_counter() - tick, 4)
         timings["inference_s"] = round(time.perf_counter() - started, 4)
         return Segmentation(
             labels=labels, model_id=spec.model_id, model_sha256=spec.sha256, timings=timings, confidence=confidence
         )
+
+    def clean(
+        self, volume: CtVolume, labels: np.ndarray, confidence: np.ndarray | None, spec: ModelSpec
+    ) -> tuple[np.ndarray, int | None]:
+        """The clean-up of ``segment``: the rules of ``postprocess`` (with the model's own minimum
+        lesion size, if its decoding sets one), then its lesion filter on HU volumes; returns the
+        labels and how many lesions the filter rejected (None without a filter)."""
+        options = self.options
+        if spec.decoding.min_lesion_mm3 is not None:
+            options = replace(options, min_lesion_mm3=spec.decoding.min_lesion_mm3)
+        labels = postprocess(labels, volume.spacing, options)
+        if spec.lesion_filter is None or not volume.is_hu:
+            return labels, None
+        return apply_lesion_filter(volume.voxels, labels, confidence, volume.spacing, spec.lesion_filter)
 
     def _cascade(
         self,
