@@ -7,7 +7,8 @@ Runs in the application environment: every held-out patient goes through
 ``liverhealth.inference.Segmenter`` (for a cascade: locator, crop, second stage, clean-up), so
 what is measured is what ships. Per case (3D): liver Dice (labels 1+2), tumour Dice (patients
 with a tumour label), lesion recall (all reference lesions, and those with a longest axial
-diameter of at least 10 mm) and false-positive lesions (all, and at least 10 mm). The lits_jpg
+diameter of at least 10 mm), false-positive lesions (all, and at least 10 mm) and the share of true
+lesions outlined with lesion Dice >= 0.5 (each against the predicted components touching it). The lits_jpg
 patients are scored on their stored slices (every 2nd original slice) with the [-40, 160] HU
 that is all they hold; 3Dircadb1.7's extra-hepatic mass counts as background (a hard negative).
 """
@@ -40,7 +41,9 @@ CASE_KEYS = (
     "lesion_recall_10mm",
     "false_positives",
     "false_positives_10mm",
+    "well_outlined_share",
 )
+WELL_OUTLINED = 0.5  # a true lesion counts as well outlined at lesion Dice >= this
 
 
 def load_patient(data: Path, name: str) -> tuple[CtVolume, np.ndarray, dict]:
@@ -80,6 +83,13 @@ def lesion_scores(prediction: np.ndarray, reference: np.ndarray, pixel_yx: tuple
     ref_sizes = [_longest_mm(ref[box] == i + 1, pixel_yx) for i, box in enumerate(ref_objects)]
     fp_sizes = [_longest_mm(pred[box] == i + 1, pixel_yx) for i, box in enumerate(pred_objects) if i + 1 not in matched]
     large = [i + 1 for i, size in enumerate(ref_sizes) if size >= LARGE_MM]
+    lesion_dice = []
+    for i in range(1, ref_count + 1):  # each true lesion against the predicted components touching it
+        lesion = ref == i
+        touching = np.unique(pred[lesion & (pred > 0)])
+        drawn = np.isin(pred, touching) if touching.size else np.zeros_like(lesion)
+        lesion_dice.append(dice(drawn, lesion))
+    well = sum(value >= WELL_OUTLINED for value in lesion_dice)
     return {
         "reference_lesions": ref_count,
         "reference_lesions_10mm": len(large),
@@ -91,6 +101,9 @@ def lesion_scores(prediction: np.ndarray, reference: np.ndarray, pixel_yx: tuple
         "false_positives": len(fp_sizes),
         "false_positives_10mm": sum(size >= LARGE_MM for size in fp_sizes),
         "reference_diameters_mm": [round(size, 1) for size in ref_sizes],
+        "lesion_dice": [round(value, 3) for value in lesion_dice],
+        "well_outlined": well,
+        "well_outlined_share": well / ref_count if ref_count else None,
     }
 
 
@@ -129,6 +142,9 @@ def summarise(cases: list[dict]) -> dict:
                 if values
                 else None
             )
+        lesions = sum(row.get("reference_lesions", 0) for row in rows)
+        well = [row["well_outlined"] for row in rows if "well_outlined" in row]
+        out["pooled_well_outlined_share"] = sum(well) / lesions if lesions and len(well) == len(rows) else None
         for structure in ("liver", "tumour"):
             inter = sum(row["counts"][structure][0] for row in rows)
             total = sum(row["counts"][structure][1] + row["counts"][structure][2] for row in rows)
@@ -196,12 +212,16 @@ def format_stat(stat: dict | None) -> str:
     return "n/a" if not stat else f"{stat['mean']:.3f} ± {stat['sd']:.3f}"
 
 
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def fold_table(results: list[dict]) -> str:
     """Markdown: one row per fold, then the mean over all held-out cases."""
     lines = [
         "| fold | cases | liver Dice | tumour Dice | global liver | global tumour | recall | recall ≥10 mm "
-        "| FP / case | FP ≥10 mm / case |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| FP / case | FP ≥10 mm / case | lesions Dice ≥ 0.5 per case | pooled |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     rows = [(r["fold"], r["summary"]) for r in results]
     rows.append(("all held-out cases", summarise([c for r in results for c in r["cases"]])))
@@ -209,7 +229,9 @@ def fold_table(results: list[dict]) -> str:
         g_l = f"{s['global_liver_dice']:.3f}" if s["global_liver_dice"] is not None else "n/a"
         g_t = f"{s['global_tumour_dice']:.3f}" if s["global_tumour_dice"] is not None else "n/a"
         liver, tumour, *lesions = (format_stat(s[key]) for key in CASE_KEYS)
-        lines.append(f"| {name} | {s['cases']} | {liver} | {tumour} | {g_l} | {g_t} | {' | '.join(lesions)} |")
+        pooled = _share(s.get("pooled_well_outlined_share"))
+        cells = [name, str(s["cases"]), liver, tumour, g_l, g_t, *lesions, pooled]
+        lines.append(f"| {' | '.join(cells)} |")
     return "\n".join(lines)
 
 
@@ -235,13 +257,15 @@ def summary_report(paths: list[Path], out: Path) -> dict:
         "",
         "By source (all held-out cases):",
         "",
-        "| source | cases | liver Dice | tumour Dice | recall ≥10 mm | FP / case |",
-        "|---|---|---|---|---|---|",
+        "| source | cases | liver Dice | tumour Dice | recall ≥10 mm | FP / case | FP ≥10 mm "
+        "| lesions Dice ≥ 0.5 (pooled) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for source, s in by_source.items():
         text.append(
             f"| {source} | {s['cases']} | {format_stat(s['liver_dice'])} | {format_stat(s['tumour_dice'])} "
-            f"| {format_stat(s['lesion_recall_10mm'])} | {format_stat(s['false_positives'])} |"
+            f"| {format_stat(s['lesion_recall_10mm'])} | {format_stat(s['false_positives'])} "
+            f"| {format_stat(s['false_positives_10mm'])} | {_share(s.get('pooled_well_outlined_share'))} |"
         )
     if summary["missing_patients"]:
         text += ["", f"Not yet scored (their folds have not run): {', '.join(summary['missing_patients'])}."]
@@ -279,7 +303,7 @@ def manifest_metrics(summary: dict, weights_fold: str | None = None) -> dict:
         if overall.get(key):
             metrics[key] = round(overall[key]["mean"], 4)
             metrics[f"{key}_sd"] = round(overall[key]["sd"], 4)
-    for key in ("global_liver_dice", "global_tumour_dice"):
+    for key in ("global_liver_dice", "global_tumour_dice", "pooled_well_outlined_share"):
         if overall.get(key) is not None:
             metrics[key] = round(overall[key], 4)
     metrics["cv_patients"] = overall["cases"]

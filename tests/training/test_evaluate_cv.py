@@ -42,6 +42,25 @@ def test_missed_and_invented_lesions(case):
     assert scores["found"] == 6 and scores["lesion_recall"] == pytest.approx(6 / 7)
     assert scores["false_positives"] == 1 and scores["false_positives_10mm"] == 1
     assert scores["lesion_recall_10mm"] < 1.0 and scores["tumour_dice"] < 0.5
+    assert scores["well_outlined"] == 6 and scores["well_outlined_share"] == pytest.approx(6 / 7)
+
+
+def test_a_lesion_drawn_too_large_is_not_well_outlined(case):
+    """Lesion Dice compares each true lesion with the predicted components touching it: the second
+    largest lesion drawn three times its size (dilated) falls below 0.5, the others stay at 1."""
+    volume, reference = case
+    components, _ = ndimage.label(reference == 2, structure=FULL_3D)
+    sizes = np.bincount(components.ravel())[1:]
+    second = int(np.argsort(sizes)[-2]) + 1
+    grown = ndimage.binary_dilation(components == second, iterations=6) & (reference > 0)
+    prediction = reference.copy()
+    prediction[grown] = 2
+    scores = score_case(prediction, reference, volume)
+    dices = sorted(scores["lesion_dice"])
+    assert scores["found"] == 7 and dices[-1] == 1.0
+    assert scores["well_outlined"] < 7
+    summary = summarise([{"case": "a", "source": "3D-IRCADb", **scores}])
+    assert summary["pooled_well_outlined_share"] == pytest.approx(scores["well_outlined"] / 7)
 
 
 def test_summary_means_sd_and_global_dice(case):
