@@ -228,7 +228,7 @@ def fold_table(results: list[dict]) -> str:
     for name, s in rows:
         g_l = f"{s['global_liver_dice']:.3f}" if s["global_liver_dice"] is not None else "n/a"
         g_t = f"{s['global_tumour_dice']:.3f}" if s["global_tumour_dice"] is not None else "n/a"
-        liver, tumour, *lesions = (format_stat(s[key]) for key in CASE_KEYS)
+        liver, tumour, *lesions = (format_stat(s.get(key)) for key in CASE_KEYS)
         pooled = _share(s.get("pooled_well_outlined_share"))
         cells = [name, str(s["cases"]), liver, tumour, g_l, g_t, *lesions, pooled]
         lines.append(f"| {' | '.join(cells)} |")
