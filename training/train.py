@@ -3,7 +3,8 @@
 Our own loop (paddleseg 2.8's trainer, evaluator and losses do not work on every Paddle
 version): CE with class weights + soft Dice (+ Tversky), AdamW with warm-up and cosine decay,
 augmentation, whole samples or lesion-centred tiles (``data.patch``, training/patches.py),
-optionally starting from another run's weights of the same fold (``train.init_from``),
+optionally starting from another run's weights of the same fold (``train.init_from``) and drawing
+more often the training samples where those weights marked false tumour (hard negatives),
 checkpoints every ``save_every`` iterations and at the time limit (weights, optimiser and
 schedule, the sampler's generator state, the log), resume from the latest checkpoint, the
 inner-validation score every ``val_every`` iterations with the best weights kept as
@@ -118,12 +119,18 @@ def make_batch(
     tumour_indices: np.ndarray | None = None,
     tumour_fraction: float = 0.0,
     norm: tuple[float, float] = (0.5, 0.5),
+    hard_indices: np.ndarray | None = None,
+    hard_fraction: float = 0.0,
 ) -> tuple[paddle.Tensor, paddle.Tensor]:
-    """A random batch; ``tumour_fraction`` of it drawn from slices that contain tumour."""
+    """A random batch; ``tumour_fraction`` of it drawn from slices that contain tumour and
+    ``hard_fraction`` from the hard negatives (slices where the starting weights marked false tumour)."""
     picks = rng.integers(0, len(images), size)
     if tumour_indices is not None and len(tumour_indices) and tumour_fraction > 0:
         chosen = rng.random(size) < tumour_fraction
         picks[chosen] = rng.choice(tumour_indices, int(chosen.sum()))
+    if hard_indices is not None and len(hard_indices) and hard_fraction > 0:
+        chosen = rng.random(size) < hard_fraction
+        picks[chosen] = rng.choice(hard_indices, int(chosen.sum()))
     batch_images, batch_labels = [], []
     for i in picks:
         image, label = geometric(images[i], labels[i], aug, rng)
@@ -192,6 +199,30 @@ def loss_fn(
         loss = loss + tversky_weight * tversky_loss
         parts["tversky_loss"] = float(tversky_loss)
     return loss, parts
+
+
+def mine_hard_negatives(
+    model: paddle.nn.Layer,
+    images: np.ndarray,
+    labels: np.ndarray,
+    min_pixels: int,
+    batch: int = 16,
+    norm: tuple[float, float] = (0.5, 0.5),
+) -> np.ndarray:
+    """Indices of the samples on which ``model`` marks at least ``min_pixels`` of tumour where the
+    reference has none (outside label 255): its false positives, drawn more often as hard negatives."""
+    model.eval()
+    hard = []
+    with paddle.no_grad():
+        for start in range(0, len(images), batch):
+            units = images[start : start + batch].astype(np.float32) / 255.0
+            pred = paddle.argmax(model(to_tensor(units, norm))[0], axis=1).numpy()
+            truth = labels[start : start + batch]
+            wrong = (pred == 2) & (truth != 2) & (truth != IGNORE)
+            counts = wrong.reshape(len(wrong), -1).sum(axis=1)
+            hard.extend(start + int(i) for i in np.flatnonzero(counts >= min_pixels))
+    model.train()
+    return np.array(hard, dtype=np.int64)
 
 
 def evaluate(
@@ -320,6 +351,15 @@ def train(
         model.set_state_dict(paddle.load(str(start)))
         state["init_from"] = str(start)
         state["protocol"] += f"; started from {start} (same fold)"
+    hard_fraction = float(train_cfg.get("hard_negative_fraction", 0.0))
+    if hard_fraction and not (ckpt / "state.json").is_file():  # mined once, from the starting weights
+        hard = mine_hard_negatives(model, images, labels, int(train_cfg.get("hard_negative_min_pixels", 20)), norm=norm)
+        state["hard_negatives"] = hard.tolist()
+        state["protocol"] += (
+            f"; {len(hard)} of {len(images)} training samples where the starting weights marked false tumour "
+            f"drawn as {hard_fraction:.0%} of each batch"
+        )
+        print(f"hard negatives: {len(hard)} of {len(images)} training samples", file=sys.stderr)
     if (ckpt / "state.json").is_file():
         state = json.loads((ckpt / "state.json").read_text())
         model.set_state_dict(paddle.load(str(ckpt / "model.pdparams")))
@@ -342,6 +382,7 @@ def train(
     model.train()
     tumour_indices = np.flatnonzero((labels == 2).reshape(len(labels), -1).any(axis=1))
     tumour_fraction = float(train_cfg.get("tumour_fraction", 0.0))
+    hard_indices = np.array(state.get("hard_negatives", []), dtype=np.int64)
     select_on = train_cfg.get("select_on", "val_mean_dice")
     batch_size = int(train_cfg["batch_size"])
     pools: dict[str, int] = state.setdefault("pools", {})
@@ -351,7 +392,9 @@ def train(
             for pool, count in drawn.items():
                 pools[pool] = pools.get(pool, 0) + count
         else:
-            x, y = make_batch(images, labels, batch_size, aug, rng, tumour_indices, tumour_fraction, norm)
+            x, y = make_batch(
+                images, labels, batch_size, aug, rng, tumour_indices, tumour_fraction, norm, hard_indices, hard_fraction
+            )
         loss, parts = loss_fn(
             model(x)[0],
             y,

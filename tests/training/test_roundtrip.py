@@ -120,6 +120,40 @@ def test_train_export_parity_round_trip(data_root, tmp_path):
     volume = load(data_root / "dcmqi" / "ct-3slice")
     labels = Segmenter(manifest).segment(volume, "tiny").labels
     assert labels.shape == volume.shape and set(np.unique(labels)) <= {0, 1, 2}
+    fine = tmp_path / "fine"
+    tune = [
+        str(TRAIN_PYTHON),
+        "-m",
+        "training.train",
+        "training/configs/unet_w16.yaml",
+        "--out",
+        str(fine),
+        "--data",
+        str(data),
+        "--iters",
+        "2",
+        "--train-cases",
+        "3Dircadb1.1",
+        "--set",
+        "model.base_channels=4",
+        "model.depth=2",
+        "train.batch_size=2",
+        "data.size=64",
+        "data.limit=12",
+        "data.val_limit=4",
+        "train.hard_negative_fraction=0.5",
+    ]
+    missing = subprocess.run(
+        [*tune, f"train.init_from={tmp_path / 'nowhere.pdparams'}"], cwd=REPO, capture_output=True, text=True
+    )
+    assert missing.returncode != 0 and "does not exist; train that run first" in missing.stderr
+    started = subprocess.run(
+        [*tune, f"train.init_from={run / 'final.pdparams'}"], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    assert started.returncode == 0, started.stderr[-2000:]
+    state = json.loads((fine / "final.json").read_text())
+    assert state["init_from"] == str(run / "final.pdparams") and "started from" in state["protocol"]
+    assert isinstance(state["hard_negatives"], list) and "hard negatives:" in started.stderr
 
 
 def test_every_config_builds_its_model():
@@ -164,3 +198,21 @@ def test_ignored_pixels_count_for_nothing_in_the_loss():
     full, ignored, half = values[0:3], values[3:6], values[6:9]
     assert ignored == pytest.approx(half, rel=1e-5)
     assert all(abs(a - b) > 1e-3 for a, b in zip(ignored, full, strict=True))  # the masked half did change every term
+
+
+def test_hard_negatives_are_the_samples_with_false_tumour():
+    """A layer marking tumour on every left half: sample 0 has tumour there (no false positive),
+    sample 1 none (a hard negative), sample 2 has the left half ignored (label 255: nothing counts)."""
+    stdout = run_in_training_env(
+        "import numpy as np, paddle\n"
+        "from training.train import mine_hard_negatives, IGNORE\n"
+        "class LeftTumour(paddle.nn.Layer):\n"
+        "    def forward(self, x):\n"
+        "        n, _, h, w = x.shape\n"
+        "        logits = np.zeros((n, 3, h, w), 'float32'); logits[:, 2, :, : w // 2] = 5.0\n"
+        "        return [paddle.to_tensor(logits)]\n"
+        "images = np.zeros((3, 8, 8, 3), 'uint8')\n"
+        "labels = np.zeros((3, 8, 8), 'uint8'); labels[0, :, :4] = 2; labels[2, :, :4] = IGNORE\n"
+        "print(mine_hard_negatives(LeftTumour(), images, labels, min_pixels=4).tolist())\n"
+    )
+    assert stdout.strip() == "[1]"
