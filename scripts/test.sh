@@ -76,7 +76,7 @@ else
     .venv/bin/ruff check liverhealth training tests bench scripts
     .venv/bin/ruff format --check liverhealth training tests bench scripts
     set +e
-    .venv/bin/python -m pytest "$@"
+    .venv/bin/python -m pytest --durations=30 "$@"  # the slowest 30: what to trim when the gate grows
     status=$?
     set -e
 fi
