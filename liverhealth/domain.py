@@ -458,6 +458,8 @@ _VALIDATION_FIGURES = (
     ("lesion_recall_10mm", "recall of lesions ≥ 10 mm", 3),
     ("false_positives", "false-positive lesions per case", 1),
     ("false_positives_10mm", "false positives ≥ 10 mm per case", 1),
+    ("well_outlined_share", "share of true lesions outlined with lesion Dice ≥ 0.5 per case", 3),
+    ("pooled_well_outlined_share", "of all true lesions", 3),
 )
 
 
