@@ -31,7 +31,7 @@ import numpy as np
 from liverhealth.inference import Segmenter, load_manifest
 from liverhealth.inference.lesion_filter import parse_lesion_filter
 from liverhealth.inference.manifest import Decoding
-from training.evaluate_cv import load_patient, score_case
+from training.evaluate_cv import CASE_KEYS, load_patient, score_case
 from training.manifest_edit import set_entry_block, with_spec
 from training.protocol import FOLDS
 
@@ -87,17 +87,7 @@ def pooled(rows: list[dict]) -> list[dict]:
                     "threshold": threshold,
                     "min_lesion_mm3": minimum,
                     "cases": len(cases),
-                    **{
-                        key: mean(key)
-                        for key in (
-                            "liver_dice",
-                            "tumour_dice",
-                            "lesion_recall",
-                            "lesion_recall_10mm",
-                            "false_positives",
-                            "false_positives_10mm",
-                        )
-                    },
+                    **{key: mean(key) for key in CASE_KEYS},
                 }
             )
     return table

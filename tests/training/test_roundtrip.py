@@ -43,6 +43,31 @@ def run_in_training_env(script: str) -> str:
     return result.stdout
 
 
+def tiny_training(out: Path, data: Path) -> list[str]:
+    """The command line of a two-iteration run of a tiny UNet on 3Dircadb1.1's samples."""
+    return [
+        str(TRAIN_PYTHON),
+        "-m",
+        "training.train",
+        "training/configs/unet_w16.yaml",
+        "--out",
+        str(out),
+        "--data",
+        str(data),
+        "--iters",
+        "2",
+        "--train-cases",
+        "3Dircadb1.1",
+        "--set",
+        "model.base_channels=4",
+        "model.depth=2",
+        "train.batch_size=2",
+        "data.size=64",
+        "data.limit=12",
+        "data.val_limit=4",
+    ]
+
+
 def test_train_export_parity_round_trip(data_root, tmp_path):
     require_training_stack()
     data = tmp_path / "data"
@@ -69,29 +94,7 @@ def test_train_export_parity_round_trip(data_root, tmp_path):
     )
     run = tmp_path / "run"
     train = subprocess.run(
-        [
-            str(TRAIN_PYTHON),
-            "-m",
-            "training.train",
-            "training/configs/unet_w16.yaml",
-            "--out",
-            str(run),
-            "--data",
-            str(data),
-            "--iters",
-            "2",
-            "--train-cases",
-            "3Dircadb1.1",
-            "--set",
-            "model.base_channels=4",
-            "model.depth=2",
-            "train.batch_size=2",
-            "data.size=64",
-            "data.limit=12",
-            "data.val_limit=4",
-            "train.val_every=2",
-            "train.log_every=1",
-        ],
+        [*tiny_training(run, data), "train.val_every=2", "train.log_every=1"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -121,28 +124,7 @@ def test_train_export_parity_round_trip(data_root, tmp_path):
     labels = Segmenter(manifest).segment(volume, "tiny").labels
     assert labels.shape == volume.shape and set(np.unique(labels)) <= {0, 1, 2}
     fine = tmp_path / "fine"
-    tune = [
-        str(TRAIN_PYTHON),
-        "-m",
-        "training.train",
-        "training/configs/unet_w16.yaml",
-        "--out",
-        str(fine),
-        "--data",
-        str(data),
-        "--iters",
-        "2",
-        "--train-cases",
-        "3Dircadb1.1",
-        "--set",
-        "model.base_channels=4",
-        "model.depth=2",
-        "train.batch_size=2",
-        "data.size=64",
-        "data.limit=12",
-        "data.val_limit=4",
-        "train.hard_negative_fraction=0.5",
-    ]
+    tune = [*tiny_training(fine, data), "train.hard_negative_fraction=0.5"]
     missing = subprocess.run(
         [*tune, f"train.init_from={tmp_path / 'nowhere.pdparams'}"], cwd=REPO, capture_output=True, text=True
     )
