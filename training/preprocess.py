@@ -29,6 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from liverhealth.domain import Label
 from liverhealth.imaging import load
 from liverhealth.imaging.ircadb import ircadb_structure, load_ircadb_case
 from liverhealth.imaging.volumes import read_label_volume
@@ -272,6 +273,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--negatives-every", type=int, default=4, help="keep every n-th slice elsewhere")
     parser.add_argument("--synthetic-copies", type=int, default=3, help="copies with synthetic tumours per case")
     parser.add_argument("--lesions", default="2-6", help="synthetic lesions per copy, as MIN-MAX")
+    parser.add_argument(
+        "--small-synthetic-copies",
+        type=int,
+        default=0,
+        help="copies with small (5-20 mm) synthetic lesions clear of vessels, per case without a tumour label",
+    )
+    parser.add_argument("--small-lesions", default="3-8", help="small synthetic lesions per copy, as MIN-MAX")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -289,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     for sub in ("images", "labels", "cases"):
         (args.out / sub).mkdir(parents=True, exist_ok=True)
     low, high = (int(v) for v in args.lesions.split("-"))
+    small_low, small_high = (int(v) for v in args.small_lesions.split("-"))
     ignored: dict[str, list[str]] = {}
     for item in args.ignore:
         case, _, structure = item.partition(":")
@@ -337,6 +346,17 @@ def main(argv: list[str] | None = None) -> int:
             lines = write_samples(variant, painted_hu, painted_labels, args.out, spec, spacing, slices)
             (args.out / "cases" / f"{variant}.txt").write_text("\n".join(lines) + "\n")
             case_meta["synthetic"].append({"variant": variant, "lesions": [asdict(x) for x in lesions]})
+        tumour_free = not (labels == Label.TUMOUR).any()
+        for copy in range(args.small_synthetic_copies if tumour_free else 0):
+            rng = np.random.default_rng([args.seed, index, copy, 5])  # its own stream: other copies unchanged
+            count = int(rng.integers(small_low, small_high + 1))
+            painted_hu, painted_labels, lesions = paint_lesions(
+                hu, labels, spacing, count, seed=int(rng.integers(1 << 31)), small=True
+            )
+            variant = f"{name}+synthsmall{copy}"
+            lines = write_samples(variant, painted_hu, painted_labels, args.out, spec, spacing, slices)
+            (args.out / "cases" / f"{variant}.txt").write_text("\n".join(lines) + "\n")
+            case_meta["synthetic"].append({"variant": variant, "small": True, "lesions": [asdict(x) for x in lesions]})
         meta["cases"][name] = case_meta
         print(f"{name}: {len(lines)} samples, {len(case_meta['synthetic'])} synthetic copies", file=sys.stderr)
     split = split_by_case([name for name, *_ in sources], args.seed)

@@ -19,6 +19,10 @@ lesions painted here. Each lesion follows the recipe of the paper:
   parenchyma instead of having a cut-out edge.
 
 Lesions are painted only inside the liver; the returned label map marks them as tumour.
+
+``SMALL_SIZE_CLASSES`` is the small-lesion set (issue 29, step 7): 5–20 mm across, never at the
+edge, the whole lesion plus ``SMALL_CLEARANCE_MM`` inside parenchyma (so away from vessels),
+painted only on livers without a tumour label (``preprocess --small-synthetic-copies``).
 """
 
 from __future__ import annotations
@@ -39,6 +43,12 @@ SIZE_CLASSES: tuple[tuple[str, float, tuple[float, float]], ...] = (
     ("medium", 0.30, (10.0, 20.0)),
     ("large", 0.20, (20.0, 35.0)),
 )
+# Small lesions: diameters 5-10 mm and 10-20 mm, as radii.
+SMALL_SIZE_CLASSES: tuple[tuple[str, float, tuple[float, float]], ...] = (
+    ("small5-10", 0.5, (2.5, 5.0)),
+    ("small10-20", 0.5, (5.0, 10.0)),
+)
+SMALL_CLEARANCE_MM = 2.0
 PERIPHERAL_FRACTION = 0.35
 CONTRAST_HU = (15.0, 70.0)
 EDGE_DEPTH_MM = 2.0
@@ -99,9 +109,11 @@ def _mottled(
     return field / (field.std() + 1e-6)
 
 
-def sample_size(rng: np.random.Generator) -> tuple[str, float]:
-    """A size class (by ``SIZE_CLASSES`` probabilities) and a radius in mm within it."""
-    names, probabilities, ranges = zip(*SIZE_CLASSES, strict=True)
+def sample_size(
+    rng: np.random.Generator, classes: tuple[tuple[str, float, tuple[float, float]], ...] = SIZE_CLASSES
+) -> tuple[str, float]:
+    """A size class (by the probabilities of ``classes``) and a radius in mm within it."""
+    names, probabilities, ranges = zip(*classes, strict=True)
     index = rng.choice(len(names), p=np.array(probabilities) / sum(probabilities))
     return names[index], float(rng.uniform(*ranges[index]))
 
@@ -135,23 +147,27 @@ def paint_lesion(
     rng: np.random.Generator,
     margin_mm: float = 4.0,
     peripheral_fraction: float = PERIPHERAL_FRACTION,
+    size_classes: tuple[tuple[str, float, tuple[float, float]], ...] = SIZE_CLASSES,
+    clearance_mm: float | None = None,
 ) -> SyntheticLesion | None:
     """Paint one lesion in place into ``hu`` (int16) and ``labels``; None when no room was found.
 
     A peripheral lesion's centre lies closer to the liver's outline than 0.6 of its radius, so
     the lesion runs into it; the others lie at least half a radius (at most 15 mm) away from
-    anything that is not parenchyma (outline and vessels).
+    anything that is not parenchyma (outline and vessels), or, with ``clearance_mm``, the
+    lesion's reach (1.7 radii: longest axis 1.25 radii, deformed by up to 35 %) plus that clearance.
     """
     liver = labels == Label.LIVER
     median, spread, parenchyma = _parenchyma(hu, liver)
-    size_class, radius_mm = sample_size(rng)
+    size_class, radius_mm = sample_size(rng, size_classes)
     peripheral = bool(rng.random() < peripheral_fraction)
     if peripheral:
         centre = _pick_centre(
             parenchyma, liver, spacing, (EDGE_DEPTH_MM, max(0.6 * radius_mm, EDGE_DEPTH_MM + 1.0)), rng
         )
     else:
-        centre = _pick_centre(parenchyma, parenchyma, spacing, (min(radius_mm * 0.5, 15.0), np.inf), rng)
+        depth = min(radius_mm * 0.5, 15.0) if clearance_mm is None else 1.7 * radius_mm + clearance_mm
+        centre = _pick_centre(parenchyma, parenchyma, spacing, (depth, np.inf), rng)
     if centre is None:
         return None
     half = [int(np.ceil((radius_mm * 1.6 + margin_mm) / s)) for s in spacing]
@@ -183,13 +199,22 @@ def paint_lesions(
     count: int,
     seed: int,
     peripheral_fraction: float = PERIPHERAL_FRACTION,
+    small: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, list[SyntheticLesion]]:
-    """A copy of the case with ``count`` synthetic lesions painted into its liver."""
+    """A copy of the case with ``count`` synthetic lesions painted into its liver.
+
+    ``small``: the small-lesion set (``SMALL_SIZE_CLASSES``, none peripheral, clear of vessels).
+    """
     rng = np.random.default_rng(seed)
     hu, labels = hu.copy(), labels.copy()
     lesions = []
+    options = (
+        {"peripheral_fraction": 0.0, "size_classes": SMALL_SIZE_CLASSES, "clearance_mm": SMALL_CLEARANCE_MM}
+        if small
+        else {"peripheral_fraction": peripheral_fraction}
+    )
     for _ in range(count):
-        lesion = paint_lesion(hu, labels, spacing, rng, peripheral_fraction=peripheral_fraction)
+        lesion = paint_lesion(hu, labels, spacing, rng, **options)
         if lesion is not None and lesion.voxels > 0:
             lesions.append(lesion)
     return hu, labels, lesions

@@ -240,12 +240,24 @@ def test_lits_jpg_samples_come_through_the_same_path(tmp_path, data_root):
                 "160",
                 "--synthetic-copies",
                 "1",
+                "--small-synthetic-copies",
+                "1",
+                "--small-lesions",
+                "2-2",
             ]
         )
         == 0
     )
     meta = json.loads((out / "meta.json").read_text())
     assert len(meta["cases"]) == 26 and meta["cases"]["lits029"]["synthetic"] == []  # real tumours only
+    small = {name for name, case in meta["cases"].items() if case["synthetic"]}
+    assert small == {"lits032", "lits041", "lits047"}  # the tumour-free livers only get small lesions
+    for name in small:
+        (copy,) = meta["cases"][name]["synthetic"]
+        assert copy["variant"] == f"{name}+synthsmall0" and copy["small"] and copy["lesions"]
+        assert all(2.5 <= lesion["radius_mm"] <= 10.0 for lesion in copy["lesions"])
+        assert all(lesion["voxels"] > 0 and not lesion["peripheral"] for lesion in copy["lesions"])
+        assert len(_lines(out, copy["variant"])) == meta["cases"][name]["slices"]  # 6 mm pixels hide them
     assert meta["cases"]["lits029"]["slices"] == 65 and meta["cases"]["lits029"]["source"].startswith("..")
     image = cv2.imread(str(out / "images" / "lits029_032.png"), cv2.IMREAD_UNCHANGED)
     assert image.shape == (SIZE, SIZE, 3) and image.max() > 200

@@ -7,7 +7,14 @@ import pytest
 from scipy import ndimage
 
 from liverhealth.imaging.ircadb import load_ircadb_case
-from training.synthetic import CONTRAST_HU, SIZE_CLASSES, paint_lesions, sample_size
+from training.synthetic import (
+    CONTRAST_HU,
+    SIZE_CLASSES,
+    SMALL_CLEARANCE_MM,
+    SMALL_SIZE_CLASSES,
+    paint_lesions,
+    sample_size,
+)
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +87,27 @@ def test_peripheral_lesions_run_into_the_liver_edge_and_deep_ones_do_not(liver_s
     assert len(edge) >= 6 and len(deep) >= 6
     assert sum(edge) >= len(edge) - 1, edge
     assert sum(deep) / len(deep) < sum(edge) / len(edge) - 0.3, (edge, deep)
+
+
+def test_small_lesions_are_5_to_20_mm_and_clear_of_vessels_and_outline(liver_slab):
+    """The small set: 5-20 mm across, none peripheral, no painted voxel next to a vessel or the outline."""
+    hu, labels, spacing = liver_slab
+    liver = labels == 1
+    values = hu[liver].astype(np.float32)
+    median = float(np.median(values))
+    spread = float(np.percentile(values, 75) - np.percentile(values, 25))
+    other = ~(liver & (np.abs(hu.astype(np.float32) - median) < 2.0 * spread))  # vessels, outline, outside
+    distance = ndimage.distance_transform_edt(~other, sampling=spacing)
+    low, high = SMALL_SIZE_CLASSES[0][2][0], SMALL_SIZE_CLASSES[-1][2][1]
+    assert (2 * low, 2 * high) == (5.0, 20.0)
+    painted_any = 0
+    for seed in range(6):
+        _, painted, lesions = paint_lesions(hu, labels, spacing, count=3, seed=seed, small=True)
+        painted_any += len(lesions)
+        for lesion in lesions:
+            assert low <= lesion.radius_mm <= high and not lesion.peripheral
+        tumour = painted == 2
+        assert not (tumour & ~liver).any()
+        if lesions:
+            assert distance[tumour].min() >= SMALL_CLEARANCE_MM, distance[tumour].min()
+    assert painted_any >= 6, painted_any
