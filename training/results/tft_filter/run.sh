@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The tiles-then-whole-box recipe (unet-tft, folds cv0 and cv1: cv2 is not trained yet) with its own
-# lesion filter and decoding, as the shipped recipe got them:
-#  1. fp_filter collect/fit on the two folds' held-out predictions: each fold's filter is fitted and
-#     thresholded on the other fold's held-out patients only (training/results/fp_filter_unet_tft);
+# The tiles-then-whole-box recipe (unet-tft) with its own lesion filter and decoding, as the shipped
+# recipe got them. Folds as arguments (default: 0 1, run 2026-12-08; cv2 was not trained yet):
+#   bash training/results/tft_filter/run.sh 0 1 2
+#  1. fp_filter collect/fit on the folds' held-out predictions: each fold's filter is fitted and
+#     thresholded on the other folds' held-out patients only (training/results/fp_filter_unet_tft);
 #  2. each fold model with its cross-fitted filter on its held-out patients (cv_unet_tft_filtered);
 #  3. the decoding sweep on the folds' inner-validation patients only, rule fixed in
 #     training/decoding.py (decoding_unet_tft), then the held-out patients again with the chosen
@@ -12,11 +13,17 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 py=.venv/bin/python
 work=training/work/tft_filter
-folds=(0 1)
+if [ $# -gt 0 ]; then folds=("$@"); else folds=(0 1); fi
+rm -rf $work/filtered $work/decoded
 res=training/results
-if [ ! -f $res/fp_filter_unet_tft/rows.json ]; then
-    $py -m training.fp_filter collect --models-dir training/work/models_cv/cv0 --models-dir training/work/models_cv/cv1 \
-        --model unet-tft-cv0 --model unet-tft-cv1 --out $res/fp_filter_unet_tft
+collect=()
+for k in "${folds[@]}"; do
+    collect+=(--models-dir training/work/models_cv/cv$k --model unet-tft-cv$k)
+done
+# rows.json of the same folds is reused (collecting is the slow part)
+if ! $py -c "import json,sys; rows=json.load(open(sys.argv[1])); sys.exit(sorted({c['fold'] for c in rows['cases']}) != sys.argv[2:])" \
+    $res/fp_filter_unet_tft/rows.json $(printf 'cv%s ' "${folds[@]}") 2>/dev/null; then
+    $py -m training.fp_filter collect "${collect[@]}" --out $res/fp_filter_unet_tft
 fi
 $py -m training.fp_filter fit --out $res/fp_filter_unet_tft
 sweep=()
