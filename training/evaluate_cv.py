@@ -301,11 +301,11 @@ def manifest_metrics(summary: dict, weights_fold: str | None = None) -> dict:
     metrics: dict = {"protocol": protocol, "cv_folds": len(summary["folds"])}
     for key in CASE_KEYS:
         if overall.get(key):
-            metrics[key] = round(overall[key]["mean"], 4)
-            metrics[f"{key}_sd"] = round(overall[key]["sd"], 4)
+            metrics[key] = round(overall[key]["mean"], 6)  # 6: the app rounds to 3, no double rounding
+            metrics[f"{key}_sd"] = round(overall[key]["sd"], 6)
     for key in ("global_liver_dice", "global_tumour_dice", "pooled_well_outlined_share"):
         if overall.get(key) is not None:
-            metrics[key] = round(overall[key], 4)
+            metrics[key] = round(overall[key], 6)
     metrics["cv_patients"] = overall["cases"]
     return metrics
 
