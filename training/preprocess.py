@@ -212,6 +212,24 @@ def split_by_case(names: list[str], seed: int) -> dict[str, list[str]] | None:
     return {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
 
 
+def painted_copy(
+    out: Path,
+    spec: InputSpec,
+    variant: str,
+    case: tuple[np.ndarray, np.ndarray, tuple[float, float, float], np.ndarray],
+    count: int,
+    seed: int,
+    small: bool = False,
+) -> dict:
+    """Write one synthetic-lesion copy of a case (HU, labels, spacing, kept slices) as ``variant``;
+    what was painted, for meta.json."""
+    hu, labels, spacing, slices = case
+    painted_hu, painted_labels, lesions = paint_lesions(hu, labels, spacing, count, seed=seed, small=small)
+    lines = write_samples(variant, painted_hu, painted_labels, out, spec, spacing, slices)
+    (out / "cases" / f"{variant}.txt").write_text("\n".join(lines) + "\n")
+    return {"variant": variant, **({"small": True} if small else {}), "lesions": [asdict(x) for x in lesions]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Make 2D/2.5D training samples from labelled CT.")
     parser.add_argument("--out", type=Path, required=True)
@@ -336,27 +354,19 @@ def main(argv: list[str] | None = None) -> int:
             "ignored": ignored.get(name, []),
             "synthetic": [],
         }
+        case = (hu, labels, spacing, slices)
         for copy in range(args.synthetic_copies if kind != "lits_jpg" else 0):  # lits_jpg has real tumours
             rng = np.random.default_rng([args.seed, index, copy])
             count = int(rng.integers(low, high + 1))
-            painted_hu, painted_labels, lesions = paint_lesions(
-                hu, labels, spacing, count, seed=int(rng.integers(1 << 31))
-            )
-            variant = f"{name}+synth{copy}"
-            lines = write_samples(variant, painted_hu, painted_labels, args.out, spec, spacing, slices)
-            (args.out / "cases" / f"{variant}.txt").write_text("\n".join(lines) + "\n")
-            case_meta["synthetic"].append({"variant": variant, "lesions": [asdict(x) for x in lesions]})
+            copy_meta = painted_copy(args.out, spec, f"{name}+synth{copy}", case, count, int(rng.integers(1 << 31)))
+            case_meta["synthetic"].append(copy_meta)
         tumour_free = not (labels == Label.TUMOUR).any()
         for copy in range(args.small_synthetic_copies if tumour_free else 0):
             rng = np.random.default_rng([args.seed, index, copy, 5])  # its own stream: other copies unchanged
             count = int(rng.integers(small_low, small_high + 1))
-            painted_hu, painted_labels, lesions = paint_lesions(
-                hu, labels, spacing, count, seed=int(rng.integers(1 << 31)), small=True
-            )
             variant = f"{name}+synthsmall{copy}"
-            lines = write_samples(variant, painted_hu, painted_labels, args.out, spec, spacing, slices)
-            (args.out / "cases" / f"{variant}.txt").write_text("\n".join(lines) + "\n")
-            case_meta["synthetic"].append({"variant": variant, "small": True, "lesions": [asdict(x) for x in lesions]})
+            copy_meta = painted_copy(args.out, spec, variant, case, count, int(rng.integers(1 << 31)), small=True)
+            case_meta["synthetic"].append(copy_meta)
         meta["cases"][name] = case_meta
         print(f"{name}: {len(lines)} samples, {len(case_meta['synthetic'])} synthetic copies", file=sys.stderr)
     split = split_by_case([name for name, *_ in sources], args.seed)
