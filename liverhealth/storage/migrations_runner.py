@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -9,7 +11,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.util import CommandError
 from sqlalchemy import inspect, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from liverhealth.errors import StorageError
 
@@ -24,15 +26,32 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
-def upgrade_to_head(connection: Connection) -> str:
-    """Upgrade the schema to the newest revision; returns it.
+@contextmanager
+def schema_lock(engine: Engine) -> Iterator[None]:
+    """Hold the server's named schema lock on a connection of its own (MySQL/MariaDB; nothing elsewhere).
 
-    On MySQL/MariaDB a named server lock makes concurrent first-time saves (two workstations
-    creating the tables at once) take turns: the second finds the schema in place.
+    Concurrent first-time saves (two workstations creating the tables at once) take turns. The
+    upgrade must run and **commit** on another connection inside this block: MySQL commits DDL at
+    once but the last ``alembic_version`` update only at the transaction's end, so a lock released
+    before that commit lets the next workstation see the previous revision and run it again.
     """
-    mysql = connection.dialect.name in ("mysql", "mariadb")
-    if mysql and connection.execute(text("SELECT GET_LOCK('liverhealth_schema', 60)")).scalar() != 1:
-        raise TimeoutError("another workstation has been upgrading the schema for a minute")
+    if engine.dialect.name not in ("mysql", "mariadb"):
+        yield
+        return
+    with engine.connect() as connection:
+        if connection.execute(text("SELECT GET_LOCK('liverhealth_schema', 60)")).scalar() != 1:
+            raise StorageError(
+                "Another workstation has been creating or upgrading the database tables for a minute. "
+                "Try again when it has finished."
+            )
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT RELEASE_LOCK('liverhealth_schema')"))
+
+
+def upgrade_to_head(connection: Connection) -> str:
+    """Upgrade the schema to the newest revision; returns it. Run it under ``schema_lock``."""
     try:
         command.upgrade(alembic_config(connection), "head")
         return MigrationContext.configure(connection).get_current_revision() or ""
@@ -43,9 +62,6 @@ def upgrade_to_head(connection: Connection) -> str:
             "version wrote it, or it was changed by hand). Use the LiverHealth version that created it, or a new "
             "database."
         ) from exc
-    finally:
-        if mysql:
-            connection.execute(text("SELECT RELEASE_LOCK('liverhealth_schema')"))
 
 
 def missing_tables(connection: Connection) -> list[str]:

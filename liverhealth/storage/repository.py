@@ -30,7 +30,7 @@ from liverhealth.domain import Report as DomainReport
 from liverhealth.errors import StorageError
 from liverhealth.storage.database import database_url, describe, make_engine, parse_url, translate
 from liverhealth.storage.identity import KeptIdentity, kept_identity
-from liverhealth.storage.migrations_runner import missing_tables, upgrade_to_head
+from liverhealth.storage.migrations_runner import missing_tables, schema_lock, upgrade_to_head
 from liverhealth.storage.models import (
     AuditEvent,
     LoginFailure,
@@ -231,8 +231,13 @@ class Repository:
 
     def _upgrade(self) -> str:
         def once() -> str:
-            with self._connection("create the tables") as connection:
-                return upgrade_to_head(connection)
+            try:
+                with schema_lock(self.engine):
+                    with self._connection("create the tables") as connection:
+                        revision = upgrade_to_head(connection)
+                    return revision  # committed above, before the lock is released
+            except (DBAPIError, SQLAlchemyError, OSError) as exc:
+                raise translate(exc, self._parsed, "create the tables") from exc
 
         # SQLite: a concurrent first-time creation shows up as 'already exists'; the second try finds it made
         return _with_retries(

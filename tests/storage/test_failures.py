@@ -9,7 +9,7 @@ import sys
 import uuid
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from liverhealth.errors import StorageError
 from liverhealth.storage import Repository
@@ -232,3 +232,36 @@ def test_unknown_schema_revision_is_one_clear_error(tmp_path):
         connection.execute("UPDATE alembic_version SET version_num = '9999'")
     with pytest.raises(StorageError, match="schema revision '9999', which this LiverHealth does not know"):
         Repository(url).init()
+
+
+@pytest.mark.mysql
+def test_mysql_schema_upgrade_is_committed_before_the_lock_is_released():
+    """The last revision's alembic_version update is committed before the schema lock goes: a lock
+    released first lets a second workstation read the previous revision and add its columns again
+    (the 'Duplicate column' race of two first-time saves)."""
+    name = f"lh_lock_{uuid.uuid4().hex[:8]}"
+    repo = Repository(f"mysql+pymysql://root@{MYSQL_HOST}:{MYSQL_PORT}/{name}")
+    order: list[str] = []
+
+    @event.listens_for(repo.engine, "commit")
+    def committed(_connection):
+        order.append("commit")
+
+    @event.listens_for(repo.engine, "before_cursor_execute")
+    def executing(_connection, _cursor, statement, *_):
+        if "RELEASE_LOCK" in statement:
+            order.append("release")
+        elif "GET_LOCK" in statement:
+            order.append("lock")
+        elif statement.lstrip().upper().startswith(("UPDATE ALEMBIC_VERSION", "INSERT INTO ALEMBIC_VERSION")):
+            order.append("version")
+
+    try:
+        assert repo.init()
+        last_version = max(i for i, step in enumerate(order) if step == "version")
+        assert order.index("lock") < last_version < order.index("release"), order
+        assert "commit" in order[last_version : order.index("release")], order
+        repo.close()
+    finally:
+        with mysql_root() as connection, connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name}")
