@@ -4,8 +4,8 @@
 #   bash training/keep_runs.sh save      copy every run's resumable state and every fold score
 #                                        from training/work into training/kept (then commit it)
 #   bash training/keep_runs.sh restore   copy training/kept back into training/work where missing
-# Kept per run: checkpoint/ (weights, optimiser, schedule, sampler state, history), best.pdparams,
-# final.pdparams, train.log.jsonl, curve.png; per fold: eval_cv/FOLD/*.json (run_cv.sh exports a
+# Kept per run: checkpoint/ (weights, optimiser, schedule, sampler state, history; of a finished
+# run only its state.json, 13 MB less), best.pdparams, final.pdparams, train.log.jsonl, curve.png; per fold: eval_cv/FOLD/*.json (run_cv.sh exports a
 # finished run again). Samples are not kept: rebuild them with their training.preprocess command
 # (deterministic: same seed, same samples). run_cv.sh restores first.
 set -euo pipefail
@@ -22,6 +22,9 @@ save)
         for item in checkpoint best.pdparams final.pdparams train.log.jsonl curve.png; do
             [ -e "$run/$item" ] && cp -r "$run/$item" "$kept/runs/$id.tmp/"
         done
+        if [ -f "$run/final.pdparams" ]; then  # finished: nothing resumes it, only its state is read
+            rm -f "$kept/runs/$id.tmp/checkpoint/model.pdparams" "$kept/runs/$id.tmp/checkpoint/model.pdopt"
+        fi
         find "$kept/runs/$id.tmp" -type f -name "*.tmp" -delete
         rm -rf "$kept/runs/$id" && mv "$kept/runs/$id.tmp" "$kept/runs/$id"
         echo "kept run $id"
