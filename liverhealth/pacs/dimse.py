@@ -4,6 +4,7 @@ to store (pynetdicom)."""
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,6 +49,16 @@ IMAGE_SYNTAXES = [
 PENDING = (0xFF00, 0xFF01)
 
 
+def _listening(node: tuple[str, int], timeout_s: float) -> bool:
+    """Whether anything accepts TCP connections at ``node``: tells a node that refused our association
+    (pynetdicom reports some refusals as aborts) from one that is down (also an abort)."""
+    try:
+        with socket.create_connection(node, timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
 def _joined(value) -> str:
     return value if isinstance(value, str) else "\\".join(str(v) for v in value or [])
 
@@ -64,11 +75,14 @@ class DimsePacs:
     @contextmanager
     def _association(self, ae: AE, action: str, **kwargs) -> Iterator:
         where = self.settings.where
+        node = (self.settings.host, self.settings.port)
         try:
-            assoc = ae.associate(self.settings.host, self.settings.port, ae_title=self.settings.called_aet, **kwargs)
+            assoc = ae.associate(*node, ae_title=self.settings.called_aet, **kwargs)
+            if assoc.is_aborted:  # a refusal can arrive as an abort when the node drops the link at once: ask again
+                assoc = ae.associate(*node, ae_title=self.settings.called_aet, **kwargs)
         except OSError as exc:
             raise PacsError(f"The {where} cannot be reached ({type(exc).__name__}) to {action}.") from exc
-        if assoc.is_rejected:
+        if assoc.is_rejected or (assoc.is_aborted and _listening(node, self.settings.timeout_s)):
             raise PacsError(f"The {where} rejected the association (check the AE titles: we call as "
                             f"{self.settings.calling_aet}) when we tried to {action}.")  # fmt: skip
         if not assoc.is_established:
